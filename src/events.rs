@@ -1,0 +1,152 @@
+//! The run's event stream: the one ordered sequence of facts that every
+//! consumer (log.jsonl writer, terminal renderer, `--json`, summary, cache)
+//! reads. Events are the very records written to log.jsonl (DESIGN.md §5),
+//! so their serde form *is* the file format; see docs/log-format.md.
+//!
+//! Owns: event types and their JSON shape. Must not know about: the
+//! terminal, Docker, Lua.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One line of a log.jsonl file, plus (in memory only) which job it belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// RFC 3339 UTC with millisecond precision: `2026-11-24T21:43:38.123Z`.
+    pub ts: String,
+    /// The job this event is about. Job-level kinds (sh-*, stdout, stderr,
+    /// print) are written to `jobs/<job>/log.jsonl` *without* this key (the
+    /// path says it); run-level kinds about a job (job-start, job-end) keep
+    /// it; `--json` always writes it so a consumer can tell jobs apart.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub job: Option<String>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Where a chunk of command output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A job's outcome (DESIGN.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+/// A run's status, as the server spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Error,
+    Canceled,
+    Superseded,
+}
+
+impl EventKind {
+    /// True for kinds that live in a job's own log.jsonl.
+    pub fn is_job_level(&self) -> bool {
+        matches!(
+            self,
+            EventKind::ShStart { .. }
+                | EventKind::Stdout { .. }
+                | EventKind::Stderr { .. }
+                | EventKind::ShExit { .. }
+                | EventKind::Print { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum EventKind {
+    // ---- job level (jobs/<id>/log.jsonl); the server's kinds ----
+    ShStart {
+        n: u32,
+        /// A string (run through `sh -c`) or an argv array, as given.
+        cmd: Value,
+    },
+    Stdout {
+        n: u32,
+        data: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        encoding: Option<String>,
+    },
+    Stderr {
+        n: u32,
+        data: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        encoding: Option<String>,
+    },
+    ShExit {
+        n: u32,
+        exit: i64,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        signal: Option<String>,
+        duration_ms: u64,
+    },
+    // ---- job level; quire-ci's additions ----
+    /// `print` from inside a run-fn.
+    Print { data: String },
+
+    // ---- run level (log.jsonl); the server's kinds ----
+    ContainerStart {
+        image: String,
+        #[serde(rename = "container-id")]
+        container_id: String,
+    },
+    ContainerDied { reason: String },
+    ContainerEnd { status: RunStatus },
+
+    // ---- run level; quire-ci's additions ----
+    RunStart {
+        #[serde(rename = "run-id")]
+        run_id: String,
+        #[serde(rename = "ref")]
+        git_ref: String,
+        sha: Option<String>,
+        tree: String,
+        dirty: bool,
+        /// The jobs this run will consider, in execution order.
+        jobs: Vec<String>,
+    },
+    /// Image resolution / pull / build progress worth recording.
+    Image {
+        image: String,
+        /// `present`, `pulling`, `pulled`, `building`, `built`.
+        action: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        detail: Option<String>,
+    },
+    /// A job begins (its id is in `Event::job`).
+    JobStart {},
+    /// A job ends (its id is in `Event::job`).
+    JobEnd {
+        outcome: Outcome,
+        duration_ms: u64,
+        /// Why it was skipped or failed, in words.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        reason: Option<String>,
+        /// ci.fnl line of the failure, when known.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        line: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        outputs: Option<Value>,
+    },
+    RunEnd {
+        status: RunStatus,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        error: Option<String>,
+    },
+}

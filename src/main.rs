@@ -1,0 +1,3 @@
+fn main() {
+    println!("quire-ci {}", env!("CARGO_PKG_VERSION"));
+}
