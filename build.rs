@@ -1,1 +1,68 @@
-fn main() {}
+//! Embeds the Fennel compiler (`fennel.lua`) into the binary.
+//!
+//! fennel.lua is a dependency, never committed here: it is found through
+//! `QUIRE_FENNEL_LUA`, then the standard install paths. `scripts/bootstrap`
+//! provides it on a machine that has none.
+
+use std::path::{Path, PathBuf};
+
+const STANDARD_PATHS: &[&str] = &[
+    "/usr/share/lua/5.4/fennel.lua",
+    "/usr/local/share/lua/5.4/fennel.lua",
+    "/usr/share/lua/5.3/fennel.lua",
+    "/usr/local/share/lua/5.3/fennel.lua",
+    "/usr/share/lua/5.1/fennel.lua",
+    "/usr/local/share/lua/5.1/fennel.lua",
+    "/opt/homebrew/share/lua/5.4/fennel.lua",
+];
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=QUIRE_FENNEL_LUA");
+    println!("cargo:rerun-if-changed=build.rs");
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(p) = std::env::var("QUIRE_FENNEL_LUA") {
+        if !p.is_empty() {
+            candidates.push(PathBuf::from(p));
+        }
+    }
+    candidates.push(manifest.join(".deps/fennel.lua"));
+    candidates.extend(STANDARD_PATHS.iter().map(PathBuf::from));
+
+    let Some(found) = candidates.iter().find(|p| p.is_file()) else {
+        let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "\nerror: quire-ci needs the Fennel compiler (fennel.lua) at build time.\n\
+             looked in:\n  {}\n\
+             fix: run `scripts/bootstrap` (fetches Debian's `fennel` package and\n\
+             extracts fennel.lua into .deps/), or install it (`apt install fennel`\n\
+             on Debian 13+) and/or set QUIRE_FENNEL_LUA=/path/to/fennel.lua.\n",
+            looked.join("\n  ")
+        );
+        std::process::exit(1);
+    };
+    println!("cargo:rerun-if-changed={}", found.display());
+    let text = std::fs::read_to_string(found).unwrap_or_else(|e| {
+        eprintln!("error: cannot read {}: {e}", found.display());
+        std::process::exit(1);
+    });
+    let version = fennel_version(&text).unwrap_or_else(|| "unknown".to_string());
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    write(&out.join("fennel.lua"), &text);
+    println!("cargo:rustc-env=QUIRE_FENNEL_VERSION={version}");
+}
+
+fn fennel_version(text: &str) -> Option<String> {
+    // fennel.lua declares `local version = "1.5.3"` (or `utils.version`).
+    text.lines().find_map(|l| {
+        let l = l.trim();
+        let rest = l.strip_prefix("local version = \"").or_else(|| l.strip_prefix("version = \""))?;
+        Some(rest.split('"').next()?.to_string())
+    })
+}
+
+fn write(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        std::fs::write(path, text).expect("write OUT_DIR/fennel.lua");
+    }
+}

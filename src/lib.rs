@@ -3,4 +3,10 @@
 //!
 //! One room per concern (see STYLE.md); `main.rs` only parses and dispatches.
 
+pub mod cli;
+pub mod commands;
+pub mod diagnostic;
 pub mod events;
+pub mod fennel;
+pub mod pipeline;
+pub mod sandbox;

@@ -1,3 +1,31 @@
+use clap::{CommandFactory, Parser};
+
+use quire_ci::cli::{Cli, Command};
+use quire_ci::commands::{self, exit, Context};
+
 fn main() {
-    println!("quire-ci {}", env!("CARGO_PKG_VERSION"));
+    let cli = Cli::parse();
+    let ctx = match Context::new(cli.directory.clone(), cli.color, cli.quiet, cli.verbose) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(exit::BAD_INPUT);
+        }
+    };
+    let code = match &cli.command {
+        Command::Validate(a) => commands::validate::run(&ctx, a),
+        Command::List(a) => commands::list::run(&ctx, a),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "quire-ci", &mut std::io::stdout());
+            exit::OK
+        }
+        Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit::INFRA
+            }
+        },
+    };
+    std::process::exit(code);
 }

@@ -1,0 +1,90 @@
+//! The command line: clap types only. Dispatch lives in main.rs, the work in
+//! `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run your repository's quire CI pipeline (.quire/ci.fnl) locally, before you push.
+#[derive(Debug, Parser)]
+#[command(name = "quire-ci", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 success · 1 a job failed · 2 bad usage or a bad ci.fnl · 3 infrastructure (engine, image, container) · 130 interrupted")]
+pub struct Cli {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+
+    /// When to use colour.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Print less: only problems (and, for runs, failing jobs and the summary).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more detail.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile and check .quire/ci.fnl without starting a container.
+    Validate(ValidateArgs),
+    /// Show the jobs, their inputs, their order and the image.
+    List(ListArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    Man,
+}
+
+/// Limits on evaluating ci.fnl (see docs/sandbox.md).
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// Memory cap for each Luau VM, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(8..=65536))]
+    pub lua_memory: u64,
+
+    /// Wall-clock deadline for compiling and evaluating ci.fnl's top level, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub eval_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Check this file instead of .quire/ci.fnl (modules still resolve in .quire/).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub eval: EvalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON for scripts.
+    #[arg(long, conflicts_with = "dot")]
+    pub json: bool,
+
+    /// Print a Graphviz digraph of the jobs.
+    #[arg(long)]
+    pub dot: bool,
+
+    #[command(flatten)]
+    pub eval: EvalArgs,
+}

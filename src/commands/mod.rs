@@ -1,0 +1,108 @@
+//! One file per subcommand: each turns parsed arguments into work done by
+//! the rooms (pipeline, snapshot, engine, ...) and into an exit code.
+
+pub mod list;
+pub mod validate;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::cli::{ColorChoice, EvalArgs};
+use crate::diagnostic::{render_all, Problem, Sources};
+use crate::pipeline::{self, DirFiles, Invalid, Pipeline, RepoFiles};
+use crate::sandbox::Limits;
+
+/// Exit codes, the same for every command (DESIGN.md §1).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const JOB_FAILED: i32 = 1;
+    pub const BAD_INPUT: i32 = 2;
+    pub const INFRA: i32 = 3;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// Settings every command reads.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub cwd: PathBuf,
+    pub color_stdout: bool,
+    pub color_stderr: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+impl Context {
+    pub fn new(dir: Option<PathBuf>, color: ColorChoice, quiet: bool, verbose: bool) -> std::io::Result<Context> {
+        let cwd = match dir {
+            Some(d) => std::fs::canonicalize(&d).map_err(|e| std::io::Error::new(e.kind(), format!("-C {}: {e}", d.display())))?,
+            None => std::env::current_dir()?,
+        };
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let pick = |tty: bool| match color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && !no_color,
+        };
+        Ok(Context {
+            cwd,
+            color_stdout: pick(std::io::stdout().is_terminal()),
+            color_stderr: pick(std::io::stderr().is_terminal()),
+            quiet,
+            verbose,
+        })
+    }
+
+    /// Prints problems to stderr, every one of them.
+    pub fn report(&self, problems: &[Problem], sources: &Sources) {
+        eprint!("{}", render_all(problems, sources, self.color_stderr));
+    }
+}
+
+impl EvalArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            memory: (self.lua_memory as usize) * 1024 * 1024,
+            eval_timeout: Duration::from_secs_f64(self.eval_timeout.max(0.001)),
+            ..Limits::default()
+        }
+    }
+}
+
+/// The root of the work tree containing `start`: the nearest directory with
+/// a `.git` (a directory, or a file for worktrees and submodules).
+pub fn find_repo_root(start: &Path) -> Result<PathBuf, Problem> {
+    let mut dir = Some(start);
+    while let Some(d) = dir {
+        if d.join(".git").exists() {
+            return Ok(d.to_path_buf());
+        }
+        dir = d.parent();
+    }
+    Err(Problem::new("quire_ci::no_repo", format!("{} is not inside a git repository", start.display()))
+        .help("run quire-ci inside a git work tree, or point at one with -C DIR"))
+}
+
+/// The repository's files, with `.quire/ci.fnl` optionally taken from elsewhere.
+struct FilesWithCiOverride {
+    root: DirFiles,
+    ci_fnl: Option<PathBuf>,
+}
+
+impl RepoFiles for FilesWithCiOverride {
+    fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
+        match (&self.ci_fnl, path == pipeline::CI_FNL) {
+            (Some(p), true) => DirFiles(PathBuf::new()).read(&p.to_string_lossy()),
+            _ => self.root.read(path),
+        }
+    }
+}
+
+/// Finds the repository and evaluates its ci.fnl from the working tree.
+pub fn evaluate_worktree(ctx: &Context, ci_fnl: Option<&Path>, eval: &EvalArgs) -> Result<Pipeline, Invalid> {
+    let root = find_repo_root(&ctx.cwd).map_err(|p| Invalid { problems: vec![p], sources: Sources::default() })?;
+    let ci_fnl = ci_fnl.map(|p| if p.is_absolute() { p.to_path_buf() } else { ctx.cwd.join(p) });
+    let files = FilesWithCiOverride { root: DirFiles(root), ci_fnl };
+    pipeline::evaluate(Rc::new(files), eval.limits())
+}

@@ -1,0 +1,31 @@
+//! `quire-ci validate`: compile and check ci.fnl, no container.
+
+use super::{evaluate_worktree, exit, Context};
+use crate::cli::ValidateArgs;
+
+pub fn run(ctx: &Context, args: &ValidateArgs) -> i32 {
+    match evaluate_worktree(ctx, args.file.as_deref(), &args.eval) {
+        Ok(p) => {
+            if !ctx.quiet {
+                let order: Vec<&str> = p.jobs.iter().map(|j| j.id.as_str()).collect();
+                let image = match &p.image {
+                    Some(i) => i.name.clone(),
+                    None => "default (none declared)".to_string(),
+                };
+                let jobs = match order.len() {
+                    1 => "1 job".to_string(),
+                    n => format!("{n} jobs"),
+                };
+                let order = if order.is_empty() { String::new() } else { format!(": {}", order.join(" → ")) };
+                println!("ok: .quire/ci.fnl is valid, {jobs}{order}; image {image}");
+            }
+            exit::OK
+        }
+        Err(invalid) => {
+            ctx.report(&invalid.problems, &invalid.sources);
+            let n = invalid.problems.len();
+            eprintln!("{} in .quire/ci.fnl", if n == 1 { "1 problem".to_string() } else { format!("{n} problems") });
+            exit::BAD_INPUT
+        }
+    }
+}

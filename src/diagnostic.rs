@@ -1,0 +1,170 @@
+//! Problems in a ci.fnl (or a module it requires), as the user reads them:
+//! a code, a one-line message naming the thing, a label on the source span
+//! and a `help:` line. Rendered through miette.
+//!
+//! Owns: the `Problem` type and turning it into a miette report. Must not
+//! know about: Docker, how problems were found.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+
+/// Where a problem points: a file (as named to the user, e.g. `.quire/ci.fnl`)
+/// and a 1-based line, optionally a 0-based character column span.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub columns: Option<(usize, usize)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// Stable code, e.g. `quire_ci::cycle`.
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// The text of the label on the source span.
+    pub label: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+}
+
+impl Problem {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Problem {
+        Problem { code, message: message.into(), location: None, label: String::new(), help: None }
+    }
+    pub fn at(mut self, file: &str, line: usize) -> Problem {
+        self.location = Some(Location { file: file.to_string(), line, columns: None });
+        self
+    }
+    pub fn columns(mut self, columns: Option<(usize, usize)>) -> Problem {
+        if let Some(loc) = self.location.as_mut() {
+            loc.columns = columns;
+        }
+        self
+    }
+    pub fn label(mut self, label: impl Into<String>) -> Problem {
+        self.label = label.into();
+        self
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Problem {
+        self.help = Some(help.into());
+        self
+    }
+    pub fn line(&self) -> Option<usize> {
+        self.location.as_ref().map(|l| l.line)
+    }
+}
+
+/// The text of every file problems may point into, by the name used in
+/// `Location::file`.
+#[derive(Debug, Clone, Default)]
+pub struct Sources(BTreeMap<String, String>);
+
+impl Sources {
+    pub fn insert(&mut self, file: &str, text: &str) {
+        self.0.insert(file.to_string(), text.to_string());
+    }
+    pub fn get(&self, file: &str) -> Option<&str> {
+        self.0.get(file).map(String::as_str)
+    }
+}
+
+/// A problem with its source attached, ready for miette's renderer.
+#[derive(Debug)]
+pub struct Rendered {
+    problem: Problem,
+    source: Option<NamedSource<String>>,
+    span: Option<SourceSpan>,
+}
+
+impl fmt::Display for Rendered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problem.message)
+    }
+}
+
+impl std::error::Error for Rendered {}
+
+impl Diagnostic for Rendered {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.problem.code))
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.problem.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = self.span?;
+        let label = (!self.problem.label.is_empty()).then(|| self.problem.label.clone());
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(label, span))))
+    }
+}
+
+impl Problem {
+    /// Attaches the source the problem points into.
+    pub fn render(&self, sources: &Sources) -> Rendered {
+        let mut rendered = Rendered { problem: self.clone(), source: None, span: None };
+        if let Some(loc) = &self.location {
+            if let Some(text) = sources.get(&loc.file) {
+                rendered.span = span_of(text, loc);
+                rendered.source = Some(NamedSource::new(&loc.file, text.to_string()));
+            }
+        }
+        rendered
+    }
+}
+
+/// The byte span of a location: the given columns, or the line from its
+/// first non-blank character to its end.
+fn span_of(text: &str, loc: &Location) -> Option<SourceSpan> {
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == loc.line {
+            let body = line.trim_end_matches(['\n', '\r']);
+            let (start, end) = match loc.columns {
+                Some((a, b)) => (char_to_byte(body, a), char_to_byte(body, b.max(a + 1))),
+                None => {
+                    let start = body.len() - body.trim_start().len();
+                    (start, body.len().max(start))
+                }
+            };
+            let len = end.saturating_sub(start).max(usize::from(body.is_empty()));
+            return Some(SourceSpan::new((offset + start).into(), len));
+        }
+        offset += line.len();
+    }
+    // Past the last line (e.g. "expected closing delimiter" at end of file):
+    // point at the end of the text.
+    (text.len() > 0).then(|| SourceSpan::new(text.trim_end().len().into(), 0))
+}
+
+fn char_to_byte(s: &str, chars: usize) -> usize {
+    s.char_indices().nth(chars).map(|(b, _)| b).unwrap_or(s.len())
+}
+
+/// Renders problems as miette does for a terminal (or plain text when
+/// `color` is false), every problem in order.
+pub fn render_all(problems: &[Problem], sources: &Sources, color: bool) -> String {
+    let handler = if color {
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode())
+    } else {
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+    }
+    .with_width(100);
+    let mut out = String::new();
+    for p in problems {
+        let r = p.render(sources);
+        if handler.render_report(&mut out, &r).is_err() {
+            out.push_str(&p.message);
+        }
+        out.push('\n');
+    }
+    out
+}

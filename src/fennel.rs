@@ -1,0 +1,271 @@
+//! The compile VM: the real Fennel compiler (`fennel.lua`, embedded at build
+//! time) running in its own Luau VM, turning ci.fnl text into Lua text whose
+//! line numbers equal the ci.fnl line numbers.
+//!
+//! Owns: fennel.lua, the two shims it needs under Luau, compile diagnostics.
+//! Must not know about: Docker, the terminal, what the compiled code does.
+//!
+//! Macros and `eval-compiler` run here, so this VM is held to the same
+//! limits as the execute VM (memory cap, the evaluation deadline) and gets
+//! no more of the host than ci.fnl does: Luau has no `io` and no process
+//! functions, and mlua's filesystem `require` is replaced before Fennel loads.
+
+use mlua::chunk::ChunkMode;
+use mlua::{Function, Lua, LuaOptions, StdLib, Table};
+
+use crate::sandbox::Clock;
+
+/// The Fennel compiler source, embedded by build.rs.
+const FENNEL_LUA: &str = include_str!(concat!(env!("OUT_DIR"), "/fennel.lua"));
+
+/// The version of the embedded fennel.lua, read by build.rs.
+pub const FENNEL_VERSION: &str = env!("QUIRE_FENNEL_VERSION");
+
+/// Markers handed to Fennel as its `error-pinpoint`, so the offending span of
+/// the source line can be read back out of its friendly error message.
+const PIN_OPEN: &str = "\u{1}";
+const PIN_CLOSE: &str = "\u{2}";
+
+/// Shims that fennel.lua needs under Luau: a `package`/`require` that only
+/// serves `package.preload` (fennel.lua registers its own submodules there),
+/// and `debug.getinfo` built on Luau's `debug.info`.
+const SHIMS: &str = r#"
+local preload, loaded = {}, {}
+package = { preload = preload, loaded = loaded, path = "", searchers = {}, loaders = {} }
+function require(name)
+  local m = loaded[name]
+  if m ~= nil then return m end
+  local loader = preload[name]
+  if loader == nil then
+    error("module '" .. tostring(name) .. "' is not available at compile time", 2)
+  end
+  m = loader(name)
+  if m == nil then m = true end
+  loaded[name] = m
+  return m
+end
+local info = debug.info
+debug.getinfo = function(what, fields)
+  local level = what
+  if type(what) == "number" then level = what + 1 end
+  local ok, src, line, name, fn = pcall(info, level, "slnf")
+  if not ok or src == nil then return nil end
+  local short = src:gsub("^[@=]", "")
+  local kind = "Lua"
+  if src == "[C]" then kind = "C" end
+  return { source = src, short_src = short, currentline = line,
+           linedefined = line, name = name, func = fn, what = kind }
+end
+"#;
+
+/// A Fennel compiler plugin that records where each call to something
+/// named `…job` or `…image` starts and ends. Luau attributes a multi-line
+/// call to the line where it closes; the registration functions map that
+/// back to the line where the form opens, which is what a user reads.
+const POSITIONS_PLUGIN: &str = r#"
+local fennel, forms = ...
+return { name = "quire-ci-positions", versions = { fennel.version },
+  call = function(ast, scope)
+    local head = ast[1]
+    if fennel["sym?"](head) and ast.line then
+      local name = tostring(head)
+      if name:match("job$") or name:match("image$") then
+        table.insert(forms, { ast.line, ast.endline or ast.line })
+      end
+    end
+  end }
+"#;
+
+/// Compiled Lua plus where the registration calls in it sit.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub lua: String,
+    /// (first line, last line) of each `(… job …)` / `(… image …)` form.
+    pub forms: Vec<(usize, usize)>,
+}
+
+impl Compiled {
+    /// The line where the registration form that Luau reports at `line` opens.
+    pub fn form_start(&self, line: usize) -> usize {
+        self.forms
+            .iter()
+            .filter(|(a, b)| *a <= line && line <= *b)
+            .map(|(a, _)| *a)
+            .max()
+            .unwrap_or(line)
+    }
+}
+
+/// What went wrong while compiling one Fennel file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompileError {
+    /// `parse` or `compile` (Fennel's own words), or `limit` when the
+    /// evaluation deadline or memory cap stopped a macro.
+    pub kind: CompileErrorKind,
+    pub file: String,
+    /// 1-based line, when Fennel reported one.
+    pub line: Option<usize>,
+    /// 0-based character columns of the offending span on that line.
+    pub span: Option<(usize, usize)>,
+    pub message: String,
+    /// Fennel's "Try ..." suggestions.
+    pub help: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompileErrorKind {
+    Parse,
+    Compile,
+    Limit,
+}
+
+/// The compile VM. One per evaluation; cheap enough to make per run.
+pub struct Compiler {
+    lua: Lua,
+    fennel: Table,
+    compile_string: Function,
+    plugin: Function,
+}
+
+impl Compiler {
+    /// Loads fennel.lua into a fresh Luau VM held to `clock` and `memory_limit`.
+    pub fn new(clock: &Clock, memory_limit: usize) -> mlua::Result<Compiler> {
+        let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::BIT | StdLib::OS;
+        let lua = Lua::new_with(libs, LuaOptions::default())?;
+        let g = lua.globals();
+        // mlua's own extras: a filesystem `require` and `loadstring`. The shim
+        // replaces `require`; `loadstring` stays (Fennel's macro loader uses
+        // it with setfenv), but only ever sees text we produced.
+        g.raw_set("require", mlua::Nil)?;
+        // `debug` exists only for the getinfo shim Fennel wants.
+        let debug = lua.create_table()?;
+        let luau_debug: Option<Table> = lua.load("return debug").set_mode(ChunkMode::Text).eval().ok();
+        if let Some(d) = luau_debug {
+            debug.raw_set("info", d.raw_get::<mlua::Value>("info")?)?;
+            debug.raw_set("traceback", d.raw_get::<mlua::Value>("traceback")?)?;
+        }
+        g.raw_set("debug", debug)?;
+        lua.load(SHIMS).set_name("=quire-ci/fennel-shims").set_mode(ChunkMode::Text).exec()?;
+        clock.install(&lua);
+        lua.set_memory_limit(memory_limit)?;
+        let fennel: Table = lua
+            .load(FENNEL_LUA)
+            .set_name("=fennel.lua")
+            .set_mode(ChunkMode::Text)
+            .call(())?;
+        let compile_string: Function = fennel.get("compileString")?;
+        let plugin = lua.load(POSITIONS_PLUGIN).set_name("=quire-ci/positions").set_mode(ChunkMode::Text).into_function()?;
+        Ok(Compiler { lua, fennel, compile_string, plugin })
+    }
+
+    /// Compiles one Fennel source to Lua with line correlation.
+    pub fn compile(&self, file: &str, source: &str) -> Result<Compiled, CompileError> {
+        let forms = self.lua.create_table().map_err(|e| internal(file, e))?;
+        let opts = self.options(file, &forms).map_err(|e| internal(file, e))?;
+        match self.compile_string.call::<String>((source, opts)) {
+            Ok(lua) => {
+                let forms = forms
+                    .sequence_values::<Vec<usize>>()
+                    .filter_map(Result::ok)
+                    .filter_map(|v| Some((*v.first()?, *v.get(1)?)))
+                    .collect();
+                Ok(Compiled { lua, forms })
+            }
+            Err(e) => Err(parse_error(file, &e)),
+        }
+    }
+
+    fn options(&self, file: &str, forms: &Table) -> mlua::Result<Table> {
+        let opts = self.lua.create_table()?;
+        let plugin: Table = self.plugin.call((self.fennel.clone(), forms.clone()))?;
+        let plugins = self.lua.create_table()?;
+        plugins.raw_push(plugin)?;
+        opts.set("plugins", plugins)?;
+        opts.set("filename", file)?;
+        opts.set("correlate", true)?;
+        // Luau has bit32, not Lua 5.3's operators; the execute VM aliases
+        // `bit` to `bit32` for Fennel's bitwise forms.
+        opts.set("useBitLib", true)?;
+        let pin = self.lua.create_table()?;
+        pin.raw_push(PIN_OPEN)?;
+        pin.raw_push(PIN_CLOSE)?;
+        opts.set("error-pinpoint", pin)?;
+        // Macros get Fennel's safe compiler environment (its default), which is
+        // built from this VM's globals: no io, no process, no filesystem.
+        Ok(opts)
+    }
+}
+
+fn internal(file: &str, e: mlua::Error) -> CompileError {
+    CompileError {
+        kind: CompileErrorKind::Compile,
+        file: file.to_string(),
+        line: None,
+        span: None,
+        message: format!("internal error preparing the Fennel compiler: {e}"),
+        help: vec![],
+    }
+}
+
+/// Reads Fennel's error text: `file:LINE:COL: Parse error: MSG` then, when it
+/// could show the source, the line with the span between the pinpoint
+/// markers, then `* Try ...` suggestions.
+fn parse_error(file: &str, err: &mlua::Error) -> CompileError {
+    let text = root_message(err);
+    if std::env::var_os("QUIRE_CI_DEBUG_FENNEL").is_some() {
+        eprintln!("fennel said: {text:?}");
+    }
+    if let Some(limit) = crate::sandbox::limit_message(&text) {
+        return CompileError {
+            kind: CompileErrorKind::Limit,
+            file: file.to_string(),
+            line: None,
+            span: None,
+            message: limit,
+            help: vec![],
+        };
+    }
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("").trim();
+    let (kind, line, message) = split_header(first)
+        .unwrap_or((CompileErrorKind::Compile, None, first.to_string()));
+    let mut span = None;
+    let mut help = Vec::new();
+    for l in lines {
+        if let Some(open) = l.find(PIN_OPEN) {
+            let close = l.find(PIN_CLOSE).unwrap_or(l.len());
+            let start = l[..open].chars().count();
+            let len = l[open + PIN_OPEN.len()..close].chars().count();
+            span = Some((start, start + len.max(1)));
+        } else if let Some(s) = l.trim().strip_prefix("* ") {
+            help.push(s.to_string());
+        }
+    }
+    CompileError { kind, file: file.to_string(), line, span, message, help }
+}
+
+fn split_header(first: &str) -> Option<(CompileErrorKind, Option<usize>, String)> {
+    for (needle, kind) in [(" Parse error: ", CompileErrorKind::Parse), (" Compile error: ", CompileErrorKind::Compile)] {
+        if let Some(at) = first.find(needle) {
+            let loc = first[..at].trim_end_matches(':');
+            let message = first[at + needle.len()..].trim().to_string();
+            let mut parts = loc.rsplitn(3, ':');
+            let _col = parts.next();
+            let line = parts.next().and_then(|l| l.parse().ok());
+            return Some((kind, line, message));
+        }
+    }
+    None
+}
+
+/// The innermost message of an mlua error, without Rust-side wrapping.
+pub fn root_message(err: &mlua::Error) -> String {
+    match err {
+        mlua::Error::CallbackError { cause, .. } => root_message(cause),
+        mlua::Error::RuntimeError(m) | mlua::Error::SyntaxError { message: m, .. } => m.clone(),
+        mlua::Error::MemoryError(m) => format!("memory: {m}"),
+        mlua::Error::ExternalError(e) => e.to_string(),
+        mlua::Error::WithContext { cause, .. } => root_message(cause),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,249 @@
+//! The execute VM: a separate, sandboxed Luau VM that runs compiled ci.fnl,
+//! plus the limits every VM of ours is held to.
+//!
+//! Owns: which globals ci.fnl sees, the memory cap, the evaluation deadline
+//! and the per-run-fn CPU budget (the `Clock`). Must not know about: Docker,
+//! the terminal, what a job is.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use mlua::chunk::ChunkMode;
+use mlua::{Lua, LuaOptions, StdLib, Table, Value, VmState};
+
+/// Every limit message starts with this, so it can be recognised after it
+/// has travelled through Lua error values and `pcall`s.
+const LIMIT_PREFIX: &str = "quire-ci limit: ";
+
+/// The limits a ci.fnl evaluation runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Memory cap of each VM, in bytes (`--lua-memory`).
+    pub memory: usize,
+    /// Wall-clock deadline for compiling and registering (`--eval-timeout`).
+    pub eval_timeout: Duration,
+    /// Lua-side CPU time each run-fn may spend, excluding time blocked in
+    /// `sh` (`--job-lua-timeout`).
+    pub run_fn_budget: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: 256 * 1024 * 1024,
+            eval_timeout: Duration::from_secs(10),
+            run_fn_budget: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Off,
+    Deadline { at: Instant, limit: Duration },
+    Budget { used: Duration, since: Option<Instant>, limit: Duration },
+}
+
+/// Time limits checked from the VMs' interrupt callbacks. Once a limit is
+/// hit it stays hit ("sticky"): every later check fails too, so a `pcall`
+/// in the script cannot swallow it and carry on.
+#[derive(Clone)]
+pub struct Clock(Rc<ClockState>);
+
+struct ClockState {
+    mode: Cell<Mode>,
+    tripped: RefCell<Option<String>>,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock(Rc::new(ClockState { mode: Cell::new(Mode::Off), tripped: RefCell::new(None) }))
+    }
+}
+
+impl Clock {
+    /// Starts the wall-clock deadline for top-level evaluation.
+    pub fn start_deadline(&self, limit: Duration) {
+        self.0.tripped.replace(None);
+        self.0.mode.set(Mode::Deadline { at: Instant::now() + limit, limit });
+    }
+
+    /// Starts a fresh Lua-time budget (for one run-fn).
+    pub fn start_budget(&self, limit: Duration) {
+        self.0.tripped.replace(None);
+        self.0.mode.set(Mode::Budget { used: Duration::ZERO, since: Some(Instant::now()), limit });
+    }
+
+    /// Stops counting while the run-fn is blocked in a host call (`sh`).
+    pub fn pause(&self) {
+        if let Mode::Budget { used, since: Some(s), limit } = self.0.mode.get() {
+            self.0.mode.set(Mode::Budget { used: used + s.elapsed(), since: None, limit });
+        }
+    }
+
+    /// Resumes counting after a host call returns.
+    pub fn resume(&self) {
+        if let Mode::Budget { used, since: None, limit } = self.0.mode.get() {
+            self.0.mode.set(Mode::Budget { used, since: Some(Instant::now()), limit });
+        }
+    }
+
+    pub fn stop(&self) {
+        self.0.mode.set(Mode::Off);
+    }
+
+    /// The limit message, if a limit was hit since the last start.
+    pub fn tripped(&self) -> Option<String> {
+        self.0.tripped.borrow().clone()
+    }
+
+    /// Fails once a limit is exceeded, and from then on every time.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(m) = self.0.tripped.borrow().as_ref() {
+            return Err(m.clone());
+        }
+        let over = match self.0.mode.get() {
+            Mode::Off => None,
+            Mode::Deadline { at, limit } => (Instant::now() >= at).then(|| {
+                format!(
+                    "{LIMIT_PREFIX}evaluation of ci.fnl exceeded its {} deadline (raise it with --eval-timeout)",
+                    human(limit)
+                )
+            }),
+            Mode::Budget { used, since, limit } => {
+                let used = used + since.map(|s| s.elapsed()).unwrap_or_default();
+                (used >= limit).then(|| {
+                    format!(
+                        "{LIMIT_PREFIX}the run-fn spent more than {} of Lua time (raise it with --job-lua-timeout)",
+                        human(limit)
+                    )
+                })
+            }
+        };
+        match over {
+            None => Ok(()),
+            Some(m) => {
+                self.0.tripped.replace(Some(m.clone()));
+                Err(m)
+            }
+        }
+    }
+
+    /// Makes `lua` call this clock at every interrupt point (loop back
+    /// edges, calls, returns).
+    pub fn install(&self, lua: &Lua) {
+        let clock = self.clone();
+        lua.set_interrupt(move |_| match clock.check() {
+            Ok(()) => Ok(VmState::Continue),
+            Err(m) => Err(mlua::Error::runtime(m)),
+        });
+    }
+}
+
+fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// If `text` carries a limit message, that message (without its prefix).
+pub fn limit_message(text: &str) -> Option<String> {
+    let at = text.find(LIMIT_PREFIX)?;
+    let rest = &text[at + LIMIT_PREFIX.len()..];
+    Some(rest.lines().next().unwrap_or(rest).to_string())
+}
+
+/// Is this mlua error the memory cap being hit?
+pub fn is_memory_error(e: &mlua::Error) -> bool {
+    match e {
+        mlua::Error::MemoryError(_) => true,
+        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => is_memory_error(cause),
+        mlua::Error::RuntimeError(m) => m.contains("not enough memory"),
+        _ => false,
+    }
+}
+
+/// Globals that exist in stock Lua but not in ci.fnl, with why. Each becomes
+/// a value that raises a clear error naming itself when used.
+const REFUSED: &[(&str, &str)] = &[
+    ("loadstring", "loading code at run time is not allowed"),
+    ("load", "loading code at run time is not allowed"),
+    ("dofile", "ci.fnl cannot read host files"),
+    ("loadfile", "ci.fnl cannot read host files"),
+    ("getfenv", "environments cannot be inspected"),
+    ("setfenv", "environments cannot be changed"),
+    ("collectgarbage", "the collector is not scriptable"),
+    ("gcinfo", "the collector is not scriptable"),
+];
+
+/// Library tables that do not exist in ci.fnl at all; any field of them
+/// raises an error naming the field.
+const REFUSED_LIBS: &[(&str, &str)] = &[
+    ("io", "ci.fnl cannot touch host files; use (sh ...) to work on files inside the container"),
+    ("debug", "the debug library can reach past the sandbox"),
+    ("package", "modules load only through (require ...) from .quire/"),
+    ("coroutine", "coroutines are not part of the ci.fnl surface"),
+];
+
+/// `os` functions stock Lua has and Luau's safe `os` does not.
+const REFUSED_OS: &[&str] = &["execute", "exit", "getenv", "remove", "rename", "tmpname", "setlocale"];
+
+/// Creates the execute VM with the allowed surface. The caller adds its own
+/// globals (`require`, `print`) through `setup`, after which the VM is sealed
+/// with Luau's `sandbox(true)`: library tables become read-only and scripts
+/// get their own global table.
+pub fn execute_vm(limits: &Limits, clock: &Clock, setup: impl FnOnce(&Lua, &Table) -> mlua::Result<()>) -> mlua::Result<Lua> {
+    let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::BIT | StdLib::OS;
+    let lua = Lua::new_with(libs, LuaOptions::default())?;
+    let g = lua.globals();
+    g.raw_set("require", Value::Nil)?;
+    for (name, why) in REFUSED {
+        let msg = format!("{name} is not available in ci.fnl: {why}");
+        g.raw_set(*name, lua.create_function(move |_, ()| -> mlua::Result<()> { Err(mlua::Error::runtime(msg.clone())) })?)?;
+    }
+    for (name, why) in REFUSED_LIBS {
+        g.raw_set(*name, refusing_table(&lua, name, why)?)?;
+    }
+    let os: Table = g.raw_get("os")?;
+    for name in REFUSED_OS {
+        let msg = format!("os.{name} is not available in ci.fnl: host processes and the host environment are out of reach; use (sh ...) inside the container");
+        os.raw_set(*name, lua.create_function(move |_, ()| -> mlua::Result<()> { Err(mlua::Error::runtime(msg.clone())) })?)?;
+    }
+    // Fennel compiles bitwise forms to `bit.band` etc. under useBitLib.
+    g.raw_set("bit", g.raw_get::<Value>("bit32")?)?;
+    setup(&lua, &g)?;
+    lua.sandbox(true)?;
+    clock.install(&lua);
+    lua.set_memory_limit(limits.memory)?;
+    Ok(lua)
+}
+
+fn refusing_table(lua: &Lua, name: &'static str, why: &'static str) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    let mt = lua.create_table()?;
+    let refuse = move |_: &Lua, (_t, key): (Value, Value)| -> mlua::Result<Value> {
+        let key = match key {
+            Value::String(s) => s.to_string_lossy(),
+            other => format!("{other:?}"),
+        };
+        Err(mlua::Error::runtime(format!("{name}.{key} is not available in ci.fnl: {why}")))
+    };
+    mt.raw_set("__index", lua.create_function(refuse)?)?;
+    mt.raw_set(
+        "__newindex",
+        lua.create_function(move |_, (_t, _k, _v): (Value, Value, Value)| -> mlua::Result<()> {
+            Err(mlua::Error::runtime(format!("{name} is not available in ci.fnl: {why}")))
+        })?,
+    )?;
+    mt.raw_set("__metatable", "locked")?;
+    t.set_metatable(Some(mt))?;
+    Ok(t)
+}
+
+/// Loads one compiled chunk (always as text: Luau trusts bytecode).
+pub fn load_chunk(lua: &Lua, chunk_name: &str, lua_source: &str) -> mlua::Result<mlua::Function> {
+    lua.load(lua_source).set_name(format!("={chunk_name}")).set_mode(ChunkMode::Text).into_function()
+}
