@@ -130,7 +130,9 @@ pub struct Compiler {
 impl Compiler {
     /// Loads fennel.lua into a fresh Luau VM held to `clock` and `memory_limit`.
     pub fn new(clock: &Clock, memory_limit: usize) -> mlua::Result<Compiler> {
-        let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::BIT | StdLib::OS;
+        // DEBUG only to lend `debug.info`/`debug.traceback` to the shim below;
+        // the global `debug` is replaced by a table holding just those.
+        let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::BIT | StdLib::OS | StdLib::DEBUG;
         let lua = Lua::new_with(libs, LuaOptions::default())?;
         let g = lua.globals();
         // mlua's own extras: a filesystem `require` and `loadstring`. The shim
@@ -186,6 +188,13 @@ impl Compiler {
         // Luau has bit32, not Lua 5.3's operators; the execute VM aliases
         // `bit` to `bit32` for Fennel's bitwise forms.
         opts.set("useBitLib", true)?;
+        // Unknown globals are compile errors (with Fennel's suggestions)
+        // rather than nil at run time.
+        let allowed = self.lua.create_table()?;
+        for name in crate::sandbox::GLOBALS {
+            allowed.raw_push(*name)?;
+        }
+        opts.set("allowedGlobals", allowed)?;
         let pin = self.lua.create_table()?;
         pin.raw_push(PIN_OPEN)?;
         pin.raw_push(PIN_CLOSE)?;
@@ -238,7 +247,10 @@ fn parse_error(file: &str, err: &mlua::Error) -> CompileError {
             let len = l[open + PIN_OPEN.len()..close].chars().count();
             span = Some((start, start + len.max(1)));
         } else if let Some(s) = l.trim().strip_prefix("* ") {
-            help.push(s.to_string());
+            // Globals are not how ci.fnl shares values; don't suggest _G.
+            if !s.contains("_G") {
+                help.push(s.to_string());
+            }
         }
     }
     CompileError { kind, file: file.to_string(), line, span, message, help }

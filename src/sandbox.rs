@@ -166,6 +166,16 @@ pub fn is_memory_error(e: &mlua::Error) -> bool {
     }
 }
 
+/// Every global name ci.fnl may refer to (the refused ones included, so
+/// that using them gives the sandbox's own error naming them).
+pub const GLOBALS: &[&str] = &[
+    "_G", "_VERSION", "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "print",
+    "rawequal", "rawget", "rawlen", "rawset", "require", "select", "setmetatable", "tonumber", "tostring",
+    "type", "unpack", "xpcall", "newproxy", "string", "table", "math", "utf8", "bit32", "bit", "os",
+    "loadstring", "load", "dofile", "loadfile", "getfenv", "setfenv", "collectgarbage", "gcinfo", "io",
+    "debug", "package", "coroutine",
+];
+
 /// Globals that exist in stock Lua but not in ci.fnl, with why. Each becomes
 /// a value that raises a clear error naming itself when used.
 const REFUSED: &[(&str, &str)] = &[
@@ -212,6 +222,24 @@ pub fn execute_vm(limits: &Limits, clock: &Clock, setup: impl FnOnce(&Lua, &Tabl
         let msg = format!("os.{name} is not available in ci.fnl: host processes and the host environment are out of reach; use (sh ...) inside the container");
         os.raw_set(*name, lua.create_function(move |_, ()| -> mlua::Result<()> { Err(mlua::Error::runtime(msg.clone())) })?)?;
     }
+    // Luau's string.rep wraps a huge count around to an empty string rather
+    // than failing; a ci.fnl asking for gigabytes gets a clear error instead.
+    let guard: mlua::Function = lua
+        .load(
+            r#"local rep, cap, floor = string.rep, ...
+               return function(s, n, sep)
+                 local len = #tostring(s) + (sep and #tostring(sep) or 0)
+                 local count = tonumber(n)
+                 if count and count > 0 and floor(count) * len > cap then
+                   error(string.format("string.rep would build a string of %.0f bytes, more than the %d MiB memory cap (--lua-memory)", floor(count) * len, cap // 1048576), 2)
+                 end
+                 return rep(s, n, sep)
+               end"#,
+        )
+        .set_name("=quire-ci/string.rep")
+        .set_mode(ChunkMode::Text)
+        .call((limits.memory, g.raw_get::<Table>("math")?.raw_get::<mlua::Function>("floor")?))?;
+    g.raw_get::<Table>("string")?.raw_set("rep", guard)?;
     // Fennel compiles bitwise forms to `bit.band` etc. under useBitLib.
     g.raw_set("bit", g.raw_get::<Value>("bit32")?)?;
     setup(&lua, &g)?;
