@@ -7,6 +7,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mlua::chunk::ChunkMode;
@@ -54,11 +56,14 @@ pub struct Clock(Rc<ClockState>);
 struct ClockState {
     mode: Cell<Mode>,
     tripped: RefCell<Option<String>>,
+    /// Set from another thread (a signal handler, a watcher) to stop Lua
+    /// that is busy between host calls.
+    cancel: RefCell<Option<(Arc<AtomicBool>, String)>>,
 }
 
 impl Default for Clock {
     fn default() -> Self {
-        Clock(Rc::new(ClockState { mode: Cell::new(Mode::Off), tripped: RefCell::new(None) }))
+        Clock(Rc::new(ClockState { mode: Cell::new(Mode::Off), tripped: RefCell::new(None), cancel: RefCell::new(None) }))
     }
 }
 
@@ -93,6 +98,17 @@ impl Clock {
         self.0.mode.set(Mode::Off);
     }
 
+    /// Makes every check fail with `message` from now on (until the next
+    /// start): used when the run must stop, so a `pcall` cannot carry on.
+    pub fn trip(&self, message: &str) {
+        self.0.tripped.replace(Some(message.to_string()));
+    }
+
+    /// Once `flag` is set, checks fail with `message` (stickily).
+    pub fn watch_cancel(&self, flag: Arc<AtomicBool>, message: impl Into<String>) {
+        self.0.cancel.replace(Some((flag, message.into())));
+    }
+
     /// The limit message, if a limit was hit since the last start.
     pub fn tripped(&self) -> Option<String> {
         self.0.tripped.borrow().clone()
@@ -102,6 +118,12 @@ impl Clock {
     pub fn check(&self) -> Result<(), String> {
         if let Some(m) = self.0.tripped.borrow().as_ref() {
             return Err(m.clone());
+        }
+        if let Some((flag, msg)) = self.0.cancel.borrow().as_ref() {
+            if flag.load(Ordering::Relaxed) {
+                self.0.tripped.replace(Some(msg.clone()));
+                return Err(msg.clone());
+            }
         }
         let over = match self.0.mode.get() {
             Mode::Off => None,

@@ -1,0 +1,759 @@
+//! The executor: one run of a pipeline, from snapshot to teardown
+//! (DESIGN.md §4). It strings the rooms together — snapshot, pipeline,
+//! engine, runtime — and reports everything as events through the emitter.
+//!
+//! Owns: the order of a run, job scheduling and skip rules, run status,
+//! image resolution, the run container's lifetime, cancellation. Must not
+//! know about: how events are shown or stored (sinks do that).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use mlua::Value;
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+
+use crate::emitter::{Emitter, EventSink};
+use crate::engine::{Engine, EngineError, ExecSpec, PullPolicy, RunContainer, RunContainerSpec};
+use crate::events::{EventKind, Outcome, RunStatus, Stream};
+use crate::pipeline::{self, Invalid, Pipeline, RepoFiles};
+use crate::record::{self, RunMeta, RunRecord};
+use crate::redact::Redactor;
+use crate::runtime::{self, Abort, RunInputs, SecretValues, ShHost, ShReply, ShRequest, SH_CAPTURE_LIMIT};
+use crate::sandbox::Limits;
+use crate::snapshot::{PushFacts, Snapshot};
+
+/// The image used when neither ci.fnl, `.quire/Dockerfile`, `--image` nor
+/// `QUIRE_CI_IMAGE` names one.
+pub const DEFAULT_IMAGE: &str = "debian:bookworm-slim";
+
+/// How many runs are kept per repository; older ones are pruned.
+pub const KEEP_RUNS: usize = 50;
+
+/// Asks a run to stop, from any thread (signal handler, watcher).
+#[derive(Clone)]
+pub struct Cancel {
+    flag: Arc<AtomicBool>,
+    reason: Arc<Mutex<(RunStatus, String)>>,
+    tx: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Cancel {
+    fn default() -> Self {
+        let (tx, _rx) = tokio::sync::watch::channel(false);
+        Cancel {
+            flag: Arc::new(AtomicBool::new(false)),
+            reason: Arc::new(Mutex::new((RunStatus::Canceled, String::new()))),
+            tx: Arc::new(tx),
+        }
+    }
+}
+
+impl Cancel {
+    /// Stops the run; `status` is `Canceled` or `Superseded`.
+    pub fn cancel(&self, status: RunStatus, reason: impl Into<String>) {
+        if !self.flag.swap(true, Ordering::SeqCst) {
+            if let Ok(mut r) = self.reason.lock() {
+                *r = (status, reason.into());
+            }
+        }
+        self.tx.send_replace(true);
+    }
+    pub fn is_canceled(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+    fn status_and_reason(&self) -> (RunStatus, String) {
+        self.reason.lock().map(|r| r.clone()).unwrap_or((RunStatus::Canceled, "canceled".into()))
+    }
+    /// Resolves once the run is asked to stop.
+    pub async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
+
+/// What was pushed, for a run of a commit instead of the working tree.
+#[derive(Debug, Clone)]
+pub struct PushedCommit {
+    pub sha: String,
+    pub facts: PushFacts,
+}
+
+/// Everything a run needs to know before it starts.
+pub struct RunRequest {
+    pub repo_dir: PathBuf,
+    /// None: the working tree. Some: a pushed commit (pre-push hook).
+    pub pushed: Option<PushedCommit>,
+    pub selected: Vec<String>,
+    /// `--ref`: rehearse a push to another ref.
+    pub git_ref: Option<String>,
+    /// `--event`: fields that override the `:quire/push` table.
+    pub event: Option<serde_json::Map<String, Json>>,
+    pub image_override: Option<String>,
+    pub pull: PullPolicy,
+    pub keep: bool,
+    /// The runs directory (`--out`); default `<git-dir>/quire-ci/runs`.
+    pub runs_dir: Option<PathBuf>,
+    pub secrets: BTreeMap<String, String>,
+    pub limits: Limits,
+    pub cancel: Cancel,
+    /// Extra sinks (terminal, --json) beside the run record.
+    pub sinks: Vec<Box<dyn EventSink>>,
+    /// Filled with the container id while one exists (for a forced exit).
+    pub live_container: Arc<Mutex<Option<String>>>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: Option<String>,
+    pub dir: Option<PathBuf>,
+    pub status: RunStatus,
+    pub exit_code: i32,
+    pub tree: Option<String>,
+    /// Set when the run never got going (bad input, engine, image).
+    pub error: Option<RunError>,
+}
+
+/// A run that could not start or had to stop, for the user.
+#[derive(Debug, Clone)]
+pub enum RunError {
+    /// ci.fnl did not compile or validate (exit 2).
+    Invalid { problems: Vec<crate::diagnostic::Problem>, sources: crate::diagnostic::Sources },
+    /// Bad usage: unknown job names, unreadable --event (exit 2).
+    Usage(String),
+    /// The engine, the image, the container (exit 3).
+    Infra(String),
+}
+
+/// The files of a snapshot, for evaluating ci.fnl as it is in the snapshot.
+struct SnapshotFiles(Rc<Snapshot>);
+
+impl RepoFiles for SnapshotFiles {
+    fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
+        self.0.read_file(path).map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// Runs a pipeline. Blocks the calling thread (which must not be a tokio
+/// worker); engine calls go through `rt`.
+pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
+    let started = Instant::now();
+    let fail = |error: RunError, tree: Option<String>| {
+        let exit_code = match &error {
+            RunError::Invalid { .. } | RunError::Usage(_) => crate::commands::exit::BAD_INPUT,
+            RunError::Infra(_) => crate::commands::exit::INFRA,
+        };
+        RunOutcome { run_id: None, dir: None, status: RunStatus::Error, exit_code, tree, error: Some(error) }
+    };
+
+    // 1. Snapshot.
+    let snapshot = match &req.pushed {
+        None => Snapshot::of_worktree(&req.repo_dir),
+        Some(p) => Snapshot::of_commit(&req.repo_dir, &p.sha),
+    };
+    let snapshot = match snapshot {
+        Ok(s) => Rc::new(s),
+        Err(e) => return fail(RunError::Usage(format!("cannot snapshot {}: {e}", req.repo_dir.display())), None),
+    };
+    let tree = snapshot.tree_id();
+    let facts = match &req.pushed {
+        Some(p) => Ok(p.facts.clone()),
+        None => crate::snapshot::push_facts_for_worktree(&snapshot),
+    };
+    let facts = match facts {
+        Ok(f) => f,
+        Err(e) => return fail(RunError::Usage(format!("cannot read git facts: {e}")), Some(tree)),
+    };
+
+    // 2. Compile + register, from the snapshot.
+    let evaluated = pipeline::evaluate(Rc::new(SnapshotFiles(snapshot.clone())), req.limits);
+
+    // The record exists from here on, whatever happens next.
+    let runs_dir = req.runs_dir.clone().unwrap_or_else(|| record::runs_dir(snapshot.git_dir()));
+    let run_id = record::new_run_id();
+    let dir = runs_dir.join(&run_id);
+    let git_ref = req.git_ref.clone().unwrap_or_else(|| facts.git_ref.clone());
+    let ci_hash = match &evaluated {
+        Ok(p) => p.source_hash.clone(),
+        Err(_) => snapshot
+            .read_file(pipeline::CI_FNL)
+            .ok()
+            .flatten()
+            .map(|b| format!("{:x}", Sha256::digest(&b)))
+            .unwrap_or_default(),
+    };
+    let declared_image = evaluated.as_ref().ok().and_then(|p| p.image.as_ref().map(|i| i.name.clone()));
+    let meta = RunMeta {
+        run_id: run_id.clone(),
+        repo: req.repo_dir.clone(),
+        git_ref: git_ref.clone(),
+        sha: facts.sha.clone(),
+        tree: tree.clone(),
+        dirty: snapshot.dirty(),
+        image: declared_image,
+        ci_fnl_hash: ci_hash,
+        quire_ci_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: record::now_ts(),
+        pid: std::process::id(),
+        extra: serde_json::Map::new(),
+    };
+    let record = match RunRecord::create(&dir, &meta) {
+        Ok(r) => r,
+        Err(e) => return fail(RunError::Infra(format!("cannot create the run record: {e}")), Some(tree)),
+    };
+    let redactor = Redactor::new(req.secrets.values().cloned().collect());
+    let mut emitter = Emitter::new(redactor);
+    emitter.add_sink(Box::new(RecordSink { record, warned: false }));
+    for s in req.sinks.drain(..) {
+        emitter.add_sink(s);
+    }
+    let emitter = Rc::new(RefCell::new(emitter));
+
+    let mut outcome = RunOutcome {
+        run_id: Some(run_id.clone()),
+        dir: Some(dir.clone()),
+        status: RunStatus::Error,
+        exit_code: crate::commands::exit::INFRA,
+        tree: Some(tree.clone()),
+        error: None,
+    };
+
+    let pipeline = match evaluated {
+        Ok(p) => p,
+        Err(Invalid { problems, sources }) => {
+            let msg = problems.first().map(|p| p.message.clone()).unwrap_or_default();
+            let more = if problems.len() > 1 { format!(" (and {} more)", problems.len() - 1) } else { String::new() };
+            emit_run_start(&emitter, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), vec![]);
+            finish_run(&emitter, RunStatus::Error, started, Some(format!("{msg}{more}")));
+            outcome.exit_code = crate::commands::exit::BAD_INPUT;
+            outcome.error = Some(RunError::Invalid { problems, sources });
+            return outcome;
+        }
+    };
+
+    // Which jobs: the ones asked for and their ancestors, in run order.
+    let selected = match select_jobs(&pipeline, &req.selected) {
+        Ok(s) => s,
+        Err(msg) => {
+            emit_run_start(&emitter, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), vec![]);
+            finish_run(&emitter, RunStatus::Error, started, Some(msg.clone()));
+            outcome.exit_code = crate::commands::exit::BAD_INPUT;
+            outcome.error = Some(RunError::Usage(msg));
+            return outcome;
+        }
+    };
+    emit_run_start(&emitter, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), selected.clone());
+
+    let ran = run_in_container(rt, &req, &pipeline, &snapshot, &selected, &facts, &git_ref, &run_id, &emitter);
+    let (status, error) = match ran {
+        Ok(status) => (status, None),
+        Err(e) => (RunStatus::Error, Some(e)),
+    };
+    let status = if req.cancel.is_canceled() && matches!(status, RunStatus::Error | RunStatus::Failed) {
+        // A failure caused by tearing down is the cancel, not a failure.
+        req.cancel.status_and_reason().0
+    } else {
+        status
+    };
+    finish_run(&emitter, status, started, error.clone().or_else(|| req.cancel.is_canceled().then(|| req.cancel.status_and_reason().1)));
+    outcome.status = status;
+    outcome.exit_code = match status {
+        RunStatus::Succeeded => crate::commands::exit::OK,
+        RunStatus::Failed => crate::commands::exit::JOB_FAILED,
+        RunStatus::Canceled | RunStatus::Superseded => crate::commands::exit::INTERRUPTED,
+        RunStatus::Error | RunStatus::Running => crate::commands::exit::INFRA,
+    };
+    outcome.error = error.map(RunError::Infra);
+    if let Err(e) = record::prune(&runs_dir, KEEP_RUNS) {
+        eprintln!("quire-ci: warning: pruning old runs in {}: {e}", runs_dir.display());
+    }
+    outcome
+}
+
+fn emit_run_start(
+    emitter: &Rc<RefCell<Emitter>>,
+    run_id: &str,
+    git_ref: &str,
+    facts: &PushFacts,
+    tree: &str,
+    dirty: bool,
+    jobs: Vec<String>,
+) {
+    emitter.borrow_mut().emit(
+        None,
+        EventKind::RunStart {
+            run_id: run_id.to_string(),
+            git_ref: git_ref.to_string(),
+            sha: facts.sha.clone(),
+            tree: tree.to_string(),
+            dirty,
+            jobs,
+        },
+    );
+}
+
+fn finish_run(emitter: &Rc<RefCell<Emitter>>, status: RunStatus, started: Instant, error: Option<String>) {
+    let mut e = emitter.borrow_mut();
+    e.emit(None, EventKind::RunEnd { status, duration_ms: started.elapsed().as_millis() as u64, error });
+    e.finish();
+}
+
+/// The selected jobs plus their ancestors, in run order. Unknown names are
+/// a usage error listing what exists.
+pub fn select_jobs(p: &Pipeline, wanted: &[String]) -> Result<Vec<String>, String> {
+    if wanted.is_empty() {
+        return Ok(p.jobs.iter().map(|j| j.id.clone()).collect());
+    }
+    let unknown: Vec<&String> = wanted.iter().filter(|w| p.job(w).is_none()).collect();
+    if !unknown.is_empty() {
+        let have: Vec<String> = p.jobs.iter().map(|j| j.id.clone()).collect();
+        let names: Vec<String> = unknown.iter().map(|u| format!("{u:?}")).collect();
+        return Err(format!("no job named {} in .quire/ci.fnl (jobs: {})", names.join(", "), have.join(", ")));
+    }
+    let mut keep: HashSet<String> = wanted.iter().cloned().collect();
+    for w in wanted {
+        keep.extend(p.ancestors(w));
+    }
+    Ok(p.jobs.iter().filter(|j| keep.contains(&j.id)).map(|j| j.id.clone()).collect())
+}
+
+/// Image resolution (DESIGN.md §2): ci.image → .quire/Dockerfile →
+/// --image / QUIRE_CI_IMAGE → the default. Returns (image to run, events).
+fn resolve_image(
+    rt: &tokio::runtime::Handle,
+    engine: &Engine,
+    req: &RunRequest,
+    pipeline: &Pipeline,
+    snapshot: &Rc<Snapshot>,
+    emitter: &Rc<RefCell<Emitter>>,
+) -> Result<String, String> {
+    if let Some(decl) = &pipeline.image {
+        return pull(rt, engine, &decl.name, req.pull, emitter);
+    }
+    if let Ok(Some(dockerfile)) = snapshot.read_file(".quire/Dockerfile") {
+        let tag = dockerfile_tag(&req.repo_dir, &dockerfile, &snapshot.tree_id());
+        if let Ok(Some(_)) = rt.block_on(engine.image_id(&tag)) {
+            emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "present".into(), detail: None });
+            return Ok(tag);
+        }
+        emitter.borrow_mut().emit(
+            None,
+            EventKind::Image { image: tag.clone(), action: "building".into(), detail: Some(".quire/Dockerfile".into()) },
+        );
+        let tar = snapshot.tar_reader().map_err(|e| format!("cannot stream the snapshot for the build: {e}"))?;
+        let em = emitter.clone();
+        let tag2 = tag.clone();
+        let built = rt.block_on(engine.build_image(tar, ".quire/Dockerfile", &tag, move |line| {
+            em.borrow_mut().emit(None, EventKind::Image { image: tag2.clone(), action: "build".into(), detail: Some(line) });
+        }));
+        return match built {
+            Ok(_) => {
+                emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "built".into(), detail: None });
+                Ok(tag)
+            }
+            Err(e) => Err(e.to_string()),
+        };
+    }
+    let name = req
+        .image_override
+        .clone()
+        .or_else(|| std::env::var("QUIRE_CI_IMAGE").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
+    pull(rt, engine, &name, req.pull, emitter)
+}
+
+/// The tag for an image built from `.quire/Dockerfile`: a hash of the
+/// Dockerfile, plus the snapshot's tree when the Dockerfile copies files in
+/// (COPY/ADD), so the image is rebuilt exactly when its inputs may differ.
+pub fn dockerfile_tag(repo_dir: &Path, dockerfile: &[u8], tree: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(dockerfile);
+    let text = String::from_utf8_lossy(dockerfile);
+    let copies = text.lines().any(|l| {
+        let w = l.trim_start().split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        w == "COPY" || w == "ADD"
+    });
+    if copies {
+        h.update(tree.as_bytes());
+    }
+    let name: String = repo_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .collect();
+    let name = name.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let name = if name.is_empty() { "repo" } else { name };
+    format!("quire-ci-local/{name}:{}", &format!("{:x}", h.finalize())[..16])
+}
+
+fn pull(
+    rt: &tokio::runtime::Handle,
+    engine: &Engine,
+    name: &str,
+    policy: PullPolicy,
+    emitter: &Rc<RefCell<Emitter>>,
+) -> Result<String, String> {
+    let present = rt.block_on(engine.image_id(name)).ok().flatten().is_some();
+    if present && policy != PullPolicy::Always {
+        emitter.borrow_mut().emit(None, EventKind::Image { image: name.to_string(), action: "present".into(), detail: None });
+        return Ok(name.to_string());
+    }
+    if policy != PullPolicy::Never {
+        emitter.borrow_mut().emit(None, EventKind::Image { image: name.to_string(), action: "pulling".into(), detail: None });
+    }
+    match rt.block_on(engine.ensure_image(name, policy, |_p| {})) {
+        Ok(_) => {
+            if policy != PullPolicy::Never {
+                emitter.borrow_mut().emit(None, EventKind::Image { image: name.to_string(), action: "pulled".into(), detail: None });
+            }
+            Ok(name.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The `:quire/push` table: the server's keys plus the locals' `:dirty` and
+/// `:tree`, then `--ref` and `--event` applied.
+fn push_table(
+    lua: &mlua::Lua,
+    facts: &PushFacts,
+    git_ref: &str,
+    overridden: bool,
+    tree: &str,
+    dirty: bool,
+    event: Option<&serde_json::Map<String, Json>>,
+) -> mlua::Result<mlua::Table> {
+    let (branch, tag) = if overridden {
+        (git_ref.strip_prefix("refs/heads/").map(str::to_string), git_ref.strip_prefix("refs/tags/").map(str::to_string))
+    } else {
+        (facts.branch.clone(), facts.tag.clone())
+    };
+    let mut m = serde_json::Map::new();
+    m.insert("sha".into(), facts.sha.clone().map(Json::String).unwrap_or(Json::Null));
+    m.insert("ref".into(), Json::String(git_ref.to_string()));
+    m.insert("branch".into(), branch.map(Json::String).unwrap_or(Json::Null));
+    m.insert("tag".into(), tag.map(Json::String).unwrap_or(Json::Null));
+    m.insert("previous-sha".into(), facts.previous_sha.clone().map(Json::String).unwrap_or(Json::Null));
+    m.insert("files-changed".into(), Json::Array(facts.files_changed.iter().cloned().map(Json::String).collect()));
+    m.insert("pusher".into(), facts.pusher.clone().map(Json::String).unwrap_or(Json::Null));
+    m.insert("commit-message".into(), facts.commit_message.clone().map(Json::String).unwrap_or(Json::Null));
+    m.insert("dirty".into(), Json::Bool(dirty));
+    m.insert("tree".into(), Json::String(tree.to_string()));
+    if let Some(ev) = event {
+        for (k, v) in ev {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    match runtime::json_to_lua(lua, &Json::Object(m))? {
+        Value::Table(t) => Ok(t),
+        _ => lua.create_table(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_in_container(
+    rt: &tokio::runtime::Handle,
+    req: &RunRequest,
+    pipeline: &Pipeline,
+    snapshot: &Rc<Snapshot>,
+    selected: &[String],
+    facts: &PushFacts,
+    git_ref: &str,
+    run_id: &str,
+    emitter: &Rc<RefCell<Emitter>>,
+) -> Result<RunStatus, String> {
+    let engine = rt.block_on(Engine::connect()).map_err(|e| e.to_string())?;
+    if let Ok(reaped) = rt.block_on(engine.reap_orphans()) {
+        for c in reaped {
+            eprintln!("quire-ci: removed container {c} left behind by a quire-ci that is gone");
+        }
+    }
+    if req.cancel.is_canceled() {
+        return Ok(RunStatus::Canceled);
+    }
+    let image = resolve_image(rt, &engine, req, pipeline, snapshot, emitter)?;
+    let spec = RunContainerSpec {
+        image: image.clone(),
+        run_id: run_id.to_string(),
+        repo_path_label: req.repo_dir.display().to_string(),
+        ..RunContainerSpec::default()
+    };
+    let container = rt.block_on(engine.create_run_container(&spec)).map_err(|e| e.to_string())?;
+    if let Ok(mut live) = req.live_container.lock() {
+        *live = Some(container.id.clone());
+    }
+    // Teardown, always: this guard removes the container however we leave.
+    let guard = Teardown { rt: rt.clone(), engine: engine.clone(), container: container.clone(), keep: req.keep, live: req.live_container.clone() };
+    emitter.borrow_mut().emit(None, EventKind::ContainerStart { image: image.clone(), container_id: container.id.clone() });
+
+    let tar = snapshot.tar_reader().map_err(|e| format!("cannot stream the snapshot: {e}"))?;
+    let uploaded = rt.block_on(async {
+        tokio::select! {
+            r = engine.upload(&container, tar) => Some(r),
+            _ = req.cancel.wait() => None,
+        }
+    });
+    let status = match uploaded {
+        None => RunStatus::Canceled,
+        Some(Err(e)) => {
+            let reason = e.to_string();
+            emitter.borrow_mut().emit(None, EventKind::ContainerDied { reason: reason.clone() });
+            emitter.borrow_mut().emit(None, EventKind::ContainerEnd { status: RunStatus::Error });
+            return Err(format!("uploading the snapshot failed: {reason}"));
+        }
+        Some(Ok(())) => run_jobs(rt, req, pipeline, selected, facts, git_ref, snapshot, &engine, &container, emitter),
+    };
+    emitter.borrow_mut().emit(None, EventKind::ContainerEnd { status: status.0 });
+    drop(guard);
+    if req.keep {
+        eprintln!(
+            "quire-ci: kept container {} (image {image}); get a shell in it with:\n  docker exec -it -w /work {} sh\nremove it with:\n  docker rm -f {}",
+            container.name, container.name, container.name
+        );
+    }
+    match status.1 {
+        Some(err) => Err(err),
+        None => Ok(status.0),
+    }
+}
+
+struct Teardown {
+    rt: tokio::runtime::Handle,
+    engine: Engine,
+    container: RunContainer,
+    keep: bool,
+    live: Arc<Mutex<Option<String>>>,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if !self.keep {
+            if let Err(e) = self.rt.block_on(self.engine.remove(&self.container)) {
+                eprintln!("quire-ci: warning: could not remove container {}: {e}", self.container.name);
+            }
+        }
+        if let Ok(mut live) = self.live.lock() {
+            *live = None;
+        }
+    }
+}
+
+/// Runs the selected jobs in order. Returns the run status and, for an
+/// infrastructure failure, its message.
+#[allow(clippy::too_many_arguments)]
+fn run_jobs(
+    rt: &tokio::runtime::Handle,
+    req: &RunRequest,
+    pipeline: &Pipeline,
+    selected: &[String],
+    facts: &PushFacts,
+    git_ref: &str,
+    snapshot: &Rc<Snapshot>,
+    engine: &Engine,
+    container: &RunContainer,
+    emitter: &Rc<RefCell<Emitter>>,
+) -> (RunStatus, Option<String>) {
+    let push = match push_table(
+        &pipeline.lua,
+        facts,
+        git_ref,
+        req.git_ref.is_some(),
+        &snapshot.tree_id(),
+        snapshot.dirty(),
+        req.event.as_ref(),
+    ) {
+        Ok(t) => t,
+        Err(e) => return (RunStatus::Error, Some(format!("cannot build the :quire/push table: {e}"))),
+    };
+    pipeline.clock.watch_cancel(req.cancel.flag.clone(), "the run was canceled");
+    let host: Rc<dyn ShHost> = Rc::new(EngineHost {
+        rt: rt.clone(),
+        engine: engine.clone(),
+        container: container.clone(),
+        emitter: emitter.clone(),
+        counters: RefCell::new(HashMap::new()),
+        cancel: req.cancel.clone(),
+    });
+    let secrets: SecretValues = Rc::new(req.secrets.clone());
+    let mut inputs = RunInputs { push, outputs: HashMap::new() };
+    // Jobs that failed, or were skipped because something upstream failed.
+    let mut blocked: HashMap<String, String> = HashMap::new();
+    let mut any_failed = false;
+    let mut stop: Option<(RunStatus, String)> = None;
+
+    for id in selected {
+        let Some(job) = pipeline.job(id) else { continue };
+        if let Some((_, why)) = &stop {
+            emitter.borrow_mut().emit(
+                Some(id),
+                EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some(format!("not run: {why}")), line: None, outputs: None },
+            );
+            blocked.insert(id.clone(), why.clone());
+            continue;
+        }
+        if let Some(up) = job.inputs.iter().find(|i| blocked.contains_key(*i)) {
+            let reason = format!("skipped because :{up} {}", if blocked[up] == "failed" { "failed" } else { "did not run" });
+            emitter.borrow_mut().emit(
+                Some(id),
+                EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some(reason), line: None, outputs: None },
+            );
+            blocked.insert(id.clone(), "blocked".into());
+            inputs.outputs.insert(id.clone(), Value::Nil);
+            continue;
+        }
+        emitter.borrow_mut().emit(Some(id), EventKind::JobStart {});
+        let em = emitter.clone();
+        let job_id = id.clone();
+        pipeline.set_print_sink(move |line| em.borrow_mut().emit(Some(&job_id), EventKind::Print { data: line }));
+        let started = Instant::now();
+        let result = runtime::run_job(pipeline, job, &inputs, &secrets, host.clone());
+        pipeline.set_print_sink(|line| eprintln!("ci.fnl: {line}"));
+        let duration_ms = started.elapsed().as_millis() as u64;
+        emitter.borrow_mut().emit(
+            Some(id),
+            EventKind::JobEnd {
+                outcome: result.outcome,
+                duration_ms,
+                reason: result.reason.clone(),
+                line: result.line,
+                outputs: result.outputs.clone(),
+            },
+        );
+        match result.outcome {
+            Outcome::Failed => {
+                any_failed = true;
+                blocked.insert(id.clone(), "failed".into());
+                inputs.outputs.insert(id.clone(), result.value.clone());
+            }
+            _ => {
+                inputs.outputs.insert(id.clone(), result.value.clone());
+            }
+        }
+        match result.abort {
+            Some(Abort::ContainerDied(reason)) => {
+                emitter.borrow_mut().emit(None, EventKind::ContainerDied { reason: reason.clone() });
+                stop = Some((RunStatus::Error, format!("the container died ({reason})")));
+            }
+            Some(Abort::Engine(reason)) => stop = Some((RunStatus::Error, format!("engine error: {reason}"))),
+            Some(Abort::Canceled(reason)) => stop = Some((req.cancel.status_and_reason().0, reason)),
+            None => {
+                if req.cancel.is_canceled() {
+                    let (st, why) = req.cancel.status_and_reason();
+                    stop = Some((st, why));
+                }
+            }
+        }
+    }
+    match stop {
+        Some((RunStatus::Error, why)) => (RunStatus::Error, Some(why)),
+        Some((st, _)) => (st, None),
+        None if any_failed => (RunStatus::Failed, None),
+        None => (RunStatus::Succeeded, None),
+    }
+}
+
+/// `sh` on top of the engine: one exec per call, output streamed to the
+/// emitter as it arrives, a bounded copy kept for Lua.
+struct EngineHost {
+    rt: tokio::runtime::Handle,
+    engine: Engine,
+    container: RunContainer,
+    emitter: Rc<RefCell<Emitter>>,
+    counters: RefCell<HashMap<String, u32>>,
+    cancel: Cancel,
+}
+
+impl ShHost for EngineHost {
+    fn sh(&self, job: &str, request: ShRequest) -> Result<ShReply, Abort> {
+        let n = {
+            let mut c = self.counters.borrow_mut();
+            let n = c.entry(job.to_string()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if self.cancel.is_canceled() {
+            return Err(Abort::Canceled(self.cancel.status_and_reason().1));
+        }
+        self.emitter.borrow_mut().emit(Some(job), EventKind::ShStart { n, cmd: request.cmd.clone() });
+        let started = Instant::now();
+        let spec = ExecSpec { argv: request.argv.clone(), env: request.env.clone(), cwd: request.cwd.clone() };
+        let mut reply = ShReply::default();
+        let result = {
+            let emitter = self.emitter.clone();
+            let reply = &mut reply;
+            let on_output = move |stream: Stream, bytes: &[u8]| {
+                emitter.borrow_mut().output(job, n, stream, bytes);
+                let (buf, truncated) = match stream {
+                    Stream::Stdout => (&mut reply.stdout, &mut reply.stdout_truncated),
+                    Stream::Stderr => (&mut reply.stderr, &mut reply.stderr_truncated),
+                };
+                let room = SH_CAPTURE_LIMIT.saturating_sub(buf.len());
+                if bytes.len() > room {
+                    *truncated = true;
+                }
+                buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            };
+            self.rt.block_on(async {
+                tokio::select! {
+                    r = self.engine.exec(&self.container, &spec, on_output) => Some(r),
+                    _ = self.cancel.wait() => None,
+                }
+            })
+        };
+        self.emitter.borrow_mut().end_output(job, n);
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let exit_event = |exit: i64, signal: Option<String>| EventKind::ShExit { n, exit, signal, duration_ms };
+        match result {
+            Some(Ok(o)) => {
+                self.emitter.borrow_mut().emit(Some(job), exit_event(o.exit, o.signal.clone()));
+                reply.exit = o.exit;
+                Ok(reply)
+            }
+            Some(Err(EngineError::ContainerDied { reason, .. })) => {
+                self.emitter.borrow_mut().emit(Some(job), exit_event(137, Some("SIGKILL".into())));
+                Err(Abort::ContainerDied(reason))
+            }
+            Some(Err(EngineError::BadCwd { .. })) | Some(Err(EngineError::BadCommand { .. })) => {
+                // The command could not start: report like a shell would.
+                self.emitter.borrow_mut().emit(Some(job), exit_event(126, None));
+                reply.exit = 126;
+                Ok(reply)
+            }
+            Some(Err(e)) => {
+                self.emitter.borrow_mut().emit(Some(job), exit_event(-1, None));
+                Err(Abort::Engine(e.to_string()))
+            }
+            None => {
+                // Canceled: the container is about to be removed, killing it.
+                self.emitter.borrow_mut().emit(Some(job), exit_event(137, Some("SIGKILL".into())));
+                Err(Abort::Canceled(self.cancel.status_and_reason().1))
+            }
+        }
+    }
+}
+
+/// The run record as an event sink. A write failure is reported once; the
+/// run goes on (the terminal still shows it).
+struct RecordSink {
+    record: RunRecord,
+    warned: bool,
+}
+
+impl EventSink for RecordSink {
+    fn event(&mut self, ev: &crate::events::Event) {
+        if let Err(e) = self.record.record(ev) {
+            if !self.warned {
+                eprintln!("quire-ci: warning: cannot write the run record in {}: {e}", self.record.dir().display());
+                self.warned = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,447 @@
+//! The run-fn's argument: the runtime table `{: sh : jobs : secret}` and
+//! calling one job's run-fn with it, turning what it returns (or raises)
+//! into a job outcome (DESIGN.md §2).
+//!
+//! Owns: the Lua side of `sh`, `jobs`, `secret`; outcomes; outputs as JSON.
+//! Must not know about: which engine runs `sh` (a `ShHost` does), the
+//! terminal, log files.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+
+use mlua::{Lua, Table, Value};
+use serde_json::Value as Json;
+
+use crate::events::Outcome;
+use crate::pipeline::{runtime_problem, split_location, Job, Pipeline, PUSH_SOURCE};
+
+/// How much of each stream `sh` hands back to Lua; the log always has all.
+pub const SH_CAPTURE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Everything a job's `sh` call asks for.
+#[derive(Debug, Clone)]
+pub struct ShRequest {
+    /// The command as given: a string (run by `sh -c`) or an argv array.
+    pub cmd: Json,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<String>,
+}
+
+/// What came back from running it.
+#[derive(Debug, Clone, Default)]
+pub struct ShReply {
+    pub exit: i64,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+}
+
+/// Why a run must stop: not the command's fault, so not a Lua-level result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Abort {
+    /// The container died (OOM kill, killed from outside, engine restart).
+    ContainerDied(String),
+    /// Another engine failure under `sh`.
+    Engine(String),
+    /// Ctrl-C / SIGTERM / superseded: the run is being torn down.
+    Canceled(String),
+}
+
+/// Runs `sh` for a job. Implemented by the executor on top of the engine.
+pub trait ShHost {
+    fn sh(&self, job: &str, request: ShRequest) -> Result<ShReply, Abort>;
+}
+
+/// How a job ended.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    pub outcome: Outcome,
+    /// The outputs table as JSON (succeeded, or failed by `:exit`).
+    pub outputs: Option<Json>,
+    pub reason: Option<String>,
+    pub line: Option<u32>,
+    /// Set when the run itself must stop (the job is failed too).
+    pub abort: Option<Abort>,
+    /// What dependents see through `(jobs :this)`: the outputs table, or nil.
+    pub value: Value,
+}
+
+/// What a run passes from job to job: each finished job's outputs (Lua
+/// values, `nil` when skipped), and the `:quire/push` table.
+pub struct RunInputs {
+    pub push: Table,
+    pub outputs: HashMap<String, Value>,
+}
+
+/// Secrets by name, already resolved (see `secrets.rs`).
+pub type SecretValues = Rc<BTreeMap<String, String>>;
+
+const ALLOWED_KEYS: &str = "sh, jobs, secret";
+
+/// Calls `job`'s run-fn with a fresh runtime table and classifies the result.
+pub fn run_job(pipeline: &Pipeline, job: &Job, inputs: &RunInputs, secrets: &SecretValues, host: Rc<dyn ShHost>) -> JobResult {
+    let abort: Rc<RefCell<Option<Abort>>> = Rc::new(RefCell::new(None));
+    let table = match runtime_table(pipeline, job, inputs, secrets, host, abort.clone()) {
+        Ok(t) => t,
+        Err(e) => return failed(format!("cannot build the runtime table: {e}"), None),
+    };
+    pipeline.clock.start_budget(pipeline.limits.run_fn_budget);
+    let result = job.run.call::<Value>(table);
+    let tripped = pipeline.clock.tripped();
+    pipeline.clock.stop();
+    if let Some(a) = abort.borrow_mut().take() {
+        let reason = match &a {
+            Abort::ContainerDied(r) => format!("the container died: {r}"),
+            Abort::Engine(r) => format!("engine error: {r}"),
+            Abort::Canceled(r) => r.clone(),
+        };
+        let mut r = failed(reason, None);
+        r.abort = Some(a);
+        return r;
+    }
+    if let Some(limit) = tripped {
+        let msg = crate::sandbox::limit_message(&limit).unwrap_or(limit);
+        return failed(msg, None);
+    }
+    match result {
+        Ok(Value::Nil) => JobResult {
+            outcome: Outcome::Skipped,
+            outputs: None,
+            reason: Some("its run-fn returned nil".into()),
+            line: None,
+            abort: None,
+            value: Value::Nil,
+        },
+        Ok(Value::Table(t)) => {
+            let outputs = lua_to_json(&Value::Table(t.clone()), 0);
+            let exit = match t.raw_get::<Value>("exit") {
+                Ok(Value::Integer(i)) => Some(i as f64),
+                Ok(Value::Number(n)) => Some(n),
+                _ => None,
+            };
+            match exit {
+                Some(code) if code != 0.0 => JobResult {
+                    outcome: Outcome::Failed,
+                    outputs: Some(outputs),
+                    reason: Some(format!("its outputs have :exit {}", fmt_num(code))),
+                    line: Some(job.line as u32),
+                    abort: None,
+                    value: Value::Table(t),
+                },
+                _ => JobResult {
+                    outcome: Outcome::Succeeded,
+                    outputs: Some(outputs),
+                    reason: None,
+                    line: None,
+                    abort: None,
+                    value: Value::Table(t),
+                },
+            }
+        }
+        Ok(other) => failed(
+            format!("its run-fn returned {} instead of a table of outputs (or nil to skip)", other.type_name()),
+            Some(job.line as u32),
+        ),
+        Err(e) => {
+            let text = crate::fennel::root_message(&e);
+            let (loc, msg) = split_location(&text);
+            let line = loc.map(|(_, l)| l as u32).or(Some(job.line as u32));
+            let msg = match runtime_problem(&e, "quire_ci::run_fn", "run-fn raised") {
+                Some(p) if p.code == "quire_ci::limit" => p.message,
+                _ => msg,
+            };
+            failed(msg, line)
+        }
+    }
+}
+
+fn fmt_num(n: f64) -> String {
+    if n.fract() == 0.0 {
+        format!("{}", n as i64)
+    } else {
+        n.to_string()
+    }
+}
+
+fn failed(reason: String, line: Option<u32>) -> JobResult {
+    JobResult { outcome: Outcome::Failed, outputs: None, reason: Some(reason), line, abort: None, value: Value::Nil }
+}
+
+fn runtime_table(
+    pipeline: &Pipeline,
+    job: &Job,
+    inputs: &RunInputs,
+    secrets: &SecretValues,
+    host: Rc<dyn ShHost>,
+    abort: Rc<RefCell<Option<Abort>>>,
+) -> mlua::Result<Table> {
+    let lua = &pipeline.lua;
+    let t = lua.create_table()?;
+    t.raw_set("sh", sh_function(lua, job, host, pipeline.clock.clone(), abort)?)?;
+    t.raw_set("jobs", jobs_function(lua, pipeline, job, inputs)?)?;
+    let secrets = secrets.clone();
+    t.raw_set(
+        "secret",
+        lua.create_function(move |_, name: Value| {
+            let name = match name {
+                Value::String(s) => s.to_str()?.to_string(),
+                other => return Err(mlua::Error::runtime(format!("secret expects a name, got {}", other.type_name()))),
+            };
+            match secrets.get(&name) {
+                Some(v) => Ok(v.clone()),
+                None => Err(mlua::Error::runtime(format!(
+                    "secret {name} is not provided: pass --secret {name} (value from ${name}), set QUIRE_SECRET_{name}, or list it in --secrets-file"
+                ))),
+            }
+        })?,
+    )?;
+    let mt = lua.create_table()?;
+    mt.raw_set(
+        "__index",
+        lua.create_function(|_, (_t, key): (Value, Value)| -> mlua::Result<Value> {
+            let key = match key {
+                Value::String(s) => s.to_string_lossy(),
+                other => format!("{other:?}"),
+            };
+            Err(mlua::Error::runtime(format!("the run-fn table has no key :{key} (it has {ALLOWED_KEYS})")))
+        })?,
+    )?;
+    t.set_metatable(Some(mt))?;
+    Ok(t)
+}
+
+fn sh_function(
+    lua: &Lua,
+    job: &Job,
+    host: Rc<dyn ShHost>,
+    clock: crate::sandbox::Clock,
+    abort: Rc<RefCell<Option<Abort>>>,
+) -> mlua::Result<mlua::Function> {
+    let job_id = job.id.clone();
+    lua.create_function(move |lua, (cmd, opts): (Value, Option<Value>)| {
+        if abort.borrow().is_some() {
+            return Err(mlua::Error::runtime("the run is stopping; no more commands"));
+        }
+        let request = sh_request(cmd, opts)?;
+        let cmd_json = request.cmd.clone();
+        clock.pause();
+        let reply = host.sh(&job_id, request);
+        clock.resume();
+        match reply {
+            Ok(r) => {
+                let t = lua.create_table()?;
+                t.raw_set("exit", r.exit)?;
+                t.raw_set("stdout", lua.create_string(&r.stdout)?)?;
+                t.raw_set("stderr", lua.create_string(&r.stderr)?)?;
+                if r.stdout_truncated || r.stderr_truncated {
+                    t.raw_set("truncated", true)?;
+                }
+                t.raw_set("cmd", json_to_lua(lua, &cmd_json)?)?;
+                Ok(t)
+            }
+            Err(a) => {
+                let msg = match &a {
+                    Abort::ContainerDied(r) => format!("the run's container died: {r}"),
+                    Abort::Engine(r) => format!("engine error: {r}"),
+                    Abort::Canceled(r) => r.clone(),
+                };
+                *abort.borrow_mut() = Some(a);
+                // Sticky: a pcall around sh cannot keep the run-fn going.
+                clock.trip(&msg);
+                Err(mlua::Error::runtime(msg))
+            }
+        }
+    })
+}
+
+/// Reads `(sh cmd opts?)`'s arguments.
+fn sh_request(cmd: Value, opts: Option<Value>) -> mlua::Result<ShRequest> {
+    let (cmd_json, argv) = match cmd {
+        Value::String(s) => {
+            let s = s.to_str()?.to_string();
+            (Json::String(s.clone()), vec!["sh".to_string(), "-c".to_string(), s])
+        }
+        Value::Table(t) => {
+            let mut argv = Vec::new();
+            for v in t.sequence_values::<Value>() {
+                match v? {
+                    Value::String(s) => argv.push(s.to_str()?.to_string()),
+                    Value::Integer(i) => argv.push(i.to_string()),
+                    Value::Number(n) => argv.push(fmt_num(n)),
+                    other => {
+                        return Err(mlua::Error::runtime(format!(
+                            "sh: argv items must be strings, got {}",
+                            other.type_name()
+                        )))
+                    }
+                }
+            }
+            if argv.is_empty() {
+                return Err(mlua::Error::runtime("sh: the argv sequence is empty"));
+            }
+            (Json::Array(argv.iter().cloned().map(Json::String).collect()), argv)
+        }
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "sh expects a command string or an argv sequence, got {}",
+                other.type_name()
+            )))
+        }
+    };
+    let mut env = Vec::new();
+    let mut cwd = None;
+    match opts {
+        None | Some(Value::Nil) => {}
+        Some(Value::Table(o)) => {
+            for pair in o.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                let key = match &k {
+                    Value::String(s) => s.to_str()?.to_string(),
+                    _ => return Err(mlua::Error::runtime("sh: option keys must be keywords (:env, :cwd)")),
+                };
+                match (key.as_str(), v) {
+                    ("env", Value::Table(e)) => {
+                        for pair in e.pairs::<Value, Value>() {
+                            let (k, v) = pair?;
+                            let k = match k {
+                                Value::String(s) => s.to_str()?.to_string(),
+                                _ => return Err(mlua::Error::runtime("sh: :env keys must be strings")),
+                            };
+                            let v = match v {
+                                Value::String(s) => s.to_str()?.to_string(),
+                                Value::Integer(i) => i.to_string(),
+                                Value::Number(n) => fmt_num(n),
+                                Value::Boolean(b) => b.to_string(),
+                                other => {
+                                    return Err(mlua::Error::runtime(format!(
+                                        "sh: :env value of {k} must be a string, got {}",
+                                        other.type_name()
+                                    )))
+                                }
+                            };
+                            env.push((k, v));
+                        }
+                        env.sort();
+                    }
+                    ("cwd", Value::String(s)) => cwd = Some(s.to_str()?.to_string()),
+                    ("env", other) | ("cwd", other) => {
+                        return Err(mlua::Error::runtime(format!("sh: :{key} has the wrong type ({})", other.type_name())))
+                    }
+                    (other, _) => {
+                        return Err(mlua::Error::runtime(format!("sh: unknown option :{other} (known: :env, :cwd)")))
+                    }
+                }
+            }
+        }
+        Some(other) => {
+            return Err(mlua::Error::runtime(format!("sh: options must be a table, got {}", other.type_name())))
+        }
+    }
+    Ok(ShRequest { cmd: cmd_json, argv, env, cwd })
+}
+
+fn jobs_function(lua: &Lua, pipeline: &Pipeline, job: &Job, inputs: &RunInputs) -> mlua::Result<mlua::Function> {
+    let me = job.id.clone();
+    let ancestors: HashSet<String> = pipeline.ancestors(&job.id);
+    let known: HashSet<String> = pipeline.jobs.iter().map(|j| j.id.clone()).collect();
+    let push = inputs.push.clone();
+    let outputs: HashMap<String, Value> =
+        inputs.outputs.iter().filter(|(k, _)| ancestors.contains(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    lua.create_function(move |_, name: Value| {
+        let name = match name {
+            Value::String(s) => s.to_str()?.to_string(),
+            other => return Err(mlua::Error::runtime(format!("jobs expects a job id, got {}", other.type_name()))),
+        };
+        if name == PUSH_SOURCE {
+            return Ok(Value::Table(push.clone()));
+        }
+        if name == me {
+            return Err(mlua::Error::runtime(format!("(jobs :{name}) inside job :{me}: a job cannot read its own outputs")));
+        }
+        if !known.contains(&name) {
+            return Err(mlua::Error::runtime(format!("(jobs :{name}): there is no job :{name}")));
+        }
+        if !ancestors.contains(&name) {
+            return Err(mlua::Error::runtime(format!(
+                "(jobs :{name}) inside job :{me}: :{name} is not an input of :{me} (directly or through other jobs)"
+            )));
+        }
+        Ok(outputs.get(&name).cloned().unwrap_or(Value::Nil))
+    })
+}
+
+/// A Lua value as JSON, for outputs in the record. Functions and other
+/// host-only values become descriptive strings; depth is bounded.
+pub fn lua_to_json(v: &Value, depth: usize) -> Json {
+    if depth > 32 {
+        return Json::String("<too deep>".into());
+    }
+    match v {
+        Value::Nil => Json::Null,
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Integer(i) => Json::from(*i),
+        Value::Number(n) => {
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                Json::from(*n as i64)
+            } else {
+                serde_json::Number::from_f64(*n).map(Json::Number).unwrap_or(Json::Null)
+            }
+        }
+        Value::String(s) => Json::String(s.to_string_lossy()),
+        Value::Table(t) => {
+            let n = t.raw_len();
+            let mut count = 0;
+            for pair in t.clone().pairs::<Value, Value>().flatten() {
+                let _ = pair;
+                count += 1;
+            }
+            if n > 0 && count == n {
+                Json::Array((1..=n).map(|i| lua_to_json(&t.raw_get::<Value>(i).unwrap_or(Value::Nil), depth + 1)).collect())
+            } else {
+                let mut map = serde_json::Map::new();
+                for (k, v) in t.clone().pairs::<Value, Value>().flatten() {
+                    let key = match &k {
+                        Value::String(s) => s.to_string_lossy(),
+                        Value::Integer(i) => i.to_string(),
+                        Value::Number(n) => n.to_string(),
+                        Value::Boolean(b) => b.to_string(),
+                        other => format!("<{}>", other.type_name()),
+                    };
+                    map.insert(key, lua_to_json(&v, depth + 1));
+                }
+                Json::Object(map)
+            }
+        }
+        other => Json::String(format!("<{}>", other.type_name())),
+    }
+}
+
+/// JSON as a Lua value (for `:quire/push` and `sh`'s `:cmd`).
+pub fn json_to_lua(lua: &Lua, v: &Json) -> mlua::Result<Value> {
+    Ok(match v {
+        Json::Null => Value::Nil,
+        Json::Bool(b) => Value::Boolean(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Integer(i as _),
+            None => Value::Number(n.as_f64().unwrap_or(0.0)),
+        },
+        Json::String(s) => Value::String(lua.create_string(s)?),
+        Json::Array(a) => {
+            let t = lua.create_table()?;
+            for item in a {
+                t.raw_push(json_to_lua(lua, item)?)?;
+            }
+            Value::Table(t)
+        }
+        Json::Object(o) => {
+            let t = lua.create_table()?;
+            for (k, v) in o {
+                t.raw_set(k.as_str(), json_to_lua(lua, v)?)?;
+            }
+            Value::Table(t)
+        }
+    })
+}
