@@ -4,3 +4,5 @@
 //! One room per concern (see STYLE.md); `main.rs` only parses and dispatches.
 
 pub mod events;
+pub mod record;
+pub mod redact;
