@@ -193,7 +193,9 @@ mod tests {
             let s = s.as_bytes();
             for start in 0..text.len() {
                 if text[start..].starts_with(s) {
-                    covered[start..start + s.len()].iter_mut().for_each(|c| *c = true);
+                    covered[start..start + s.len()]
+                        .iter_mut()
+                        .for_each(|c| *c = true);
                 }
             }
         }
@@ -229,7 +231,10 @@ mod tests {
     #[test]
     fn masks_plain_repeated_and_overlapping_values() {
         let red = r(&["hunter2", "abc", "bcd", ""]);
-        assert_eq!(red.redact_str("pw=hunter2 again hunter2"), "pw=*** again ***");
+        assert_eq!(
+            red.redact_str("pw=hunter2 again hunter2"),
+            "pw=*** again ***"
+        );
         assert_eq!(red.redact_str("xabcdx"), "x***x");
         assert_eq!(red.redact_str("nothing here"), "nothing here");
         // Nested candidates: the longer one wins, nothing of it shows.
@@ -252,7 +257,10 @@ mod tests {
         let red = r(&["s3cr3t-value"]);
         let mut s = red.stream();
         let mut out = s.push(b"key: s3cr");
-        assert_eq!(out, b"key: ", "the possible start of the secret is held back");
+        assert_eq!(
+            out, b"key: ",
+            "the possible start of the secret is held back"
+        );
         out.extend(s.push(b"3t-"));
         out.extend(s.push(b"value and more"));
         out.extend(s.finish());
@@ -295,7 +303,10 @@ mod tests {
             let expected = reference(secrets, &text);
             assert_eq!(red.redact_bytes(&text), expected, "round {round}");
             for s in secrets {
-                assert!(!contains(&expected, s.as_bytes()), "round {round}: {s} leaked");
+                assert!(
+                    !contains(&expected, s.as_bytes()),
+                    "round {round}: {s} leaked"
+                );
             }
 
             let mut stream = red.stream();
@@ -305,7 +316,10 @@ mod tests {
                 let len = 1 + rng.below(9);
                 let end = (at + len).min(text.len());
                 out.extend(stream.push(&text[at..end]));
-                assert!(stream.buf.len() < red.max_len(), "round {round}: held too much");
+                assert!(
+                    stream.buf.len() < red.max_len(),
+                    "round {round}: held too much"
+                );
                 at = end;
             }
             out.extend(stream.finish());

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use quire_ci::events::{Event, EventKind, Outcome, RunStatus, Stream};
 use quire_ci::record::{
-    decode_data, list_runs, now_ts, output_event, prune, read_run, runs_dir, JobStatus, RecordError,
-    RunMeta, RunRecord, RunState, Utf8Carry,
+    decode_data, list_runs, now_ts, output_event, prune, read_run, runs_dir, JobStatus,
+    RecordError, RunMeta, RunRecord, RunState, Utf8Carry,
 };
 use quire_ci::redact::Redactor;
 use serde_json::{json, Value};
@@ -94,16 +94,37 @@ fn every_kind_run() -> Vec<Event> {
             },
         ),
         ev(Some("build"), EventKind::JobStart {}),
-        ev(Some("build"), EventKind::ShStart { n: 1, cmd: json!("cargo build") }),
+        ev(
+            Some("build"),
+            EventKind::ShStart {
+                n: 1,
+                cmd: json!("cargo build"),
+            },
+        ),
     ];
     events.extend(output_events("build", Stream::Stdout, 1, &[a, b]));
-    events.extend(output_events("build", Stream::Stderr, 1, &[&[0xff, 0xfe, b'x', b'\n']]));
+    events.extend(output_events(
+        "build",
+        Stream::Stderr,
+        1,
+        &[&[0xff, 0xfe, b'x', b'\n']],
+    ));
     events.extend([
         ev(
             Some("build"),
-            EventKind::ShExit { n: 1, exit: 0, signal: None, duration_ms: 812 },
+            EventKind::ShExit {
+                n: 1,
+                exit: 0,
+                signal: None,
+                duration_ms: 812,
+            },
         ),
-        ev(Some("build"), EventKind::Print { data: "built ok".into() }),
+        ev(
+            Some("build"),
+            EventKind::Print {
+                data: "built ok".into(),
+            },
+        ),
         ev(
             Some("build"),
             EventKind::JobEnd {
@@ -115,10 +136,21 @@ fn every_kind_run() -> Vec<Event> {
             },
         ),
         ev(Some("test"), EventKind::JobStart {}),
-        ev(Some("test"), EventKind::ShStart { n: 1, cmd: json!(["cargo", "test"]) }),
         ev(
             Some("test"),
-            EventKind::ShExit { n: 1, exit: 137, signal: Some("SIGKILL".into()), duration_ms: 5 },
+            EventKind::ShStart {
+                n: 1,
+                cmd: json!(["cargo", "test"]),
+            },
+        ),
+        ev(
+            Some("test"),
+            EventKind::ShExit {
+                n: 1,
+                exit: 137,
+                signal: Some("SIGKILL".into()),
+                duration_ms: 5,
+            },
         ),
         ev(
             Some("test"),
@@ -140,18 +172,33 @@ fn every_kind_run() -> Vec<Event> {
                 outputs: None,
             },
         ),
-        ev(None, EventKind::ContainerDied { reason: "oom-killed".into() }),
-        ev(None, EventKind::ContainerEnd { status: RunStatus::Failed }),
         ev(
             None,
-            EventKind::RunEnd { status: RunStatus::Failed, duration_ms: 1234, error: None },
+            EventKind::ContainerDied {
+                reason: "oom-killed".into(),
+            },
+        ),
+        ev(
+            None,
+            EventKind::ContainerEnd {
+                status: RunStatus::Failed,
+            },
+        ),
+        ev(
+            None,
+            EventKind::RunEnd {
+                status: RunStatus::Failed,
+                duration_ms: 1234,
+                error: None,
+            },
         ),
     ]);
     events
 }
 
 fn write_run(dir: &Path, events: &[Event]) {
-    let mut record = RunRecord::create(dir, &meta("20261124T214338.123Z-00aa")).expect("create run");
+    let mut record =
+        RunRecord::create(dir, &meta("20261124T214338.123Z-00aa")).expect("create run");
     for e in events {
         record.record(e).expect("record event");
     }
@@ -171,7 +218,11 @@ fn a_run_with_every_kind_reads_back_equal_and_in_order() {
     let dir = tmp.path().join("run");
     let events = every_kind_run();
     let written: std::collections::BTreeSet<&str> = events.iter().map(|e| e.kind.name()).collect();
-    assert_eq!(written.len(), EventKind::KINDS.len(), "the fixture must cover every kind");
+    assert_eq!(
+        written.len(),
+        EventKind::KINDS.len(),
+        "the fixture must cover every kind"
+    );
     write_run(&dir, &events);
 
     let run = read_run(&dir).expect("read run");
@@ -180,7 +231,12 @@ fn a_run_with_every_kind_reads_back_equal_and_in_order() {
     assert_eq!(run.state.status, RunStatus::Failed);
     assert_eq!(run.state.duration_ms, Some(1234));
     assert_eq!(run.state.container_id.as_deref(), Some("c0ffee"));
-    let statuses: Vec<_> = run.state.jobs.iter().map(|j| (j.id.as_str(), j.status)).collect();
+    let statuses: Vec<_> = run
+        .state
+        .jobs
+        .iter()
+        .map(|j| (j.id.as_str(), j.status))
+        .collect();
     assert_eq!(
         statuses,
         [
@@ -207,7 +263,9 @@ fn a_run_with_every_kind_reads_back_equal_and_in_order() {
         .iter()
         .find(|e| matches!(e.kind, EventKind::Stderr { .. }))
         .expect("a stderr event");
-    assert!(matches!(&stderr.kind, EventKind::Stderr { encoding: Some(enc), .. } if enc == "base64"));
+    assert!(
+        matches!(&stderr.kind, EventKind::Stderr { encoding: Some(enc), .. } if enc == "base64")
+    );
     assert_eq!(decode_data(&stderr.kind), [0xff, 0xfe, b'x', b'\n']);
 }
 
@@ -218,12 +276,24 @@ fn files_are_split_by_level_and_job_key_is_only_kept_at_run_level() {
     write_run(&dir, &every_kind_run());
 
     let run_lines = lines(&dir.join("log.jsonl"));
-    let kinds: Vec<&str> = run_lines.iter().map(|l| l["kind"].as_str().unwrap_or("?")).collect();
+    let kinds: Vec<&str> = run_lines
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap_or("?"))
+        .collect();
     assert_eq!(
         kinds,
         [
-            "run-start", "image", "container-start", "job-start", "job-end", "job-start", "job-end",
-            "job-end", "container-died", "container-end", "run-end"
+            "run-start",
+            "image",
+            "container-start",
+            "job-start",
+            "job-end",
+            "job-start",
+            "job-end",
+            "job-end",
+            "container-died",
+            "container-end",
+            "run-end"
         ]
     );
     for l in &run_lines {
@@ -232,12 +302,21 @@ fn files_are_split_by_level_and_job_key_is_only_kept_at_run_level() {
     }
     let build = lines(&dir.join("jobs/build/log.jsonl"));
     assert_eq!(build.len(), 6);
-    assert!(build.iter().all(|l| l.get("job").is_none()), "job-level lines carry no job key");
+    assert!(
+        build.iter().all(|l| l.get("job").is_none()),
+        "job-level lines carry no job key"
+    );
     // Key order is the documented envelope: ts first, then kind.
     let first = std::fs::read_to_string(dir.join("jobs/build/log.jsonl")).expect("read");
     assert!(first.starts_with("{\"ts\":\""), "{first}");
-    assert!(first.contains("\",\"kind\":\"sh-start\",\"n\":1,\"cmd\":\"cargo build\"}\n"), "{first}");
-    assert!(!dir.join("jobs/deploy").exists(), "a skipped job gets no log");
+    assert!(
+        first.contains("\",\"kind\":\"sh-start\",\"n\":1,\"cmd\":\"cargo build\"}\n"),
+        "{first}"
+    );
+    assert!(
+        !dir.join("jobs/deploy").exists(),
+        "a skipped job gets no log"
+    );
 }
 
 #[test]
@@ -319,7 +398,10 @@ fn a_damaged_line_mid_file_is_an_error_naming_file_and_line() {
 
     // A known kind with a wrong shape is damage too, not forward compatibility.
     let mut ls: Vec<&str> = text.lines().collect();
-    ls.insert(1, r#"{"ts":"2026-11-24T21:43:38.999Z","kind":"sh-exit","n":"one"}"#);
+    ls.insert(
+        1,
+        r#"{"ts":"2026-11-24T21:43:38.999Z","kind":"sh-exit","n":"one"}"#,
+    );
     std::fs::write(&path, ls.join("\n") + "\n").expect("write");
     let err = read_run(&dir).expect_err("a malformed sh-exit must fail");
     assert!(err.to_string().contains(":2: bad sh-exit event"), "{err}");
@@ -335,7 +417,10 @@ fn lines_of_unknown_kinds_are_skipped() {
         let path = dir.join(file);
         let text = std::fs::read_to_string(&path).expect("read");
         let mut ls: Vec<&str> = text.lines().collect();
-        ls.insert(1, r#"{"ts":"2026-11-24T21:43:38.999Z","kind":"from-the-future","x":[1]}"#);
+        ls.insert(
+            1,
+            r#"{"ts":"2026-11-24T21:43:38.999Z","kind":"from-the-future","x":[1]}"#,
+        );
         std::fs::write(&path, ls.join("\n") + "\n").expect("write");
     }
     let run = read_run(&dir).expect("unknown kinds are skipped");
@@ -357,7 +442,10 @@ fn state_json_is_never_seen_half_written() {
                 let bytes = std::fs::read(&path).expect("state.json always exists");
                 let state: RunState = serde_json::from_slice(&bytes)
                     .unwrap_or_else(|e| panic!("partial state.json seen ({e}): {bytes:?}"));
-                assert!(state.error.as_deref().is_none_or(|e| e.starts_with("update ")));
+                assert!(state
+                    .error
+                    .as_deref()
+                    .is_none_or(|e| e.starts_with("update ")));
                 reads += 1;
             }
             reads
@@ -391,27 +479,38 @@ fn creating_over_an_existing_run_fails_and_names_it() {
     let _first = RunRecord::create(&dir, &m).expect("first create");
     let err = RunRecord::create(&dir, &m).expect_err("second create must fail");
     assert!(matches!(err, RecordError::AlreadyExists { .. }), "{err}");
-    assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&dir.display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_job_level_event_without_a_job_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut record =
-        RunRecord::create(&tmp.path().join("run"), &meta("20261124T214338.123Z-00dd")).expect("create");
+    let mut record = RunRecord::create(&tmp.path().join("run"), &meta("20261124T214338.123Z-00dd"))
+        .expect("create");
     let err = record
         .append(&ev(None, EventKind::Print { data: "x".into() }))
         .expect_err("must be refused");
-    assert!(err.to_string().contains("print event must name its job"), "{err}");
+    assert!(
+        err.to_string().contains("print event must name its job"),
+        "{err}"
+    );
     let err = record
-        .append(&ev(Some("../escape"), EventKind::Print { data: "x".into() }))
+        .append(&ev(
+            Some("../escape"),
+            EventKind::Print { data: "x".into() },
+        ))
         .expect_err("a job id with a slash must be refused");
     assert!(err.to_string().contains("../escape"), "{err}");
 }
 
 /// A pid that certainly belonged to a process which has exited.
 fn dead_pid() -> u32 {
-    let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
     let pid = child.id();
     child.wait().expect("wait");
     pid
@@ -422,19 +521,29 @@ fn prune_keeps_the_newest_runs_and_live_ones() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let runs = runs_dir(&tmp.path().join(".git"));
     assert!(runs.ends_with(".git/quire-ci/runs"));
-    assert!(list_runs(&runs).expect("missing dir lists as empty").is_empty());
+    assert!(list_runs(&runs)
+        .expect("missing dir lists as empty")
+        .is_empty());
 
     let id = |i: u32| format!("20261124T2143{i:02}.000Z-00{i:02}");
     for i in 0..8u32 {
         let mut m = meta(&id(i));
         // Run 1 is still running in this (live) process; run 2 claims to be
         // running but its owner is gone.
-        m.pid = if i == 2 { dead_pid() } else { std::process::id() };
+        m.pid = if i == 2 {
+            dead_pid()
+        } else {
+            std::process::id()
+        };
         let mut rec = RunRecord::create(&runs.join(id(i)), &m).expect("create");
         if i != 1 && i != 2 {
             rec.record(&ev(
                 None,
-                EventKind::RunEnd { status: RunStatus::Succeeded, duration_ms: 100 + i as u64, error: None },
+                EventKind::RunEnd {
+                    status: RunStatus::Succeeded,
+                    duration_ms: 100 + i as u64,
+                    error: None,
+                },
             ))
             .expect("end");
         }
@@ -443,7 +552,11 @@ fn prune_keeps_the_newest_runs_and_live_ones() {
 
     let listed = list_runs(&runs).expect("list");
     let ids: Vec<_> = listed.iter().map(|r| r.id.clone()).collect();
-    assert_eq!(ids, (0..8).rev().map(id).collect::<Vec<_>>(), "newest first, strays left out");
+    assert_eq!(
+        ids,
+        (0..8).rev().map(id).collect::<Vec<_>>(),
+        "newest first, strays left out"
+    );
     assert_eq!(listed[0].status, Some(RunStatus::Succeeded));
     assert_eq!(listed[0].duration_ms, Some(107));
     assert_eq!(listed[6].status, Some(RunStatus::Running));
@@ -451,9 +564,20 @@ fn prune_keeps_the_newest_runs_and_live_ones() {
 
     let removed = prune(&runs, 3).expect("prune");
     assert_eq!(removed, [id(4), id(3), id(2), id(0)]);
-    let left: Vec<_> = list_runs(&runs).expect("list").into_iter().map(|r| r.id).collect();
-    assert_eq!(left, [id(7), id(6), id(5), id(1)], "the live run 1 survives");
-    assert!(runs.join("notes").is_dir(), "prune never touches what is not a run");
+    let left: Vec<_> = list_runs(&runs)
+        .expect("list")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        left,
+        [id(7), id(6), id(5), id(1)],
+        "the live run 1 survives"
+    );
+    assert!(
+        runs.join("notes").is_dir(),
+        "prune never touches what is not a run"
+    );
 }
 
 #[test]
@@ -466,8 +590,12 @@ fn secrets_split_across_output_chunks_never_reach_the_files() {
 
     let mut cmd = json!(["curl", "-H", format!("Authorization: {secret}")]);
     redactor.redact_json(&mut cmd);
-    record.record(&ev(Some("j"), EventKind::JobStart {})).expect("rec");
-    record.record(&ev(Some("j"), EventKind::ShStart { n: 1, cmd })).expect("rec");
+    record
+        .record(&ev(Some("j"), EventKind::JobStart {}))
+        .expect("rec");
+    record
+        .record(&ev(Some("j"), EventKind::ShStart { n: 1, cmd }))
+        .expect("rec");
 
     // The executor's pipeline per stream: redact, then hold back split
     // characters, then encode. The secret is cut in three places.
@@ -489,14 +617,22 @@ fn secrets_split_across_output_chunks_never_reach_the_files() {
     let tail = carry.push(&redact.finish());
     let tail = [tail, carry.finish()].concat();
     if !tail.is_empty() {
-        record.record(&ev(Some("j"), output_event(Stream::Stdout, 1, &tail))).expect("rec");
+        record
+            .record(&ev(Some("j"), output_event(Stream::Stdout, 1, &tail)))
+            .expect("rec");
     }
     let mut msg = format!("failed: {secret}");
     msg = redactor.redact_str(&msg);
     record
         .record(&ev(
             Some("j"),
-            EventKind::JobEnd { outcome: Outcome::Failed, duration_ms: 1, reason: Some(msg), line: None, outputs: None },
+            EventKind::JobEnd {
+                outcome: Outcome::Failed,
+                duration_ms: 1,
+                reason: Some(msg),
+                line: None,
+                outputs: None,
+            },
         ))
         .expect("rec");
     drop(record);
@@ -506,11 +642,21 @@ fn secrets_split_across_output_chunks_never_reach_the_files() {
         assert!(!text.contains(secret), "{file} leaks the secret:\n{text}");
     }
     let run = read_run(&dir).expect("read");
-    let out: Vec<u8> = run.events.iter().flat_map(|e| decode_data(&e.kind)).collect();
-    assert_eq!(String::from_utf8_lossy(&out), "a *** b ***\n€");
-    assert!(run
+    let out: Vec<u8> = run
         .events
         .iter()
-        .all(|e| !matches!(&e.kind, EventKind::Stdout { encoding: Some(_), .. })));
-    assert_eq!(run.state.job("j").and_then(|j| j.reason.clone()).as_deref(), Some("failed: ***"));
+        .flat_map(|e| decode_data(&e.kind))
+        .collect();
+    assert_eq!(String::from_utf8_lossy(&out), "a *** b ***\n€");
+    assert!(run.events.iter().all(|e| !matches!(
+        &e.kind,
+        EventKind::Stdout {
+            encoding: Some(_),
+            ..
+        }
+    )));
+    assert_eq!(
+        run.state.job("j").and_then(|j| j.reason.clone()).as_deref(),
+        Some("failed: ***")
+    );
 }

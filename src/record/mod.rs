@@ -64,7 +64,11 @@ pub enum RecordError {
 }
 
 impl RecordError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         RecordError::Io {
             action,
             path: path.into(),

@@ -97,12 +97,20 @@ mod tests {
     fn text_stays_text_and_other_bytes_become_base64() {
         assert_eq!(
             output_event(Stream::Stdout, 1, "héllo\n".as_bytes()),
-            EventKind::Stdout { n: 1, data: "héllo\n".into(), encoding: None }
+            EventKind::Stdout {
+                n: 1,
+                data: "héllo\n".into(),
+                encoding: None
+            }
         );
         let ev = output_event(Stream::Stderr, 2, &[0xff, 0x00, b'a']);
         assert_eq!(
             ev,
-            EventKind::Stderr { n: 2, data: "/wBh".into(), encoding: Some("base64".into()) }
+            EventKind::Stderr {
+                n: 2,
+                data: "/wBh".into(),
+                encoding: Some("base64".into())
+            }
         );
         assert_eq!(decode_data(&ev), vec![0xff, 0x00, b'a']);
     }

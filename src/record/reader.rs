@@ -36,7 +36,9 @@ pub fn read_run(dir: &Path) -> Result<RecordedRun> {
             for entry in entries {
                 let entry = entry.map_err(|e| RecordError::io("list", &jobs_dir, e))?;
                 let log = entry.path().join(LOG_FILE);
-                let Ok(job) = entry.file_name().into_string() else { continue };
+                let Ok(job) = entry.file_name().into_string() else {
+                    continue;
+                };
                 if !log.is_file() {
                     continue;
                 }
@@ -61,7 +63,11 @@ pub fn read_run(dir: &Path) -> Result<RecordedRun> {
         events.extend(splice.into_iter().flatten());
     }
     events.extend(job_events.into_values().flatten());
-    Ok(RecordedRun { meta, state, events })
+    Ok(RecordedRun {
+        meta,
+        state,
+        events,
+    })
 }
 
 /// Parse one log.jsonl file. A last line that is cut off (no newline) and
@@ -73,7 +79,11 @@ pub fn read_log(path: &Path) -> Result<Vec<Event>> {
     let ends_with_newline = bytes.last() == Some(&b'\n');
     let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     // split() yields one empty piece after a final newline.
-    let count = if ends_with_newline { lines.len() - 1 } else { lines.len() };
+    let count = if ends_with_newline {
+        lines.len() - 1
+    } else {
+        lines.len()
+    };
 
     let mut events = Vec::new();
     for (i, line) in lines.iter().take(count).enumerate() {

@@ -216,7 +216,10 @@ mod tests {
         assert_eq!(ts.len(), 24, "{ts}");
         assert!(ts.ends_with('Z'), "{ts}");
         let b = ts.as_bytes();
-        assert!(b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[19] == b'.', "{ts}");
+        assert!(
+            b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[19] == b'.',
+            "{ts}"
+        );
     }
 
     #[test]

@@ -175,11 +175,13 @@ impl RunState {
                 JobStatus::Running => {
                     job.status = JobStatus::Canceled;
                     job.ended_at = Some(ts.to_owned());
-                    job.reason.get_or_insert_with(|| format!("run {word} while it ran"));
+                    job.reason
+                        .get_or_insert_with(|| format!("run {word} while it ran"));
                 }
                 JobStatus::Pending => {
                     job.status = JobStatus::Canceled;
-                    job.reason.get_or_insert_with(|| format!("run {word} before it started"));
+                    job.reason
+                        .get_or_insert_with(|| format!("run {word} before it started"));
                 }
                 _ => {}
             }
@@ -255,7 +257,11 @@ mod tests {
         assert!(!s.apply(&ev(
             "t3",
             Some("a"),
-            EventKind::Stdout { n: 1, data: "x".into(), encoding: None }
+            EventKind::Stdout {
+                n: 1,
+                data: "x".into(),
+                encoding: None
+            }
         )));
         s.apply(&ev(
             "t4",
@@ -283,7 +289,11 @@ mod tests {
         s.apply(&ev(
             "t7",
             None,
-            EventKind::RunEnd { status: RunStatus::Canceled, duration_ms: 70, error: None },
+            EventKind::RunEnd {
+                status: RunStatus::Canceled,
+                duration_ms: 70,
+                error: None,
+            },
         ));
         assert_eq!(s.status, RunStatus::Canceled);
         assert_eq!(s.ended_at.as_deref(), Some("t7"));

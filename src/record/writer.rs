@@ -65,10 +65,16 @@ impl RunRecord {
             .map_err(|e| RecordError::io("create run directory", dir, e))?;
 
         let meta_path = dir.join(META_FILE);
-        let mut meta_file = match OpenOptions::new().write(true).create_new(true).open(&meta_path) {
+        let mut meta_file = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&meta_path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(RecordError::AlreadyExists { path: dir.to_owned() })
+                return Err(RecordError::AlreadyExists {
+                    path: dir.to_owned(),
+                })
             }
             Err(e) => return Err(RecordError::io("create", meta_path, e)),
         };

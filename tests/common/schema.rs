@@ -17,8 +17,8 @@ pub fn log_schema() -> &'static jsonschema::Validator {
     SCHEMA.get_or_init(|| {
         let text = std::fs::read_to_string(SCHEMA_PATH)
             .unwrap_or_else(|e| panic!("cannot read {SCHEMA_PATH}: {e}"));
-        let schema: Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{SCHEMA_PATH} is not JSON: {e}"));
+        let schema: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{SCHEMA_PATH} is not JSON: {e}"));
         jsonschema::draft202012::new(&schema)
             .unwrap_or_else(|e| panic!("{SCHEMA_PATH} is not a valid draft 2020-12 schema: {e}"))
     })
