@@ -18,10 +18,19 @@ use serde_json::{Map, Value};
 pub const MASK: &str = "***";
 
 /// The set of secret values to mask. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Redactor {
     // Longest first, so the longest match at a position is found first.
     secrets: Arc<Vec<Vec<u8>>>,
+    // First bytes of the secrets: most output bytes start none, and can
+    // skip the per-secret comparison.
+    starts: Arc<[bool; 256]>,
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Redactor::new(Vec::new())
+    }
 }
 
 impl Redactor {
@@ -35,8 +44,13 @@ impl Redactor {
             .collect();
         secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
+        let mut starts = [false; 256];
+        for s in &secrets {
+            starts[usize::from(s[0])] = true;
+        }
         Redactor {
             secrets: Arc::new(secrets),
+            starts: Arc::new(starts),
         }
     }
 
@@ -54,6 +68,7 @@ impl Redactor {
     pub fn stream(&self) -> RedactStream {
         RedactStream {
             secrets: Arc::clone(&self.secrets),
+            starts: Arc::clone(&self.starts),
             buf: Vec::new(),
             covered_left: 0,
             last_masked: false,
@@ -116,6 +131,8 @@ pub struct RedactStream {
     /// How many bytes from `buf[0]` on are covered by a secret occurrence
     /// that started at or before `buf[0]` (already seen in full).
     covered_left: usize,
+    /// Which bytes begin some secret (shared with the Redactor).
+    starts: Arc<[bool; 256]>,
     /// Whether the last byte emitted was masked, so that a masked stretch
     /// continuing across a chunk boundary yields one `***`, not two.
     last_masked: bool,
@@ -142,6 +159,20 @@ impl RedactStream {
         let mut out = Vec::with_capacity(self.buf.len());
         let mut i = 0;
         while i < self.buf.len() {
+            if self.covered_left == 0 {
+                // Fast path: bytes that cannot start a secret and are not
+                // inside one go out as they are, in bulk.
+                let run = self.buf[i..]
+                    .iter()
+                    .position(|b| self.starts[usize::from(*b)])
+                    .unwrap_or(self.buf.len() - i);
+                if run > 0 {
+                    out.extend_from_slice(&self.buf[i..i + run]);
+                    self.last_masked = false;
+                    i += run;
+                    continue;
+                }
+            }
             // Decide the occurrence starting at i before deciding byte i:
             // any occurrence covering byte i starts at or before it.
             let rest = &self.buf[i..];

@@ -218,6 +218,11 @@ fn a_run_with_every_kind_reads_back_equal_and_in_order() {
     let dir = tmp.path().join("run");
     let events = every_kind_run();
     let written: std::collections::BTreeSet<&str> = events.iter().map(|e| e.kind.name()).collect();
+    for e in &events {
+        let v = serde_json::to_value(e).expect("serialize");
+        assert_eq!(v["kind"], e.kind.name(), "name() must be the serde spelling");
+        assert!(EventKind::KINDS.contains(&e.kind.name()));
+    }
     assert_eq!(
         written.len(),
         EventKind::KINDS.len(),
