@@ -220,7 +220,11 @@ fn a_run_with_every_kind_reads_back_equal_and_in_order() {
     let written: std::collections::BTreeSet<&str> = events.iter().map(|e| e.kind.name()).collect();
     for e in &events {
         let v = serde_json::to_value(e).expect("serialize");
-        assert_eq!(v["kind"], e.kind.name(), "name() must be the serde spelling");
+        assert_eq!(
+            v["kind"],
+            e.kind.name(),
+            "name() must be the serde spelling"
+        );
         assert!(EventKind::KINDS.contains(&e.kind.name()));
     }
     assert_eq!(
@@ -664,4 +668,90 @@ fn secrets_split_across_output_chunks_never_reach_the_files() {
         run.state.job("j").and_then(|j| j.reason.clone()).as_deref(),
         Some("failed: ***")
     );
+}
+
+/// The writer half of `a_run_killed_mid_write_reads_back`: runs only when
+/// that test starts this binary again with QUIRE_CI_TEST_CRASH_DIR set, and
+/// writes events until it is killed (or gives up after 30 s).
+#[test]
+fn crash_writer_child() {
+    let Some(dir) = std::env::var_os("QUIRE_CI_TEST_CRASH_DIR") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let mut record = RunRecord::create(&dir, &meta("20261124T214338.123Z-0fff")).expect("create");
+    let chunk = "0123456789abcdef€".repeat(512);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut n = 0u32;
+    while std::time::Instant::now() < deadline {
+        n += 1;
+        let job = format!("job{n}");
+        record
+            .record(&ev(Some(&job), EventKind::JobStart {}))
+            .expect("rec");
+        record
+            .record(&ev(
+                Some(&job),
+                EventKind::ShStart {
+                    n,
+                    cmd: json!("yes"),
+                },
+            ))
+            .expect("rec");
+        for _ in 0..20 {
+            record
+                .record(&ev(
+                    Some(&job),
+                    output_event(Stream::Stdout, n, chunk.as_bytes()),
+                ))
+                .expect("rec");
+        }
+        record
+            .record(&ev(
+                Some(&job),
+                EventKind::JobEnd {
+                    outcome: Outcome::Succeeded,
+                    duration_ms: 1,
+                    reason: None,
+                    line: None,
+                    outputs: None,
+                },
+            ))
+            .expect("rec");
+    }
+}
+
+#[test]
+fn a_run_killed_mid_write_reads_back() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "crash_writer_child", "--nocapture"])
+        .env("QUIRE_CI_TEST_CRASH_DIR", &dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the writer");
+    // Let it write a good amount, then kill it without warning.
+    let log = dir.join("log.jsonl");
+    let start = std::time::Instant::now();
+    while std::fs::metadata(&log).map_or(0, |m| m.len()) < 5_000 {
+        assert!(start.elapsed().as_secs() < 20, "the writer never got going");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL the writer");
+    child.wait().expect("reap");
+
+    let run = read_run(&dir).expect("a killed run must read back");
+    assert!(run.events.len() > 50, "only {} events", run.events.len());
+    assert_eq!(run.state.status, RunStatus::Running, "nobody ended it");
+    // Every job-level event was spliced under its job's job-start.
+    let mut current: Option<String> = None;
+    for e in &run.events {
+        match &e.kind {
+            EventKind::JobStart {} => current = e.job.clone(),
+            k if k.is_job_level() => assert_eq!(e.job, current, "{e:?}"),
+            _ => {}
+        }
+    }
+    schema::assert_log_file_valid(&log);
 }
