@@ -54,6 +54,45 @@ pub enum RunStatus {
 }
 
 impl EventKind {
+    /// Every `kind` spelling this build knows, server's and quire-ci's.
+    /// Readers skip lines whose kind is not in this list (forward
+    /// compatibility), so a line with a known kind but a bad shape can still
+    /// be told apart from a line written by a newer quire-ci.
+    pub const KINDS: &'static [&'static str] = &[
+        "sh-start",
+        "stdout",
+        "stderr",
+        "sh-exit",
+        "print",
+        "container-start",
+        "container-died",
+        "container-end",
+        "run-start",
+        "image",
+        "job-start",
+        "job-end",
+        "run-end",
+    ];
+
+    /// The `kind` string this event is written with.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::ShStart { .. } => "sh-start",
+            EventKind::Stdout { .. } => "stdout",
+            EventKind::Stderr { .. } => "stderr",
+            EventKind::ShExit { .. } => "sh-exit",
+            EventKind::Print { .. } => "print",
+            EventKind::ContainerStart { .. } => "container-start",
+            EventKind::ContainerDied { .. } => "container-died",
+            EventKind::ContainerEnd { .. } => "container-end",
+            EventKind::RunStart { .. } => "run-start",
+            EventKind::Image { .. } => "image",
+            EventKind::JobStart {} => "job-start",
+            EventKind::JobEnd { .. } => "job-end",
+            EventKind::RunEnd { .. } => "run-end",
+        }
+    }
+
     /// True for kinds that live in a job's own log.jsonl.
     pub fn is_job_level(&self) -> bool {
         matches!(

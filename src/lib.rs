@@ -6,7 +6,13 @@
 pub mod cli;
 pub mod commands;
 pub mod diagnostic;
+pub mod emitter;
 pub mod events;
 pub mod fennel;
 pub mod pipeline;
+pub mod record;
+pub mod redact;
+pub mod render;
+pub mod runtime;
 pub mod sandbox;
+pub mod secrets;
