@@ -39,6 +39,8 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the pipeline on the working tree, now, in one container.
+    Run(RunArgs),
     /// Compile and check .quire/ci.fnl without starting a container.
     Validate(ValidateArgs),
     /// Show the jobs, their inputs, their order and the image.
@@ -63,6 +65,66 @@ pub struct EvalArgs {
     /// Wall-clock deadline for compiling and evaluating ci.fnl's top level, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub eval_timeout: f64,
+
+    /// Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub job_lua_timeout: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pull {
+    /// Pull only images that are not present.
+    Missing,
+    /// Always pull (refresh moving tags).
+    Always,
+    /// Never pull; a missing image is an error.
+    Never,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Run only these jobs (and the jobs they need).
+    #[arg(value_name = "JOB")]
+    pub jobs: Vec<String>,
+
+    /// Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0).
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+
+    /// JSON object whose keys override the :quire/push table.
+    #[arg(long, value_name = "FILE.json")]
+    pub event: Option<PathBuf>,
+
+    /// Image to run in when ci.fnl declares none and there is no .quire/Dockerfile.
+    #[arg(long, value_name = "IMAGE", env = "QUIRE_CI_IMAGE")]
+    pub image: Option<String>,
+
+    /// When to pull the image.
+    #[arg(long, value_enum, default_value_t = Pull::Missing, value_name = "WHEN")]
+    pub pull: Pull,
+
+    /// Keep the container after the run and print how to enter it.
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Where run records go (default: <git-dir>/quire-ci/runs).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Provide secret NAME from the environment variable NAME (repeatable).
+    #[arg(long = "secret", value_name = "NAME")]
+    pub secrets: Vec<String>,
+
+    /// Read secrets from a dotenv file (KEY=value lines).
+    #[arg(long, value_name = "PATH")]
+    pub secrets_file: Option<PathBuf>,
+
+    /// Print the run's events as JSON lines on stdout instead of the live view.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub eval: EvalArgs,
 }
 
 #[derive(Debug, Args)]

@@ -158,6 +158,9 @@ pub enum EventKind {
         dirty: bool,
         /// The jobs this run will consider, in execution order.
         jobs: Vec<String>,
+        /// The run directory (absolute), so a reader can point at it.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        dir: Option<String>,
     },
     /// Image resolution / pull / build progress worth recording.
     Image {

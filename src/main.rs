@@ -13,6 +13,7 @@ fn main() {
         }
     };
     let code = match &cli.command {
+        Command::Run(a) => commands::run::run(&ctx, a),
         Command::Validate(a) => commands::validate::run(&ctx, a),
         Command::List(a) => commands::list::run(&ctx, a),
         Command::Completions { shell } => {

@@ -213,9 +213,12 @@ impl EventSink for Renderer {
     fn event(&mut self, ev: &Event) {
         let job = ev.job.clone().unwrap_or_default();
         match &ev.kind {
-            EventKind::RunStart { jobs, .. } => {
+            EventKind::RunStart { jobs, dir, .. } => {
                 for j in jobs {
                     self.view(j);
+                }
+                if self.opts.run_dir.is_none() {
+                    self.opts.run_dir = dir.as_ref().map(PathBuf::from);
                 }
             }
             EventKind::Image { image, action, detail } => {

@@ -229,7 +229,7 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         Err(Invalid { problems, sources }) => {
             let msg = problems.first().map(|p| p.message.clone()).unwrap_or_default();
             let more = if problems.len() > 1 { format!(" (and {} more)", problems.len() - 1) } else { String::new() };
-            emit_run_start(&emitter, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), vec![]);
+            emit_run_start(&emitter, &dir, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), vec![]);
             finish_run(&emitter, RunStatus::Error, started, Some(format!("{msg}{more}")));
             outcome.exit_code = crate::commands::exit::BAD_INPUT;
             outcome.error = Some(RunError::Invalid { problems, sources });
@@ -241,14 +241,14 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
     let selected = match select_jobs(&pipeline, &req.selected) {
         Ok(s) => s,
         Err(msg) => {
-            emit_run_start(&emitter, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), vec![]);
+            emit_run_start(&emitter, &dir, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), vec![]);
             finish_run(&emitter, RunStatus::Error, started, Some(msg.clone()));
             outcome.exit_code = crate::commands::exit::BAD_INPUT;
             outcome.error = Some(RunError::Usage(msg));
             return outcome;
         }
     };
-    emit_run_start(&emitter, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), selected.clone());
+    emit_run_start(&emitter, &dir, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), selected.clone());
 
     let ran = run_in_container(rt, &req, &pipeline, &snapshot, &selected, &facts, &git_ref, &run_id, &emitter);
     let (status, error) = match ran {
@@ -278,6 +278,7 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
 
 fn emit_run_start(
     emitter: &Rc<RefCell<Emitter>>,
+    dir: &Path,
     run_id: &str,
     git_ref: &str,
     facts: &PushFacts,
@@ -294,6 +295,7 @@ fn emit_run_start(
             tree: tree.to_string(),
             dirty,
             jobs,
+            dir: Some(dir.display().to_string()),
         },
     );
 }

@@ -2,6 +2,7 @@
 //! the rooms (pipeline, snapshot, engine, ...) and into an exit code.
 
 pub mod list;
+pub mod run;
 pub mod validate;
 
 use std::io::IsTerminal;
@@ -65,7 +66,7 @@ impl EvalArgs {
         Limits {
             memory: (self.lua_memory as usize) * 1024 * 1024,
             eval_timeout: Duration::from_secs_f64(self.eval_timeout.max(0.001)),
-            ..Limits::default()
+            run_fn_budget: Duration::from_secs_f64(self.job_lua_timeout.max(0.001)),
         }
     }
 }

@@ -1,0 +1,146 @@
+//! `quire-ci run`: the pipeline on the working tree, now.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use super::{exit, find_repo_root, Context};
+use crate::cli::{Pull, RunArgs};
+use crate::emitter::EventSink;
+use crate::engine::PullPolicy;
+use crate::events::{Event, RunStatus};
+use crate::render::{RenderOptions, Renderer};
+use crate::run::{self, Cancel, RunError, RunOutcome, RunRequest};
+
+pub fn run(ctx: &Context, args: &RunArgs) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("quire-ci: cannot start the async runtime: {e}");
+            return exit::INFRA;
+        }
+    };
+    let repo = match find_repo_root(&ctx.cwd) {
+        Ok(r) => r,
+        Err(p) => {
+            ctx.report(&[p], &Default::default());
+            return exit::BAD_INPUT;
+        }
+    };
+    let request = match build_request(ctx, args, &repo) {
+        Ok(r) => r,
+        Err(msg) => {
+            eprintln!("quire-ci: {msg}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let cancel = request.cancel.clone();
+    let live = request.live_container.clone();
+    install_signal_handlers(&rt, cancel, live);
+    let outcome = run::execute(rt.handle(), request);
+    report_outcome(ctx, &outcome);
+    outcome.exit_code
+}
+
+/// Everything but the sinks that need the run directory.
+pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> Result<RunRequest, String> {
+    let event = match &args.event {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("--event {}: {e}", path.display()))?;
+            match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Object(m)) => Some(m),
+                Ok(_) => return Err(format!("--event {}: expected a JSON object", path.display())),
+                Err(e) => return Err(format!("--event {}: {e}", path.display())),
+            }
+        }
+    };
+    let secrets = crate::secrets::resolve(&args.secrets, args.secrets_file.as_deref(), std::env::vars())?;
+    let sinks: Vec<Box<dyn EventSink>> = if args.json {
+        vec![Box::new(JsonLines(Box::new(std::io::stdout())))]
+    } else {
+        vec![Box::new(Renderer::new(
+            Box::new(std::io::stdout()),
+            RenderOptions { color: ctx.color_stdout, quiet: ctx.quiet, verbose: ctx.verbose, run_dir: None },
+        ))]
+    };
+    Ok(RunRequest {
+        repo_dir: repo.to_path_buf(),
+        pushed: None,
+        selected: args.jobs.clone(),
+        git_ref: args.git_ref.clone(),
+        event,
+        image_override: args.image.clone(),
+        pull: match args.pull {
+            Pull::Missing => PullPolicy::Missing,
+            Pull::Always => PullPolicy::Always,
+            Pull::Never => PullPolicy::Never,
+        },
+        keep: args.keep,
+        runs_dir: args.out.as_ref().map(|o| if o.is_absolute() { o.clone() } else { ctx.cwd.join(o) }),
+        secrets,
+        limits: args.eval.limits(),
+        cancel: Cancel::default(),
+        sinks,
+        live_container: Arc::new(Mutex::new(None)),
+    })
+}
+
+/// First SIGINT/SIGTERM: cancel and clean up (the run ends with 130).
+/// Second: remove the container right away and exit 130.
+pub fn install_signal_handlers(rt: &tokio::runtime::Runtime, cancel: Cancel, live: Arc<Mutex<Option<String>>>) {
+    rt.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return;
+        };
+        let mut count = 0;
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            count += 1;
+            if count == 1 {
+                eprintln!("\nquire-ci: {name}: canceling the run and removing its container (again to force)");
+                cancel.cancel(RunStatus::Canceled, format!("canceled by {name}"));
+            } else {
+                let id = live.lock().ok().and_then(|l| l.clone());
+                if let Some(id) = id {
+                    if let Ok(engine) = crate::engine::Engine::connect().await {
+                        let c = crate::engine::RunContainer { id: id.clone(), name: id };
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), engine.kill(&c)).await;
+                    }
+                }
+                eprintln!("quire-ci: forced exit");
+                std::process::exit(exit::INTERRUPTED);
+            }
+        }
+    });
+}
+
+/// Problems that kept the run from going are printed with their details.
+pub fn report_outcome(ctx: &Context, outcome: &RunOutcome) {
+    match &outcome.error {
+        Some(RunError::Invalid { problems, sources }) => ctx.report(problems, sources),
+        Some(RunError::Usage(m)) => eprintln!("quire-ci: {m}"),
+        Some(RunError::Infra(m)) => eprintln!("quire-ci: {m}"),
+        None => {}
+    }
+    if outcome.dir.is_some() && ctx.verbose {
+        if let Some(dir) = &outcome.dir {
+            eprintln!("quire-ci: run record: {}", dir.display());
+        }
+    }
+}
+
+/// `--json`: every event as one JSON line on stdout, with its `job`.
+pub struct JsonLines(pub Box<dyn Write>);
+
+impl EventSink for JsonLines {
+    fn event(&mut self, ev: &Event) {
+        if let Ok(line) = serde_json::to_string(ev) {
+            let _ = writeln!(self.0, "{line}");
+            let _ = self.0.flush();
+        }
+    }
+}
