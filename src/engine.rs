@@ -21,7 +21,7 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     EventsOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -442,7 +442,11 @@ impl Engine {
         // A command that exits normally proves the container was alive; only
         // an unknown exit or a signal's 128+N needs a look at the container.
         if exit.is_none_or(|code| code >= 128) {
-            if let Some(reason) = self.death_reason(container).await {
+            // Execs die with 137 when the container is killed, and the engine
+            // may report the exec's end before it has noticed the container's;
+            // so for 137 (or no code) give the container a moment to settle.
+            let settle = exit.is_none_or(|code| code == 137);
+            if let Some(reason) = self.death_reason_settled(container, settle).await {
                 return Err(EngineError::ContainerDied { container: container.name.clone(), reason });
             }
             if exit == Some(137) && self.oom_since(container, started).await {
@@ -521,6 +525,26 @@ impl Engine {
 
     // ---- container death ------------------------------------------------
 
+    /// As [`Self::death_reason`]; with `settle`, a container that still runs
+    /// gets up to SETTLE to stop (`wait` returns the moment it does), so a
+    /// kill from outside is not mistaken for the command's own SIGKILL. That
+    /// wait is the price of a command that really is SIGKILLed inside a live
+    /// container.
+    async fn death_reason_settled(&self, container: &RunContainer, settle: bool) -> Option<String> {
+        const SETTLE: Duration = Duration::from_millis(500);
+        if let Some(reason) = self.death_reason(container).await {
+            return Some(reason);
+        }
+        if !settle {
+            return None;
+        }
+        let options = WaitContainerOptionsBuilder::default().condition("not-running").build();
+        let wait = self.docker.wait_container(&container.id, Some(options));
+        futures_util::pin_mut!(wait);
+        let _ = tokio::time::timeout(SETTLE, wait.next()).await;
+        self.death_reason(container).await
+    }
+
     /// Why the container is no longer running, or None if it still runs.
     async fn death_reason(&self, container: &RunContainer) -> Option<String> {
         match self.docker.inspect_container(&container.id, None).await {
@@ -556,7 +580,9 @@ impl Engine {
         filters.insert("event", vec!["oom"]);
         let options = EventsOptionsBuilder::default()
             .since(&format!("{:.3}", secs(since) - 1.0))
-            .until(&format!("{:.3}", secs(SystemTime::now()) + 0.5))
+            // The oom event precedes the exec's end, so "now" already covers
+            // it; a future `until` would make the engine hold the stream open.
+            .until(&format!("{:.3}", secs(SystemTime::now())))
             .filters(&filters)
             .build();
         let events = self.docker.events(Some(options));

@@ -305,8 +305,12 @@ async fn docker_exec_streams_and_exit_codes() {
     assert_eq!(r.ok().map(|o| o.exit), Some(0));
     assert_eq!(text(&out.stdout), "$HOME  x\n");
 
-    let (r, _) = run_spec(&e, &c, ExecSpec { argv: vec!["no-such-command".into()], ..Default::default() }).await;
-    assert_eq!(r.ok().map(|o| o.exit), Some(127), "a missing command is the command's failure, not the container's");
+    // Docker answers 126 ("exec failed") where a shell would say 127.
+    let (r, out) = run_spec(&e, &c, ExecSpec { argv: vec!["no-such-command".into()], ..Default::default() }).await;
+    let code = r.ok().map(|o| o.exit);
+    assert!(matches!(code, Some(126 | 127)), "a missing command is the command's failure, not the container's: {code:?}");
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(said.contains("no-such-command"), "the engine's message should name the command: {said:?}");
 }
 
 #[tokio::test]
