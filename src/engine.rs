@@ -574,15 +574,19 @@ impl Engine {
     /// second of slack; a remote engine whose clock is far off gets
     /// "exit 137" instead of "oom-killed".
     async fn oom_since(&self, container: &RunContainer, since: SystemTime) -> bool {
-        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        // The API's timestamp form: seconds, a dot, nine digits of nanoseconds.
+        let stamp = |t: SystemTime| {
+            let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+            format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+        };
         let mut filters = HashMap::new();
         filters.insert("container", vec![container.id.as_str()]);
         filters.insert("event", vec!["oom"]);
         let options = EventsOptionsBuilder::default()
-            .since(&format!("{:.3}", secs(since) - 1.0))
+            .since(&stamp(since.checked_sub(Duration::from_secs(1)).unwrap_or(since)))
             // The oom event precedes the exec's end, so "now" already covers
             // it; a future `until` would make the engine hold the stream open.
-            .until(&format!("{:.3}", secs(SystemTime::now())))
+            .until(&stamp(SystemTime::now()))
             .filters(&filters)
             .build();
         let events = self.docker.events(Some(options));

@@ -269,6 +269,35 @@ async fn docker_upload_of_a_large_stream() {
     assert_eq!(text(&out.stdout).trim(), (32 * 1024 * 1024).to_string());
 }
 
+/// A tar source that breaks after some good bytes, like a snapshot whose
+/// file vanished mid-read.
+struct Breaks(std::io::Cursor<Vec<u8>>);
+impl std::io::Read for Breaks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf)? {
+            0 => Err(std::io::Error::other("snapshot file vanished")),
+            n => Ok(n),
+        }
+    }
+}
+
+#[tokio::test]
+async fn docker_upload_reader_error_is_reported_not_hung() {
+    let e = engine().await;
+    let (c, _g) = container(&e, &spec("breaks")).await;
+    // A header and half a file: the tar stops mid-entry.
+    let mut tar = tar_of(&[("a.bin", &[7u8; 4096], 0o644)], &[]);
+    tar.truncate(512 + 1000);
+    let r = tokio::time::timeout(Duration::from_secs(30), e.upload(&c, Breaks(std::io::Cursor::new(tar)))).await;
+    match r {
+        Ok(Err(EngineError::ArchiveRead { target, source })) => {
+            assert!(target.contains(&c.name), "{target}");
+            assert!(source.to_string().contains("vanished"), "{source}");
+        }
+        other => panic!("expected ArchiveRead, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn docker_exec_output_arrives_live() {
     let e = engine().await;
