@@ -1,0 +1,814 @@
+//! The container engine, through bollard: finding and connecting to a
+//! Docker-API engine (Docker or Podman, local or remote), images (inspect,
+//! pull, build), the one run container per run, uploads into `/work`, execs
+//! with live output, and teardown including orphans of dead quire-ci
+//! processes. See docs/engine.md.
+//!
+//! Owns: every call to the Engine API. Must not know about: Lua, the
+//! pipeline, the terminal, log files. Callers get plain values and callbacks.
+//! Everything here is async (tokio); a plain thread can use
+//! `Handle::block_on`.
+
+mod error;
+pub mod owner;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    EventsOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use bollard::Docker;
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+pub use crate::events::Stream;
+pub use error::EngineError;
+use error::{message_of, status_of};
+use owner::{Owner, Verdict, LABEL_REPO, LABEL_RUN};
+
+/// Where the run's files live inside the container.
+pub const WORKDIR: &str = "/work";
+
+/// A keep-alive that needs only `sh`: sleeps forever in the background and
+/// `wait`s, so a TERM (docker stop) runs the trap and exits at once instead of
+/// after the stop timeout. PID 1 ignores signals it has no handler for,
+/// which is why the trap is needed at all. `wait` also reaps orphans that
+/// background jobs of execs leave behind.
+const KEEP_ALIVE: &str = "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done";
+
+/// Ping budget per candidate: a TCP host that drops packets must not hang
+/// `connect` for bollard's default two minutes.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Per-request budget. Uploads and builds send the whole body before the
+/// engine answers, so this must cover a large snapshot; streams (exec
+/// output, pull progress) are not bound by it once their headers arrive.
+const REQUEST_TIMEOUT_SECS: u64 = 3600;
+
+/// A connected, version-negotiated engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+    endpoint: String,
+}
+
+/// What `doctor` shows about the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineVersion {
+    /// "Docker Engine", "Podman Engine", ... from the version's components.
+    pub product: String,
+    /// The server's own version, e.g. "20.10.24+dfsg1".
+    pub server: String,
+    /// The server's API version, e.g. "1.41".
+    pub api: String,
+    /// The API version we speak to it after negotiation.
+    pub negotiated_api: String,
+    pub os: String,
+    pub arch: String,
+}
+
+/// When to pull an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Pull only when the image is not present locally.
+    #[default]
+    Missing,
+    /// Always pull (refresh a moving tag).
+    Always,
+    /// Never pull: a missing image is an error.
+    Never,
+}
+
+/// One progress message from a pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullProgress {
+    /// The layer this is about; None for whole-image messages ("Pulling from ...").
+    pub layer: Option<String>,
+    /// The engine's status text: "Downloading", "Pull complete", ...
+    pub status: String,
+    pub current: Option<i64>,
+    pub total: Option<i64>,
+}
+
+/// What the run container is made from.
+#[derive(Debug, Clone, Default)]
+pub struct RunContainerSpec {
+    pub image: String,
+    pub run_id: String,
+    /// The host path of the repository, for the `quire-ci.repo` label (people
+    /// read it in `docker ps`; nothing is mounted from it).
+    pub repo_path_label: String,
+    /// Environment for every exec, before each exec's own env.
+    pub env: Vec<(String, String)>,
+    /// Memory limit in bytes (swap limited to the same, so the limit bites).
+    pub memory_limit: Option<i64>,
+    /// A named volume to mount at /cache (created by the engine if missing).
+    pub cache_volume: Option<String>,
+}
+
+/// A created and started run container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunContainer {
+    pub id: String,
+    pub name: String,
+}
+
+/// One command to run in the run container.
+#[derive(Debug, Clone, Default)]
+pub struct ExecSpec {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Relative to /work, or absolute inside /work; None is /work.
+    pub cwd: Option<String>,
+}
+
+/// How a command ended, when the container survived it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutcome {
+    pub exit: i64,
+    /// "SIGKILL" etc. when `exit` is 128+N for a known signal N (see
+    /// [`signal_from_exit`] for the heuristic).
+    pub signal: Option<String>,
+}
+
+impl Engine {
+    /// Find an engine: `DOCKER_HOST` when set (and then only it), else the
+    /// usual Docker socket, then Docker rootless and Podman sockets.
+    pub async fn connect() -> Result<Engine, EngineError> {
+        let host = std::env::var("DOCKER_HOST").ok();
+        Self::connect_with(host.as_deref()).await
+    }
+
+    /// As [`Engine::connect`], with `docker_host` in place of `$DOCKER_HOST`.
+    pub async fn connect_with(docker_host: Option<&str>) -> Result<Engine, EngineError> {
+        let candidates = candidates(docker_host, std::env::var("XDG_RUNTIME_DIR").ok().as_deref());
+        let explicit = docker_host.is_some_and(|h| !h.is_empty());
+        let mut tried = Vec::new();
+        for c in candidates {
+            if let Some(path) = c.strip_prefix("unix://") {
+                if !explicit && !std::path::Path::new(path).exists() {
+                    tried.push(format!("{c} (no such socket)"));
+                    continue;
+                }
+            }
+            match Self::try_endpoint(&c).await {
+                Ok(engine) => return Ok(engine),
+                Err(Attempt::Unsupported) => {
+                    return Err(EngineError::UnsupportedHost { host: c });
+                }
+                Err(Attempt::Failed(why)) => tried.push(format!("{c} ({why})")),
+            }
+        }
+        Err(EngineError::Unreachable { tried })
+    }
+
+    async fn try_endpoint(endpoint: &str) -> Result<Engine, Attempt> {
+        let docker = Docker::connect_with_host(endpoint).map_err(|e| match e {
+            bollard::errors::Error::UnsupportedURISchemeError { .. } => Attempt::Unsupported,
+            bollard::errors::Error::SocketNotFoundError(_) => Attempt::Failed("no such socket".into()),
+            other => Attempt::Failed(other.to_string()),
+        })?;
+        let docker = docker.with_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS));
+        // bollard speaks a newer API than e.g. Debian's docker 20.10 (1.41);
+        // negotiation lowers our version to the server's, or requests that
+        // use newer fields are refused or misread.
+        let docker = tokio::time::timeout(PING_TIMEOUT, docker.negotiate_version())
+            .await
+            .map_err(|_| Attempt::Failed(format!("no answer within {}s", PING_TIMEOUT.as_secs())))?
+            .map_err(|e| Attempt::Failed(describe_connect_error(&e)))?;
+        tokio::time::timeout(PING_TIMEOUT, docker.ping())
+            .await
+            .map_err(|_| Attempt::Failed(format!("no answer within {}s", PING_TIMEOUT.as_secs())))?
+            .map_err(|e| Attempt::Failed(describe_connect_error(&e)))?;
+        Ok(Engine { docker, endpoint: endpoint.to_string() })
+    }
+
+    /// Where we connected, e.g. `unix:///var/run/docker.sock`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The underlying bollard client, for calls this room does not wrap yet.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub async fn version(&self) -> Result<EngineVersion, EngineError> {
+        let v = self.docker.version().await.map_err(|e| EngineError::api("reading the engine version", e))?;
+        let product = v
+            .components
+            .as_ref()
+            .and_then(|cs| cs.first())
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| "Docker-API engine".to_string());
+        Ok(EngineVersion {
+            product,
+            server: v.version.unwrap_or_default(),
+            api: v.api_version.unwrap_or_default(),
+            negotiated_api: self.docker.client_version().to_string(),
+            os: v.os.unwrap_or_default(),
+            arch: v.arch.unwrap_or_default(),
+        })
+    }
+
+    // ---- images ---------------------------------------------------------
+
+    /// The local image id for `name`, or None when it is not present.
+    pub async fn image_id(&self, name: &str) -> Result<Option<String>, EngineError> {
+        match self.docker.inspect_image(name).await {
+            Ok(i) => Ok(i.id),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(EngineError::api(format!("inspecting image {name}"), e)),
+        }
+    }
+
+    /// Make sure `name` is present, pulling per `policy`; returns its id.
+    /// Pull progress is streamed to `on_progress` as the engine reports it.
+    pub async fn ensure_image(
+        &self,
+        name: &str,
+        policy: PullPolicy,
+        mut on_progress: impl FnMut(PullProgress),
+    ) -> Result<String, EngineError> {
+        if policy != PullPolicy::Always {
+            if let Some(id) = self.image_id(name).await? {
+                return Ok(id);
+            }
+            if policy == PullPolicy::Never {
+                return Err(EngineError::ImageUnavailable {
+                    image: name.to_string(),
+                    reason: "not present locally, and the pull policy is never".to_string(),
+                });
+            }
+        }
+        // Without a tag the API pulls every tag of the repository.
+        let reference = with_default_tag(name);
+        let options = CreateImageOptionsBuilder::default().from_image(&reference).build();
+        let mut pull = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = pull.next().await {
+            match item {
+                Ok(info) => on_progress(PullProgress {
+                    layer: info.id,
+                    status: info.status.unwrap_or_default(),
+                    current: info.progress_detail.as_ref().and_then(|p| p.current),
+                    total: info.progress_detail.as_ref().and_then(|p| p.total),
+                }),
+                Err(e) => {
+                    return Err(EngineError::ImageUnavailable {
+                        image: name.to_string(),
+                        reason: format!("pull failed: {}", message_of(&e)),
+                    })
+                }
+            }
+        }
+        self.image_id(name).await?.ok_or_else(|| EngineError::ImageUnavailable {
+            image: name.to_string(),
+            reason: "the pull finished but the image is still not present".to_string(),
+        })
+    }
+
+    /// Build `tag` from a tar build context (read and streamed as the engine
+    /// consumes it), with the Dockerfile at `dockerfile` inside the context.
+    /// Each line of builder output goes to `on_output`; returns the image id.
+    pub async fn build_image(
+        &self,
+        context: impl Read + Send + 'static,
+        dockerfile: &str,
+        tag: &str,
+        mut on_output: impl FnMut(String),
+    ) -> Result<String, EngineError> {
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile(dockerfile)
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let (body, reader) = streaming_body(context);
+        let mut built = None;
+        let mut failure = None;
+        {
+            let mut build = self.docker.build_image(options, None, Some(bollard::body_try_stream(body)));
+            while let Some(item) = build.next().await {
+                match item {
+                    Ok(info) => {
+                        if let Some(text) = info.stream.or(info.status) {
+                            for line in text.lines() {
+                                on_output(line.to_string());
+                            }
+                        }
+                        // The classic builder's last message carries the image id.
+                        if let Some(id) = info.aux.and_then(|a| a.id) {
+                            built = Some(id);
+                        }
+                    }
+                    Err(e) => {
+                        failure = Some(message_of(&e));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(err) = reader.finish().await {
+            return Err(EngineError::ArchiveRead { target: format!("build context of {tag}"), source: err });
+        }
+        if let Some(message) = failure {
+            return Err(EngineError::BuildFailed { tag: tag.to_string(), message: message.trim().to_string() });
+        }
+        match built {
+            Some(id) => Ok(id),
+            None => self.image_id(tag).await?.ok_or_else(|| EngineError::BuildFailed {
+                tag: tag.to_string(),
+                message: "the builder finished without producing the image".to_string(),
+            }),
+        }
+    }
+
+    // ---- the run container ----------------------------------------------
+
+    /// Create and start the run's container: labelled with the run and its
+    /// owner (for orphan reaping), working dir /work, kept alive by `sh`.
+    pub async fn create_run_container(&self, spec: &RunContainerSpec) -> Result<RunContainer, EngineError> {
+        let owner = Owner::current();
+        let mut labels: HashMap<String, String> = owner.labels().into_iter().collect();
+        labels.insert(LABEL_RUN.to_string(), spec.run_id.clone());
+        labels.insert(LABEL_REPO.to_string(), spec.repo_path_label.clone());
+        let name = container_name(&spec.run_id);
+        let host_config = HostConfig {
+            memory: spec.memory_limit,
+            memory_swap: spec.memory_limit,
+            binds: spec.cache_volume.as_ref().map(|v| vec![format!("{v}:/cache")]),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(vec!["sh".to_string(), "-c".to_string(), KEEP_ALIVE.to_string()]),
+            entrypoint: Some(vec![]),
+            working_dir: Some(WORKDIR.to_string()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(labels),
+            attach_stdin: Some(false),
+            attach_stdout: Some(false),
+            attach_stderr: Some(false),
+            tty: Some(false),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = self.docker.create_container(Some(options), body).await.map_err(|e| {
+            if status_of(&e) == Some(404) {
+                EngineError::ImageUnavailable { image: spec.image.clone(), reason: message_of(&e) }
+            } else {
+                EngineError::api(format!("creating container {name} from {}", spec.image), e)
+            }
+        })?;
+        let container = RunContainer { id: created.id, name };
+        if let Err(e) = self.docker.start_container(&container.id, None).await {
+            // Do not leave a created-but-dead container behind.
+            let _ = self.remove(&container).await;
+            return Err(EngineError::api(format!("starting container {}", container.name), e));
+        }
+        Ok(container)
+    }
+
+    /// Unpack a tar stream into /work, streamed in chunks as `tar` is read
+    /// (a blocking reader on its own thread; at most a few chunks in flight).
+    pub async fn upload(&self, container: &RunContainer, tar: impl Read + Send + 'static) -> Result<(), EngineError> {
+        let options = UploadToContainerOptionsBuilder::default().path(WORKDIR).build();
+        let (body, reader) = streaming_body(tar);
+        let sent = self.docker.upload_to_container(&container.id, Some(options), bollard::body_try_stream(body)).await;
+        if let Some(err) = reader.finish().await {
+            return Err(EngineError::ArchiveRead { target: format!("upload into {}", container.name), source: err });
+        }
+        match sent {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.died_or(container, e, "uploading the snapshot").await),
+        }
+    }
+
+    /// Run one command; each output frame goes to `on_output` as it arrives.
+    /// The callback may be slow: frames are pulled from the engine only as
+    /// fast as it returns, so a slow consumer stalls the command's pipe
+    /// (backpressure) instead of growing a buffer.
+    pub async fn exec(
+        &self,
+        container: &RunContainer,
+        spec: &ExecSpec,
+        mut on_output: impl FnMut(Stream, &[u8]),
+    ) -> Result<ExecOutcome, EngineError> {
+        let cwd = resolve_cwd(spec.cwd.as_deref())?;
+        let started = SystemTime::now();
+        let options = CreateExecOptions::<String> {
+            cmd: Some(spec.argv.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            working_dir: Some(cwd),
+            attach_stdin: Some(false),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            ..Default::default()
+        };
+        let exec = match self.docker.create_exec(&container.id, options).await {
+            Ok(x) => x,
+            Err(e) => return Err(self.died_or(container, e, "creating an exec").await),
+        };
+        let start = StartExecOptions { detach: false, tty: false, output_capacity: None };
+        match self.docker.start_exec(&exec.id, Some(start)).await {
+            Ok(StartExecResults::Attached { mut output, .. }) => {
+                while let Some(frame) = output.next().await {
+                    match frame {
+                        Ok(bollard::container::LogOutput::StdOut { message }) => on_output(Stream::Stdout, &message),
+                        Ok(bollard::container::LogOutput::StdErr { message }) => on_output(Stream::Stderr, &message),
+                        // No TTY, no stdin: other kinds do not occur; drop them.
+                        Ok(_) => {}
+                        // The connection broke: the engine or container went away.
+                        Err(_) => break,
+                    }
+                }
+            }
+            Ok(StartExecResults::Detached) => {}
+            Err(e) => return Err(self.died_or(container, e, "starting an exec").await),
+        }
+        let inspected = self.docker.inspect_exec(&exec.id).await;
+        let exit = match inspected {
+            Ok(i) if i.running != Some(true) => i.exit_code,
+            _ => None,
+        };
+        // A command that exits normally proves the container was alive; only
+        // an unknown exit or a signal's 128+N needs a look at the container.
+        if exit.is_none_or(|code| code >= 128) {
+            // Execs die with 137 when the container is killed, and the engine
+            // may report the exec's end before it has noticed the container's;
+            // so for 137 (or no code) give the container a moment to settle.
+            let settle = exit.is_none_or(|code| code == 137);
+            if let Some(reason) = self.death_reason_settled(container, settle).await {
+                return Err(EngineError::ContainerDied { container: container.name.clone(), reason });
+            }
+            if exit == Some(137) && self.oom_since(container, started).await {
+                return Err(EngineError::ContainerDied {
+                    container: container.name.clone(),
+                    reason: "oom-killed".to_string(),
+                });
+            }
+        }
+        let Some(exit) = exit else {
+            return Err(EngineError::ContainerDied {
+                container: container.name.clone(),
+                reason: "the engine lost the command's exit status".to_string(),
+            });
+        };
+        Ok(ExecOutcome { exit, signal: signal_from_exit(exit).map(str::to_string) })
+    }
+
+    // ---- teardown -------------------------------------------------------
+
+    /// Remove the container and its anonymous volumes, killing it if it runs.
+    /// Already gone counts as done.
+    pub async fn remove(&self, container: &RunContainer) -> Result<(), EngineError> {
+        self.remove_id(&container.id).await
+    }
+
+    async fn remove_id(&self, id: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // 404: gone already; 409: a removal is already in progress.
+            Err(e) if matches!(status_of(&e), Some(404) | Some(409)) => Ok(()),
+            Err(e) => Err(EngineError::api(format!("removing container {id}"), e)),
+        }
+    }
+
+    /// Cancel: SIGKILL first, so every exec stream ends now, then remove.
+    pub async fn kill(&self, container: &RunContainer) -> Result<(), EngineError> {
+        let options = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
+        match self.docker.kill_container(&container.id, Some(options)).await {
+            Ok(()) => {}
+            Err(e) if matches!(status_of(&e), Some(404) | Some(409)) => {}
+            Err(e) => return Err(EngineError::api(format!("killing container {}", container.name), e)),
+        }
+        self.remove(container).await
+    }
+
+    /// Remove run containers whose owning quire-ci process is gone (see
+    /// [`owner::judge`]); returns the removed containers' names. Containers
+    /// whose owner is alive, or cannot be judged, are never touched.
+    pub async fn reap_orphans(&self) -> Result<Vec<String>, EngineError> {
+        let me = Owner::current();
+        let mut filters = HashMap::new();
+        filters.insert("label", vec![LABEL_RUN]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| EngineError::api("listing quire-ci containers", e))?;
+        let mut removed = Vec::new();
+        for c in list {
+            let (Some(id), Some(labels)) = (c.id, c.labels) else { continue };
+            if owner::judge(&labels, &me, owner::process_alive) == Verdict::Orphan {
+                self.remove_id(&id).await?;
+                let name = c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or(id);
+                removed.push(name);
+            }
+        }
+        Ok(removed)
+    }
+
+    // ---- container death ------------------------------------------------
+
+    /// As [`Self::death_reason`]; with `settle`, a container that still runs
+    /// gets up to SETTLE to stop (`wait` returns the moment it does), so a
+    /// kill from outside is not mistaken for the command's own SIGKILL. That
+    /// wait is the price of a command that really is SIGKILLed inside a live
+    /// container.
+    async fn death_reason_settled(&self, container: &RunContainer, settle: bool) -> Option<String> {
+        const SETTLE: Duration = Duration::from_millis(500);
+        if let Some(reason) = self.death_reason(container).await {
+            return Some(reason);
+        }
+        if !settle {
+            return None;
+        }
+        let options = WaitContainerOptionsBuilder::default().condition("not-running").build();
+        let wait = self.docker.wait_container(&container.id, Some(options));
+        futures_util::pin_mut!(wait);
+        let _ = tokio::time::timeout(SETTLE, wait.next()).await;
+        self.death_reason(container).await
+    }
+
+    /// Why the container is no longer running, or None if it still runs.
+    async fn death_reason(&self, container: &RunContainer) -> Option<String> {
+        match self.docker.inspect_container(&container.id, None).await {
+            Ok(c) => {
+                let state = c.state.unwrap_or_default();
+                if state.running == Some(true) && state.restarting != Some(true) {
+                    return None;
+                }
+                let code = state.exit_code.unwrap_or(-1);
+                Some(if state.oom_killed == Some(true) {
+                    "oom-killed".to_string()
+                } else if code == 137 {
+                    "killed (exit 137)".to_string()
+                } else {
+                    format!("exited (exit {code})")
+                })
+            }
+            Err(e) if status_of(&e) == Some(404) => Some("removed".to_string()),
+            Err(e) => Some(format!("engine connection lost: {}", message_of(&e))),
+        }
+    }
+
+    /// Did the engine report an OOM kill in this container since `since`?
+    /// An OOM kill of an exec's process leaves the container running (the
+    /// kernel picks the biggest process, rarely the keep-alive), so the only
+    /// record is the engine's `oom` event. Times are the host's clock, with a
+    /// second of slack; a remote engine whose clock is far off gets
+    /// "exit 137" instead of "oom-killed".
+    async fn oom_since(&self, container: &RunContainer, since: SystemTime) -> bool {
+        // The API's timestamp form: seconds, a dot, nine digits of nanoseconds.
+        let stamp = |t: SystemTime| {
+            let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+            format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+        };
+        let mut filters = HashMap::new();
+        filters.insert("container", vec![container.id.as_str()]);
+        filters.insert("event", vec!["oom"]);
+        let options = EventsOptionsBuilder::default()
+            .since(&stamp(since.checked_sub(Duration::from_secs(1)).unwrap_or(since)))
+            // The oom event precedes the exec's end, so "now" already covers
+            // it; a future `until` would make the engine hold the stream open.
+            .until(&stamp(SystemTime::now()))
+            .filters(&filters)
+            .build();
+        let events = self.docker.events(Some(options));
+        // Bounded: `until` ends the stream; the timeout guards a stuck engine.
+        let found = tokio::time::timeout(Duration::from_secs(5), async {
+            futures_util::pin_mut!(events);
+            while let Some(e) = events.next().await {
+                if let Ok(e) = e {
+                    if e.action.as_deref() == Some("oom") {
+                        return true;
+                    }
+                }
+            }
+            false
+        })
+        .await;
+        found.unwrap_or(false)
+    }
+
+    /// Map an API error during work on the container to ContainerDied when
+    /// the container is gone or stopped, else to a plain API error.
+    async fn died_or(&self, container: &RunContainer, e: bollard::errors::Error, action: &str) -> EngineError {
+        match self.death_reason(container).await {
+            Some(reason) => EngineError::ContainerDied { container: container.name.clone(), reason },
+            None => EngineError::api(format!("{action} in container {}", container.name), e),
+        }
+    }
+}
+
+enum Attempt {
+    Unsupported,
+    Failed(String),
+}
+
+fn describe_connect_error(e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::HyperResponseError { err } => err.to_string(),
+        bollard::errors::Error::DockerResponseServerError { status_code, message } => {
+            format!("answered {status_code}: {message}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The places to look for an engine, in order. An explicit DOCKER_HOST is
+/// the only candidate: falling back to another engine would run the user's
+/// CI somewhere they did not ask for.
+pub fn candidates(docker_host: Option<&str>, xdg_runtime_dir: Option<&str>) -> Vec<String> {
+    if let Some(h) = docker_host.filter(|h| !h.is_empty()) {
+        return vec![h.to_string()];
+    }
+    let mut c = vec!["unix:///var/run/docker.sock".to_string()];
+    if let Some(x) = xdg_runtime_dir.filter(|x| !x.is_empty()) {
+        c.push(format!("unix://{x}/docker.sock"));
+        c.push(format!("unix://{x}/podman/podman.sock"));
+    }
+    c.push("unix:///run/podman/podman.sock".to_string());
+    c
+}
+
+/// `name` with `:latest` added when it has neither a tag nor a digest. A
+/// colon before the last `/` is a registry port, not a tag.
+pub fn with_default_tag(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if name.contains('@') || last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+/// A container name from a run id: Docker allows `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn container_name(run_id: &str) -> String {
+    let safe: String =
+        run_id.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect();
+    format!("quire-ci-{safe}")
+}
+
+/// The exec's working directory: relative paths are under /work; absolute
+/// ones must stay inside it (checked lexically, `..` included).
+pub fn resolve_cwd(cwd: Option<&str>) -> Result<String, EngineError> {
+    let Some(cwd) = cwd.filter(|c| !c.is_empty()) else { return Ok(WORKDIR.to_string()) };
+    let rel = if let Some(abs) = cwd.strip_prefix('/') {
+        match abs.strip_prefix("work") {
+            Some("") => "",
+            Some(rest) if rest.starts_with('/') => rest.trim_start_matches('/'),
+            _ => return Err(EngineError::BadCwd { cwd: cwd.to_string() }),
+        }
+    } else {
+        cwd
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for p in rel.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(EngineError::BadCwd { cwd: cwd.to_string() });
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(if parts.is_empty() { WORKDIR.to_string() } else { format!("{WORKDIR}/{}", parts.join("/")) })
+}
+
+/// The signal behind an exit code, by the shell convention 128+N. This is a
+/// heuristic: a process that calls `exit(137)` itself looks the same as one
+/// killed by SIGKILL; the engine reports only the number. Codes 129..=159
+/// (Linux signals 1..=31) map to names; anything else gives None.
+pub fn signal_from_exit(exit: i64) -> Option<&'static str> {
+    const NAMES: [&str; 31] = [
+        "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
+        "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP",
+        "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH",
+        "SIGIO", "SIGPWR", "SIGSYS",
+    ];
+    let n = exit.checked_sub(128)?;
+    if (1..=31).contains(&n) {
+        NAMES.get(usize::try_from(n - 1).ok()?).copied()
+    } else {
+        None
+    }
+}
+
+/// A request body fed from a blocking reader on its own thread, through a
+/// small bounded channel: memory stays at a few chunks whatever the size.
+fn streaming_body(
+    mut source: impl Read + Send + 'static,
+) -> (impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, ReaderTask) {
+    const CHUNK: usize = 64 * 1024;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let task = tokio::task::spawn_blocking(move || -> Option<std::io::Error> {
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            match source.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    // The engine hung up (request failed): stop reading.
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        return None;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let kept = std::io::Error::new(e.kind(), e.to_string());
+                    // Fail the request body so the engine does not unpack half a tar.
+                    let _ = tx.blocking_send(Err(e));
+                    return Some(kept);
+                }
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    (stream, ReaderTask(task))
+}
+
+struct ReaderTask(tokio::task::JoinHandle<Option<std::io::Error>>);
+
+impl ReaderTask {
+    /// The reader's error, if it had one.
+    async fn finish(self) -> Option<std::io::Error> {
+        match self.0.await {
+            Ok(err) => err,
+            Err(join) => Some(std::io::Error::other(format!("the archive reader panicked: {join}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_docker_host_is_the_only_candidate() {
+        assert_eq!(candidates(Some("tcp://10.0.0.1:2375"), Some("/run/user/1")), vec!["tcp://10.0.0.1:2375"]);
+        let c = candidates(None, Some("/run/user/1"));
+        assert_eq!(
+            c,
+            vec![
+                "unix:///var/run/docker.sock",
+                "unix:///run/user/1/docker.sock",
+                "unix:///run/user/1/podman/podman.sock",
+                "unix:///run/podman/podman.sock"
+            ]
+        );
+        assert_eq!(candidates(Some(""), None).len(), 2);
+    }
+
+    #[test]
+    fn default_tag_is_added_only_when_missing() {
+        assert_eq!(with_default_tag("busybox"), "busybox:latest");
+        assert_eq!(with_default_tag("busybox:1"), "busybox:1");
+        assert_eq!(with_default_tag("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b:latest");
+        assert_eq!(with_default_tag("127.0.0.1:5000/a/b:x"), "127.0.0.1:5000/a/b:x");
+        assert_eq!(with_default_tag("a@sha256:00"), "a@sha256:00");
+    }
+
+    #[test]
+    fn cwd_stays_inside_work() {
+        assert_eq!(resolve_cwd(None).ok().as_deref(), Some("/work"));
+        assert_eq!(resolve_cwd(Some("src/x")).ok().as_deref(), Some("/work/src/x"));
+        assert_eq!(resolve_cwd(Some("/work")).ok().as_deref(), Some("/work"));
+        assert_eq!(resolve_cwd(Some("/work/a/../b")).ok().as_deref(), Some("/work/b"));
+        for bad in ["/etc", "/workshop", "..", "a/../../x", "/work/.."] {
+            assert!(matches!(resolve_cwd(Some(bad)), Err(EngineError::BadCwd { .. })), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn signals_follow_128_plus_n() {
+        assert_eq!(signal_from_exit(137), Some("SIGKILL"));
+        assert_eq!(signal_from_exit(143), Some("SIGTERM"));
+        assert_eq!(signal_from_exit(130), Some("SIGINT"));
+        assert_eq!(signal_from_exit(3), None);
+        assert_eq!(signal_from_exit(128), None);
+        assert_eq!(signal_from_exit(160), None);
+    }
+
+    #[test]
+    fn container_names_are_docker_safe() {
+        assert_eq!(container_name("20261124T214338Z-ab/c d"), "quire-ci-20261124T214338Z-ab-c-d");
+    }
+}

@@ -1,0 +1,103 @@
+//! The engine room's errors: every way talking to a Docker-API engine can go
+//! wrong, each naming the thing it is about (socket, image, container) and
+//! saying what to do. Owns: `EngineError`. Must not know about: Lua, the
+//! terminal (miette renders these; this file only describes them).
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+#[derive(Debug, Error, Diagnostic)]
+pub enum EngineError {
+    /// No engine answered at any place we looked.
+    #[error("no container engine answered; tried:\n{}", .tried.iter().map(|t| format!("  - {t}")).collect::<Vec<_>>().join("\n"))]
+    #[diagnostic(
+        code(quire_ci::engine::unreachable),
+        help(
+            "start Docker (`sudo systemctl start docker`, or `sudo dockerd &`) or Podman \
+             (`systemctl --user start podman.socket`), or point DOCKER_HOST at a running \
+             engine, e.g. DOCKER_HOST=unix:///run/user/1000/podman/podman.sock or \
+             DOCKER_HOST=tcp://127.0.0.1:2375"
+        )
+    )]
+    Unreachable { tried: Vec<String> },
+
+    /// `DOCKER_HOST` names a scheme we cannot speak.
+    #[error("DOCKER_HOST={host} uses a scheme quire-ci cannot speak")]
+    #[diagnostic(
+        code(quire_ci::engine::unsupported_host),
+        help("use unix:///path/to/docker.sock or tcp://HOST:PORT (for ssh://, forward the socket with `ssh -L`)")
+    )]
+    UnsupportedHost { host: String },
+
+    /// The image is not present and could not be pulled (or pulling was not allowed).
+    #[error("image {image} is not available: {reason}")]
+    #[diagnostic(
+        code(quire_ci::engine::image_unavailable),
+        help("check the image name and tag, `docker login` for a private registry, or build/pull it yourself")
+    )]
+    ImageUnavailable { image: String, reason: String },
+
+    /// `docker build` failed; `message` is the builder's own message.
+    #[error("building image {tag} failed: {message}")]
+    #[diagnostic(code(quire_ci::engine::build_failed))]
+    BuildFailed { tag: String, message: String },
+
+    /// The run container stopped existing or running under a command; distinct
+    /// from the command's own non-zero exit. `reason` is one of `oom-killed`,
+    /// `killed (exit 137)`, `exited (exit N)`, `removed`, `engine connection lost: ...`.
+    #[error("container {container} died: {reason}")]
+    #[diagnostic(
+        code(quire_ci::engine::container_died),
+        help("the run's container was OOM-killed, killed or removed from outside, or the engine restarted")
+    )]
+    ContainerDied { container: String, reason: String },
+
+    /// A working directory for `sh` outside `/work`.
+    #[error("working directory {cwd:?} is outside /work")]
+    #[diagnostic(
+        code(quire_ci::engine::bad_cwd),
+        help("give :cwd relative to the repository root, or an absolute path under /work")
+    )]
+    BadCwd { cwd: String },
+
+    /// Anything else the engine said no to, with what we were doing at the time.
+    #[error("container engine error while {action}: {source}")]
+    #[diagnostic(code(quire_ci::engine::api))]
+    Api {
+        action: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+
+    /// Reading the tar we were streaming into the engine failed.
+    #[error("reading the archive for {target} failed: {source}")]
+    #[diagnostic(code(quire_ci::engine::archive_read))]
+    ArchiveRead {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    pub(crate) fn api(action: impl Into<String>, source: bollard::errors::Error) -> Self {
+        EngineError::Api { action: action.into(), source }
+    }
+}
+
+/// The engine's HTTP status for an error, when it answered with one.
+pub(crate) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// The engine's own words for an error, without bollard's wrapping.
+pub(crate) fn message_of(e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    }
+}
