@@ -4,3 +4,4 @@
 //! One room per concern (see STYLE.md); `main.rs` only parses and dispatches.
 
 pub mod events;
+pub mod snapshot;
