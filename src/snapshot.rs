@@ -211,15 +211,16 @@ impl Snapshot {
             repo: repo_display_path(&repo),
             source,
         };
-        let commit = repo
-            .rev_parse_single(rev)
-            .map_err(bad_rev)?
-            .object()
-            .map_err(bad_rev)?
-            .peel_to_commit()
-            .map_err(bad_rev)?;
-        let commit_id = commit.id;
-        let tree = commit.tree_id().map_err(bad_rev)?.detach();
+        let (commit_id, tree) = {
+            let commit = repo
+                .rev_parse_single(rev)
+                .map_err(bad_rev)?
+                .object()
+                .map_err(bad_rev)?
+                .peel_to_commit()
+                .map_err(bad_rev)?;
+            (commit.id, commit.tree_id().map_err(bad_rev)?.detach())
+        };
         let entries = tree::flatten(&repo, tree)?
             .into_iter()
             .map(|(path, (kind, id))| Entry {

@@ -62,7 +62,7 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
         .emit_pruned(false)
         .emit_empty_directories(false)
         .recurse_repositories(false);
-    let mut recorder = Recorder::<ObjectId, ()>::default();
+    let mut recorder = Recorder::<ObjectId, ()> { records: Vec::new() };
     let interrupt = AtomicBool::new(false);
     repo.index_worktree_status(
         state,
