@@ -278,6 +278,8 @@ fn untracked_file_is_included_and_ignored_files_are_not() {
     repo.write("notes/todo.txt", "untracked\n");
     repo.write("build.log", "ignored\n");
     repo.write("target/debug/app", "ignored dir\n");
+    // Larger than what the tar reader holds in memory: streamed instead.
+    repo.write("assets/big.txt", &"0123456789abcdef\n".repeat(20_000));
     let snapshot = check_against_git(&repo);
     let p = paths(&snapshot);
     assert!(p.contains(&"notes/todo.txt".to_owned()), "{p:?}");

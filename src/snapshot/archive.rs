@@ -2,8 +2,9 @@
 //!
 //! Deterministic: entries in path order, explicit 0755 directories, files
 //! 0644/0755, symlinks as symlinks, mtime 0, uid/gid 0, no user names. Each
-//! file is read straight into the stream (no temp copy); memory stays bounded
-//! by one blob for object-database entries and a small buffer for files.
+//! file is read straight into the stream (no temp copy). A reader thread
+//! opens and reads worktree files ahead of the writer; memory in flight stays
+//! bounded (see `PREFETCH_*`), plus one blob for object-database entries.
 
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
@@ -20,6 +21,27 @@ impl Snapshot {
     /// snapshot was taken is archived as it is now (its id was computed
     /// before); a file that shrinks while being read is an error.
     pub fn write_tar<W: Write>(&self, w: W) -> Result<u64, SnapshotError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH_ENTRIES);
+        std::thread::scope(|scope| {
+            // Opening and reading files overlaps with writing the stream: on
+            // a warm cache both are memory copies, and they run on two cores.
+            // If the writer stops early it drops `rx`, and the reader stops.
+            scope.spawn(move || {
+                for entry in &self.entries {
+                    if tx.send(self.prefetch(entry)).is_err() {
+                        break;
+                    }
+                }
+            });
+            self.write_entries(w, rx)
+        })
+    }
+
+    fn write_entries<W: Write>(
+        &self,
+        w: W,
+        prefetched: std::sync::mpsc::Receiver<Prefetched>,
+    ) -> Result<u64, SnapshotError> {
         let mut counted = Counted { inner: w, written: 0 };
         let repo = self.repo.to_thread_local();
         let mut builder = tar::Builder::new(&mut counted);
@@ -27,20 +49,66 @@ impl Snapshot {
         for entry in &self.entries {
             let parents = entry
                 .path
-                .char_indices()
-                .filter(|(_, _, c)| *c == '/')
-                .map(|(start, _, _)| entry.path[..start].as_bstr());
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'/')
+                .map(|(end, _)| entry.path[..end].as_bstr());
             for parent in parents {
                 if dirs.insert(parent) {
                     append_dir(&mut builder, parent)?;
                 }
             }
-            self.append_entry(&repo, &mut builder, entry)?;
+            let data = prefetched.recv().map_err(|_| SnapshotError::Tar {
+                source: io::Error::other("the snapshot file reader stopped early"),
+            })?;
+            self.append_entry(&repo, &mut builder, entry, data)?;
         }
         builder.finish().map_err(|source| SnapshotError::Tar { source })?;
         drop(builder);
         counted.inner.flush().map_err(|source| SnapshotError::Tar { source })?;
         Ok(counted.written)
+    }
+
+    /// Reads what the tar needs from the working tree for `entry`: small files
+    /// whole, large ones opened for streaming, links' targets.
+    fn prefetch(&self, entry: &Entry) -> Prefetched {
+        if entry.source != Source::Worktree {
+            return Prefetched::Nothing;
+        }
+        let full = match self.worktree_path(&entry.path) {
+            Ok(full) => full,
+            Err(err) => return Prefetched::Failed(err),
+        };
+        let read_err = |source| Prefetched::Failed(SnapshotError::Read {
+            path: full.clone(),
+            source,
+        });
+        match entry.kind {
+            FileKind::Submodule => Prefetched::Nothing,
+            FileKind::Symlink => match std::fs::read_link(&full) {
+                Ok(target) => Prefetched::Link(target),
+                Err(err) => read_err(err),
+            },
+            FileKind::File | FileKind::Executable => {
+                let mut file = match std::fs::File::open(&full) {
+                    Ok(file) => file,
+                    Err(err) => return read_err(err),
+                };
+                let len = match file.metadata() {
+                    Ok(meta) => meta.len(),
+                    Err(err) => return read_err(err),
+                };
+                if len > PREFETCH_MAX_FILE {
+                    return Prefetched::Large(file, len);
+                }
+                // Whatever the file holds now is archived, with its own size.
+                let mut data = Vec::with_capacity(len as usize);
+                match file.read_to_end(&mut data) {
+                    Ok(_) => Prefetched::Data(data),
+                    Err(err) => read_err(err),
+                }
+            }
+        }
     }
 
     /// The tar as a reader, for uploading: a thread runs [`Snapshot::write_tar`]
@@ -65,34 +133,33 @@ impl Snapshot {
         repo: &gix::Repository,
         builder: &mut tar::Builder<W>,
         entry: &Entry,
+        prefetched: Prefetched,
     ) -> Result<(), SnapshotError> {
         let path = rela_path(&entry.path);
         let tar_err = |source| SnapshotError::Tar { source };
-        match (entry.kind, entry.source) {
+        match (entry.kind, prefetched) {
+            (_, Prefetched::Failed(err)) => Err(err),
             // Submodule content is not part of the snapshot; an empty
             // directory keeps the path, as an uninitialised checkout would.
             (FileKind::Submodule, _) => append_dir(builder, entry.path.as_bstr()),
-            (FileKind::Symlink, Source::Worktree) => {
-                let full = self.worktree_path(&entry.path)?;
-                let target = std::fs::read_link(&full).map_err(|source| SnapshotError::Read { path: full, source })?;
-                builder
-                    .append_link(&mut header(tar::EntryType::Symlink, 0o777, 0), path, target)
-                    .map_err(tar_err)
-            }
-            (FileKind::Symlink, Source::Object) => {
+            (FileKind::Symlink, Prefetched::Link(target)) => builder
+                .append_link(&mut header(tar::EntryType::Symlink, 0o777, 0), path, target)
+                .map_err(tar_err),
+            (FileKind::Symlink, _) => {
                 let blob = self.blob(repo, entry)?;
                 builder
                     .append_link(&mut header(tar::EntryType::Symlink, 0o777, 0), path, rela_path(&blob))
                     .map_err(tar_err)
             }
-            (kind @ (FileKind::File | FileKind::Executable), Source::Worktree) => {
+            (kind, Prefetched::Data(data)) => builder
+                .append_data(
+                    &mut header(tar::EntryType::Regular, file_mode(kind), data.len() as u64),
+                    path,
+                    data.as_slice(),
+                )
+                .map_err(tar_err),
+            (kind, Prefetched::Large(file, len)) => {
                 let full = self.worktree_path(&entry.path)?;
-                let read_err = |source| SnapshotError::Read {
-                    path: full.clone(),
-                    source,
-                };
-                let file = std::fs::File::open(&full).map_err(read_err)?;
-                let len = file.metadata().map_err(read_err)?.len();
                 let mut exact = Exact {
                     inner: file.take(len),
                     remaining: len,
@@ -109,7 +176,7 @@ impl Snapshot {
                     (Err(source), None) => Err(SnapshotError::Tar { source }),
                 }
             }
-            (kind @ (FileKind::File | FileKind::Executable), Source::Object) => {
+            (kind, _) => {
                 let blob = self.blob(repo, entry)?;
                 builder
                     .append_data(
@@ -129,6 +196,22 @@ impl Snapshot {
         ))?;
         Ok(object.detach().data)
     }
+}
+
+/// How many entries the reader may run ahead of the writer, and the largest
+/// file it reads whole: together they bound the memory in flight (≤ 32 MiB).
+const PREFETCH_ENTRIES: usize = 128;
+const PREFETCH_MAX_FILE: u64 = 256 * 1024;
+
+/// What the reader thread prepared for one entry, in entry order.
+enum Prefetched {
+    /// Not a worktree file (object-database entries are read by the writer).
+    Nothing,
+    Data(Vec<u8>),
+    /// Too large to hold: opened, with its size at open time, for streaming.
+    Large(std::fs::File, u64),
+    Link(std::path::PathBuf),
+    Failed(SnapshotError),
 }
 
 fn file_mode(kind: FileKind) -> u32 {
