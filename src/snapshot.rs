@@ -1,0 +1,347 @@
+//! The run's input tree: which files make up a run, the tar stream that carries
+//! them into the container, the content id (a git tree id) that names them, and
+//! the git facts for the `:quire/push` table.
+//!
+//! Owns everything that reads the user's repository through gix. It never
+//! writes to the repository (no objects, no index refresh) and must not know
+//! about Lua, Docker or the terminal: callers get bytes, ids and plain facts.
+//!
+//! Layout: `worktree` decides which files a working-tree snapshot holds,
+//! `tree` computes the tree id in memory, `archive` streams the tar, `push`
+//! gathers the push facts. See docs/snapshot.md for the rules.
+
+mod archive;
+mod push;
+mod tree;
+mod worktree;
+
+use std::path::{Path, PathBuf};
+
+use gix::bstr::{BString, ByteSlice};
+use gix::ObjectId;
+
+pub use archive::TarReader;
+pub use push::{push_facts_for_push, push_facts_for_worktree, tree_diff_paths, PushFacts};
+
+/// What a snapshot entry is, in the terms a tar and a git tree share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// A regular file, mode 0644.
+    File,
+    /// A regular file with the executable bit, mode 0755.
+    Executable,
+    /// A symbolic link; its blob is the link target.
+    Symlink,
+    /// A submodule (gitlink). Part of the tree id, but its files are not in the
+    /// tar: only an empty directory marks where it sits.
+    Submodule,
+}
+
+impl FileKind {
+    /// The git tree-entry mode, e.g. `0o100644`.
+    pub fn git_mode(self) -> u32 {
+        match self {
+            FileKind::File => 0o100644,
+            FileKind::Executable => 0o100755,
+            FileKind::Symlink => 0o120000,
+            FileKind::Submodule => 0o160000,
+        }
+    }
+}
+
+/// One entry of a snapshot, as shown to callers (tests, docs, the compiler
+/// looking for `.quire/*.fnl`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotFile {
+    /// Repository-relative, `/`-separated; lossily UTF-8 for display.
+    pub path: String,
+    pub kind: FileKind,
+    /// The git blob id (commit id for a submodule), hex.
+    pub id: String,
+}
+
+/// Where the bytes of an entry come from when the tar is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// Read the file (or link) from the working tree at tar time.
+    Worktree,
+    /// Read the blob from the object database (commit snapshots, and
+    /// skip-worktree entries of a sparse checkout, which have no file on disk).
+    Object,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    path: BString,
+    kind: FileKind,
+    id: ObjectId,
+    source: Source,
+}
+
+/// What the snapshot was taken of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The working tree as `git add -A` would stage it.
+    Worktree,
+    /// A commit's tree (pre-push runs); the commit id in hex.
+    Commit(String),
+}
+
+/// The input tree of one run. Cheap to clone relative to taking it (the
+/// entry list is copied, no file is read).
+#[derive(Clone)]
+pub struct Snapshot {
+    repo: gix::ThreadSafeRepository,
+    workdir: Option<PathBuf>,
+    origin: Origin,
+    /// Sorted by path bytes, unique paths.
+    entries: Vec<Entry>,
+    tree: ObjectId,
+    head_tree: Option<ObjectId>,
+}
+
+/// Everything that can go wrong while taking, reading or streaming a snapshot.
+/// Each variant names the repository, revision or file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{path} is not inside a git repository")]
+    NotARepository {
+        path: PathBuf,
+        #[source]
+        source: gix::Error,
+    },
+    #[error("the repository at {path} has no working tree (bare repository)")]
+    NoWorktree { path: PathBuf },
+    #[error("could not resolve revision {rev:?} in {repo} to a commit")]
+    BadRevision {
+        rev: String,
+        repo: PathBuf,
+        #[source]
+        source: gix::Error,
+    },
+    #[error("git operation failed in {repo}: {what}")]
+    Git {
+        repo: PathBuf,
+        what: String,
+        #[source]
+        source: gix::Error,
+    },
+    #[error("could not read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} changed while it was being archived (expected {expected} bytes)")]
+    ChangedWhileArchiving { path: PathBuf, expected: u64 },
+    #[error("the index of {repo} is a sparse index, which snapshots do not support yet; run `git sparse-checkout disable` or set index.sparse=false")]
+    SparseIndex { repo: PathBuf },
+    #[error("writing the snapshot tar failed")]
+    Tar {
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SnapshotError {
+    fn git(repo: &gix::Repository, what: impl Into<String>) -> impl FnOnce(gix::Error) -> SnapshotError {
+        let repo = repo_display_path(repo);
+        let what = what.into();
+        move |source| SnapshotError::Git { repo, what, source }
+    }
+}
+
+fn repo_display_path(repo: &gix::Repository) -> PathBuf {
+    repo.workdir().unwrap_or_else(|| repo.git_dir()).to_owned()
+}
+
+fn discover(repo_dir: &Path) -> Result<gix::Repository, SnapshotError> {
+    gix::discover(repo_dir).map_err(|source| SnapshotError::NotARepository {
+        path: repo_dir.to_owned(),
+        source,
+    })
+}
+
+/// HEAD's tree, or `None` when HEAD is unborn (no commits yet).
+fn head_tree(repo: &gix::Repository) -> Result<Option<ObjectId>, SnapshotError> {
+    let mut head = repo.head().map_err(SnapshotError::git(repo, "reading HEAD"))?;
+    if head.is_unborn() {
+        return Ok(None);
+    }
+    let commit = head
+        .peel_to_commit()
+        .map_err(SnapshotError::git(repo, "peeling HEAD to a commit"))?;
+    let tree = commit
+        .tree_id()
+        .map_err(SnapshotError::git(repo, "reading HEAD's tree"))?;
+    Ok(Some(tree.detach()))
+}
+
+impl Snapshot {
+    /// The working tree of the repository containing `repo_dir`, as `git add -A`
+    /// would stage it: tracked files with their edits (deleted ones absent),
+    /// untracked files that are not ignored, never ignored files or `.git`.
+    pub fn of_worktree(repo_dir: &Path) -> Result<Snapshot, SnapshotError> {
+        let repo = discover(repo_dir)?;
+        let workdir = repo
+            .workdir()
+            .ok_or_else(|| SnapshotError::NoWorktree {
+                path: repo_dir.to_owned(),
+            })?
+            .to_owned();
+        let entries = worktree::collect(&repo, &workdir)?;
+        let tree = tree::tree_id(&repo, &entries)?;
+        let head_tree = head_tree(&repo)?;
+        Ok(Snapshot {
+            repo: repo.into_sync(),
+            workdir: Some(workdir),
+            origin: Origin::Worktree,
+            entries,
+            tree,
+            head_tree,
+        })
+    }
+
+    /// The tree of the commit `rev` resolves to (pre-push runs). Every byte of
+    /// the tar comes from the object database.
+    pub fn of_commit(repo_dir: &Path, rev: &str) -> Result<Snapshot, SnapshotError> {
+        let repo = discover(repo_dir)?;
+        let bad_rev = |source| SnapshotError::BadRevision {
+            rev: rev.to_owned(),
+            repo: repo_display_path(&repo),
+            source,
+        };
+        let (commit_id, tree) = {
+            let commit = repo
+                .rev_parse_single(rev)
+                .map_err(bad_rev)?
+                .object()
+                .map_err(bad_rev)?
+                .peel_to_commit()
+                .map_err(bad_rev)?;
+            (commit.id, commit.tree_id().map_err(bad_rev)?.detach())
+        };
+        let entries = tree::flatten(&repo, tree)?
+            .into_iter()
+            .map(|(path, (kind, id))| Entry {
+                path,
+                kind,
+                id,
+                source: Source::Object,
+            })
+            .collect();
+        let head_tree = head_tree(&repo)?;
+        let workdir = repo.workdir().map(Path::to_owned);
+        Ok(Snapshot {
+            repo: repo.into_sync(),
+            workdir,
+            origin: Origin::Commit(commit_id.to_string()),
+            entries,
+            tree,
+            head_tree,
+        })
+    }
+
+    /// The content id: the git tree id `git add -A && git write-tree` would
+    /// print for this snapshot (hex).
+    pub fn tree_id(&self) -> String {
+        self.tree.to_string()
+    }
+
+    /// What this snapshot was taken of.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The repository's working tree root, if it has one.
+    pub fn workdir(&self) -> Option<&Path> {
+        self.workdir.as_deref()
+    }
+
+    /// The repository's git dir (where run records live).
+    pub fn git_dir(&self) -> &Path {
+        self.repo.git_dir()
+    }
+
+    /// True when the snapshot differs from HEAD's tree, or there is no HEAD.
+    pub fn dirty(&self) -> bool {
+        self.head_tree != Some(self.tree)
+    }
+
+    /// Every entry, sorted by path.
+    pub fn files(&self) -> Vec<SnapshotFile> {
+        self.entries
+            .iter()
+            .map(|e| SnapshotFile {
+                path: e.path.to_str_lossy().into_owned(),
+                kind: e.kind,
+                id: e.id.to_string(),
+            })
+            .collect()
+    }
+
+    /// The bytes of the regular file at `path` (repo-relative, `/`-separated)
+    /// as the snapshot holds it: from the working tree for worktree snapshots,
+    /// from the object database for commit snapshots. `None` when the snapshot
+    /// has no regular file there (absent, ignored, a symlink or a submodule).
+    pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, SnapshotError> {
+        let Some(entry) = self.entry(path.as_bytes()) else {
+            return Ok(None);
+        };
+        if !matches!(entry.kind, FileKind::File | FileKind::Executable) {
+            return Ok(None);
+        }
+        match entry.source {
+            Source::Worktree => {
+                let full = self.worktree_path(&entry.path)?;
+                std::fs::read(&full)
+                    .map(Some)
+                    .map_err(|source| SnapshotError::Read { path: full, source })
+            }
+            Source::Object => {
+                let repo = self.repo.to_thread_local();
+                let blob = repo
+                    .find_object(entry.id)
+                    .map_err(SnapshotError::git(&repo, format!("reading blob for {path}")))?;
+                Ok(Some(blob.detach().data))
+            }
+        }
+    }
+
+    /// Paths that differ between the tree `base` (hex tree or commit id; `None`
+    /// means the empty tree) and this snapshot.
+    pub fn changed_since(&self, base: Option<&str>) -> Result<Vec<String>, SnapshotError> {
+        let repo = self.repo.to_thread_local();
+        let base = match base {
+            None => Default::default(),
+            Some(rev) => tree::flatten(&repo, push::resolve_tree(&repo, rev)?)?,
+        };
+        let ours = self
+            .entries
+            .iter()
+            .map(|e| (e.path.clone(), (e.kind, e.id)))
+            .collect();
+        Ok(tree::diff_paths(&base, &ours))
+    }
+
+    fn entry(&self, path: &[u8]) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.path.as_slice().cmp(path))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    fn worktree_path(&self, rela: &[u8]) -> Result<PathBuf, SnapshotError> {
+        let root = self.workdir.as_deref().ok_or_else(|| SnapshotError::NoWorktree {
+            path: self.repo.git_dir().to_owned(),
+        })?;
+        Ok(root.join(rela_path(rela)))
+    }
+}
+
+/// A repo-relative git path as a filesystem path (git paths are bytes; on
+/// Unix, so are file names).
+fn rela_path(rela: &[u8]) -> &Path {
+    use std::os::unix::ffi::OsStrExt;
+    Path::new(std::ffi::OsStr::from_bytes(rela))
+}

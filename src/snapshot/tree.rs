@@ -1,0 +1,131 @@
+//! Tree ids computed in memory, and flat views of trees for diffs.
+//!
+//! The snapshot's id is the id git would give the tree, so it is built with
+//! git's own encoding (`gix::objs`) and hashed, never written: the user's
+//! object database stays untouched.
+
+use std::collections::BTreeMap;
+
+use gix::bstr::{BStr, BString, ByteSlice};
+use gix::objs::tree::{EntryKind, EntryMode};
+use gix::objs::WriteTo;
+use gix::ObjectId;
+
+use super::{Entry, FileKind, SnapshotError};
+
+/// path → (kind, id): a tree flattened to its leaves.
+pub(super) type FlatTree = BTreeMap<BString, (FileKind, ObjectId)>;
+
+enum Node<'a> {
+    Leaf(FileKind, ObjectId),
+    Dir(BTreeMap<&'a BStr, Node<'a>>),
+}
+
+/// The id of the tree that holds `entries`, as `git write-tree` would compute it.
+pub(super) fn tree_id(repo: &gix::Repository, entries: &[Entry]) -> Result<ObjectId, SnapshotError> {
+    let mut root: BTreeMap<&BStr, Node<'_>> = BTreeMap::new();
+    for entry in entries {
+        let mut components = entry.path.split_str("/").map(|c| c.as_bstr()).peekable();
+        let mut dir = &mut root;
+        while let Some(name) = components.next() {
+            if components.peek().is_none() {
+                dir.insert(name, Node::Leaf(entry.kind, entry.id));
+                break;
+            }
+            let node = dir.entry(name).or_insert_with(|| Node::Dir(BTreeMap::new()));
+            dir = match node {
+                Node::Dir(children) => children,
+                // A path can't be both a file and a directory in a worktree or an
+                // index; if it ever is, the later (deeper) path wins, as in git.
+                Node::Leaf(..) => {
+                    *node = Node::Dir(BTreeMap::new());
+                    match node {
+                        Node::Dir(children) => children,
+                        Node::Leaf(..) => unreachable!("just replaced by a directory"),
+                    }
+                }
+            };
+        }
+    }
+    let mut buf = Vec::new();
+    encode_dir(repo, &root, &mut buf)
+}
+
+fn encode_dir(
+    repo: &gix::Repository,
+    dir: &BTreeMap<&BStr, Node<'_>>,
+    buf: &mut Vec<u8>,
+) -> Result<ObjectId, SnapshotError> {
+    let mut tree = gix::objs::Tree::empty();
+    for (name, node) in dir {
+        let (mode, oid): (EntryMode, ObjectId) = match node {
+            Node::Leaf(kind, id) => (entry_kind(*kind).into(), *id),
+            Node::Dir(children) => (EntryKind::Tree.into(), encode_dir(repo, children, buf)?),
+        };
+        tree.entries.push(gix::objs::tree::Entry {
+            mode,
+            filename: (*name).to_owned(),
+            oid,
+        });
+    }
+    // Git orders tree entries as if directory names ended in '/'.
+    tree.entries.sort();
+    buf.clear();
+    tree.write_to(&mut *buf).map_err(|err| SnapshotError::Git {
+        repo: super::repo_display_path(repo),
+        what: "encoding a tree".into(),
+        source: gix::Error::from_error(err),
+    })?;
+    gix::objs::compute_hash(repo.object_hash(), gix::objs::Kind::Tree, buf).map_err(|err| SnapshotError::Git {
+        repo: super::repo_display_path(repo),
+        what: "hashing a tree".into(),
+        source: gix::Error::from_error(err),
+    })
+}
+
+fn entry_kind(kind: FileKind) -> EntryKind {
+    match kind {
+        FileKind::File => EntryKind::Blob,
+        FileKind::Executable => EntryKind::BlobExecutable,
+        FileKind::Symlink => EntryKind::Link,
+        FileKind::Submodule => EntryKind::Commit,
+    }
+}
+
+/// All leaves of the tree `tree` in the object database.
+pub(super) fn flatten(repo: &gix::Repository, tree: ObjectId) -> Result<FlatTree, SnapshotError> {
+    let tree_obj = repo
+        .find_tree(tree)
+        .map_err(SnapshotError::git(repo, format!("reading tree {tree}")))?;
+    let mut recorder = gix::traverse::tree::Recorder::default();
+    tree_obj
+        .traverse()
+        .breadthfirst(&mut recorder)
+        .map_err(SnapshotError::git(repo, format!("walking tree {tree}")))?;
+    let mut flat = FlatTree::new();
+    for e in recorder.records {
+        let kind = match e.mode.kind() {
+            EntryKind::Tree => continue,
+            EntryKind::Blob => FileKind::File,
+            EntryKind::BlobExecutable => FileKind::Executable,
+            EntryKind::Link => FileKind::Symlink,
+            EntryKind::Commit => FileKind::Submodule,
+        };
+        flat.insert(e.filepath, (kind, e.oid));
+    }
+    Ok(flat)
+}
+
+/// Paths present in only one of `a` and `b`, or present in both with another
+/// kind or content; sorted.
+pub(super) fn diff_paths(a: &FlatTree, b: &FlatTree) -> Vec<String> {
+    let mut out: Vec<String> = a
+        .iter()
+        .filter(|(path, leaf)| b.get(*path) != Some(leaf))
+        .chain(b.iter().filter(|(path, _)| !a.contains_key(*path)))
+        .map(|(path, _)| path.to_str_lossy().into_owned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
