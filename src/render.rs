@@ -112,7 +112,7 @@ impl Renderer {
         let mut buf = self.partial.remove(&key).unwrap_or_default();
         buf.extend_from_slice(bytes);
         let mut start = 0;
-        let mut lines = Vec::new();
+        let mut lines: Vec<Vec<u8>> = Vec::new();
         while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
             lines.push(buf[start..start + pos].to_vec());
             start += pos + 1;

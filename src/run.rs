@@ -504,7 +504,7 @@ fn run_in_container(
         }
     });
     let status = match uploaded {
-        None => RunStatus::Canceled,
+        None => (RunStatus::Canceled, None),
         Some(Err(e)) => {
             let reason = e.to_string();
             emitter.borrow_mut().emit(None, EventKind::ContainerDied { reason: reason.clone() });
@@ -646,7 +646,7 @@ fn run_jobs(
             }
             Some(Abort::Engine(reason)) => stop = Some((RunStatus::Error, format!("engine error: {reason}"))),
             Some(Abort::Canceled(reason)) => stop = Some((req.cancel.status_and_reason().0, reason)),
-            None => {
+            Some(Abort::Refused(_)) | None => {
                 if req.cancel.is_canceled() {
                     let (st, why) = req.cancel.status_and_reason();
                     stop = Some((st, why));
@@ -723,11 +723,9 @@ impl ShHost for EngineHost {
                 self.emitter.borrow_mut().emit(Some(job), exit_event(137, Some("SIGKILL".into())));
                 Err(Abort::ContainerDied(reason))
             }
-            Some(Err(EngineError::BadCwd { .. })) | Some(Err(EngineError::BadCommand { .. })) => {
-                // The command could not start: report like a shell would.
+            Some(Err(e @ EngineError::BadCwd { .. })) => {
                 self.emitter.borrow_mut().emit(Some(job), exit_event(126, None));
-                reply.exit = 126;
-                Ok(reply)
+                Err(Abort::Refused(e.to_string()))
             }
             Some(Err(e)) => {
                 self.emitter.borrow_mut().emit(Some(job), exit_event(-1, None));

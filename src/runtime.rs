@@ -48,6 +48,9 @@ pub enum Abort {
     Engine(String),
     /// Ctrl-C / SIGTERM / superseded: the run is being torn down.
     Canceled(String),
+    /// Not an abort: the request itself is wrong (e.g. `:cwd` outside
+    /// /work). Raised as an ordinary Lua error in the run-fn.
+    Refused(String),
 }
 
 /// Runs `sh` for a job. Implemented by the executor on top of the engine.
@@ -96,7 +99,7 @@ pub fn run_job(pipeline: &Pipeline, job: &Job, inputs: &RunInputs, secrets: &Sec
         let reason = match &a {
             Abort::ContainerDied(r) => format!("the container died: {r}"),
             Abort::Engine(r) => format!("engine error: {r}"),
-            Abort::Canceled(r) => r.clone(),
+            Abort::Canceled(r) | Abort::Refused(r) => r.clone(),
         };
         let mut r = failed(reason, None);
         r.abort = Some(a);
@@ -242,11 +245,12 @@ fn sh_function(
                 t.raw_set("cmd", json_to_lua(lua, &cmd_json)?)?;
                 Ok(t)
             }
+            Err(Abort::Refused(msg)) => Err(mlua::Error::runtime(format!("sh: {msg}"))),
             Err(a) => {
                 let msg = match &a {
                     Abort::ContainerDied(r) => format!("the run's container died: {r}"),
                     Abort::Engine(r) => format!("engine error: {r}"),
-                    Abort::Canceled(r) => r.clone(),
+                    Abort::Canceled(r) | Abort::Refused(r) => r.clone(),
                 };
                 *abort.borrow_mut() = Some(a);
                 // Sticky: a pcall around sh cannot keep the run-fn going.
