@@ -162,6 +162,7 @@ async fn connect_to_a_bogus_docker_host_names_it() {
     let msg = err.to_string();
     assert!(matches!(err, EngineError::Unreachable { .. }), "{err:?}");
     assert!(msg.contains("unix:///nonexistent.sock"), "{msg}");
+    eprintln!("{msg}");
 
     let err = Engine::connect_with(Some("tcp://127.0.0.1:1"))
         .await
@@ -311,7 +312,7 @@ async fn docker_build_image_and_its_failure() {
     let msg = err.to_string();
     assert!(matches!(err, EngineError::BuildFailed { .. }), "{err:?}");
     assert!(
-        msg.contains(&bad_tag) && msg.contains('7'),
+        msg.contains(&bad_tag) && msg.contains("non-zero code: 7"),
         "the builder's message should say code 7: {msg}"
     );
 }
@@ -585,6 +586,33 @@ async fn docker_exec_env_and_cwd() {
     )
     .await;
     assert!(matches!(r, Err(EngineError::BadCwd { .. })), "{r:?}");
+}
+
+#[tokio::test]
+async fn docker_network_none_and_cache_volume() {
+    let e = engine().await;
+    let volume = unique("quire-ci-test-cache");
+    let mut s = spec("net");
+    s.network = Some("none".into());
+    s.cache_volume = Some(volume.clone());
+    let (c, g) = container(&e, &s).await;
+    let (r, out) = run(
+        &e,
+        &c,
+        "cat /proc/net/dev; echo kept > /cache/f; cat /cache/f",
+    )
+    .await;
+    drop(g);
+    let _ = Command::new("docker")
+        .args(["volume", "rm", "-f", &volume])
+        .output();
+    assert_eq!(r.ok().map(|o| o.exit), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("lo:") && !stdout.contains("eth0"),
+        "network none still has eth0: {stdout}"
+    );
+    assert!(stdout.ends_with("kept\n"), "{stdout}");
 }
 
 #[tokio::test]
