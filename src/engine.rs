@@ -458,6 +458,8 @@ impl Engine {
     }
 
     /// Run one command; each output frame goes to `on_output` as it arrives.
+    /// Dropping the returned future stops listening but not the command:
+    /// to cancel, [`Engine::kill`] the container.
     /// The callback may be slow: frames are pulled from the engine only as
     /// fast as it returns, so a slow consumer stalls the command's pipe
     /// (backpressure) instead of growing a buffer.
@@ -928,6 +930,22 @@ impl ReaderTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Compile-time check: with Send callbacks, every operation's future is
+    /// Send, so callers can `tokio::spawn` them (e.g. an exec raced against
+    /// a cancel signal).
+    #[allow(dead_code)]
+    fn futures_are_send(e: &Engine, c: &RunContainer, s: &ExecSpec, r: &RunContainerSpec) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(Engine::connect());
+        is_send(e.exec(c, s, |_, _| {}));
+        is_send(e.upload(c, std::io::empty()));
+        is_send(e.ensure_image("x", PullPolicy::Missing, |_| {}));
+        is_send(e.build_image(std::io::empty(), "Dockerfile", "t", |_| {}));
+        is_send(e.create_run_container(r));
+        is_send(e.kill(c));
+        is_send(e.reap_orphans());
+    }
 
     #[test]
     fn explicit_docker_host_is_the_only_candidate() {

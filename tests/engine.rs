@@ -178,6 +178,48 @@ async fn connect_to_a_bogus_docker_host_names_it() {
     );
 }
 
+#[tokio::test]
+async fn connect_honours_docker_host_from_the_environment() {
+    // Setting DOCKER_HOST in this process would race the other tests, so the
+    // probe runs in a child copy of this test binary.
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            "docker_host_env_probe",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("DOCKER_HOST", "unix:///nonexistent-from-env.sock")
+        .env("QUIRE_CI_ENGINE_PROBE", "1")
+        .output()
+        .expect("run probe");
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("PROBE: no container engine answered"),
+        "{said}"
+    );
+    assert!(said.contains("unix:///nonexistent-from-env.sock"), "{said}");
+    assert!(
+        !said.contains("/var/run/docker.sock"),
+        "an explicit DOCKER_HOST must not fall back: {said}"
+    );
+}
+
+/// Run only by the test above, in a child process with DOCKER_HOST set.
+#[tokio::test]
+#[ignore]
+async fn docker_host_env_probe() {
+    if std::env::var("QUIRE_CI_ENGINE_PROBE").as_deref() != Ok("1") {
+        return;
+    }
+    let err = Engine::connect()
+        .await
+        .expect_err("DOCKER_HOST points nowhere");
+    println!("PROBE: {err}");
+}
+
 // ---- images -----------------------------------------------------------
 
 #[tokio::test]
@@ -647,6 +689,13 @@ async fn docker_container_killed_from_outside_is_container_died() {
     e.remove(&c)
         .await
         .unwrap_or_else(|e| panic!("removing twice is fine: {e}"));
+    let r = e
+        .upload(&c, std::io::Cursor::new(tar_of(&[("a", b"a", 0o644)], &[])))
+        .await;
+    assert!(
+        matches!(&r, Err(EngineError::ContainerDied { reason, .. }) if reason == "removed"),
+        "{r:?}"
+    );
 }
 
 #[tokio::test]
