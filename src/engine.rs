@@ -510,10 +510,14 @@ impl Engine {
             Ok(StartExecResults::Detached) => {}
             Err(e) => return Err(self.died_or(container, e, "starting an exec").await),
         }
-        let inspected = self.docker.inspect_exec(&exec.id).await;
-        let exit = match inspected {
-            Ok(i) if i.running != Some(true) => i.exit_code,
-            _ => None,
+        let exit = match self.exec_exit(container, &exec.id).await {
+            Ok(exit) => exit,
+            Err(reason) => {
+                return Err(EngineError::ContainerDied {
+                    container: container.name.clone(),
+                    reason,
+                })
+            }
         };
         // A command that exits normally proves the container was alive; only
         // an unknown exit or a signal's 128+N needs a look at the container.
@@ -545,6 +549,37 @@ impl Engine {
             exit,
             signal: signal_from_exit(exit).map(str::to_string),
         })
+    }
+
+    /// The exec's exit code once it has ended. Docker closes the output
+    /// stream only after the process exits, but an engine may close it when
+    /// the process merely closed its stdout/stderr; so poll while the exec
+    /// still runs (backing off to 200 ms), checking now and then that the
+    /// container itself still lives. `Err` is the container's death reason.
+    async fn exec_exit(
+        &self,
+        container: &RunContainer,
+        exec_id: &str,
+    ) -> Result<Option<i64>, String> {
+        let mut backoff = Duration::from_millis(5);
+        let mut polls = 0u32;
+        loop {
+            match self.docker.inspect_exec(exec_id).await {
+                Ok(i) if i.running == Some(true) => {}
+                Ok(i) => return Ok(i.exit_code),
+                // The exec is gone with its container, or the engine is: the
+                // caller's death check says which.
+                Err(_) => return Ok(None),
+            }
+            polls += 1;
+            if polls % 10 == 0 {
+                if let Some(reason) = self.death_reason(container).await {
+                    return Err(reason);
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
     }
 
     // ---- teardown -------------------------------------------------------

@@ -584,6 +584,27 @@ async fn docker_exec_streams_and_exit_codes() {
 }
 
 #[tokio::test]
+async fn docker_exec_waits_for_a_command_that_closed_its_output() {
+    // The output stream ends when stdout/stderr close, not when the process
+    // exits: the exit code must still be the command's, not a lost status.
+    let e = engine().await;
+    let (c, _g) = container(&e, &spec("closed")).await;
+    let start = Instant::now();
+    let (r, _) = run(&e, &c, "exec >/dev/null 2>&1; sleep 1; exit 4").await;
+    assert_eq!(
+        r.ok(),
+        Some(ExecOutcome {
+            exit: 4,
+            signal: None
+        })
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "returned before the command ended"
+    );
+}
+
+#[tokio::test]
 async fn docker_exec_env_and_cwd() {
     let e = engine().await;
     let mut s = spec("envcwd");
