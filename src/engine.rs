@@ -216,11 +216,23 @@ impl Engine {
             .version()
             .await
             .map_err(|e| EngineError::api("reading the engine version", e))?;
-        let product = v
-            .components
+        // Docker Desktop names itself in Platform; dockerd's first component
+        // is plain "Engine"; Podman's is "Podman Engine".
+        let platform = v
+            .platform
             .as_ref()
-            .and_then(|cs| cs.first())
-            .map(|c| c.name.clone())
+            .map(|p| p.name.clone())
+            .filter(|n| !n.is_empty());
+        let component =
+            v.components
+                .as_ref()
+                .and_then(|cs| cs.first())
+                .map(|c| match c.name.as_str() {
+                    "Engine" => "Docker Engine".to_string(),
+                    other => other.to_string(),
+                });
+        let product = platform
+            .or(component)
             .unwrap_or_else(|| "Docker-API engine".to_string());
         Ok(EngineVersion {
             product,
@@ -572,7 +584,7 @@ impl Engine {
                 Err(_) => return Ok(None),
             }
             polls += 1;
-            if polls % 10 == 0 {
+            if polls.is_multiple_of(10) {
                 if let Some(reason) = self.death_reason(container).await {
                     return Err(reason);
                 }

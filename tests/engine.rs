@@ -145,6 +145,10 @@ async fn docker_connect_and_version() {
     );
     let v = e.version().await.unwrap_or_else(|e| panic!("version: {e}"));
     assert!(!v.server.is_empty() && !v.api.is_empty(), "{v:?}");
+    assert!(
+        v.product.contains("Engine") || v.product.contains("Docker"),
+        "{v:?}"
+    );
     // bollard speaks a newer API than Debian's 20.10; negotiation must have
     // come down to the server's version (or the server is at least as new).
     let num = |s: &str| -> (u32, u32) {
