@@ -748,6 +748,40 @@ async fn docker_oom_kill_is_container_died() {
     assert_eq!(r.ok().and_then(|o| o.signal), Some("SIGKILL".to_string()));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_kill_during_an_exec_ends_it_at_once() {
+    // The cancel/supersede path: the exec runs on its own task, kill() comes
+    // from another, and the exec must end promptly as ContainerDied.
+    let e = engine().await;
+    let (c, _g) = container(&e, &spec("cancel")).await;
+    let (e2, c2) = (e.clone(), c.clone());
+    let exec = tokio::spawn(async move {
+        let spec = ExecSpec {
+            argv: argv("sleep 60"),
+            ..Default::default()
+        };
+        e2.exec(&c2, &spec, |_, _| {}).await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = Instant::now();
+    e.kill(&c).await.unwrap_or_else(|e| panic!("kill: {e}"));
+    let r = tokio::time::timeout(Duration::from_secs(10), exec).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "cancel took {:?}",
+        start.elapsed()
+    );
+    match r {
+        Ok(Ok(Err(EngineError::ContainerDied { reason, .. }))) => {
+            assert!(
+                reason == "removed" || reason.starts_with("killed"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected ContainerDied, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn docker_kill_and_remove_leave_nothing() {
     let e = engine().await;
