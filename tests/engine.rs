@@ -543,6 +543,12 @@ async fn docker_exec_streams_and_exit_codes() {
         })
     );
 
+    // No stdin is attached: a command that reads it sees EOF, never hangs.
+    let r = tokio::time::timeout(Duration::from_secs(10), run(&e, &c, "cat; echo read-done")).await;
+    let (r, out) = r.expect("a command reading stdin hung");
+    assert_eq!(r.ok().map(|o| o.exit), Some(0));
+    assert_eq!(text(&out.stdout), "read-done\n");
+
     let (r, _) = run(&e, &c, "kill -9 $$").await;
     assert_eq!(
         r.ok(),
