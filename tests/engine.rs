@@ -852,33 +852,61 @@ async fn docker_reap_orphans_removes_dead_owners_only() {
     let _ = child.wait();
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id");
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
-    let orphan_name = unique("quire-ci-orphan");
-    let orphan = sh(Command::new("docker").args([
-        "run",
-        "-d",
-        "--name",
-        &orphan_name,
-        "--label",
-        "quire-ci.run=orphan-test",
-        "--label",
-        &format!("quire-ci.owner-pid={dead_pid}"),
-        "--label",
-        &format!("quire-ci.owner-boot={}", boot.trim()),
-        "--label",
-        &format!("quire-ci.owner-host={}", host.trim()),
-        IMAGE,
-        "sleep",
-        "600",
-    ]));
-    let _og = Guard(orphan.clone());
+    let labelled = |name: &str, labels: &[String]| -> (String, Guard) {
+        let mut cmd = Command::new("docker");
+        cmd.args([
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            "quire-ci.run=orphan-test",
+        ]);
+        for l in labels {
+            cmd.args(["--label", l]);
+        }
+        let id = sh(cmd.args([IMAGE, "sleep", "600"]));
+        (id.clone(), Guard(id))
+    };
+    let same_boot = format!("quire-ci.owner-boot={}", boot.trim());
+    let same_host = format!("quire-ci.owner-host={}", host.trim());
+
+    let dead_name = unique("quire-ci-orphan-dead");
+    let (dead, _g1) = labelled(
+        &dead_name,
+        &[
+            format!("quire-ci.owner-pid={dead_pid}"),
+            same_boot.clone(),
+            same_host.clone(),
+        ],
+    );
+    // Our own live pid, but another start time: a recycled pid, so an orphan.
+    let recycled_name = unique("quire-ci-orphan-recycled");
+    let (recycled, _g2) = labelled(
+        &recycled_name,
+        &[
+            format!("quire-ci.owner-pid={}", std::process::id()),
+            "quire-ci.owner-start=1".into(),
+            same_boot.clone(),
+            same_host.clone(),
+        ],
+    );
+    // Another machine's container on a shared engine: never ours to judge.
+    let foreign_name = unique("quire-ci-foreign");
+    let (foreign, _g3) = labelled(
+        &foreign_name,
+        &[
+            format!("quire-ci.owner-pid={dead_pid}"),
+            "quire-ci.owner-boot=another-boot".into(),
+            "quire-ci.owner-host=another-host".into(),
+        ],
+    );
     let (live, _lg) = container(&e, &spec("reap-live")).await;
 
     let removed = e
         .reap_orphans()
         .await
         .unwrap_or_else(|e| panic!("reap: {e}"));
-    assert!(removed.contains(&orphan_name), "{removed:?}");
-    assert!(!removed.contains(&live.name), "{removed:?}");
     let exists = |id: &str| {
         Command::new("docker")
             .args(["inspect", id])
@@ -886,8 +914,15 @@ async fn docker_reap_orphans_removes_dead_owners_only() {
             .map(|o| o.status.success())
             .unwrap_or(false)
     };
-    assert!(!exists(&orphan), "orphan still there");
+    assert!(removed.contains(&dead_name), "{removed:?}");
+    assert!(removed.contains(&recycled_name), "{removed:?}");
+    assert!(
+        !removed.contains(&live.name) && !removed.contains(&foreign_name),
+        "{removed:?}"
+    );
+    assert!(!exists(&dead) && !exists(&recycled), "orphans still there");
     assert!(exists(&live.id), "the live owner's container was removed");
+    assert!(exists(&foreign), "another host's container was removed");
 }
 
 /// Rough timings for the report: `cargo test --test engine -- --ignored bench --nocapture`.
