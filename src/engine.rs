@@ -110,6 +110,9 @@ pub struct RunContainerSpec {
     pub memory_limit: Option<i64>,
     /// A named volume to mount at /cache (created by the engine if missing).
     pub cache_volume: Option<String>,
+    /// The engine's network mode; None is its default (bridge). "none" halves
+    /// container start and removal time for pipelines that need no network.
+    pub network: Option<String>,
 }
 
 /// A created and started run container.
@@ -147,7 +150,10 @@ impl Engine {
 
     /// As [`Engine::connect`], with `docker_host` in place of `$DOCKER_HOST`.
     pub async fn connect_with(docker_host: Option<&str>) -> Result<Engine, EngineError> {
-        let candidates = candidates(docker_host, std::env::var("XDG_RUNTIME_DIR").ok().as_deref());
+        let candidates = candidates(
+            docker_host,
+            std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
+        );
         let explicit = docker_host.is_some_and(|h| !h.is_empty());
         let mut tried = Vec::new();
         for c in candidates {
@@ -171,7 +177,9 @@ impl Engine {
     async fn try_endpoint(endpoint: &str) -> Result<Engine, Attempt> {
         let docker = Docker::connect_with_host(endpoint).map_err(|e| match e {
             bollard::errors::Error::UnsupportedURISchemeError { .. } => Attempt::Unsupported,
-            bollard::errors::Error::SocketNotFoundError(_) => Attempt::Failed("no such socket".into()),
+            bollard::errors::Error::SocketNotFoundError(_) => {
+                Attempt::Failed("no such socket".into())
+            }
             other => Attempt::Failed(other.to_string()),
         })?;
         let docker = docker.with_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS));
@@ -186,7 +194,10 @@ impl Engine {
             .await
             .map_err(|_| Attempt::Failed(format!("no answer within {}s", PING_TIMEOUT.as_secs())))?
             .map_err(|e| Attempt::Failed(describe_connect_error(&e)))?;
-        Ok(Engine { docker, endpoint: endpoint.to_string() })
+        Ok(Engine {
+            docker,
+            endpoint: endpoint.to_string(),
+        })
     }
 
     /// Where we connected, e.g. `unix:///var/run/docker.sock`.
@@ -200,12 +211,28 @@ impl Engine {
     }
 
     pub async fn version(&self) -> Result<EngineVersion, EngineError> {
-        let v = self.docker.version().await.map_err(|e| EngineError::api("reading the engine version", e))?;
-        let product = v
-            .components
+        let v = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| EngineError::api("reading the engine version", e))?;
+        // Docker Desktop names itself in Platform; dockerd's first component
+        // is plain "Engine"; Podman's is "Podman Engine".
+        let platform = v
+            .platform
             .as_ref()
-            .and_then(|cs| cs.first())
-            .map(|c| c.name.clone())
+            .map(|p| p.name.clone())
+            .filter(|n| !n.is_empty());
+        let component =
+            v.components
+                .as_ref()
+                .and_then(|cs| cs.first())
+                .map(|c| match c.name.as_str() {
+                    "Engine" => "Docker Engine".to_string(),
+                    other => other.to_string(),
+                });
+        let product = platform
+            .or(component)
             .unwrap_or_else(|| "Docker-API engine".to_string());
         Ok(EngineVersion {
             product,
@@ -249,7 +276,9 @@ impl Engine {
         }
         // Without a tag the API pulls every tag of the repository.
         let reference = with_default_tag(name);
-        let options = CreateImageOptionsBuilder::default().from_image(&reference).build();
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(&reference)
+            .build();
         let mut pull = self.docker.create_image(Some(options), None, None);
         while let Some(item) = pull.next().await {
             match item {
@@ -267,10 +296,12 @@ impl Engine {
                 }
             }
         }
-        self.image_id(name).await?.ok_or_else(|| EngineError::ImageUnavailable {
-            image: name.to_string(),
-            reason: "the pull finished but the image is still not present".to_string(),
-        })
+        self.image_id(name)
+            .await?
+            .ok_or_else(|| EngineError::ImageUnavailable {
+                image: name.to_string(),
+                reason: "the pull finished but the image is still not present".to_string(),
+            })
     }
 
     /// Build `tag` from a tar build context (read and streamed as the engine
@@ -293,7 +324,9 @@ impl Engine {
         let mut built = None;
         let mut failure = None;
         {
-            let mut build = self.docker.build_image(options, None, Some(bollard::body_try_stream(body)));
+            let mut build =
+                self.docker
+                    .build_image(options, None, Some(bollard::body_try_stream(body)));
             while let Some(item) = build.next().await {
                 match item {
                     Ok(info) => {
@@ -315,17 +348,26 @@ impl Engine {
             }
         }
         if let Some(err) = reader.finish().await {
-            return Err(EngineError::ArchiveRead { target: format!("build context of {tag}"), source: err });
+            return Err(EngineError::ArchiveRead {
+                target: format!("build context of {tag}"),
+                source: err,
+            });
         }
         if let Some(message) = failure {
-            return Err(EngineError::BuildFailed { tag: tag.to_string(), message: message.trim().to_string() });
+            return Err(EngineError::BuildFailed {
+                tag: tag.to_string(),
+                message: message.trim().to_string(),
+            });
         }
         match built {
             Some(id) => Ok(id),
-            None => self.image_id(tag).await?.ok_or_else(|| EngineError::BuildFailed {
-                tag: tag.to_string(),
-                message: "the builder finished without producing the image".to_string(),
-            }),
+            None => self
+                .image_id(tag)
+                .await?
+                .ok_or_else(|| EngineError::BuildFailed {
+                    tag: tag.to_string(),
+                    message: "the builder finished without producing the image".to_string(),
+                }),
         }
     }
 
@@ -333,7 +375,10 @@ impl Engine {
 
     /// Create and start the run's container: labelled with the run and its
     /// owner (for orphan reaping), working dir /work, kept alive by `sh`.
-    pub async fn create_run_container(&self, spec: &RunContainerSpec) -> Result<RunContainer, EngineError> {
+    pub async fn create_run_container(
+        &self,
+        spec: &RunContainerSpec,
+    ) -> Result<RunContainer, EngineError> {
         let owner = Owner::current();
         let mut labels: HashMap<String, String> = owner.labels().into_iter().collect();
         labels.insert(LABEL_RUN.to_string(), spec.run_id.clone());
@@ -342,12 +387,20 @@ impl Engine {
         let host_config = HostConfig {
             memory: spec.memory_limit,
             memory_swap: spec.memory_limit,
-            binds: spec.cache_volume.as_ref().map(|v| vec![format!("{v}:/cache")]),
+            binds: spec
+                .cache_volume
+                .as_ref()
+                .map(|v| vec![format!("{v}:/cache")]),
+            network_mode: spec.network.clone(),
             ..Default::default()
         };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            cmd: Some(vec!["sh".to_string(), "-c".to_string(), KEEP_ALIVE.to_string()]),
+            cmd: Some(vec![
+                "sh".to_string(),
+                "-c".to_string(),
+                KEEP_ALIVE.to_string(),
+            ]),
             entrypoint: Some(vec![]),
             working_dir: Some(WORKDIR.to_string()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
@@ -360,30 +413,55 @@ impl Engine {
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = self.docker.create_container(Some(options), body).await.map_err(|e| {
-            if status_of(&e) == Some(404) {
-                EngineError::ImageUnavailable { image: spec.image.clone(), reason: message_of(&e) }
-            } else {
-                EngineError::api(format!("creating container {name} from {}", spec.image), e)
-            }
-        })?;
-        let container = RunContainer { id: created.id, name };
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| {
+                if status_of(&e) == Some(404) {
+                    EngineError::ImageUnavailable {
+                        image: spec.image.clone(),
+                        reason: message_of(&e),
+                    }
+                } else {
+                    EngineError::api(format!("creating container {name} from {}", spec.image), e)
+                }
+            })?;
+        let container = RunContainer {
+            id: created.id,
+            name,
+        };
         if let Err(e) = self.docker.start_container(&container.id, None).await {
             // Do not leave a created-but-dead container behind.
             let _ = self.remove(&container).await;
-            return Err(EngineError::api(format!("starting container {}", container.name), e));
+            return Err(EngineError::api(
+                format!("starting container {}", container.name),
+                e,
+            ));
         }
         Ok(container)
     }
 
     /// Unpack a tar stream into /work, streamed in chunks as `tar` is read
     /// (a blocking reader on its own thread; at most a few chunks in flight).
-    pub async fn upload(&self, container: &RunContainer, tar: impl Read + Send + 'static) -> Result<(), EngineError> {
-        let options = UploadToContainerOptionsBuilder::default().path(WORKDIR).build();
+    pub async fn upload(
+        &self,
+        container: &RunContainer,
+        tar: impl Read + Send + 'static,
+    ) -> Result<(), EngineError> {
+        let options = UploadToContainerOptionsBuilder::default()
+            .path(WORKDIR)
+            .build();
         let (body, reader) = streaming_body(tar);
-        let sent = self.docker.upload_to_container(&container.id, Some(options), bollard::body_try_stream(body)).await;
+        let sent = self
+            .docker
+            .upload_to_container(&container.id, Some(options), bollard::body_try_stream(body))
+            .await;
         if let Some(err) = reader.finish().await {
-            return Err(EngineError::ArchiveRead { target: format!("upload into {}", container.name), source: err });
+            return Err(EngineError::ArchiveRead {
+                target: format!("upload into {}", container.name),
+                source: err,
+            });
         }
         match sent {
             Ok(()) => Ok(()),
@@ -392,6 +470,8 @@ impl Engine {
     }
 
     /// Run one command; each output frame goes to `on_output` as it arrives.
+    /// Dropping the returned future stops listening but not the command:
+    /// to cancel, [`Engine::kill`] the container.
     /// The callback may be slow: frames are pulled from the engine only as
     /// fast as it returns, so a slow consumer stalls the command's pipe
     /// (backpressure) instead of growing a buffer.
@@ -417,13 +497,21 @@ impl Engine {
             Ok(x) => x,
             Err(e) => return Err(self.died_or(container, e, "creating an exec").await),
         };
-        let start = StartExecOptions { detach: false, tty: false, output_capacity: None };
+        let start = StartExecOptions {
+            detach: false,
+            tty: false,
+            output_capacity: None,
+        };
         match self.docker.start_exec(&exec.id, Some(start)).await {
             Ok(StartExecResults::Attached { mut output, .. }) => {
                 while let Some(frame) = output.next().await {
                     match frame {
-                        Ok(bollard::container::LogOutput::StdOut { message }) => on_output(Stream::Stdout, &message),
-                        Ok(bollard::container::LogOutput::StdErr { message }) => on_output(Stream::Stderr, &message),
+                        Ok(bollard::container::LogOutput::StdOut { message }) => {
+                            on_output(Stream::Stdout, &message)
+                        }
+                        Ok(bollard::container::LogOutput::StdErr { message }) => {
+                            on_output(Stream::Stderr, &message)
+                        }
                         // No TTY, no stdin: other kinds do not occur; drop them.
                         Ok(_) => {}
                         // The connection broke: the engine or container went away.
@@ -434,10 +522,14 @@ impl Engine {
             Ok(StartExecResults::Detached) => {}
             Err(e) => return Err(self.died_or(container, e, "starting an exec").await),
         }
-        let inspected = self.docker.inspect_exec(&exec.id).await;
-        let exit = match inspected {
-            Ok(i) if i.running != Some(true) => i.exit_code,
-            _ => None,
+        let exit = match self.exec_exit(container, &exec.id).await {
+            Ok(exit) => exit,
+            Err(reason) => {
+                return Err(EngineError::ContainerDied {
+                    container: container.name.clone(),
+                    reason,
+                })
+            }
         };
         // A command that exits normally proves the container was alive; only
         // an unknown exit or a signal's 128+N needs a look at the container.
@@ -447,7 +539,10 @@ impl Engine {
             // so for 137 (or no code) give the container a moment to settle.
             let settle = exit.is_none_or(|code| code == 137);
             if let Some(reason) = self.death_reason_settled(container, settle).await {
-                return Err(EngineError::ContainerDied { container: container.name.clone(), reason });
+                return Err(EngineError::ContainerDied {
+                    container: container.name.clone(),
+                    reason,
+                });
             }
             if exit == Some(137) && self.oom_since(container, started).await {
                 return Err(EngineError::ContainerDied {
@@ -462,7 +557,41 @@ impl Engine {
                 reason: "the engine lost the command's exit status".to_string(),
             });
         };
-        Ok(ExecOutcome { exit, signal: signal_from_exit(exit).map(str::to_string) })
+        Ok(ExecOutcome {
+            exit,
+            signal: signal_from_exit(exit).map(str::to_string),
+        })
+    }
+
+    /// The exec's exit code once it has ended. Docker closes the output
+    /// stream only after the process exits, but an engine may close it when
+    /// the process merely closed its stdout/stderr; so poll while the exec
+    /// still runs (backing off to 200 ms), checking now and then that the
+    /// container itself still lives. `Err` is the container's death reason.
+    async fn exec_exit(
+        &self,
+        container: &RunContainer,
+        exec_id: &str,
+    ) -> Result<Option<i64>, String> {
+        let mut backoff = Duration::from_millis(5);
+        let mut polls = 0u32;
+        loop {
+            match self.docker.inspect_exec(exec_id).await {
+                Ok(i) if i.running == Some(true) => {}
+                Ok(i) => return Ok(i.exit_code),
+                // The exec is gone with its container, or the engine is: the
+                // caller's death check says which.
+                Err(_) => return Ok(None),
+            }
+            polls += 1;
+            if polls.is_multiple_of(10) {
+                if let Some(reason) = self.death_reason(container).await {
+                    return Err(reason);
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
     }
 
     // ---- teardown -------------------------------------------------------
@@ -474,7 +603,10 @@ impl Engine {
     }
 
     async fn remove_id(&self, id: &str) -> Result<(), EngineError> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             // 404: gone already; 409: a removal is already in progress.
@@ -485,11 +617,22 @@ impl Engine {
 
     /// Cancel: SIGKILL first, so every exec stream ends now, then remove.
     pub async fn kill(&self, container: &RunContainer) -> Result<(), EngineError> {
-        let options = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
-        match self.docker.kill_container(&container.id, Some(options)).await {
+        let options = KillContainerOptionsBuilder::default()
+            .signal("SIGKILL")
+            .build();
+        match self
+            .docker
+            .kill_container(&container.id, Some(options))
+            .await
+        {
             Ok(()) => {}
             Err(e) if matches!(status_of(&e), Some(404) | Some(409)) => {}
-            Err(e) => return Err(EngineError::api(format!("killing container {}", container.name), e)),
+            Err(e) => {
+                return Err(EngineError::api(
+                    format!("killing container {}", container.name),
+                    e,
+                ))
+            }
         }
         self.remove(container).await
     }
@@ -501,7 +644,10 @@ impl Engine {
         let me = Owner::current();
         let mut filters = HashMap::new();
         filters.insert("label", vec![LABEL_RUN]);
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         let list = self
             .docker
             .list_containers(Some(options))
@@ -509,7 +655,9 @@ impl Engine {
             .map_err(|e| EngineError::api("listing quire-ci containers", e))?;
         let mut removed = Vec::new();
         for c in list {
-            let (Some(id), Some(labels)) = (c.id, c.labels) else { continue };
+            let (Some(id), Some(labels)) = (c.id, c.labels) else {
+                continue;
+            };
             if owner::judge(&labels, &me, owner::process_alive) == Verdict::Orphan {
                 self.remove_id(&id).await?;
                 let name = c
@@ -538,7 +686,9 @@ impl Engine {
         if !settle {
             return None;
         }
-        let options = WaitContainerOptionsBuilder::default().condition("not-running").build();
+        let options = WaitContainerOptionsBuilder::default()
+            .condition("not-running")
+            .build();
         let wait = self.docker.wait_container(&container.id, Some(options));
         futures_util::pin_mut!(wait);
         let _ = tokio::time::timeout(SETTLE, wait.next()).await;
@@ -583,7 +733,9 @@ impl Engine {
         filters.insert("container", vec![container.id.as_str()]);
         filters.insert("event", vec!["oom"]);
         let options = EventsOptionsBuilder::default()
-            .since(&stamp(since.checked_sub(Duration::from_secs(1)).unwrap_or(since)))
+            .since(&stamp(
+                since.checked_sub(Duration::from_secs(1)).unwrap_or(since),
+            ))
             // The oom event precedes the exec's end, so "now" already covers
             // it; a future `until` would make the engine hold the stream open.
             .until(&stamp(SystemTime::now()))
@@ -608,9 +760,17 @@ impl Engine {
 
     /// Map an API error during work on the container to ContainerDied when
     /// the container is gone or stopped, else to a plain API error.
-    async fn died_or(&self, container: &RunContainer, e: bollard::errors::Error, action: &str) -> EngineError {
+    async fn died_or(
+        &self,
+        container: &RunContainer,
+        e: bollard::errors::Error,
+        action: &str,
+    ) -> EngineError {
         match self.death_reason(container).await {
-            Some(reason) => EngineError::ContainerDied { container: container.name.clone(), reason },
+            Some(reason) => EngineError::ContainerDied {
+                container: container.name.clone(),
+                reason,
+            },
             None => EngineError::api(format!("{action} in container {}", container.name), e),
         }
     }
@@ -624,7 +784,10 @@ enum Attempt {
 fn describe_connect_error(e: &bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::HyperResponseError { err } => err.to_string(),
-        bollard::errors::Error::DockerResponseServerError { status_code, message } => {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
             format!("answered {status_code}: {message}")
         }
         other => other.to_string(),
@@ -660,20 +823,34 @@ pub fn with_default_tag(name: &str) -> String {
 
 /// A container name from a run id: Docker allows `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 fn container_name(run_id: &str) -> String {
-    let safe: String =
-        run_id.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect();
+    let safe: String = run_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     format!("quire-ci-{safe}")
 }
 
 /// The exec's working directory: relative paths are under /work; absolute
 /// ones must stay inside it (checked lexically, `..` included).
 pub fn resolve_cwd(cwd: Option<&str>) -> Result<String, EngineError> {
-    let Some(cwd) = cwd.filter(|c| !c.is_empty()) else { return Ok(WORKDIR.to_string()) };
+    let Some(cwd) = cwd.filter(|c| !c.is_empty()) else {
+        return Ok(WORKDIR.to_string());
+    };
     let rel = if let Some(abs) = cwd.strip_prefix('/') {
         match abs.strip_prefix("work") {
             Some("") => "",
             Some(rest) if rest.starts_with('/') => rest.trim_start_matches('/'),
-            _ => return Err(EngineError::BadCwd { cwd: cwd.to_string() }),
+            _ => {
+                return Err(EngineError::BadCwd {
+                    cwd: cwd.to_string(),
+                })
+            }
         }
     } else {
         cwd
@@ -684,13 +861,19 @@ pub fn resolve_cwd(cwd: Option<&str>) -> Result<String, EngineError> {
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err(EngineError::BadCwd { cwd: cwd.to_string() });
+                    return Err(EngineError::BadCwd {
+                        cwd: cwd.to_string(),
+                    });
                 }
             }
             p => parts.push(p),
         }
     }
-    Ok(if parts.is_empty() { WORKDIR.to_string() } else { format!("{WORKDIR}/{}", parts.join("/")) })
+    Ok(if parts.is_empty() {
+        WORKDIR.to_string()
+    } else {
+        format!("{WORKDIR}/{}", parts.join("/"))
+    })
 }
 
 /// The signal behind an exit code, by the shell convention 128+N. This is a
@@ -699,10 +882,37 @@ pub fn resolve_cwd(cwd: Option<&str>) -> Result<String, EngineError> {
 /// (Linux signals 1..=31) map to names; anything else gives None.
 pub fn signal_from_exit(exit: i64) -> Option<&'static str> {
     const NAMES: [&str; 31] = [
-        "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
-        "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP",
-        "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH",
-        "SIGIO", "SIGPWR", "SIGSYS",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
     ];
     let n = exit.checked_sub(128)?;
     if (1..=31).contains(&n) {
@@ -716,7 +926,10 @@ pub fn signal_from_exit(exit: i64) -> Option<&'static str> {
 /// small bounded channel: memory stays at a few chunks whatever the size.
 fn streaming_body(
     mut source: impl Read + Send + 'static,
-) -> (impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, ReaderTask) {
+) -> (
+    impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    ReaderTask,
+) {
     const CHUNK: usize = 64 * 1024;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let task = tokio::task::spawn_blocking(move || -> Option<std::io::Error> {
@@ -741,7 +954,9 @@ fn streaming_body(
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     (stream, ReaderTask(task))
 }
 
@@ -752,7 +967,9 @@ impl ReaderTask {
     async fn finish(self) -> Option<std::io::Error> {
         match self.0.await {
             Ok(err) => err,
-            Err(join) => Some(std::io::Error::other(format!("the archive reader panicked: {join}"))),
+            Err(join) => Some(std::io::Error::other(format!(
+                "the archive reader panicked: {join}"
+            ))),
         }
     }
 }
@@ -761,9 +978,28 @@ impl ReaderTask {
 mod tests {
     use super::*;
 
+    /// Compile-time check: with Send callbacks, every operation's future is
+    /// Send, so callers can `tokio::spawn` them (e.g. an exec raced against
+    /// a cancel signal).
+    #[allow(dead_code)]
+    fn futures_are_send(e: &Engine, c: &RunContainer, s: &ExecSpec, r: &RunContainerSpec) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(Engine::connect());
+        is_send(e.exec(c, s, |_, _| {}));
+        is_send(e.upload(c, std::io::empty()));
+        is_send(e.ensure_image("x", PullPolicy::Missing, |_| {}));
+        is_send(e.build_image(std::io::empty(), "Dockerfile", "t", |_| {}));
+        is_send(e.create_run_container(r));
+        is_send(e.kill(c));
+        is_send(e.reap_orphans());
+    }
+
     #[test]
     fn explicit_docker_host_is_the_only_candidate() {
-        assert_eq!(candidates(Some("tcp://10.0.0.1:2375"), Some("/run/user/1")), vec!["tcp://10.0.0.1:2375"]);
+        assert_eq!(
+            candidates(Some("tcp://10.0.0.1:2375"), Some("/run/user/1")),
+            vec!["tcp://10.0.0.1:2375"]
+        );
         let c = candidates(None, Some("/run/user/1"));
         assert_eq!(
             c,
@@ -781,19 +1017,34 @@ mod tests {
     fn default_tag_is_added_only_when_missing() {
         assert_eq!(with_default_tag("busybox"), "busybox:latest");
         assert_eq!(with_default_tag("busybox:1"), "busybox:1");
-        assert_eq!(with_default_tag("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b:latest");
-        assert_eq!(with_default_tag("127.0.0.1:5000/a/b:x"), "127.0.0.1:5000/a/b:x");
+        assert_eq!(
+            with_default_tag("127.0.0.1:5000/a/b"),
+            "127.0.0.1:5000/a/b:latest"
+        );
+        assert_eq!(
+            with_default_tag("127.0.0.1:5000/a/b:x"),
+            "127.0.0.1:5000/a/b:x"
+        );
         assert_eq!(with_default_tag("a@sha256:00"), "a@sha256:00");
     }
 
     #[test]
     fn cwd_stays_inside_work() {
         assert_eq!(resolve_cwd(None).ok().as_deref(), Some("/work"));
-        assert_eq!(resolve_cwd(Some("src/x")).ok().as_deref(), Some("/work/src/x"));
+        assert_eq!(
+            resolve_cwd(Some("src/x")).ok().as_deref(),
+            Some("/work/src/x")
+        );
         assert_eq!(resolve_cwd(Some("/work")).ok().as_deref(), Some("/work"));
-        assert_eq!(resolve_cwd(Some("/work/a/../b")).ok().as_deref(), Some("/work/b"));
+        assert_eq!(
+            resolve_cwd(Some("/work/a/../b")).ok().as_deref(),
+            Some("/work/b")
+        );
         for bad in ["/etc", "/workshop", "..", "a/../../x", "/work/.."] {
-            assert!(matches!(resolve_cwd(Some(bad)), Err(EngineError::BadCwd { .. })), "{bad} accepted");
+            assert!(
+                matches!(resolve_cwd(Some(bad)), Err(EngineError::BadCwd { .. })),
+                "{bad} accepted"
+            );
         }
     }
 
@@ -809,6 +1060,9 @@ mod tests {
 
     #[test]
     fn container_names_are_docker_safe() {
-        assert_eq!(container_name("20261124T214338Z-ab/c d"), "quire-ci-20261124T214338Z-ab-c-d");
+        assert_eq!(
+            container_name("20261124T214338Z-ab/c d"),
+            "quire-ci-20261124T214338Z-ab-c-d"
+        );
     }
 }

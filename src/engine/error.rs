@@ -81,7 +81,10 @@ pub enum EngineError {
 
 impl EngineError {
     pub(crate) fn api(action: impl Into<String>, source: bollard::errors::Error) -> Self {
-        EngineError::Api { action: action.into(), source }
+        EngineError::Api {
+            action: action.into(),
+            source,
+        }
     }
 }
 

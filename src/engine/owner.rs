@@ -30,7 +30,12 @@ pub struct Owner {
 impl Owner {
     pub fn current() -> Owner {
         let pid = std::process::id();
-        Owner { pid, boot: boot_id(), start: process_start(pid), host: hostname() }
+        Owner {
+            pid,
+            boot: boot_id(),
+            start: process_start(pid),
+            host: hostname(),
+        }
     }
 
     pub fn labels(&self) -> Vec<(String, String)> {
@@ -64,7 +69,10 @@ pub fn judge(
     me: &Owner,
     alive: impl Fn(u32, Option<u64>) -> bool,
 ) -> Verdict {
-    let Some(pid) = labels.get(LABEL_OWNER_PID).and_then(|p| p.parse::<u32>().ok()) else {
+    let Some(pid) = labels
+        .get(LABEL_OWNER_PID)
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
         return Verdict::Keep;
     };
     let host = labels.get(LABEL_OWNER_HOST);
@@ -77,11 +85,21 @@ pub fn judge(
             // Same host (or an old label without one), another boot: every
             // process of that boot is gone. Without a host label we cannot
             // tell a reboot from another machine, so keep.
-            if host.is_some() { Verdict::Orphan } else { Verdict::Keep }
+            if host.is_some() {
+                Verdict::Orphan
+            } else {
+                Verdict::Keep
+            }
         }
         Some(_) => {
-            let start = labels.get(LABEL_OWNER_START).and_then(|s| s.parse::<u64>().ok());
-            if alive(pid, start) { Verdict::Keep } else { Verdict::Orphan }
+            let start = labels
+                .get(LABEL_OWNER_START)
+                .and_then(|s| s.parse::<u64>().ok());
+            if alive(pid, start) {
+                Verdict::Keep
+            } else {
+                Verdict::Orphan
+            }
         }
         None => Verdict::Keep,
     }
@@ -127,29 +145,49 @@ mod tests {
     use super::*;
 
     fn me() -> Owner {
-        Owner { pid: 10, boot: "boot-a".into(), start: Some(5), host: "h".into() }
+        Owner {
+            pid: 10,
+            boot: "boot-a".into(),
+            start: Some(5),
+            host: "h".into(),
+        }
     }
 
     fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn dead_pid_same_boot_is_orphan_live_is_kept() {
-        let l = labels(&[(LABEL_OWNER_PID, "77"), (LABEL_OWNER_BOOT, "boot-a"), (LABEL_OWNER_HOST, "h")]);
+        let l = labels(&[
+            (LABEL_OWNER_PID, "77"),
+            (LABEL_OWNER_BOOT, "boot-a"),
+            (LABEL_OWNER_HOST, "h"),
+        ]);
         assert_eq!(judge(&l, &me(), |_, _| false), Verdict::Orphan);
         assert_eq!(judge(&l, &me(), |_, _| true), Verdict::Keep);
     }
 
     #[test]
     fn other_boot_same_host_is_orphan_even_if_pid_exists() {
-        let l = labels(&[(LABEL_OWNER_PID, "77"), (LABEL_OWNER_BOOT, "boot-old"), (LABEL_OWNER_HOST, "h")]);
+        let l = labels(&[
+            (LABEL_OWNER_PID, "77"),
+            (LABEL_OWNER_BOOT, "boot-old"),
+            (LABEL_OWNER_HOST, "h"),
+        ]);
         assert_eq!(judge(&l, &me(), |_, _| true), Verdict::Orphan);
     }
 
     #[test]
     fn other_host_or_unparseable_labels_are_kept() {
-        let other = labels(&[(LABEL_OWNER_PID, "77"), (LABEL_OWNER_BOOT, "boot-b"), (LABEL_OWNER_HOST, "elsewhere")]);
+        let other = labels(&[
+            (LABEL_OWNER_PID, "77"),
+            (LABEL_OWNER_BOOT, "boot-b"),
+            (LABEL_OWNER_HOST, "elsewhere"),
+        ]);
         assert_eq!(judge(&other, &me(), |_, _| false), Verdict::Keep);
         let junk = labels(&[(LABEL_OWNER_PID, "x"), (LABEL_OWNER_BOOT, "boot-a")]);
         assert_eq!(judge(&junk, &me(), |_, _| false), Verdict::Keep);
@@ -157,7 +195,11 @@ mod tests {
 
     #[test]
     fn start_time_is_passed_to_the_liveness_check() {
-        let l = labels(&[(LABEL_OWNER_PID, "77"), (LABEL_OWNER_BOOT, "boot-a"), (LABEL_OWNER_START, "123")]);
+        let l = labels(&[
+            (LABEL_OWNER_PID, "77"),
+            (LABEL_OWNER_BOOT, "boot-a"),
+            (LABEL_OWNER_START, "123"),
+        ]);
         assert_eq!(judge(&l, &me(), |_, s| s == Some(123)), Verdict::Keep);
         assert_eq!(judge(&l, &me(), |_, s| s == Some(999)), Verdict::Orphan);
     }
@@ -165,8 +207,14 @@ mod tests {
     #[test]
     fn this_process_is_alive_and_its_start_time_matches() {
         let me = Owner::current();
-        assert!(me.start.is_some(), "/proc/self/stat should give a start time on Linux");
+        assert!(
+            me.start.is_some(),
+            "/proc/self/stat should give a start time on Linux"
+        );
         assert!(process_alive(me.pid, me.start));
-        assert!(!process_alive(me.pid, me.start.map(|s| s + 1)), "a recycled pid must not count");
+        assert!(
+            !process_alive(me.pid, me.start.map(|s| s + 1)),
+            "a recycled pid must not count"
+        );
     }
 }
