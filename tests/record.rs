@@ -76,6 +76,7 @@ fn every_kind_run() -> Vec<Event> {
                 tree: "89ab".into(),
                 dirty: true,
                 jobs: vec!["build".into(), "test".into(), "deploy".into()],
+                dir: None,
             },
         ),
         ev(
