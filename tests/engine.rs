@@ -914,8 +914,11 @@ async fn docker_reap_orphans_removes_dead_owners_only() {
             .map(|o| o.status.success())
             .unwrap_or(false)
     };
-    assert!(removed.contains(&dead_name), "{removed:?}");
-    assert!(removed.contains(&recycled_name), "{removed:?}");
+    // Another quire-ci on the same engine (a parallel test's run) may reap
+    // the orphans first; what matters is that they are gone and that the
+    // live and foreign ones are not.
+    assert!(removed.contains(&dead_name) || !exists(&dead), "{removed:?}");
+    assert!(removed.contains(&recycled_name) || !exists(&recycled), "{removed:?}");
     assert!(
         !removed.contains(&live.name) && !removed.contains(&foreign_name),
         "{removed:?}"
