@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use quire_ci::snapshot::{
-    push_facts_for_push, push_facts_for_worktree, tree_diff_paths, FileKind, Origin, Snapshot, SnapshotError,
+    push_facts_for_push, push_facts_for_worktree, tree_diff_paths, FileKind, Origin, Snapshot,
+    SnapshotError,
 };
 
 /// A throwaway repository driven by the real `git` binary.
@@ -68,7 +69,8 @@ impl Repo {
 
     fn chmod(&self, rel: &str, mode: u32) {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(self.root.join(rel), std::fs::Permissions::from_mode(mode)).expect("chmod");
+        std::fs::set_permissions(self.root.join(rel), std::fs::Permissions::from_mode(mode))
+            .expect("chmod");
     }
 
     fn symlink(&self, target: &str, rel: &str) {
@@ -132,7 +134,11 @@ fn read_tar(bytes: &[u8]) -> BTreeMap<String, TarItem> {
     let mut out = BTreeMap::new();
     for entry in archive.entries().expect("tar entries") {
         let mut entry = entry.expect("tar entry");
-        let path = entry.path().expect("tar path").to_string_lossy().into_owned();
+        let path = entry
+            .path()
+            .expect("tar path")
+            .to_string_lossy()
+            .into_owned();
         assert!(!path.starts_with('/'), "absolute path in tar: {path}");
         let header = entry.header();
         assert_eq!(header.mtime().expect("mtime"), 0, "mtime of {path}");
@@ -156,7 +162,10 @@ fn read_tar(bytes: &[u8]) -> BTreeMap<String, TarItem> {
             other => panic!("unexpected tar entry type {other:?} for {path}"),
         };
         let path = path.trim_end_matches('/').to_owned();
-        assert!(out.insert(path.clone(), item).is_none(), "duplicate tar entry {path}");
+        assert!(
+            out.insert(path.clone(), item).is_none(),
+            "duplicate tar entry {path}"
+        );
     }
     out
 }
@@ -176,10 +185,22 @@ fn check_against_git(repo: &Repo) -> Snapshot {
     let index_before = repo.index_bytes();
     let snapshot = Snapshot::of_worktree(repo.path()).expect("snapshot");
     let tar = tar_of(&snapshot);
-    assert_eq!(repo.loose_objects(), objects_before, "snapshot wrote objects into the repo");
-    assert_eq!(repo.index_bytes(), index_before, "snapshot touched the index");
+    assert_eq!(
+        repo.loose_objects(),
+        objects_before,
+        "snapshot wrote objects into the repo"
+    );
+    assert_eq!(
+        repo.index_bytes(),
+        index_before,
+        "snapshot touched the index"
+    );
 
-    assert_eq!(snapshot.tree_id(), repo.git_worktree_tree_id(), "tree id vs git");
+    assert_eq!(
+        snapshot.tree_id(),
+        repo.git_worktree_tree_id(),
+        "tree id vs git"
+    );
 
     let files = snapshot.files();
     let tar_leaves: Vec<&String> = tar
@@ -246,8 +267,15 @@ fn clean_repo_matches_head_tree() {
         [".gitignore", ".quire/ci.fnl", "README.md", "src/main.rs"]
     );
     let tar = tar_of(&snapshot);
-    assert_eq!(tar.get("src"), Some(&TarItem::Dir { mode: 0o755 }), "explicit dir entries");
-    assert!(!tar.keys().any(|p| p.starts_with(".git/") || p == ".git"), "no .git in tar");
+    assert_eq!(
+        tar.get("src"),
+        Some(&TarItem::Dir { mode: 0o755 }),
+        "explicit dir entries"
+    );
+    assert!(
+        !tar.keys().any(|p| p.starts_with(".git/") || p == ".git"),
+        "no .git in tar"
+    );
 }
 
 #[test]
@@ -259,7 +287,10 @@ fn modified_tracked_file_is_snapshotted_as_edited() {
     let snapshot = check_against_git(&repo);
     assert!(snapshot.dirty());
     assert_ne!(snapshot.tree_id(), repo.git(&["rev-parse", "HEAD^{tree}"]));
-    assert_eq!(snapshot.read_file("README.md").expect("read"), Some(b"HELLO\n".to_vec()));
+    assert_eq!(
+        snapshot.read_file("README.md").expect("read"),
+        Some(b"HELLO\n".to_vec())
+    );
 }
 
 #[test]
@@ -267,8 +298,14 @@ fn deleted_tracked_file_is_absent() {
     let repo = base_repo();
     std::fs::remove_file(repo.path().join("src/main.rs")).expect("rm");
     let snapshot = check_against_git(&repo);
-    assert_eq!(paths(&snapshot), [".gitignore", ".quire/ci.fnl", "README.md"]);
-    assert!(!tar_of(&snapshot).contains_key("src"), "no directory left for a deleted file");
+    assert_eq!(
+        paths(&snapshot),
+        [".gitignore", ".quire/ci.fnl", "README.md"]
+    );
+    assert!(
+        !tar_of(&snapshot).contains_key("src"),
+        "no directory left for a deleted file"
+    );
     assert_eq!(snapshot.read_file("src/main.rs").expect("read"), None);
 }
 
@@ -283,8 +320,15 @@ fn untracked_file_is_included_and_ignored_files_are_not() {
     let snapshot = check_against_git(&repo);
     let p = paths(&snapshot);
     assert!(p.contains(&"notes/todo.txt".to_owned()), "{p:?}");
-    assert!(!p.iter().any(|p| p.ends_with(".log") || p.starts_with("target")), "{p:?}");
-    assert!(snapshot.dirty(), "an untracked file makes the snapshot differ from HEAD");
+    assert!(
+        !p.iter()
+            .any(|p| p.ends_with(".log") || p.starts_with("target")),
+        "{p:?}"
+    );
+    assert!(
+        snapshot.dirty(),
+        "an untracked file makes the snapshot differ from HEAD"
+    );
 }
 
 #[test]
@@ -298,7 +342,11 @@ fn nested_gitignore_applies_to_its_directory_only() {
     let p = paths(&snapshot);
     assert!(p.contains(&"secret.txt".to_owned()), "{p:?}");
     assert!(p.contains(&"sub/.gitignore".to_owned()), "{p:?}");
-    assert!(!p.iter().any(|p| p.starts_with("sub/") && p.ends_with("secret.txt")), "{p:?}");
+    assert!(
+        !p.iter()
+            .any(|p| p.starts_with("sub/") && p.ends_with("secret.txt")),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -313,7 +361,11 @@ fn exec_bits_are_kept() {
     repo.write("tools/new.sh", "#!/bin/sh\n");
     repo.chmod("tools/new.sh", 0o755);
     let snapshot = check_against_git(&repo);
-    let kinds: BTreeMap<String, FileKind> = snapshot.files().into_iter().map(|f| (f.path, f.kind)).collect();
+    let kinds: BTreeMap<String, FileKind> = snapshot
+        .files()
+        .into_iter()
+        .map(|f| (f.path, f.kind))
+        .collect();
     assert_eq!(kinds["README.md"], FileKind::Executable);
     assert_eq!(kinds["run.sh"], FileKind::File);
     assert_eq!(kinds["tools/new.sh"], FileKind::Executable);
@@ -332,11 +384,33 @@ fn symlinks_are_stored_as_symlinks() {
     repo.symlink("../README.md", "src/main.rs");
     let snapshot = check_against_git(&repo);
     let tar = tar_of(&snapshot);
-    assert_eq!(tar["dir-link"], TarItem::Link { target: "src".into() });
-    assert_eq!(tar["src/main.rs"], TarItem::Link { target: "../README.md".into() });
-    assert_eq!(tar["dangling"], TarItem::Link { target: "does/not/exist".into() });
-    assert!(!tar.contains_key("dir-link/main.rs"), "a symlinked dir is not descended into");
-    assert_eq!(snapshot.read_file("tracked-link").expect("read"), None, "read_file is for regular files");
+    assert_eq!(
+        tar["dir-link"],
+        TarItem::Link {
+            target: "src".into()
+        }
+    );
+    assert_eq!(
+        tar["src/main.rs"],
+        TarItem::Link {
+            target: "../README.md".into()
+        }
+    );
+    assert_eq!(
+        tar["dangling"],
+        TarItem::Link {
+            target: "does/not/exist".into()
+        }
+    );
+    assert!(
+        !tar.contains_key("dir-link/main.rs"),
+        "a symlinked dir is not descended into"
+    );
+    assert_eq!(
+        snapshot.read_file("tracked-link").expect("read"),
+        None,
+        "read_file is for regular files"
+    );
 }
 
 #[test]
@@ -351,7 +425,10 @@ fn names_with_spaces_and_non_ascii_work() {
     let snapshot = check_against_git(&repo);
     let p = paths(&snapshot);
     assert!(p.contains(&"dir with space/ünï.txt".to_owned()), "{p:?}");
-    assert!(p.contains(&"dir with space/新しい file.txt".to_owned()), "{p:?}");
+    assert!(
+        p.contains(&"dir with space/新しい file.txt".to_owned()),
+        "{p:?}"
+    );
     assert!(p.contains(&long), "{p:?}");
     assert_eq!(
         snapshot.read_file("dir with space/ünï.txt").expect("read"),
@@ -383,8 +460,14 @@ fn empty_repo_and_empty_dirs_give_the_empty_tree() {
     let repo = Repo::new();
     std::fs::create_dir_all(repo.path().join("empty/nested")).expect("mkdir");
     let snapshot = check_against_git(&repo);
-    assert_eq!(snapshot.tree_id(), "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
-    assert!(tar_of(&snapshot).is_empty(), "empty dirs are not in the tar");
+    assert_eq!(
+        snapshot.tree_id(),
+        "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+    );
+    assert!(
+        tar_of(&snapshot).is_empty(),
+        "empty dirs are not in the tar"
+    );
 }
 
 #[test]
@@ -401,7 +484,10 @@ fn staged_then_modified_takes_the_worktree_version() {
         snapshot.read_file("README.md").expect("read"),
         Some(b"worktree version, longer\n".to_vec())
     );
-    assert!(!paths(&snapshot).contains(&"new.txt".to_owned()), "staged then deleted is absent");
+    assert!(
+        !paths(&snapshot).contains(&"new.txt".to_owned()),
+        "staged then deleted is absent"
+    );
 }
 
 #[test]
@@ -409,7 +495,10 @@ fn snapshot_from_a_subdirectory_covers_the_whole_worktree() {
     let repo = base_repo();
     let from_sub = Snapshot::of_worktree(&repo.path().join("src")).expect("snapshot");
     assert_eq!(from_sub.tree_id(), repo.git(&["rev-parse", "HEAD^{tree}"]));
-    assert_eq!(from_sub.workdir().map(Path::to_owned), Some(std::fs::canonicalize(repo.path()).unwrap_or(repo.path().to_owned())));
+    assert_eq!(
+        from_sub.workdir().map(Path::to_owned),
+        Some(std::fs::canonicalize(repo.path()).unwrap_or(repo.path().to_owned()))
+    );
 }
 
 #[test]
@@ -438,7 +527,9 @@ fn tar_reader_reports_a_file_deleted_after_the_snapshot() {
     let snapshot = Snapshot::of_worktree(repo.path()).expect("snapshot");
     std::fs::remove_file(repo.path().join("src/main.rs")).expect("rm");
     let mut sink = Vec::new();
-    let err = snapshot.write_tar(&mut sink).expect_err("a vanished file must fail the tar");
+    let err = snapshot
+        .write_tar(&mut sink)
+        .expect_err("a vanished file must fail the tar");
     assert!(
         matches!(&err, SnapshotError::Read { path, .. } if path.ends_with("src/main.rs")),
         "{err}"
@@ -470,16 +561,41 @@ fn of_commit_uses_the_commit_tree_and_the_object_database() {
     assert_eq!(snapshot.origin(), &Origin::Commit(second.clone()));
     let tar = tar_of(&snapshot);
     assert_eq!(repo.loose_objects(), objects_before);
-    assert_eq!(tar["README.md"], TarItem::File { mode: 0o644, data: b"second\n".to_vec() });
-    assert_eq!(tar["bin/tool"], TarItem::File { mode: 0o755, data: b"#!/bin/sh\n".to_vec() });
-    assert_eq!(tar["link"], TarItem::Link { target: "README.md".into() });
-    assert_eq!(snapshot.read_file("README.md").expect("read"), Some(b"second\n".to_vec()));
+    assert_eq!(
+        tar["README.md"],
+        TarItem::File {
+            mode: 0o644,
+            data: b"second\n".to_vec()
+        }
+    );
+    assert_eq!(
+        tar["bin/tool"],
+        TarItem::File {
+            mode: 0o755,
+            data: b"#!/bin/sh\n".to_vec()
+        }
+    );
+    assert_eq!(
+        tar["link"],
+        TarItem::Link {
+            target: "README.md".into()
+        }
+    );
+    assert_eq!(
+        snapshot.read_file("README.md").expect("read"),
+        Some(b"second\n".to_vec())
+    );
 
     let old = Snapshot::of_commit(repo.path(), &first).expect("of_commit first");
-    assert_eq!(old.tree_id(), repo.git(&["rev-parse", &format!("{first}^{{tree}}")]));
+    assert_eq!(
+        old.tree_id(),
+        repo.git(&["rev-parse", &format!("{first}^{{tree}}")])
+    );
     assert!(old.dirty(), "an older commit differs from HEAD");
 
-    let err = Snapshot::of_commit(repo.path(), "no-such-branch").err().expect("bad rev fails");
+    let err = Snapshot::of_commit(repo.path(), "no-such-branch")
+        .err()
+        .expect("bad rev fails");
     assert!(err.to_string().contains("no-such-branch"), "{err}");
 }
 
@@ -487,8 +603,17 @@ fn of_commit_uses_the_commit_tree_and_the_object_database() {
 fn push_facts_with_an_upstream() {
     let repo = base_repo();
     let remote = repo._tmp.path().join("remote.git");
-    Repo::git_in(repo._tmp.path(), &["init", "-q", "--bare", "remote.git"], &[]);
-    repo.git(&["remote", "add", "origin", remote.to_str().expect("utf-8 temp path")]);
+    Repo::git_in(
+        repo._tmp.path(),
+        &["init", "-q", "--bare", "remote.git"],
+        &[],
+    );
+    repo.git(&[
+        "remote",
+        "add",
+        "origin",
+        remote.to_str().expect("utf-8 temp path"),
+    ]);
     repo.git(&["push", "-q", "-u", "origin", "main"]);
     let pushed = repo.git(&["rev-parse", "HEAD"]);
     repo.write("src/lib.rs", "pub fn f() {}\n");
@@ -503,9 +628,15 @@ fn push_facts_with_an_upstream() {
     assert_eq!(facts.branch.as_deref(), Some("main"));
     assert_eq!(facts.tag, None);
     assert_eq!(facts.previous_sha.as_deref(), Some(pushed.as_str()));
-    assert_eq!(facts.files_changed, ["README.md", "scratch.txt", "src/lib.rs"]);
+    assert_eq!(
+        facts.files_changed,
+        ["README.md", "scratch.txt", "src/lib.rs"]
+    );
     assert_eq!(facts.pusher.as_deref(), Some("Ada Pusher"));
-    assert_eq!(facts.commit_message.as_deref(), Some("add lib\n\nbody line"));
+    assert_eq!(
+        facts.commit_message.as_deref(),
+        Some("add lib\n\nbody line")
+    );
 
     let json = serde_json::to_value(&facts).expect("json");
     assert_eq!(json["ref"], "refs/heads/main");
@@ -522,10 +653,14 @@ fn push_facts_without_an_upstream_compare_with_head() {
     let facts = push_facts_for_worktree(&snapshot).expect("facts");
     assert_eq!(facts.previous_sha, None);
     assert_eq!(facts.files_changed, ["README.md", "new.txt"]);
-    assert_eq!(facts.commit_message.as_deref(), Some("initial commit\n\nwith a body"));
+    assert_eq!(
+        facts.commit_message.as_deref(),
+        Some("initial commit\n\nwith a body")
+    );
 
     repo.git(&["checkout", "-q", "--detach"]);
-    let facts = push_facts_for_worktree(&Snapshot::of_worktree(repo.path()).expect("snapshot")).expect("facts");
+    let facts = push_facts_for_worktree(&Snapshot::of_worktree(repo.path()).expect("snapshot"))
+        .expect("facts");
     assert_eq!(facts.git_ref, "HEAD");
     assert_eq!(facts.branch, None);
 }
@@ -541,7 +676,14 @@ fn push_facts_for_a_pre_push_line() {
     let f2 = repo.commit_all("feature two");
 
     // Existing remote ref at f1: compare with it.
-    let facts = push_facts_for_push(repo.path(), &f2, "refs/heads/feature", Some(&f1), Some(&main)).expect("facts");
+    let facts = push_facts_for_push(
+        repo.path(),
+        &f2,
+        "refs/heads/feature",
+        Some(&f1),
+        Some(&main),
+    )
+    .expect("facts");
     assert_eq!(facts.sha.as_deref(), Some(f2.as_str()));
     assert_eq!(facts.git_ref, "refs/heads/feature");
     assert_eq!(facts.branch.as_deref(), Some("feature"));
@@ -551,12 +693,20 @@ fn push_facts_for_a_pre_push_line() {
 
     // New ref (all-zero remote sha): previous-sha nil, compare with the merge base.
     let zeros = "0".repeat(40);
-    let facts = push_facts_for_push(repo.path(), &f2, "refs/heads/feature", Some(&zeros), Some(&main)).expect("facts");
+    let facts = push_facts_for_push(
+        repo.path(),
+        &f2,
+        "refs/heads/feature",
+        Some(&zeros),
+        Some(&main),
+    )
+    .expect("facts");
     assert_eq!(facts.previous_sha, None);
     assert_eq!(facts.files_changed, ["feature.txt", "src/main.rs"]);
 
     // A new tag with no default branch known: every file is changed.
-    let facts = push_facts_for_push(repo.path(), &f2, "refs/tags/v1.0.0", None, None).expect("facts");
+    let facts =
+        push_facts_for_push(repo.path(), &f2, "refs/tags/v1.0.0", None, None).expect("facts");
     assert_eq!(facts.tag.as_deref(), Some("v1.0.0"));
     assert_eq!(facts.branch, None);
     assert_eq!(facts.files_changed.len(), 5, "{:?}", facts.files_changed);
@@ -584,17 +734,29 @@ fn submodule_gitlink_counts_for_the_id_but_its_files_are_not_archived() {
     ]);
     repo.commit_all("add submodule");
     let snapshot = check_against_git(&repo);
-    let kinds: BTreeMap<String, FileKind> = snapshot.files().into_iter().map(|f| (f.path, f.kind)).collect();
+    let kinds: BTreeMap<String, FileKind> = snapshot
+        .files()
+        .into_iter()
+        .map(|f| (f.path, f.kind))
+        .collect();
     assert_eq!(kinds.get("vendor/sub"), Some(&FileKind::Submodule));
     let tar = tar_of(&snapshot);
     assert_eq!(tar.get("vendor/sub"), Some(&TarItem::Dir { mode: 0o755 }));
-    assert!(!tar.contains_key("vendor/sub/inside.txt"), "submodule files are not archived");
+    assert!(
+        !tar.contains_key("vendor/sub/inside.txt"),
+        "submodule files are not archived"
+    );
     assert!(tar.contains_key(".gitmodules"));
 }
 
 #[test]
 fn not_a_repository_is_a_named_error() {
     let dir = tempfile::tempdir().expect("tmp");
-    let err = Snapshot::of_worktree(dir.path()).err().expect("must fail outside a repo");
-    assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+    let err = Snapshot::of_worktree(dir.path())
+        .err()
+        .expect("must fail outside a repo");
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
 }

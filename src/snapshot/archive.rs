@@ -42,7 +42,10 @@ impl Snapshot {
         w: W,
         prefetched: std::sync::mpsc::Receiver<Prefetched>,
     ) -> Result<u64, SnapshotError> {
-        let mut counted = Counted { inner: w, written: 0 };
+        let mut counted = Counted {
+            inner: w,
+            written: 0,
+        };
         let repo = self.repo.to_thread_local();
         let mut builder = tar::Builder::new(&mut counted);
         let mut dirs: HashSet<&BStr> = HashSet::new();
@@ -63,9 +66,14 @@ impl Snapshot {
             })?;
             self.append_entry(&repo, &mut builder, entry, data)?;
         }
-        builder.finish().map_err(|source| SnapshotError::Tar { source })?;
+        builder
+            .finish()
+            .map_err(|source| SnapshotError::Tar { source })?;
         drop(builder);
-        counted.inner.flush().map_err(|source| SnapshotError::Tar { source })?;
+        counted
+            .inner
+            .flush()
+            .map_err(|source| SnapshotError::Tar { source })?;
         Ok(counted.written)
     }
 
@@ -79,10 +87,12 @@ impl Snapshot {
             Ok(full) => full,
             Err(err) => return Prefetched::Failed(err),
         };
-        let read_err = |source| Prefetched::Failed(SnapshotError::Read {
-            path: full.clone(),
-            source,
-        });
+        let read_err = |source| {
+            Prefetched::Failed(SnapshotError::Read {
+                path: full.clone(),
+                source,
+            })
+        };
         match entry.kind {
             FileKind::Submodule => Prefetched::Nothing,
             FileKind::Symlink => match std::fs::read_link(&full) {
@@ -148,7 +158,11 @@ impl Snapshot {
             (FileKind::Symlink, _) => {
                 let blob = self.blob(repo, entry)?;
                 builder
-                    .append_link(&mut header(tar::EntryType::Symlink, 0o777, 0), path, rela_path(&blob))
+                    .append_link(
+                        &mut header(tar::EntryType::Symlink, 0o777, 0),
+                        path,
+                        rela_path(&blob),
+                    )
                     .map_err(tar_err)
             }
             (kind, Prefetched::Data(data)) => builder
@@ -165,14 +179,20 @@ impl Snapshot {
                     remaining: len,
                     failure: None,
                 };
-                let result = builder.append_data(&mut header(tar::EntryType::Regular, file_mode(kind), len), path, &mut exact);
+                let result = builder.append_data(
+                    &mut header(tar::EntryType::Regular, file_mode(kind), len),
+                    path,
+                    &mut exact,
+                );
                 match (result, exact.failure) {
                     (Ok(()), _) => Ok(()),
                     (Err(_), Some(Failure::Shrank)) => Err(SnapshotError::ChangedWhileArchiving {
                         path: full,
                         expected: len,
                     }),
-                    (Err(_), Some(Failure::Read(source))) => Err(SnapshotError::Read { path: full, source }),
+                    (Err(_), Some(Failure::Read(source))) => {
+                        Err(SnapshotError::Read { path: full, source })
+                    }
                     (Err(source), None) => Err(SnapshotError::Tar { source }),
                 }
             }
@@ -235,7 +255,11 @@ fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
 
 fn append_dir<W: Write>(builder: &mut tar::Builder<W>, path: &BStr) -> Result<(), SnapshotError> {
     builder
-        .append_data(&mut header(tar::EntryType::Directory, 0o755, 0), rela_path(path), io::empty())
+        .append_data(
+            &mut header(tar::EntryType::Directory, 0o755, 0),
+            rela_path(path),
+            io::empty(),
+        )
         .map_err(|source| SnapshotError::Tar { source })
 }
 
@@ -260,7 +284,10 @@ impl<R: Read> Read for Exact<R> {
         match self.inner.read(buf) {
             Ok(0) if !buf.is_empty() => {
                 self.failure = Some(Failure::Shrank);
-                Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while archiving"))
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while archiving",
+                ))
             }
             Ok(n) => {
                 self.remaining -= n as u64;

@@ -38,7 +38,9 @@ pub struct PushFacts {
 /// HEAD's tree; without commits, every file is changed.
 pub fn push_facts_for_worktree(snapshot: &Snapshot) -> Result<PushFacts, SnapshotError> {
     let repo = snapshot.repo.to_thread_local();
-    let mut head = repo.head().map_err(SnapshotError::git(&repo, "reading HEAD"))?;
+    let mut head = repo
+        .head()
+        .map_err(SnapshotError::git(&repo, "reading HEAD"))?;
     let head_commit = if head.is_unborn() {
         None
     } else {
@@ -48,26 +50,39 @@ pub fn push_facts_for_worktree(snapshot: &Snapshot) -> Result<PushFacts, Snapsho
                 .id,
         )
     };
-    let head_name = repo.head_name().map_err(SnapshotError::git(&repo, "reading HEAD's name"))?;
-    let git_ref = head_name
-        .as_ref()
-        .map_or_else(|| "HEAD".to_owned(), |n| n.as_bstr().to_str_lossy().into_owned());
+    let head_name = repo
+        .head_name()
+        .map_err(SnapshotError::git(&repo, "reading HEAD's name"))?;
+    let git_ref = head_name.as_ref().map_or_else(
+        || "HEAD".to_owned(),
+        |n| n.as_bstr().to_str_lossy().into_owned(),
+    );
 
     let upstream = match &head_name {
         None => None,
-        Some(name) => match repo.branch_remote_tracking_ref_name(name.as_ref(), gix::remote::Direction::Fetch) {
+        Some(name) => match repo
+            .branch_remote_tracking_ref_name(name.as_ref(), gix::remote::Direction::Fetch)
+        {
             None => None,
             Some(tracking) => {
-                let tracking = tracking.map_err(SnapshotError::git(&repo, format!("finding the upstream of {git_ref}")))?;
+                let tracking = tracking.map_err(SnapshotError::git(
+                    &repo,
+                    format!("finding the upstream of {git_ref}"),
+                ))?;
                 match repo
                     .try_find_reference(tracking.as_ref())
-                    .map_err(SnapshotError::git(&repo, format!("reading {}", tracking.as_bstr())))?
-                {
+                    .map_err(SnapshotError::git(
+                        &repo,
+                        format!("reading {}", tracking.as_bstr()),
+                    ))? {
                     // Configured but never fetched: no previous sha.
                     None => None,
                     Some(mut r) => Some(
                         r.peel_to_id()
-                            .map_err(SnapshotError::git(&repo, format!("peeling {}", tracking.as_bstr())))?
+                            .map_err(SnapshotError::git(
+                                &repo,
+                                format!("peeling {}", tracking.as_bstr()),
+                            ))?
                             .detach(),
                     ),
                 }
@@ -84,7 +99,9 @@ pub fn push_facts_for_worktree(snapshot: &Snapshot) -> Result<PushFacts, Snapsho
         previous_sha: upstream.map(|id| id.to_string()),
         files_changed,
         pusher: pusher(&repo),
-        commit_message: head_commit.map(|id| commit_message(&repo, id)).transpose()?,
+        commit_message: head_commit
+            .map(|id| commit_message(&repo, id))
+            .transpose()?,
     })
 }
 
@@ -112,7 +129,10 @@ pub fn push_facts_for_push(
             None => None,
             Some(default) => repo
                 .merge_base(local, default)
-                .map_err(SnapshotError::git(&repo, format!("finding the merge base of {local} and {default}")))?
+                .map_err(SnapshotError::git(
+                    &repo,
+                    format!("finding the merge base of {local} and {default}"),
+                ))?
                 .map(|id| id.detach()),
         },
     };
@@ -132,14 +152,22 @@ pub fn push_facts_for_push(
 
 /// Paths that differ between two trees (hex tree or commit ids, or any
 /// revision); `tree_a = None` means the empty tree.
-pub fn tree_diff_paths(repo_dir: &Path, tree_a: Option<&str>, tree_b: &str) -> Result<Vec<String>, SnapshotError> {
+pub fn tree_diff_paths(
+    repo_dir: &Path,
+    tree_a: Option<&str>,
+    tree_b: &str,
+) -> Result<Vec<String>, SnapshotError> {
     let repo = discover(repo_dir)?;
     let a = tree_a.map(|rev| resolve_tree(&repo, rev)).transpose()?;
     let b = resolve_tree(&repo, tree_b)?;
     diff_trees(&repo, a, b)
 }
 
-fn diff_trees(repo: &gix::Repository, a: Option<ObjectId>, b: ObjectId) -> Result<Vec<String>, SnapshotError> {
+fn diff_trees(
+    repo: &gix::Repository,
+    a: Option<ObjectId>,
+    b: ObjectId,
+) -> Result<Vec<String>, SnapshotError> {
     let a = match a {
         Some(a) => tree::flatten(repo, a)?,
         None => Default::default(),
@@ -154,7 +182,11 @@ pub(super) fn resolve_tree(repo: &gix::Repository, rev: &str) -> Result<ObjectId
         repo: super::repo_display_path(repo),
         source,
     };
-    let object = repo.rev_parse_single(rev).map_err(bad_rev)?.object().map_err(bad_rev)?;
+    let object = repo
+        .rev_parse_single(rev)
+        .map_err(bad_rev)?
+        .object()
+        .map_err(bad_rev)?;
     Ok(object.peel_to_tree().map_err(bad_rev)?.id)
 }
 
@@ -164,7 +196,11 @@ fn resolve_commit(repo: &gix::Repository, rev: &str) -> Result<ObjectId, Snapsho
         repo: super::repo_display_path(repo),
         source,
     };
-    let object = repo.rev_parse_single(rev).map_err(bad_rev)?.object().map_err(bad_rev)?;
+    let object = repo
+        .rev_parse_single(rev)
+        .map_err(bad_rev)?
+        .object()
+        .map_err(bad_rev)?;
     Ok(object.peel_to_commit().map_err(bad_rev)?.id)
 }
 
@@ -174,7 +210,10 @@ fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId, Snapsho
         .map_err(SnapshotError::git(repo, format!("reading commit {commit}")))?;
     Ok(commit
         .tree_id()
-        .map_err(SnapshotError::git(repo, format!("reading the tree of {}", commit.id)))?
+        .map_err(SnapshotError::git(
+            repo,
+            format!("reading the tree of {}", commit.id),
+        ))?
         .detach())
 }
 
@@ -182,9 +221,10 @@ fn commit_message(repo: &gix::Repository, commit: ObjectId) -> Result<String, Sn
     let commit = repo
         .find_commit(commit)
         .map_err(SnapshotError::git(repo, format!("reading commit {commit}")))?;
-    let message = commit
-        .message_raw()
-        .map_err(SnapshotError::git(repo, format!("reading the message of {}", commit.id)))?;
+    let message = commit.message_raw().map_err(SnapshotError::git(
+        repo,
+        format!("reading the message of {}", commit.id),
+    ))?;
     Ok(message.to_str_lossy().trim_end().to_owned())
 }
 

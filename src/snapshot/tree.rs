@@ -22,7 +22,10 @@ enum Node<'a> {
 }
 
 /// The id of the tree that holds `entries`, as `git write-tree` would compute it.
-pub(super) fn tree_id(repo: &gix::Repository, entries: &[Entry]) -> Result<ObjectId, SnapshotError> {
+pub(super) fn tree_id(
+    repo: &gix::Repository,
+    entries: &[Entry],
+) -> Result<ObjectId, SnapshotError> {
     let mut root: BTreeMap<&BStr, Node<'_>> = BTreeMap::new();
     for entry in entries {
         let mut components = entry.path.split_str("/").map(|c| c.as_bstr()).peekable();
@@ -32,7 +35,9 @@ pub(super) fn tree_id(repo: &gix::Repository, entries: &[Entry]) -> Result<Objec
                 dir.insert(name, Node::Leaf(entry.kind, entry.id));
                 break;
             }
-            let node = dir.entry(name).or_insert_with(|| Node::Dir(BTreeMap::new()));
+            let node = dir
+                .entry(name)
+                .or_insert_with(|| Node::Dir(BTreeMap::new()));
             dir = match node {
                 Node::Dir(children) => children,
                 // A path can't be both a file and a directory in a worktree or an
@@ -76,10 +81,12 @@ fn encode_dir(
         what: "encoding a tree".into(),
         source: gix::Error::from_error(err),
     })?;
-    gix::objs::compute_hash(repo.object_hash(), gix::objs::Kind::Tree, buf).map_err(|err| SnapshotError::Git {
-        repo: super::repo_display_path(repo),
-        what: "hashing a tree".into(),
-        source: gix::Error::from_error(err),
+    gix::objs::compute_hash(repo.object_hash(), gix::objs::Kind::Tree, buf).map_err(|err| {
+        SnapshotError::Git {
+            repo: super::repo_display_path(repo),
+            what: "hashing a tree".into(),
+            source: gix::Error::from_error(err),
+        }
     })
 }
 

@@ -38,7 +38,10 @@ enum Verdict {
     /// Gone from the worktree: not in the snapshot.
     Removed,
     /// Content and/or exec bit changed; `id` is `None` when only the mode did.
-    Modified { exec_flipped: bool, id: Option<ObjectId> },
+    Modified {
+        exec_flipped: bool,
+        id: Option<ObjectId>,
+    },
     /// Type change, conflict or intent-to-add: look at the disk afresh.
     Rehash,
 }
@@ -62,7 +65,9 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
         .emit_pruned(false)
         .emit_empty_directories(false)
         .recurse_repositories(false);
-    let mut recorder = Recorder::<ObjectId, ()> { records: Vec::new() };
+    let mut recorder = Recorder::<ObjectId, ()> {
+        records: Vec::new(),
+    };
     let interrupt = AtomicBool::new(false);
     repo.index_worktree_status(
         state,
@@ -79,13 +84,18 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
             thread_limit: None,
         },
     )
-    .map_err(SnapshotError::git(repo, "comparing the index with the working tree"))?;
+    .map_err(SnapshotError::git(
+        repo,
+        "comparing the index with the working tree",
+    ))?;
 
     let mut verdicts: HashMap<BString, Verdict> = HashMap::new();
     let mut untracked: Vec<(BString, Option<DiskKind>)> = Vec::new();
     for record in recorder.records {
         match record {
-            StatusEntry::Modification { rela_path, status, .. } => {
+            StatusEntry::Modification {
+                rela_path, status, ..
+            } => {
                 let verdict = match status {
                     EntryStatus::Change(Change::Removed) => Verdict::Removed,
                     EntryStatus::Change(Change::Modification {
@@ -99,7 +109,8 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
                     EntryStatus::Change(Change::Type { .. })
                     | EntryStatus::Conflict { .. }
                     | EntryStatus::IntentToAdd => Verdict::Rehash,
-                    EntryStatus::Change(Change::SubmoduleModification(())) | EntryStatus::NeedsUpdate(_) => continue,
+                    EntryStatus::Change(Change::SubmoduleModification(()))
+                    | EntryStatus::NeedsUpdate(_) => continue,
                 };
                 verdicts.insert(rela_path.to_owned(), verdict);
             }
@@ -110,7 +121,11 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
             }
             // Rename tracking is off, so this never comes; should it, the
             // destination is an untracked file and the source is gone.
-            StatusEntry::Rewrite { source, dirwalk_entry, .. } => {
+            StatusEntry::Rewrite {
+                source,
+                dirwalk_entry,
+                ..
+            } => {
                 verdicts.insert(source.rela_path().to_owned(), Verdict::Removed);
                 untracked.push((dirwalk_entry.rela_path, dirwalk_entry.disk_kind));
             }
@@ -237,7 +252,8 @@ impl Hasher<'_, '_> {
             Err(err) => return Err(read_err(err)),
         };
         let hash_kind = self.repo.object_hash();
-        let git_err = |what: &str| SnapshotError::git(self.repo, format!("{what} {}", full.display()));
+        let git_err =
+            |what: &str| SnapshotError::git(self.repo, format!("{what} {}", full.display()));
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&full).map_err(read_err)?;
             let bytes = target.as_os_str().as_encoded_bytes();
