@@ -760,3 +760,73 @@ fn not_a_repository_is_a_named_error() {
         "{err}"
     );
 }
+
+#[test]
+fn info_exclude_is_honoured() {
+    let repo = base_repo();
+    std::fs::write(repo.path().join(".git/info/exclude"), "local-only/\n").expect("write exclude");
+    repo.write("local-only/notes.txt", "mine\n");
+    repo.write("shared.txt", "theirs\n");
+    let snapshot = check_against_git(&repo);
+    let p = paths(&snapshot);
+    assert!(p.contains(&"shared.txt".to_owned()), "{p:?}");
+    assert!(!p.iter().any(|p| p.starts_with("local-only")), "{p:?}");
+}
+
+#[test]
+fn eol_normalisation_is_applied_to_the_id_but_not_the_tar() {
+    let repo = base_repo();
+    repo.write(".gitattributes", "*.txt text eol=lf\n");
+    repo.write("tracked.txt", "one\ntwo\n");
+    repo.commit_all("attributes");
+    // git add would store these with LF; the id must say so too.
+    repo.write("tracked.txt", "one\r\ntwo\r\nthree\r\n");
+    repo.write("untracked.txt", "a\r\nb\r\n");
+    let snapshot = check_against_git(&repo);
+    let tar = tar_of(&snapshot);
+    assert_eq!(
+        tar["untracked.txt"],
+        TarItem::File {
+            mode: 0o644,
+            data: b"a\r\nb\r\n".to_vec()
+        },
+        "the tar carries the bytes on disk"
+    );
+}
+
+#[test]
+fn conflicted_paths_are_taken_from_disk() {
+    let repo = base_repo();
+    repo.git(&["checkout", "-q", "-b", "other"]);
+    repo.write("README.md", "other side\n");
+    repo.commit_all("other");
+    repo.git(&["checkout", "-q", "main"]);
+    repo.write("README.md", "main side\n");
+    repo.commit_all("main");
+    let merge = Command::new("git")
+        .current_dir(repo.path())
+        .args(["merge", "-q", "other"])
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("run git merge");
+    assert!(
+        !merge.status.success(),
+        "the merge must conflict for this test"
+    );
+    let snapshot = check_against_git(&repo);
+    let readme = snapshot
+        .read_file("README.md")
+        .expect("read")
+        .expect("present");
+    assert!(
+        String::from_utf8_lossy(&readme).contains("<<<<<<<"),
+        "conflict markers from disk"
+    );
+    assert_eq!(
+        paths(&snapshot)
+            .iter()
+            .filter(|p| *p == "README.md")
+            .count(),
+        1
+    );
+}
