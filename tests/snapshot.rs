@@ -830,3 +830,47 @@ fn conflicted_paths_are_taken_from_disk() {
         1
     );
 }
+
+#[test]
+fn gnu_tar_extracts_the_stream_faithfully() {
+    let repo = base_repo();
+    let long = format!("{}/{}.txt", "deep".repeat(20), "x".repeat(110));
+    repo.write(&long, "long\n");
+    repo.write("dir with space/ünï.txt", "ü\n");
+    repo.write("bin/run", "#!/bin/sh\n");
+    repo.chmod("bin/run", 0o755);
+    repo.symlink("../README.md", "bin/readme-link");
+    let snapshot = Snapshot::of_worktree(repo.path()).expect("snapshot");
+    let out = tempfile::tempdir().expect("tmp");
+    let mut tar = Command::new("tar")
+        .args(["-x", "-f", "-", "-C"])
+        .arg(out.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tar");
+    let mut stdin = tar.stdin.take().expect("tar stdin");
+    std::io::copy(&mut snapshot.tar_reader().expect("reader"), &mut stdin)
+        .expect("stream into tar");
+    drop(stdin);
+    assert!(tar.wait().expect("wait tar").success(), "tar -x failed");
+
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::read_to_string(out.path().join(&long)).expect("long"),
+        "long\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("dir with space/ünï.txt")).expect("unicode"),
+        "ü\n"
+    );
+    let mode = std::fs::metadata(out.path().join("bin/run"))
+        .expect("run")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
+    assert_eq!(
+        std::fs::read_link(out.path().join("bin/readme-link")).expect("link"),
+        Path::new("../README.md")
+    );
+    assert!(!out.path().join(".git").exists());
+}
