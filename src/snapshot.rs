@@ -136,6 +136,8 @@ pub enum SnapshotError {
     ChangedWhileArchiving { path: PathBuf, expected: u64 },
     #[error("the index of {repo} is a sparse index, which snapshots do not support yet; run `git sparse-checkout disable` or set index.sparse=false")]
     SparseIndex { repo: PathBuf },
+    #[error("a thread hashing untracked files panicked")]
+    HasherPanicked,
     #[error("writing the snapshot tar failed")]
     Tar {
         #[source]

@@ -874,3 +874,16 @@ fn gnu_tar_extracts_the_stream_faithfully() {
     );
     assert!(!out.path().join(".git").exists());
 }
+
+#[test]
+fn many_untracked_files_match_git() {
+    // Enough untracked files for the hashing to be split over threads.
+    let repo = Repo::new();
+    for i in 0..300 {
+        repo.write(&format!("d{}/f{i}.txt", i % 7), &format!("file {i}\n"));
+    }
+    repo.write("d1/tool.sh", "#!/bin/sh\n");
+    repo.chmod("d1/tool.sh", 0o755);
+    let snapshot = check_against_git(&repo);
+    assert_eq!(snapshot.files().len(), 301);
+}
