@@ -887,3 +887,18 @@ fn many_untracked_files_match_git() {
     let snapshot = check_against_git(&repo);
     assert_eq!(snapshot.files().len(), 301);
 }
+
+#[test]
+fn tree_entry_order_matches_git_for_tricky_names() {
+    // Git sorts a directory `a` as if it were `a/`: after `a.txt` and `a-b`,
+    // before `a0`.
+    let repo = Repo::new();
+    for name in ["a.txt", "a-b", "a/b", "a0", "a/c/d", "A", "b", "a b"] {
+        repo.write(name, name);
+    }
+    repo.commit_all("order");
+    let snapshot = check_against_git(&repo);
+    assert_eq!(snapshot.tree_id(), repo.git(&["rev-parse", "HEAD^{tree}"]));
+    repo.write("a/c/e", "new");
+    check_against_git(&repo);
+}

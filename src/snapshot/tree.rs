@@ -134,3 +134,40 @@ pub(super) fn diff_paths(a: &FlatTree, b: &FlatTree) -> Vec<String> {
     out.dedup();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(items: &[(&str, FileKind, u8)]) -> FlatTree {
+        items
+            .iter()
+            .map(|(path, kind, id)| {
+                let mut bytes = [0u8; 20];
+                bytes[0] = *id;
+                (
+                    BString::from(*path),
+                    (*kind, ObjectId::from_bytes_or_panic(&bytes)),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn diff_paths_reports_added_removed_changed_and_mode_changes() {
+        let a = flat(&[
+            ("same", FileKind::File, 1),
+            ("edited", FileKind::File, 2),
+            ("removed", FileKind::File, 3),
+            ("chmod", FileKind::File, 4),
+        ]);
+        let b = flat(&[
+            ("same", FileKind::File, 1),
+            ("edited", FileKind::File, 9),
+            ("added", FileKind::File, 5),
+            ("chmod", FileKind::Executable, 4),
+        ]);
+        assert_eq!(diff_paths(&a, &b), ["added", "chmod", "edited", "removed"]);
+        assert!(diff_paths(&a, &a).is_empty());
+    }
+}
