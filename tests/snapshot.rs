@@ -902,3 +902,49 @@ fn tree_entry_order_matches_git_for_tricky_names() {
     repo.write("a/c/e", "new");
     check_against_git(&repo);
 }
+
+#[test]
+fn clean_worktree_and_head_commit_give_the_same_id_and_tar() {
+    // The pre-push result cache relies on this: `run` on a clean tree and a
+    // push of that commit are the same input.
+    let repo = base_repo();
+    repo.write("bin/x", "#!/bin/sh\n");
+    repo.chmod("bin/x", 0o755);
+    repo.symlink("README.md", "link");
+    repo.commit_all("more");
+    let worktree = Snapshot::of_worktree(repo.path()).expect("worktree");
+    let commit = Snapshot::of_commit(repo.path(), "HEAD").expect("commit");
+    assert_eq!(worktree.tree_id(), commit.tree_id());
+    assert_eq!(worktree.files(), commit.files());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    worktree.write_tar(&mut a).expect("tar");
+    commit.write_tar(&mut b).expect("tar");
+    assert!(a == b, "worktree and commit tars differ");
+}
+
+#[test]
+fn bare_repository_has_no_worktree_to_snapshot() {
+    let repo = base_repo();
+    let bare = repo._tmp.path().join("bare.git");
+    Repo::git_in(
+        repo._tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            repo.path().to_str().expect("utf-8"),
+            "bare.git",
+        ],
+        &[],
+    );
+    let err = Snapshot::of_worktree(&bare)
+        .err()
+        .expect("bare repos have no worktree");
+    assert!(matches!(err, SnapshotError::NoWorktree { .. }), "{err}");
+    let from_bare = Snapshot::of_commit(&bare, "main").expect("of_commit works in a bare repo");
+    assert_eq!(from_bare.tree_id(), repo.git(&["rev-parse", "HEAD^{tree}"]));
+    assert_eq!(
+        from_bare.read_file("README.md").expect("read"),
+        Some(b"hello\n".to_vec())
+    );
+}
