@@ -32,6 +32,18 @@ pub struct PushFacts {
     pub commit_message: Option<String>,
 }
 
+impl PushFacts {
+    /// The same facts as if pushed to `git_ref` (`--ref refs/tags/v1.2.0`
+    /// rehearses a tag push): `ref`, `branch` and `tag` follow the new ref;
+    /// everything else is kept.
+    pub fn with_ref(mut self, git_ref: &str) -> PushFacts {
+        self.branch = short_name(git_ref, "refs/heads/");
+        self.tag = short_name(git_ref, "refs/tags/");
+        self.git_ref = git_ref.to_owned();
+        self
+    }
+}
+
 /// Facts for `quire-ci run`/`watch` on the working tree `snapshot` was taken
 /// of. `files-changed` compares the snapshot (so uncommitted and untracked
 /// files count) with the upstream tracking branch; without an upstream, with
@@ -240,4 +252,42 @@ fn short_name(full: &str, prefix: &str) -> Option<String> {
 
 fn is_null_sha(sha: &str) -> bool {
     !sha.is_empty() && sha.bytes().all(|b| b == b'0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_ref_moves_branch_and_tag_together() {
+        let facts = PushFacts {
+            sha: Some("abc".into()),
+            git_ref: "refs/heads/main".into(),
+            branch: Some("main".into()),
+            tag: None,
+            previous_sha: None,
+            files_changed: vec!["a".into()],
+            pusher: None,
+            commit_message: None,
+        };
+        let tag = facts.clone().with_ref("refs/tags/v1.2.0");
+        assert_eq!(
+            (tag.branch.as_deref(), tag.tag.as_deref()),
+            (None, Some("v1.2.0"))
+        );
+        assert_eq!(tag.git_ref, "refs/tags/v1.2.0");
+        assert_eq!(tag.files_changed, facts.files_changed);
+        let other = facts.with_ref("refs/heads/release/2");
+        assert_eq!(
+            (other.branch.as_deref(), other.tag),
+            (Some("release/2"), None)
+        );
+    }
+
+    #[test]
+    fn only_all_zero_shas_are_null() {
+        assert!(is_null_sha(&"0".repeat(40)));
+        assert!(!is_null_sha(""));
+        assert!(!is_null_sha("0000001"));
+    }
 }
