@@ -21,16 +21,39 @@ impl Snapshot {
     /// snapshot was taken is archived as it is now (its id was computed
     /// before); a file that shrinks while being read is an error.
     pub fn write_tar<W: Write>(&self, w: W) -> Result<u64, SnapshotError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH_ENTRIES);
+        let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH_BATCHES);
         std::thread::scope(|scope| {
             // Opening and reading files overlaps with writing the stream: on
             // a warm cache both are memory copies, and they run on two cores.
-            // If the writer stops early it drops `rx`, and the reader stops.
+            // Entries travel in batches, so the two threads wake each other
+            // rarely. If the writer stops early it drops `rx`, and the reader
+            // stops.
             scope.spawn(move || {
+                let mut batch = Vec::with_capacity(PREFETCH_BATCH_ENTRIES);
+                let mut batch_bytes = 0;
                 for entry in &self.entries {
-                    if tx.send(self.prefetch(entry)).is_err() {
-                        break;
+                    let item = self.prefetch(entry);
+                    batch_bytes += item.held_bytes();
+                    let holds_fd = matches!(item, Prefetched::Large(..));
+                    batch.push(item);
+                    // A batch holding an open file is sent at once, so at most
+                    // a handful of descriptors are open at any time.
+                    if holds_fd
+                        || batch.len() == PREFETCH_BATCH_ENTRIES
+                        || batch_bytes >= PREFETCH_BATCH_BYTES
+                    {
+                        let full = std::mem::replace(
+                            &mut batch,
+                            Vec::with_capacity(PREFETCH_BATCH_ENTRIES),
+                        );
+                        batch_bytes = 0;
+                        if tx.send(full).is_err() {
+                            return;
+                        }
                     }
+                }
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
                 }
             });
             self.write_entries(w, rx)
@@ -40,7 +63,7 @@ impl Snapshot {
     fn write_entries<W: Write>(
         &self,
         w: W,
-        prefetched: std::sync::mpsc::Receiver<Prefetched>,
+        batches: std::sync::mpsc::Receiver<Vec<Prefetched>>,
     ) -> Result<u64, SnapshotError> {
         let mut counted = Counted {
             inner: w,
@@ -49,6 +72,7 @@ impl Snapshot {
         let repo = self.repo.to_thread_local();
         let mut builder = tar::Builder::new(&mut counted);
         let mut dirs: HashSet<&BStr> = HashSet::new();
+        let mut prefetched = Vec::new().into_iter();
         for entry in &self.entries {
             let parents = entry
                 .path
@@ -61,9 +85,20 @@ impl Snapshot {
                     append_dir(&mut builder, parent)?;
                 }
             }
-            let data = prefetched.recv().map_err(|_| SnapshotError::Tar {
-                source: io::Error::other("the snapshot file reader stopped early"),
-            })?;
+            let data = match prefetched.next() {
+                Some(data) => data,
+                None => {
+                    prefetched = batches
+                        .recv()
+                        .map_err(|_| SnapshotError::Tar {
+                            source: io::Error::other("the snapshot file reader stopped early"),
+                        })?
+                        .into_iter();
+                    prefetched.next().ok_or_else(|| SnapshotError::Tar {
+                        source: io::Error::other("the snapshot file reader sent an empty batch"),
+                    })?
+                }
+            };
             self.append_entry(&repo, &mut builder, entry, data)?;
         }
         builder
@@ -100,7 +135,7 @@ impl Snapshot {
                 Err(err) => read_err(err),
             },
             FileKind::File | FileKind::Executable => {
-                let mut file = match std::fs::File::open(&full) {
+                let file = match std::fs::File::open(&full) {
                     Ok(file) => file,
                     Err(err) => return read_err(err),
                 };
@@ -111,10 +146,18 @@ impl Snapshot {
                 if len > PREFETCH_MAX_FILE {
                     return Prefetched::Large(file, len);
                 }
-                // Whatever the file holds now is archived, with its own size.
-                let mut data = Vec::with_capacity(len as usize);
-                match file.read_to_end(&mut data) {
-                    Ok(_) => Prefetched::Data(data),
+                // Exactly the size seen at open time goes into the tar; one
+                // read per small file (read_to_end would stat again, read in
+                // 8 KiB steps and probe for EOF).
+                let mut data = vec![0; len as usize];
+                match (&file).read_exact(&mut data) {
+                    Ok(()) => Prefetched::Data(data),
+                    Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => {
+                        Prefetched::Failed(SnapshotError::ChangedWhileArchiving {
+                            path: full.clone(),
+                            expected: len,
+                        })
+                    }
                     Err(err) => read_err(err),
                 }
             }
@@ -234,9 +277,13 @@ fn grow_pipe(pipe: &io::PipeWriter) {
 #[cfg(not(target_os = "linux"))]
 fn grow_pipe(_pipe: &io::PipeWriter) {}
 
-/// How many entries the reader may run ahead of the writer, and the largest
-/// file it reads whole: together they bound the memory in flight (≤ 32 MiB).
-const PREFETCH_ENTRIES: usize = 128;
+/// The reader runs at most `PREFETCH_BATCHES` batches ahead of the writer; a
+/// batch closes at `PREFETCH_BATCH_ENTRIES` entries or once it holds
+/// `PREFETCH_BATCH_BYTES`; files above `PREFETCH_MAX_FILE` are streamed, not
+/// held. Memory in flight stays under (4 + 2) × (4 MiB + 256 KiB) ≈ 26 MiB.
+const PREFETCH_BATCHES: usize = 4;
+const PREFETCH_BATCH_ENTRIES: usize = 64;
+const PREFETCH_BATCH_BYTES: usize = 4 << 20;
 const PREFETCH_MAX_FILE: u64 = 256 * 1024;
 
 /// What the reader thread prepared for one entry, in entry order.
@@ -248,6 +295,15 @@ enum Prefetched {
     Large(std::fs::File, u64),
     Link(std::path::PathBuf),
     Failed(SnapshotError),
+}
+
+impl Prefetched {
+    fn held_bytes(&self) -> usize {
+        match self {
+            Prefetched::Data(data) => data.len(),
+            _ => 0,
+        }
+    }
 }
 
 fn file_mode(kind: FileKind) -> u32 {
