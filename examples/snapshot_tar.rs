@@ -3,7 +3,8 @@
 //! snapshot + tar path against `git ls-files | tar`.
 //!
 //! usage: snapshot_tar DIR [REV]   (REV: snapshot that commit instead)
-//! The tree id and timings go to stderr.
+//! The tree id and timings go to stderr. With SNAPSHOT_TAR_VIA_READER=1 the
+//! tar goes through `Snapshot::tar_reader` (the uploader's path) instead.
 
 use std::io::Write;
 use std::time::Instant;
@@ -32,7 +33,15 @@ fn main() -> std::process::ExitCode {
     let took_snapshot = start.elapsed();
     let stdout = std::io::stdout().lock();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
-    let written = match snapshot.write_tar(&mut out).and_then(|n| {
+    let result = if std::env::var_os("SNAPSHOT_TAR_VIA_READER").is_some() {
+        snapshot.tar_reader().and_then(|mut reader| {
+            std::io::copy(&mut reader, &mut out)
+                .map_err(|source| quire_ci::snapshot::SnapshotError::Tar { source })
+        })
+    } else {
+        snapshot.write_tar(&mut out)
+    };
+    let written = match result.and_then(|n| {
         out.flush()
             .map(|()| n)
             .map_err(|source| quire_ci::snapshot::SnapshotError::Tar { source })

@@ -136,6 +136,8 @@ pub enum SnapshotError {
     ChangedWhileArchiving { path: PathBuf, expected: u64 },
     #[error("the index of {repo} is a sparse index, which snapshots do not support yet; run `git sparse-checkout disable` or set index.sparse=false")]
     SparseIndex { repo: PathBuf },
+    #[error("a thread hashing untracked files panicked")]
+    HasherPanicked,
     #[error("writing the snapshot tar failed")]
     Tar {
         #[source]
@@ -144,7 +146,10 @@ pub enum SnapshotError {
 }
 
 impl SnapshotError {
-    fn git(repo: &gix::Repository, what: impl Into<String>) -> impl FnOnce(gix::Error) -> SnapshotError {
+    fn git(
+        repo: &gix::Repository,
+        what: impl Into<String>,
+    ) -> impl FnOnce(gix::Error) -> SnapshotError {
         let repo = repo_display_path(repo);
         let what = what.into();
         move |source| SnapshotError::Git { repo, what, source }
@@ -164,7 +169,9 @@ fn discover(repo_dir: &Path) -> Result<gix::Repository, SnapshotError> {
 
 /// HEAD's tree, or `None` when HEAD is unborn (no commits yet).
 fn head_tree(repo: &gix::Repository) -> Result<Option<ObjectId>, SnapshotError> {
-    let mut head = repo.head().map_err(SnapshotError::git(repo, "reading HEAD"))?;
+    let mut head = repo
+        .head()
+        .map_err(SnapshotError::git(repo, "reading HEAD"))?;
     if head.is_unborn() {
         return Ok(None);
     }
@@ -300,9 +307,10 @@ impl Snapshot {
             }
             Source::Object => {
                 let repo = self.repo.to_thread_local();
-                let blob = repo
-                    .find_object(entry.id)
-                    .map_err(SnapshotError::git(&repo, format!("reading blob for {path}")))?;
+                let blob = repo.find_object(entry.id).map_err(SnapshotError::git(
+                    &repo,
+                    format!("reading blob for {path}"),
+                ))?;
                 Ok(Some(blob.detach().data))
             }
         }
@@ -332,9 +340,12 @@ impl Snapshot {
     }
 
     fn worktree_path(&self, rela: &[u8]) -> Result<PathBuf, SnapshotError> {
-        let root = self.workdir.as_deref().ok_or_else(|| SnapshotError::NoWorktree {
-            path: self.repo.git_dir().to_owned(),
-        })?;
+        let root = self
+            .workdir
+            .as_deref()
+            .ok_or_else(|| SnapshotError::NoWorktree {
+                path: self.repo.git_dir().to_owned(),
+            })?;
         Ok(root.join(rela_path(rela)))
     }
 }

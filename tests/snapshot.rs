@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use quire_ci::snapshot::{
-    push_facts_for_push, push_facts_for_worktree, tree_diff_paths, FileKind, Origin, Snapshot, SnapshotError,
+    push_facts_for_push, push_facts_for_worktree, tree_diff_paths, FileKind, Origin, Snapshot,
+    SnapshotError,
 };
 
 /// A throwaway repository driven by the real `git` binary.
@@ -68,7 +69,8 @@ impl Repo {
 
     fn chmod(&self, rel: &str, mode: u32) {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(self.root.join(rel), std::fs::Permissions::from_mode(mode)).expect("chmod");
+        std::fs::set_permissions(self.root.join(rel), std::fs::Permissions::from_mode(mode))
+            .expect("chmod");
     }
 
     fn symlink(&self, target: &str, rel: &str) {
@@ -132,7 +134,11 @@ fn read_tar(bytes: &[u8]) -> BTreeMap<String, TarItem> {
     let mut out = BTreeMap::new();
     for entry in archive.entries().expect("tar entries") {
         let mut entry = entry.expect("tar entry");
-        let path = entry.path().expect("tar path").to_string_lossy().into_owned();
+        let path = entry
+            .path()
+            .expect("tar path")
+            .to_string_lossy()
+            .into_owned();
         assert!(!path.starts_with('/'), "absolute path in tar: {path}");
         let header = entry.header();
         assert_eq!(header.mtime().expect("mtime"), 0, "mtime of {path}");
@@ -156,7 +162,10 @@ fn read_tar(bytes: &[u8]) -> BTreeMap<String, TarItem> {
             other => panic!("unexpected tar entry type {other:?} for {path}"),
         };
         let path = path.trim_end_matches('/').to_owned();
-        assert!(out.insert(path.clone(), item).is_none(), "duplicate tar entry {path}");
+        assert!(
+            out.insert(path.clone(), item).is_none(),
+            "duplicate tar entry {path}"
+        );
     }
     out
 }
@@ -176,10 +185,22 @@ fn check_against_git(repo: &Repo) -> Snapshot {
     let index_before = repo.index_bytes();
     let snapshot = Snapshot::of_worktree(repo.path()).expect("snapshot");
     let tar = tar_of(&snapshot);
-    assert_eq!(repo.loose_objects(), objects_before, "snapshot wrote objects into the repo");
-    assert_eq!(repo.index_bytes(), index_before, "snapshot touched the index");
+    assert_eq!(
+        repo.loose_objects(),
+        objects_before,
+        "snapshot wrote objects into the repo"
+    );
+    assert_eq!(
+        repo.index_bytes(),
+        index_before,
+        "snapshot touched the index"
+    );
 
-    assert_eq!(snapshot.tree_id(), repo.git_worktree_tree_id(), "tree id vs git");
+    assert_eq!(
+        snapshot.tree_id(),
+        repo.git_worktree_tree_id(),
+        "tree id vs git"
+    );
 
     let files = snapshot.files();
     let tar_leaves: Vec<&String> = tar
@@ -246,8 +267,15 @@ fn clean_repo_matches_head_tree() {
         [".gitignore", ".quire/ci.fnl", "README.md", "src/main.rs"]
     );
     let tar = tar_of(&snapshot);
-    assert_eq!(tar.get("src"), Some(&TarItem::Dir { mode: 0o755 }), "explicit dir entries");
-    assert!(!tar.keys().any(|p| p.starts_with(".git/") || p == ".git"), "no .git in tar");
+    assert_eq!(
+        tar.get("src"),
+        Some(&TarItem::Dir { mode: 0o755 }),
+        "explicit dir entries"
+    );
+    assert!(
+        !tar.keys().any(|p| p.starts_with(".git/") || p == ".git"),
+        "no .git in tar"
+    );
 }
 
 #[test]
@@ -259,7 +287,10 @@ fn modified_tracked_file_is_snapshotted_as_edited() {
     let snapshot = check_against_git(&repo);
     assert!(snapshot.dirty());
     assert_ne!(snapshot.tree_id(), repo.git(&["rev-parse", "HEAD^{tree}"]));
-    assert_eq!(snapshot.read_file("README.md").expect("read"), Some(b"HELLO\n".to_vec()));
+    assert_eq!(
+        snapshot.read_file("README.md").expect("read"),
+        Some(b"HELLO\n".to_vec())
+    );
 }
 
 #[test]
@@ -267,8 +298,14 @@ fn deleted_tracked_file_is_absent() {
     let repo = base_repo();
     std::fs::remove_file(repo.path().join("src/main.rs")).expect("rm");
     let snapshot = check_against_git(&repo);
-    assert_eq!(paths(&snapshot), [".gitignore", ".quire/ci.fnl", "README.md"]);
-    assert!(!tar_of(&snapshot).contains_key("src"), "no directory left for a deleted file");
+    assert_eq!(
+        paths(&snapshot),
+        [".gitignore", ".quire/ci.fnl", "README.md"]
+    );
+    assert!(
+        !tar_of(&snapshot).contains_key("src"),
+        "no directory left for a deleted file"
+    );
     assert_eq!(snapshot.read_file("src/main.rs").expect("read"), None);
 }
 
@@ -283,8 +320,15 @@ fn untracked_file_is_included_and_ignored_files_are_not() {
     let snapshot = check_against_git(&repo);
     let p = paths(&snapshot);
     assert!(p.contains(&"notes/todo.txt".to_owned()), "{p:?}");
-    assert!(!p.iter().any(|p| p.ends_with(".log") || p.starts_with("target")), "{p:?}");
-    assert!(snapshot.dirty(), "an untracked file makes the snapshot differ from HEAD");
+    assert!(
+        !p.iter()
+            .any(|p| p.ends_with(".log") || p.starts_with("target")),
+        "{p:?}"
+    );
+    assert!(
+        snapshot.dirty(),
+        "an untracked file makes the snapshot differ from HEAD"
+    );
 }
 
 #[test]
@@ -298,7 +342,11 @@ fn nested_gitignore_applies_to_its_directory_only() {
     let p = paths(&snapshot);
     assert!(p.contains(&"secret.txt".to_owned()), "{p:?}");
     assert!(p.contains(&"sub/.gitignore".to_owned()), "{p:?}");
-    assert!(!p.iter().any(|p| p.starts_with("sub/") && p.ends_with("secret.txt")), "{p:?}");
+    assert!(
+        !p.iter()
+            .any(|p| p.starts_with("sub/") && p.ends_with("secret.txt")),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -313,7 +361,11 @@ fn exec_bits_are_kept() {
     repo.write("tools/new.sh", "#!/bin/sh\n");
     repo.chmod("tools/new.sh", 0o755);
     let snapshot = check_against_git(&repo);
-    let kinds: BTreeMap<String, FileKind> = snapshot.files().into_iter().map(|f| (f.path, f.kind)).collect();
+    let kinds: BTreeMap<String, FileKind> = snapshot
+        .files()
+        .into_iter()
+        .map(|f| (f.path, f.kind))
+        .collect();
     assert_eq!(kinds["README.md"], FileKind::Executable);
     assert_eq!(kinds["run.sh"], FileKind::File);
     assert_eq!(kinds["tools/new.sh"], FileKind::Executable);
@@ -332,11 +384,33 @@ fn symlinks_are_stored_as_symlinks() {
     repo.symlink("../README.md", "src/main.rs");
     let snapshot = check_against_git(&repo);
     let tar = tar_of(&snapshot);
-    assert_eq!(tar["dir-link"], TarItem::Link { target: "src".into() });
-    assert_eq!(tar["src/main.rs"], TarItem::Link { target: "../README.md".into() });
-    assert_eq!(tar["dangling"], TarItem::Link { target: "does/not/exist".into() });
-    assert!(!tar.contains_key("dir-link/main.rs"), "a symlinked dir is not descended into");
-    assert_eq!(snapshot.read_file("tracked-link").expect("read"), None, "read_file is for regular files");
+    assert_eq!(
+        tar["dir-link"],
+        TarItem::Link {
+            target: "src".into()
+        }
+    );
+    assert_eq!(
+        tar["src/main.rs"],
+        TarItem::Link {
+            target: "../README.md".into()
+        }
+    );
+    assert_eq!(
+        tar["dangling"],
+        TarItem::Link {
+            target: "does/not/exist".into()
+        }
+    );
+    assert!(
+        !tar.contains_key("dir-link/main.rs"),
+        "a symlinked dir is not descended into"
+    );
+    assert_eq!(
+        snapshot.read_file("tracked-link").expect("read"),
+        None,
+        "read_file is for regular files"
+    );
 }
 
 #[test]
@@ -351,7 +425,10 @@ fn names_with_spaces_and_non_ascii_work() {
     let snapshot = check_against_git(&repo);
     let p = paths(&snapshot);
     assert!(p.contains(&"dir with space/ünï.txt".to_owned()), "{p:?}");
-    assert!(p.contains(&"dir with space/新しい file.txt".to_owned()), "{p:?}");
+    assert!(
+        p.contains(&"dir with space/新しい file.txt".to_owned()),
+        "{p:?}"
+    );
     assert!(p.contains(&long), "{p:?}");
     assert_eq!(
         snapshot.read_file("dir with space/ünï.txt").expect("read"),
@@ -383,8 +460,14 @@ fn empty_repo_and_empty_dirs_give_the_empty_tree() {
     let repo = Repo::new();
     std::fs::create_dir_all(repo.path().join("empty/nested")).expect("mkdir");
     let snapshot = check_against_git(&repo);
-    assert_eq!(snapshot.tree_id(), "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
-    assert!(tar_of(&snapshot).is_empty(), "empty dirs are not in the tar");
+    assert_eq!(
+        snapshot.tree_id(),
+        "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+    );
+    assert!(
+        tar_of(&snapshot).is_empty(),
+        "empty dirs are not in the tar"
+    );
 }
 
 #[test]
@@ -401,7 +484,10 @@ fn staged_then_modified_takes_the_worktree_version() {
         snapshot.read_file("README.md").expect("read"),
         Some(b"worktree version, longer\n".to_vec())
     );
-    assert!(!paths(&snapshot).contains(&"new.txt".to_owned()), "staged then deleted is absent");
+    assert!(
+        !paths(&snapshot).contains(&"new.txt".to_owned()),
+        "staged then deleted is absent"
+    );
 }
 
 #[test]
@@ -409,7 +495,10 @@ fn snapshot_from_a_subdirectory_covers_the_whole_worktree() {
     let repo = base_repo();
     let from_sub = Snapshot::of_worktree(&repo.path().join("src")).expect("snapshot");
     assert_eq!(from_sub.tree_id(), repo.git(&["rev-parse", "HEAD^{tree}"]));
-    assert_eq!(from_sub.workdir().map(Path::to_owned), Some(std::fs::canonicalize(repo.path()).unwrap_or(repo.path().to_owned())));
+    assert_eq!(
+        from_sub.workdir().map(Path::to_owned),
+        Some(std::fs::canonicalize(repo.path()).unwrap_or(repo.path().to_owned()))
+    );
 }
 
 #[test]
@@ -438,7 +527,9 @@ fn tar_reader_reports_a_file_deleted_after_the_snapshot() {
     let snapshot = Snapshot::of_worktree(repo.path()).expect("snapshot");
     std::fs::remove_file(repo.path().join("src/main.rs")).expect("rm");
     let mut sink = Vec::new();
-    let err = snapshot.write_tar(&mut sink).expect_err("a vanished file must fail the tar");
+    let err = snapshot
+        .write_tar(&mut sink)
+        .expect_err("a vanished file must fail the tar");
     assert!(
         matches!(&err, SnapshotError::Read { path, .. } if path.ends_with("src/main.rs")),
         "{err}"
@@ -470,16 +561,41 @@ fn of_commit_uses_the_commit_tree_and_the_object_database() {
     assert_eq!(snapshot.origin(), &Origin::Commit(second.clone()));
     let tar = tar_of(&snapshot);
     assert_eq!(repo.loose_objects(), objects_before);
-    assert_eq!(tar["README.md"], TarItem::File { mode: 0o644, data: b"second\n".to_vec() });
-    assert_eq!(tar["bin/tool"], TarItem::File { mode: 0o755, data: b"#!/bin/sh\n".to_vec() });
-    assert_eq!(tar["link"], TarItem::Link { target: "README.md".into() });
-    assert_eq!(snapshot.read_file("README.md").expect("read"), Some(b"second\n".to_vec()));
+    assert_eq!(
+        tar["README.md"],
+        TarItem::File {
+            mode: 0o644,
+            data: b"second\n".to_vec()
+        }
+    );
+    assert_eq!(
+        tar["bin/tool"],
+        TarItem::File {
+            mode: 0o755,
+            data: b"#!/bin/sh\n".to_vec()
+        }
+    );
+    assert_eq!(
+        tar["link"],
+        TarItem::Link {
+            target: "README.md".into()
+        }
+    );
+    assert_eq!(
+        snapshot.read_file("README.md").expect("read"),
+        Some(b"second\n".to_vec())
+    );
 
     let old = Snapshot::of_commit(repo.path(), &first).expect("of_commit first");
-    assert_eq!(old.tree_id(), repo.git(&["rev-parse", &format!("{first}^{{tree}}")]));
+    assert_eq!(
+        old.tree_id(),
+        repo.git(&["rev-parse", &format!("{first}^{{tree}}")])
+    );
     assert!(old.dirty(), "an older commit differs from HEAD");
 
-    let err = Snapshot::of_commit(repo.path(), "no-such-branch").err().expect("bad rev fails");
+    let err = Snapshot::of_commit(repo.path(), "no-such-branch")
+        .err()
+        .expect("bad rev fails");
     assert!(err.to_string().contains("no-such-branch"), "{err}");
 }
 
@@ -487,8 +603,17 @@ fn of_commit_uses_the_commit_tree_and_the_object_database() {
 fn push_facts_with_an_upstream() {
     let repo = base_repo();
     let remote = repo._tmp.path().join("remote.git");
-    Repo::git_in(repo._tmp.path(), &["init", "-q", "--bare", "remote.git"], &[]);
-    repo.git(&["remote", "add", "origin", remote.to_str().expect("utf-8 temp path")]);
+    Repo::git_in(
+        repo._tmp.path(),
+        &["init", "-q", "--bare", "remote.git"],
+        &[],
+    );
+    repo.git(&[
+        "remote",
+        "add",
+        "origin",
+        remote.to_str().expect("utf-8 temp path"),
+    ]);
     repo.git(&["push", "-q", "-u", "origin", "main"]);
     let pushed = repo.git(&["rev-parse", "HEAD"]);
     repo.write("src/lib.rs", "pub fn f() {}\n");
@@ -503,9 +628,15 @@ fn push_facts_with_an_upstream() {
     assert_eq!(facts.branch.as_deref(), Some("main"));
     assert_eq!(facts.tag, None);
     assert_eq!(facts.previous_sha.as_deref(), Some(pushed.as_str()));
-    assert_eq!(facts.files_changed, ["README.md", "scratch.txt", "src/lib.rs"]);
+    assert_eq!(
+        facts.files_changed,
+        ["README.md", "scratch.txt", "src/lib.rs"]
+    );
     assert_eq!(facts.pusher.as_deref(), Some("Ada Pusher"));
-    assert_eq!(facts.commit_message.as_deref(), Some("add lib\n\nbody line"));
+    assert_eq!(
+        facts.commit_message.as_deref(),
+        Some("add lib\n\nbody line")
+    );
 
     let json = serde_json::to_value(&facts).expect("json");
     assert_eq!(json["ref"], "refs/heads/main");
@@ -522,10 +653,14 @@ fn push_facts_without_an_upstream_compare_with_head() {
     let facts = push_facts_for_worktree(&snapshot).expect("facts");
     assert_eq!(facts.previous_sha, None);
     assert_eq!(facts.files_changed, ["README.md", "new.txt"]);
-    assert_eq!(facts.commit_message.as_deref(), Some("initial commit\n\nwith a body"));
+    assert_eq!(
+        facts.commit_message.as_deref(),
+        Some("initial commit\n\nwith a body")
+    );
 
     repo.git(&["checkout", "-q", "--detach"]);
-    let facts = push_facts_for_worktree(&Snapshot::of_worktree(repo.path()).expect("snapshot")).expect("facts");
+    let facts = push_facts_for_worktree(&Snapshot::of_worktree(repo.path()).expect("snapshot"))
+        .expect("facts");
     assert_eq!(facts.git_ref, "HEAD");
     assert_eq!(facts.branch, None);
 }
@@ -541,7 +676,14 @@ fn push_facts_for_a_pre_push_line() {
     let f2 = repo.commit_all("feature two");
 
     // Existing remote ref at f1: compare with it.
-    let facts = push_facts_for_push(repo.path(), &f2, "refs/heads/feature", Some(&f1), Some(&main)).expect("facts");
+    let facts = push_facts_for_push(
+        repo.path(),
+        &f2,
+        "refs/heads/feature",
+        Some(&f1),
+        Some(&main),
+    )
+    .expect("facts");
     assert_eq!(facts.sha.as_deref(), Some(f2.as_str()));
     assert_eq!(facts.git_ref, "refs/heads/feature");
     assert_eq!(facts.branch.as_deref(), Some("feature"));
@@ -551,12 +693,20 @@ fn push_facts_for_a_pre_push_line() {
 
     // New ref (all-zero remote sha): previous-sha nil, compare with the merge base.
     let zeros = "0".repeat(40);
-    let facts = push_facts_for_push(repo.path(), &f2, "refs/heads/feature", Some(&zeros), Some(&main)).expect("facts");
+    let facts = push_facts_for_push(
+        repo.path(),
+        &f2,
+        "refs/heads/feature",
+        Some(&zeros),
+        Some(&main),
+    )
+    .expect("facts");
     assert_eq!(facts.previous_sha, None);
     assert_eq!(facts.files_changed, ["feature.txt", "src/main.rs"]);
 
     // A new tag with no default branch known: every file is changed.
-    let facts = push_facts_for_push(repo.path(), &f2, "refs/tags/v1.0.0", None, None).expect("facts");
+    let facts =
+        push_facts_for_push(repo.path(), &f2, "refs/tags/v1.0.0", None, None).expect("facts");
     assert_eq!(facts.tag.as_deref(), Some("v1.0.0"));
     assert_eq!(facts.branch, None);
     assert_eq!(facts.files_changed.len(), 5, "{:?}", facts.files_changed);
@@ -584,17 +734,217 @@ fn submodule_gitlink_counts_for_the_id_but_its_files_are_not_archived() {
     ]);
     repo.commit_all("add submodule");
     let snapshot = check_against_git(&repo);
-    let kinds: BTreeMap<String, FileKind> = snapshot.files().into_iter().map(|f| (f.path, f.kind)).collect();
+    let kinds: BTreeMap<String, FileKind> = snapshot
+        .files()
+        .into_iter()
+        .map(|f| (f.path, f.kind))
+        .collect();
     assert_eq!(kinds.get("vendor/sub"), Some(&FileKind::Submodule));
     let tar = tar_of(&snapshot);
     assert_eq!(tar.get("vendor/sub"), Some(&TarItem::Dir { mode: 0o755 }));
-    assert!(!tar.contains_key("vendor/sub/inside.txt"), "submodule files are not archived");
+    assert!(
+        !tar.contains_key("vendor/sub/inside.txt"),
+        "submodule files are not archived"
+    );
     assert!(tar.contains_key(".gitmodules"));
 }
 
 #[test]
 fn not_a_repository_is_a_named_error() {
     let dir = tempfile::tempdir().expect("tmp");
-    let err = Snapshot::of_worktree(dir.path()).err().expect("must fail outside a repo");
-    assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+    let err = Snapshot::of_worktree(dir.path())
+        .err()
+        .expect("must fail outside a repo");
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn info_exclude_is_honoured() {
+    let repo = base_repo();
+    std::fs::write(repo.path().join(".git/info/exclude"), "local-only/\n").expect("write exclude");
+    repo.write("local-only/notes.txt", "mine\n");
+    repo.write("shared.txt", "theirs\n");
+    let snapshot = check_against_git(&repo);
+    let p = paths(&snapshot);
+    assert!(p.contains(&"shared.txt".to_owned()), "{p:?}");
+    assert!(!p.iter().any(|p| p.starts_with("local-only")), "{p:?}");
+}
+
+#[test]
+fn eol_normalisation_is_applied_to_the_id_but_not_the_tar() {
+    let repo = base_repo();
+    repo.write(".gitattributes", "*.txt text eol=lf\n");
+    repo.write("tracked.txt", "one\ntwo\n");
+    repo.commit_all("attributes");
+    // git add would store these with LF; the id must say so too.
+    repo.write("tracked.txt", "one\r\ntwo\r\nthree\r\n");
+    repo.write("untracked.txt", "a\r\nb\r\n");
+    let snapshot = check_against_git(&repo);
+    let tar = tar_of(&snapshot);
+    assert_eq!(
+        tar["untracked.txt"],
+        TarItem::File {
+            mode: 0o644,
+            data: b"a\r\nb\r\n".to_vec()
+        },
+        "the tar carries the bytes on disk"
+    );
+}
+
+#[test]
+fn conflicted_paths_are_taken_from_disk() {
+    let repo = base_repo();
+    repo.git(&["checkout", "-q", "-b", "other"]);
+    repo.write("README.md", "other side\n");
+    repo.commit_all("other");
+    repo.git(&["checkout", "-q", "main"]);
+    repo.write("README.md", "main side\n");
+    repo.commit_all("main");
+    let merge = Command::new("git")
+        .current_dir(repo.path())
+        .args(["merge", "-q", "other"])
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("run git merge");
+    assert!(
+        !merge.status.success(),
+        "the merge must conflict for this test"
+    );
+    let snapshot = check_against_git(&repo);
+    let readme = snapshot
+        .read_file("README.md")
+        .expect("read")
+        .expect("present");
+    assert!(
+        String::from_utf8_lossy(&readme).contains("<<<<<<<"),
+        "conflict markers from disk"
+    );
+    assert_eq!(
+        paths(&snapshot)
+            .iter()
+            .filter(|p| *p == "README.md")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn gnu_tar_extracts_the_stream_faithfully() {
+    let repo = base_repo();
+    let long = format!("{}/{}.txt", "deep".repeat(20), "x".repeat(110));
+    repo.write(&long, "long\n");
+    repo.write("dir with space/ünï.txt", "ü\n");
+    repo.write("bin/run", "#!/bin/sh\n");
+    repo.chmod("bin/run", 0o755);
+    repo.symlink("../README.md", "bin/readme-link");
+    let snapshot = Snapshot::of_worktree(repo.path()).expect("snapshot");
+    let out = tempfile::tempdir().expect("tmp");
+    let mut tar = Command::new("tar")
+        .args(["-x", "-f", "-", "-C"])
+        .arg(out.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tar");
+    let mut stdin = tar.stdin.take().expect("tar stdin");
+    std::io::copy(&mut snapshot.tar_reader().expect("reader"), &mut stdin)
+        .expect("stream into tar");
+    drop(stdin);
+    assert!(tar.wait().expect("wait tar").success(), "tar -x failed");
+
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::read_to_string(out.path().join(&long)).expect("long"),
+        "long\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("dir with space/ünï.txt")).expect("unicode"),
+        "ü\n"
+    );
+    let mode = std::fs::metadata(out.path().join("bin/run"))
+        .expect("run")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
+    assert_eq!(
+        std::fs::read_link(out.path().join("bin/readme-link")).expect("link"),
+        Path::new("../README.md")
+    );
+    assert!(!out.path().join(".git").exists());
+}
+
+#[test]
+fn many_untracked_files_match_git() {
+    // Enough untracked files for the hashing to be split over threads.
+    let repo = Repo::new();
+    for i in 0..300 {
+        repo.write(&format!("d{}/f{i}.txt", i % 7), &format!("file {i}\n"));
+    }
+    repo.write("d1/tool.sh", "#!/bin/sh\n");
+    repo.chmod("d1/tool.sh", 0o755);
+    let snapshot = check_against_git(&repo);
+    assert_eq!(snapshot.files().len(), 301);
+}
+
+#[test]
+fn tree_entry_order_matches_git_for_tricky_names() {
+    // Git sorts a directory `a` as if it were `a/`: after `a.txt` and `a-b`,
+    // before `a0`.
+    let repo = Repo::new();
+    for name in ["a.txt", "a-b", "a/b", "a0", "a/c/d", "A", "b", "a b"] {
+        repo.write(name, name);
+    }
+    repo.commit_all("order");
+    let snapshot = check_against_git(&repo);
+    assert_eq!(snapshot.tree_id(), repo.git(&["rev-parse", "HEAD^{tree}"]));
+    repo.write("a/c/e", "new");
+    check_against_git(&repo);
+}
+
+#[test]
+fn clean_worktree_and_head_commit_give_the_same_id_and_tar() {
+    // The pre-push result cache relies on this: `run` on a clean tree and a
+    // push of that commit are the same input.
+    let repo = base_repo();
+    repo.write("bin/x", "#!/bin/sh\n");
+    repo.chmod("bin/x", 0o755);
+    repo.symlink("README.md", "link");
+    repo.commit_all("more");
+    let worktree = Snapshot::of_worktree(repo.path()).expect("worktree");
+    let commit = Snapshot::of_commit(repo.path(), "HEAD").expect("commit");
+    assert_eq!(worktree.tree_id(), commit.tree_id());
+    assert_eq!(worktree.files(), commit.files());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    worktree.write_tar(&mut a).expect("tar");
+    commit.write_tar(&mut b).expect("tar");
+    assert!(a == b, "worktree and commit tars differ");
+}
+
+#[test]
+fn bare_repository_has_no_worktree_to_snapshot() {
+    let repo = base_repo();
+    let bare = repo._tmp.path().join("bare.git");
+    Repo::git_in(
+        repo._tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            repo.path().to_str().expect("utf-8"),
+            "bare.git",
+        ],
+        &[],
+    );
+    let err = Snapshot::of_worktree(&bare)
+        .err()
+        .expect("bare repos have no worktree");
+    assert!(matches!(err, SnapshotError::NoWorktree { .. }), "{err}");
+    let from_bare = Snapshot::of_commit(&bare, "main").expect("of_commit works in a bare repo");
+    assert_eq!(from_bare.tree_id(), repo.git(&["rev-parse", "HEAD^{tree}"]));
+    assert_eq!(
+        from_bare.read_file("README.md").expect("read"),
+        Some(b"hello\n".to_vec())
+    );
 }

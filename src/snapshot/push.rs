@@ -32,13 +32,27 @@ pub struct PushFacts {
     pub commit_message: Option<String>,
 }
 
+impl PushFacts {
+    /// The same facts as if pushed to `git_ref` (`--ref refs/tags/v1.2.0`
+    /// rehearses a tag push): `ref`, `branch` and `tag` follow the new ref;
+    /// everything else is kept.
+    pub fn with_ref(mut self, git_ref: &str) -> PushFacts {
+        self.branch = short_name(git_ref, "refs/heads/");
+        self.tag = short_name(git_ref, "refs/tags/");
+        self.git_ref = git_ref.to_owned();
+        self
+    }
+}
+
 /// Facts for `quire-ci run`/`watch` on the working tree `snapshot` was taken
 /// of. `files-changed` compares the snapshot (so uncommitted and untracked
 /// files count) with the upstream tracking branch; without an upstream, with
 /// HEAD's tree; without commits, every file is changed.
 pub fn push_facts_for_worktree(snapshot: &Snapshot) -> Result<PushFacts, SnapshotError> {
     let repo = snapshot.repo.to_thread_local();
-    let mut head = repo.head().map_err(SnapshotError::git(&repo, "reading HEAD"))?;
+    let mut head = repo
+        .head()
+        .map_err(SnapshotError::git(&repo, "reading HEAD"))?;
     let head_commit = if head.is_unborn() {
         None
     } else {
@@ -48,26 +62,39 @@ pub fn push_facts_for_worktree(snapshot: &Snapshot) -> Result<PushFacts, Snapsho
                 .id,
         )
     };
-    let head_name = repo.head_name().map_err(SnapshotError::git(&repo, "reading HEAD's name"))?;
-    let git_ref = head_name
-        .as_ref()
-        .map_or_else(|| "HEAD".to_owned(), |n| n.as_bstr().to_str_lossy().into_owned());
+    let head_name = repo
+        .head_name()
+        .map_err(SnapshotError::git(&repo, "reading HEAD's name"))?;
+    let git_ref = head_name.as_ref().map_or_else(
+        || "HEAD".to_owned(),
+        |n| n.as_bstr().to_str_lossy().into_owned(),
+    );
 
     let upstream = match &head_name {
         None => None,
-        Some(name) => match repo.branch_remote_tracking_ref_name(name.as_ref(), gix::remote::Direction::Fetch) {
+        Some(name) => match repo
+            .branch_remote_tracking_ref_name(name.as_ref(), gix::remote::Direction::Fetch)
+        {
             None => None,
             Some(tracking) => {
-                let tracking = tracking.map_err(SnapshotError::git(&repo, format!("finding the upstream of {git_ref}")))?;
+                let tracking = tracking.map_err(SnapshotError::git(
+                    &repo,
+                    format!("finding the upstream of {git_ref}"),
+                ))?;
                 match repo
                     .try_find_reference(tracking.as_ref())
-                    .map_err(SnapshotError::git(&repo, format!("reading {}", tracking.as_bstr())))?
-                {
+                    .map_err(SnapshotError::git(
+                        &repo,
+                        format!("reading {}", tracking.as_bstr()),
+                    ))? {
                     // Configured but never fetched: no previous sha.
                     None => None,
                     Some(mut r) => Some(
                         r.peel_to_id()
-                            .map_err(SnapshotError::git(&repo, format!("peeling {}", tracking.as_bstr())))?
+                            .map_err(SnapshotError::git(
+                                &repo,
+                                format!("peeling {}", tracking.as_bstr()),
+                            ))?
                             .detach(),
                     ),
                 }
@@ -84,7 +111,9 @@ pub fn push_facts_for_worktree(snapshot: &Snapshot) -> Result<PushFacts, Snapsho
         previous_sha: upstream.map(|id| id.to_string()),
         files_changed,
         pusher: pusher(&repo),
-        commit_message: head_commit.map(|id| commit_message(&repo, id)).transpose()?,
+        commit_message: head_commit
+            .map(|id| commit_message(&repo, id))
+            .transpose()?,
     })
 }
 
@@ -112,7 +141,10 @@ pub fn push_facts_for_push(
             None => None,
             Some(default) => repo
                 .merge_base(local, default)
-                .map_err(SnapshotError::git(&repo, format!("finding the merge base of {local} and {default}")))?
+                .map_err(SnapshotError::git(
+                    &repo,
+                    format!("finding the merge base of {local} and {default}"),
+                ))?
                 .map(|id| id.detach()),
         },
     };
@@ -132,14 +164,22 @@ pub fn push_facts_for_push(
 
 /// Paths that differ between two trees (hex tree or commit ids, or any
 /// revision); `tree_a = None` means the empty tree.
-pub fn tree_diff_paths(repo_dir: &Path, tree_a: Option<&str>, tree_b: &str) -> Result<Vec<String>, SnapshotError> {
+pub fn tree_diff_paths(
+    repo_dir: &Path,
+    tree_a: Option<&str>,
+    tree_b: &str,
+) -> Result<Vec<String>, SnapshotError> {
     let repo = discover(repo_dir)?;
     let a = tree_a.map(|rev| resolve_tree(&repo, rev)).transpose()?;
     let b = resolve_tree(&repo, tree_b)?;
     diff_trees(&repo, a, b)
 }
 
-fn diff_trees(repo: &gix::Repository, a: Option<ObjectId>, b: ObjectId) -> Result<Vec<String>, SnapshotError> {
+fn diff_trees(
+    repo: &gix::Repository,
+    a: Option<ObjectId>,
+    b: ObjectId,
+) -> Result<Vec<String>, SnapshotError> {
     let a = match a {
         Some(a) => tree::flatten(repo, a)?,
         None => Default::default(),
@@ -154,7 +194,11 @@ pub(super) fn resolve_tree(repo: &gix::Repository, rev: &str) -> Result<ObjectId
         repo: super::repo_display_path(repo),
         source,
     };
-    let object = repo.rev_parse_single(rev).map_err(bad_rev)?.object().map_err(bad_rev)?;
+    let object = repo
+        .rev_parse_single(rev)
+        .map_err(bad_rev)?
+        .object()
+        .map_err(bad_rev)?;
     Ok(object.peel_to_tree().map_err(bad_rev)?.id)
 }
 
@@ -164,7 +208,11 @@ fn resolve_commit(repo: &gix::Repository, rev: &str) -> Result<ObjectId, Snapsho
         repo: super::repo_display_path(repo),
         source,
     };
-    let object = repo.rev_parse_single(rev).map_err(bad_rev)?.object().map_err(bad_rev)?;
+    let object = repo
+        .rev_parse_single(rev)
+        .map_err(bad_rev)?
+        .object()
+        .map_err(bad_rev)?;
     Ok(object.peel_to_commit().map_err(bad_rev)?.id)
 }
 
@@ -174,7 +222,10 @@ fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId, Snapsho
         .map_err(SnapshotError::git(repo, format!("reading commit {commit}")))?;
     Ok(commit
         .tree_id()
-        .map_err(SnapshotError::git(repo, format!("reading the tree of {}", commit.id)))?
+        .map_err(SnapshotError::git(
+            repo,
+            format!("reading the tree of {}", commit.id),
+        ))?
         .detach())
 }
 
@@ -182,9 +233,10 @@ fn commit_message(repo: &gix::Repository, commit: ObjectId) -> Result<String, Sn
     let commit = repo
         .find_commit(commit)
         .map_err(SnapshotError::git(repo, format!("reading commit {commit}")))?;
-    let message = commit
-        .message_raw()
-        .map_err(SnapshotError::git(repo, format!("reading the message of {}", commit.id)))?;
+    let message = commit.message_raw().map_err(SnapshotError::git(
+        repo,
+        format!("reading the message of {}", commit.id),
+    ))?;
     Ok(message.to_str_lossy().trim_end().to_owned())
 }
 
@@ -200,4 +252,42 @@ fn short_name(full: &str, prefix: &str) -> Option<String> {
 
 fn is_null_sha(sha: &str) -> bool {
     !sha.is_empty() && sha.bytes().all(|b| b == b'0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_ref_moves_branch_and_tag_together() {
+        let facts = PushFacts {
+            sha: Some("abc".into()),
+            git_ref: "refs/heads/main".into(),
+            branch: Some("main".into()),
+            tag: None,
+            previous_sha: None,
+            files_changed: vec!["a".into()],
+            pusher: None,
+            commit_message: None,
+        };
+        let tag = facts.clone().with_ref("refs/tags/v1.2.0");
+        assert_eq!(
+            (tag.branch.as_deref(), tag.tag.as_deref()),
+            (None, Some("v1.2.0"))
+        );
+        assert_eq!(tag.git_ref, "refs/tags/v1.2.0");
+        assert_eq!(tag.files_changed, facts.files_changed);
+        let other = facts.with_ref("refs/heads/release/2");
+        assert_eq!(
+            (other.branch.as_deref(), other.tag),
+            (Some("release/2"), None)
+        );
+    }
+
+    #[test]
+    fn only_all_zero_shas_are_null() {
+        assert!(is_null_sha(&"0".repeat(40)));
+        assert!(!is_null_sha(""));
+        assert!(!is_null_sha("0000001"));
+    }
 }

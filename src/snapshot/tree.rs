@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use gix::bstr::{BStr, BString, ByteSlice};
-use gix::objs::tree::{EntryKind, EntryMode};
+use gix::objs::tree::EntryKind;
 use gix::objs::WriteTo;
 use gix::ObjectId;
 
@@ -16,36 +16,31 @@ use super::{Entry, FileKind, SnapshotError};
 /// path → (kind, id): a tree flattened to its leaves.
 pub(super) type FlatTree = BTreeMap<BString, (FileKind, ObjectId)>;
 
-enum Node<'a> {
-    Leaf(FileKind, ObjectId),
-    Dir(BTreeMap<&'a BStr, Node<'a>>),
+#[derive(Default)]
+struct Dir<'a> {
+    leaves: BTreeMap<&'a BStr, (FileKind, ObjectId)>,
+    dirs: BTreeMap<&'a BStr, Dir<'a>>,
 }
 
 /// The id of the tree that holds `entries`, as `git write-tree` would compute it.
-pub(super) fn tree_id(repo: &gix::Repository, entries: &[Entry]) -> Result<ObjectId, SnapshotError> {
-    let mut root: BTreeMap<&BStr, Node<'_>> = BTreeMap::new();
+pub(super) fn tree_id(
+    repo: &gix::Repository,
+    entries: &[Entry],
+) -> Result<ObjectId, SnapshotError> {
+    let mut root = Dir::default();
     for entry in entries {
-        let mut components = entry.path.split_str("/").map(|c| c.as_bstr()).peekable();
+        let (parent, name) = match entry.path.rfind_byte(b'/') {
+            Some(slash) => (
+                Some(entry.path[..slash].as_bstr()),
+                entry.path[slash + 1..].as_bstr(),
+            ),
+            None => (None, entry.path.as_bstr()),
+        };
         let mut dir = &mut root;
-        while let Some(name) = components.next() {
-            if components.peek().is_none() {
-                dir.insert(name, Node::Leaf(entry.kind, entry.id));
-                break;
-            }
-            let node = dir.entry(name).or_insert_with(|| Node::Dir(BTreeMap::new()));
-            dir = match node {
-                Node::Dir(children) => children,
-                // A path can't be both a file and a directory in a worktree or an
-                // index; if it ever is, the later (deeper) path wins, as in git.
-                Node::Leaf(..) => {
-                    *node = Node::Dir(BTreeMap::new());
-                    match node {
-                        Node::Dir(children) => children,
-                        Node::Leaf(..) => unreachable!("just replaced by a directory"),
-                    }
-                }
-            };
+        for component in parent.into_iter().flat_map(|p| p.split_str("/")) {
+            dir = dir.dirs.entry(component.as_bstr()).or_default();
         }
+        dir.leaves.insert(name, (entry.kind, entry.id));
     }
     let mut buf = Vec::new();
     encode_dir(repo, &root, &mut buf)
@@ -53,19 +48,27 @@ pub(super) fn tree_id(repo: &gix::Repository, entries: &[Entry]) -> Result<Objec
 
 fn encode_dir(
     repo: &gix::Repository,
-    dir: &BTreeMap<&BStr, Node<'_>>,
+    dir: &Dir<'_>,
     buf: &mut Vec<u8>,
 ) -> Result<ObjectId, SnapshotError> {
     let mut tree = gix::objs::Tree::empty();
-    for (name, node) in dir {
-        let (mode, oid): (EntryMode, ObjectId) = match node {
-            Node::Leaf(kind, id) => (entry_kind(*kind).into(), *id),
-            Node::Dir(children) => (EntryKind::Tree.into(), encode_dir(repo, children, buf)?),
-        };
+    for (name, sub) in &dir.dirs {
         tree.entries.push(gix::objs::tree::Entry {
-            mode,
+            mode: EntryKind::Tree.into(),
             filename: (*name).to_owned(),
-            oid,
+            oid: encode_dir(repo, sub, buf)?,
+        });
+    }
+    for (name, (kind, id)) in &dir.leaves {
+        // A name can't be both a file and a directory on disk; should the
+        // inputs ever say so, the directory (the deeper paths) wins.
+        if dir.dirs.contains_key(name) {
+            continue;
+        }
+        tree.entries.push(gix::objs::tree::Entry {
+            mode: entry_kind(*kind).into(),
+            filename: (*name).to_owned(),
+            oid: *id,
         });
     }
     // Git orders tree entries as if directory names ended in '/'.
@@ -76,10 +79,12 @@ fn encode_dir(
         what: "encoding a tree".into(),
         source: gix::Error::from_error(err),
     })?;
-    gix::objs::compute_hash(repo.object_hash(), gix::objs::Kind::Tree, buf).map_err(|err| SnapshotError::Git {
-        repo: super::repo_display_path(repo),
-        what: "hashing a tree".into(),
-        source: gix::Error::from_error(err),
+    gix::objs::compute_hash(repo.object_hash(), gix::objs::Kind::Tree, buf).map_err(|err| {
+        SnapshotError::Git {
+            repo: super::repo_display_path(repo),
+            what: "hashing a tree".into(),
+            source: gix::Error::from_error(err),
+        }
     })
 }
 
@@ -128,4 +133,41 @@ pub(super) fn diff_paths(a: &FlatTree, b: &FlatTree) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(items: &[(&str, FileKind, u8)]) -> FlatTree {
+        items
+            .iter()
+            .map(|(path, kind, id)| {
+                let mut bytes = [0u8; 20];
+                bytes[0] = *id;
+                (
+                    BString::from(*path),
+                    (*kind, ObjectId::from_bytes_or_panic(&bytes)),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn diff_paths_reports_added_removed_changed_and_mode_changes() {
+        let a = flat(&[
+            ("same", FileKind::File, 1),
+            ("edited", FileKind::File, 2),
+            ("removed", FileKind::File, 3),
+            ("chmod", FileKind::File, 4),
+        ]);
+        let b = flat(&[
+            ("same", FileKind::File, 1),
+            ("edited", FileKind::File, 9),
+            ("added", FileKind::File, 5),
+            ("chmod", FileKind::Executable, 4),
+        ]);
+        assert_eq!(diff_paths(&a, &b), ["added", "chmod", "edited", "removed"]);
+        assert!(diff_paths(&a, &a).is_empty());
+    }
 }

@@ -38,7 +38,10 @@ enum Verdict {
     /// Gone from the worktree: not in the snapshot.
     Removed,
     /// Content and/or exec bit changed; `id` is `None` when only the mode did.
-    Modified { exec_flipped: bool, id: Option<ObjectId> },
+    Modified {
+        exec_flipped: bool,
+        id: Option<ObjectId>,
+    },
     /// Type change, conflict or intent-to-add: look at the disk afresh.
     Rehash,
 }
@@ -62,7 +65,9 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
         .emit_pruned(false)
         .emit_empty_directories(false)
         .recurse_repositories(false);
-    let mut recorder = Recorder::<ObjectId, ()> { records: Vec::new() };
+    let mut recorder = Recorder::<ObjectId, ()> {
+        records: Vec::new(),
+    };
     let interrupt = AtomicBool::new(false);
     repo.index_worktree_status(
         state,
@@ -79,13 +84,18 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
             thread_limit: None,
         },
     )
-    .map_err(SnapshotError::git(repo, "comparing the index with the working tree"))?;
+    .map_err(SnapshotError::git(
+        repo,
+        "comparing the index with the working tree",
+    ))?;
 
     let mut verdicts: HashMap<BString, Verdict> = HashMap::new();
     let mut untracked: Vec<(BString, Option<DiskKind>)> = Vec::new();
     for record in recorder.records {
         match record {
-            StatusEntry::Modification { rela_path, status, .. } => {
+            StatusEntry::Modification {
+                rela_path, status, ..
+            } => {
                 let verdict = match status {
                     EntryStatus::Change(Change::Removed) => Verdict::Removed,
                     EntryStatus::Change(Change::Modification {
@@ -99,7 +109,8 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
                     EntryStatus::Change(Change::Type { .. })
                     | EntryStatus::Conflict { .. }
                     | EntryStatus::IntentToAdd => Verdict::Rehash,
-                    EntryStatus::Change(Change::SubmoduleModification(())) | EntryStatus::NeedsUpdate(_) => continue,
+                    EntryStatus::Change(Change::SubmoduleModification(()))
+                    | EntryStatus::NeedsUpdate(_) => continue,
                 };
                 verdicts.insert(rela_path.to_owned(), verdict);
             }
@@ -110,7 +121,11 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
             }
             // Rename tracking is off, so this never comes; should it, the
             // destination is an untracked file and the source is gone.
-            StatusEntry::Rewrite { source, dirwalk_entry, .. } => {
+            StatusEntry::Rewrite {
+                source,
+                dirwalk_entry,
+                ..
+            } => {
                 verdicts.insert(source.rela_path().to_owned(), Verdict::Removed);
                 untracked.push((dirwalk_entry.rela_path, dirwalk_entry.disk_kind));
             }
@@ -121,17 +136,7 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
         .filesystem_options()
         .map_err(SnapshotError::git(repo, "reading core.fileMode"))?
         .executable_bit;
-    let (mut pipeline, _) = repo
-        .filter_pipeline(None)
-        .map_err(SnapshotError::git(repo, "setting up the to-git filters"))?;
-    let mut hasher = Hasher {
-        repo,
-        workdir,
-        state,
-        pipeline: &mut pipeline,
-        trust_exec_bit,
-        buf: Vec::new(),
-    };
+    let mut hasher = Hasher::new(repo, workdir, state, trust_exec_bit)?;
 
     let mut entries: Vec<Entry> = Vec::with_capacity(state.entries().len() + untracked.len());
     let mut seen_conflicts: HashSet<BString> = HashSet::new();
@@ -184,18 +189,52 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
             }
         }
     }
-    for (path, disk_kind) in untracked {
-        let found = match disk_kind {
-            Some(DiskKind::Repository) => hasher.nested_repository(path.as_bstr()),
-            _ => hasher.hash_path(path.as_bstr(), None)?,
-        };
-        if let Some((kind, id)) = found {
-            entries.push(worktree_entry(path.as_bstr(), kind, id));
-        }
-    }
+    entries.extend(hash_untracked(repo, hasher, &untracked)?);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     entries.dedup_by(|later, earlier| later.path == earlier.path);
     Ok(entries)
+}
+
+/// Below this many untracked files, threads cost more than they save.
+const PARALLEL_HASH_MIN_FILES: usize = 64;
+
+/// Untracked files have no index entry to reuse: every one is read and
+/// hashed. A fresh repository (or a big untracked directory) can hold
+/// thousands, so they are split over up to four threads, each with its own
+/// repository handle and filter pipeline; contiguous chunks keep each
+/// thread's attribute lookups within a few directories.
+fn hash_untracked(
+    repo: &gix::Repository,
+    mut hasher: Hasher<'_, '_>,
+    untracked: &[(BString, Option<DiskKind>)],
+) -> Result<Vec<Entry>, SnapshotError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    if threads < 2 || untracked.len() < PARALLEL_HASH_MIN_FILES {
+        return hasher.hash_all(untracked);
+    }
+    let (workdir, state, trust_exec_bit) = (hasher.workdir, hasher.state, hasher.trust_exec_bit);
+    drop(hasher);
+    let shared = repo.clone().into_sync();
+    let chunk = untracked.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = untracked
+            .chunks(chunk)
+            .map(|part| {
+                let shared = &shared;
+                scope.spawn(move || {
+                    let repo = shared.to_thread_local();
+                    Hasher::new(&repo, workdir, state, trust_exec_bit)?.hash_all(part)
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(untracked.len());
+        for worker in workers {
+            out.extend(worker.join().map_err(|_| SnapshotError::HasherPanicked)??);
+        }
+        Ok(out)
+    })
 }
 
 fn worktree_entry(path: &BStr, kind: FileKind, id: ObjectId) -> Entry {
@@ -213,12 +252,48 @@ struct Hasher<'a, 'repo> {
     repo: &'repo gix::Repository,
     workdir: &'a Path,
     state: &'a gix::index::State,
-    pipeline: &'a mut gix::filter::Pipeline<'repo>,
+    pipeline: gix::filter::Pipeline<'repo>,
     trust_exec_bit: bool,
     buf: Vec<u8>,
 }
 
-impl Hasher<'_, '_> {
+impl<'a, 'repo> Hasher<'a, 'repo> {
+    fn new(
+        repo: &'repo gix::Repository,
+        workdir: &'a Path,
+        state: &'a gix::index::State,
+        trust_exec_bit: bool,
+    ) -> Result<Self, SnapshotError> {
+        let (pipeline, _) = repo
+            .filter_pipeline(None)
+            .map_err(SnapshotError::git(repo, "setting up the to-git filters"))?;
+        Ok(Hasher {
+            repo,
+            workdir,
+            state,
+            pipeline,
+            trust_exec_bit,
+            buf: Vec::new(),
+        })
+    }
+
+    fn hash_all(
+        &mut self,
+        untracked: &[(BString, Option<DiskKind>)],
+    ) -> Result<Vec<Entry>, SnapshotError> {
+        let mut out = Vec::with_capacity(untracked.len());
+        for (path, disk_kind) in untracked {
+            let found = match disk_kind {
+                Some(DiskKind::Repository) => self.nested_repository(path.as_bstr()),
+                _ => self.hash_path(path.as_bstr(), None)?,
+            };
+            if let Some((kind, id)) = found {
+                out.push(worktree_entry(path.as_bstr(), kind, id));
+            }
+        }
+        Ok(out)
+    }
+
     /// The kind and blob id of what sits at `rela` now; `None` when nothing a
     /// tree can hold is there (missing, a directory, a fifo...).
     fn hash_path(
@@ -237,7 +312,8 @@ impl Hasher<'_, '_> {
             Err(err) => return Err(read_err(err)),
         };
         let hash_kind = self.repo.object_hash();
-        let git_err = |what: &str| SnapshotError::git(self.repo, format!("{what} {}", full.display()));
+        let git_err =
+            |what: &str| SnapshotError::git(self.repo, format!("{what} {}", full.display()));
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&full).map_err(read_err)?;
             let bytes = target.as_os_str().as_encoded_bytes();
