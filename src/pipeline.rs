@@ -341,7 +341,8 @@ pub fn compile_problem(e: CompileError) -> Problem {
     let help = if e.help.is_empty() {
         "fix the form at the marked place; docs/ci-fnl.md shows the ci.fnl surface".to_string()
     } else {
-        e.help.join("; ")
+        // Fennel ends each suggestion with a full stop; joined, they read as one line.
+        e.help.iter().map(|h| h.trim_end_matches('.')).collect::<Vec<_>>().join("; ")
     };
     p.help(help)
 }
@@ -499,7 +500,11 @@ fn quire_ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<T
                     reg.images.push(ImageDecl { name: s.to_str()?.to_string(), file, line });
                 }
                 other => {
-                    let msg = format!("ci.image expects one image name (a string), got {}", describe(&other));
+                    let msg = if extra.is_empty() {
+                        format!("ci.image expects one image name (a string), got {}", describe(&other))
+                    } else {
+                        format!("ci.image expects one image name, got {} arguments", extra.len() + 1)
+                    };
                     reg.problems.push(
                         Problem::new("quire_ci::image_type", msg.clone())
                             .at(&file, line)
@@ -746,8 +751,12 @@ fn structural(jobs: &[(String, Vec<String>, String, usize)]) -> Vec<Problem> {
             }
         }
     }
-    let orphans: Vec<usize> =
-        (0..jobs.len()).filter(|&i| !reachable[i] && !in_cycle[i] && !jobs[i].1.is_empty()).collect();
+    // A job with an unknown input is already reported for it; calling it
+    // unreachable as well would only repeat the same mistake.
+    let known = |inp: &String| inp == PUSH_SOURCE || index.contains_key(inp.as_str());
+    let orphans: Vec<usize> = (0..jobs.len())
+        .filter(|&i| !reachable[i] && !in_cycle[i] && !jobs[i].1.is_empty() && jobs[i].1.iter().all(known))
+        .collect();
     for &i in &orphans {
         let (id, inputs, file, line) = &jobs[i];
         let listed: Vec<String> = inputs.iter().map(|s| format!(":{s}")).collect();
