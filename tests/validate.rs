@@ -466,6 +466,15 @@ fn colour_follows_the_flag_and_no_color() {
 }
 
 #[test]
+fn eval_timeout_must_be_a_sane_number() {
+    for bad in ["inf", "nan", "0", "1e30", "soon"] {
+        let out = Test::new().ci("").args(&["validate", "--eval-timeout", bad]).run();
+        out.status(2).stderr_has("--eval-timeout").stderr_lacks("panicked");
+    }
+    Test::new().ci("").args(&["validate", "--eval-timeout", "0.5"]).run().status(0);
+}
+
+#[test]
 fn quiet_validate_prints_nothing_on_success() {
     let out = validate(&job(":test", ":quire/push"));
     out.status(0);
