@@ -428,6 +428,16 @@ fn list_table() {
 }
 
 #[test]
+fn list_without_image_or_jobs() {
+    let out = Test::new().ci(PRELUDE).args(&["list"]).run();
+    out.status(0).stdout_has("image: not declared").stdout_has("no jobs");
+    let json = Test::new().ci(PRELUDE).args(&["list", "--json"]).run();
+    json.status(0);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("list --json is JSON");
+    assert!(v["image"].is_null() && v["jobs"].as_array().is_some_and(|j| j.is_empty()), "{v}");
+}
+
+#[test]
 fn list_json_fields() {
     let out = Test::new().fixture("example").commit().args(&["list", "--json"]).run();
     out.status(0);
