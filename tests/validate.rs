@@ -342,6 +342,22 @@ fn hostile_macros_get_no_more_than_ci_fnl() {
     hostile("(eval-compiler (let [o (. _G :os)] (o.execute \"touch {MARKER}\")))", &[], "attempt to index nil with 'execute'");
 }
 
+#[test]
+fn hostile_huge_generated_pipelines_validate_in_bounded_time() {
+    // Validation runs after the deadline's clock stops, so it must be fast
+    // by construction: 20 000 jobs as one chain declared backwards, closed
+    // into a cycle (deep search), and 20 000 unknown inputs.
+    let cycle = format!(
+        "{PRELUDE}(for [i 20000 1 -1] (ci.job (.. \"j\" i) [(if (= i 1) :j20000 (.. \"j\" (- i 1)))] (fn [] {{}})))"
+    );
+    let unknown = format!("{PRELUDE}(for [i 1 20000] (ci.job (.. \"j\" i) [(.. \"k\" i)] (fn [] {{}})))");
+    for (text, needle) in [(cycle, "jobs form a cycle: :j20000 → :j19999"), (unknown, "20000 problems")] {
+        let out = Test::new().ci(&text).args(&["validate", "--eval-timeout", "20"]).timeout(Duration::from_secs(60)).run();
+        out.status(2).stderr_has(needle);
+        assert!(out.elapsed < Duration::from_secs(30), "took {:?}", out.elapsed);
+    }
+}
+
 // ---------------------------------------------------------------- CLI
 
 #[test]
