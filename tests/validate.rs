@@ -209,7 +209,7 @@ fn require_destructured() {
 fn repo_local_module_declares_jobs_from_a_function() {
     let out = Test::new().fixture("helpers").args(&["list", "--json"]).run();
     out.status(0);
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("list --json is JSON");
+    let v = out.stdout_json();
     let ids: Vec<&str> = v["jobs"].as_array().expect("jobs").iter().filter_map(|j| j["id"].as_str()).collect();
     assert_eq!(ids, ["lint", "unit", "package"]);
     // Jobs declared inside the helper function point at the helper.
@@ -401,7 +401,7 @@ pub fn hundred_jobs() -> String {
 fn hundred_jobs_in_topological_order() {
     let out = Test::new().ci(&hundred_jobs()).args(&["list", "--json"]).run();
     out.status(0);
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("list --json is JSON");
+    let v = out.stdout_json();
     let jobs = v["jobs"].as_array().expect("jobs array");
     assert_eq!(jobs.len(), 100);
     let position: std::collections::HashMap<&str, u64> =
@@ -449,7 +449,7 @@ fn list_without_image_or_jobs() {
     out.status(0).stdout_has("image: not declared").stdout_has("no jobs");
     let json = Test::new().ci(PRELUDE).args(&["list", "--json"]).run();
     json.status(0);
-    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("list --json is JSON");
+    let v = json.stdout_json();
     assert!(v["image"].is_null() && v["jobs"].as_array().is_some_and(|j| j.is_empty()), "{v}");
 }
 
@@ -457,7 +457,7 @@ fn list_without_image_or_jobs() {
 fn list_json_fields() {
     let out = Test::new().fixture("example").commit().args(&["list", "--json"]).run();
     out.status(0);
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("list --json is JSON");
+    let v = out.stdout_json();
     assert_eq!(v["image"]["name"], "busybox:latest");
     assert_eq!(v["image"]["line"], 5);
     let jobs = v["jobs"].as_array().expect("jobs");

@@ -296,6 +296,11 @@ impl Output {
         self
     }
 
+    /// stdout parsed as one JSON document (`list --json`).
+    pub fn stdout_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
     /// stderr with the temporary directory replaced by `[REPO]`, for snapshots.
     pub fn stderr_normalized(&self) -> String {
         self.normalize(&self.stderr)
