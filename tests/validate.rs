@@ -454,6 +454,16 @@ fn list_without_image_or_jobs() {
 }
 
 #[test]
+fn print_never_reaches_stdout() {
+    // Top-level print and print inside a macro both go to stderr, so the
+    // JSON on stdout stays parseable.
+    let text = format!("(eval-compiler (print :from-macro))\n{PRELUDE}(print :from-top)\n(ci.job :t [:quire/push] {NOOP})\n");
+    let out = Test::new().ci(&text).args(&["list", "--json"]).run();
+    out.status(0).stderr_has("from-macro").stderr_has("from-top");
+    assert_eq!(out.stdout_json()["jobs"][0]["id"], "t");
+}
+
+#[test]
 fn list_json_fields() {
     let out = Test::new().fixture("example").commit().args(&["list", "--json"]).run();
     out.status(0);
