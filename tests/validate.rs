@@ -291,6 +291,11 @@ fn hostile_pcall_cannot_swallow_the_deadline() {
         DEADLINE,
     );
     hostile(&format!("{PRELUDE}(while true (pcall (fn [] (while true nil))))"), &[], DEADLINE);
+    // Safepoints are checked in batches; bodies of every size around a batch
+    // must still end, because a tripped limit is re-raised at every safepoint.
+    for n in [1, 31, 63, 64, 65] {
+        hostile(&format!("{PRELUDE}(while true (pcall (fn [] (for [i 1 {n}] nil))))"), &[], DEADLINE);
+    }
 }
 
 #[test]
