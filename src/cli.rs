@@ -63,7 +63,7 @@ pub struct EvalArgs {
     pub lua_memory: u64,
 
     /// Wall-clock deadline for compiling and evaluating ci.fnl's top level, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = seconds)]
     pub eval_timeout: f64,
 
     /// Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`.
@@ -125,6 +125,17 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub eval: EvalArgs,
+}
+
+/// A positive, finite number of seconds, at most a day: `inf`, `nan`, 0 or a
+/// huge value would otherwise reach `Duration::from_secs_f64`, which panics.
+fn seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} is out of range: give a number of seconds above 0 and at most 86400"))
+    }
 }
 
 #[derive(Debug, Args)]

@@ -147,6 +147,14 @@ impl Compiler {
             debug.raw_set("traceback", d.raw_get::<mlua::Value>("traceback")?)?;
         }
         g.raw_set("debug", debug)?;
+        // Macros may print; that goes to stderr like top-level print, never
+        // to stdout, where it would corrupt `list --json`.
+        let print = lua.create_function(|_, args: mlua::Variadic<mlua::Value>| {
+            let parts: Vec<String> = args.iter().map(|v| v.to_string().unwrap_or_else(|_| v.type_name().to_string())).collect();
+            eprintln!("ci.fnl (compile): {}", parts.join("\t"));
+            Ok(())
+        })?;
+        g.raw_set("print", print)?;
         lua.load(SHIMS).set_name("=quire-ci/fennel-shims").set_mode(ChunkMode::Text).exec()?;
         clock.install(&lua);
         lua.set_memory_limit(memory_limit)?;

@@ -341,7 +341,8 @@ pub fn compile_problem(e: CompileError) -> Problem {
     let help = if e.help.is_empty() {
         "fix the form at the marked place; docs/ci-fnl.md shows the ci.fnl surface".to_string()
     } else {
-        e.help.join("; ")
+        // Fennel ends each suggestion with a full stop; joined, they read as one line.
+        e.help.iter().map(|h| h.trim_end_matches('.')).collect::<Vec<_>>().join("; ")
     };
     p.help(help)
 }
@@ -499,7 +500,11 @@ fn quire_ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<T
                     reg.images.push(ImageDecl { name: s.to_str()?.to_string(), file, line });
                 }
                 other => {
-                    let msg = format!("ci.image expects one image name (a string), got {}", describe(&other));
+                    let msg = if extra.is_empty() {
+                        format!("ci.image expects one image name (a string), got {}", describe(&other))
+                    } else {
+                        format!("ci.image expects one image name, got {} arguments", extra.len() + 1)
+                    };
                     reg.problems.push(
                         Problem::new("quire_ci::image_type", msg.clone())
                             .at(&file, line)
@@ -621,6 +626,10 @@ pub fn validate(jobs: &[(String, Vec<String>, String, usize)], images: &[ImageDe
             .help("a pipeline has one image; keep one (ci.image ...) call"),
         );
     }
+    let ids: HashSet<&str> = jobs.iter().map(|j| j.0.as_str()).collect();
+    // Suggestions cost an edit distance against every id; a generated ci.fnl
+    // with thousands of typos must not turn validation into a hang.
+    let mut suggestions_left = 100usize;
     let mut first_at: HashMap<&str, usize> = HashMap::new();
     for (idx, (id, inputs, file, line)) in jobs.iter().enumerate() {
         if id.is_empty() {
@@ -659,7 +668,7 @@ pub fn validate(jobs: &[(String, Vec<String>, String, usize)], images: &[ImageDe
             );
         }
         for input in inputs {
-            if input == PUSH_SOURCE || first_at_any(jobs, input) {
+            if input == PUSH_SOURCE || ids.contains(input.as_str()) {
                 continue;
             }
             let msg = if input.contains('/') {
@@ -668,7 +677,13 @@ pub fn validate(jobs: &[(String, Vec<String>, String, usize)], images: &[ImageDe
                 format!("job :{id} has unknown input :{input}: no job has that id")
             };
             let mut p = Problem::new("quire_ci::unknown_input", msg).at(file, *line).label(format!("unknown :{input}"));
-            p = match closest(input, jobs.iter().map(|j| j.0.as_str()).chain([PUSH_SOURCE])) {
+            let near = if suggestions_left > 0 && ids.len() <= 10_000 {
+                suggestions_left -= 1;
+                closest(input, jobs.iter().map(|j| j.0.as_str()).chain([PUSH_SOURCE]))
+            } else {
+                None
+            };
+            p = match near {
                 Some(near) => p.help(format!("did you mean :{near}?")),
                 None => p.help("inputs are job ids declared with ci.job, or :quire/push"),
             };
@@ -679,34 +694,50 @@ pub fn validate(jobs: &[(String, Vec<String>, String, usize)], images: &[ImageDe
     problems
 }
 
-fn first_at_any(jobs: &[(String, Vec<String>, String, usize)], id: &str) -> bool {
-    jobs.iter().any(|j| j.0 == id)
+/// Each job's inputs as indices of jobs (the first job with that id), in
+/// the order written, without repeats; sources and unknown names left out.
+fn input_edges(jobs: &[(String, Vec<String>, String, usize)]) -> Vec<Vec<usize>> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, j) in jobs.iter().enumerate() {
+        index.entry(j.0.as_str()).or_insert(i);
+    }
+    jobs.iter()
+        .map(|(_, inputs, _, _)| {
+            let mut seen = HashSet::new();
+            inputs.iter().filter_map(|inp| index.get(inp.as_str()).copied()).filter(|&j| seen.insert(j)).collect()
+        })
+        .collect()
 }
 
-/// Cycles and jobs unreachable from :quire/push.
+/// Cycles and jobs unreachable from :quire/push. Linear in jobs + inputs,
+/// and iterative: a generated pipeline of any size (or a ten-thousand-job
+/// chain) must neither hang validation nor overflow the Rust stack.
 fn structural(jobs: &[(String, Vec<String>, String, usize)]) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let index: HashMap<&str, usize> = jobs.iter().enumerate().rev().map(|(i, j)| (j.0.as_str(), i)).collect();
-    // Cycles: depth-first search with colours; each cycle reported once.
-    let mut colour = vec![0u8; jobs.len()];
+    let edges = input_edges(jobs);
+    // Cycles: depth-first search with colours; each back edge is one cycle.
+    const WHITE: u8 = 0;
+    const GREY: u8 = 1;
+    const BLACK: u8 = 2;
+    let mut colour = vec![WHITE; jobs.len()];
     let mut in_cycle = vec![false; jobs.len()];
-    let mut stack: Vec<usize> = Vec::new();
-    fn dfs(
-        i: usize,
-        jobs: &[(String, Vec<String>, String, usize)],
-        index: &HashMap<&str, usize>,
-        colour: &mut [u8],
-        stack: &mut Vec<usize>,
-        in_cycle: &mut [bool],
-        problems: &mut Vec<Problem>,
-    ) {
-        colour[i] = 1;
-        stack.push(i);
-        for input in &jobs[i].1 {
-            let Some(&j) = index.get(input.as_str()) else { continue };
-            if colour[j] == 1 {
-                let from = stack.iter().position(|&k| k == j).unwrap_or(0);
-                let cycle: Vec<usize> = stack[from..].to_vec();
+    for root in 0..jobs.len() {
+        if colour[root] != WHITE {
+            continue;
+        }
+        // (job, next input to look at); the stack is the current path.
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        colour[root] = GREY;
+        while let Some(&mut (i, ref mut next)) = stack.last_mut() {
+            let Some(&j) = edges[i].get(*next) else {
+                colour[i] = BLACK;
+                stack.pop();
+                continue;
+            };
+            *next += 1;
+            if colour[j] == GREY {
+                let from = stack.iter().position(|&(k, _)| k == j).unwrap_or(0);
+                let cycle: Vec<usize> = stack[from..].iter().map(|&(k, _)| k).collect();
                 for &k in &cycle {
                     in_cycle[k] = true;
                 }
@@ -720,34 +751,40 @@ fn structural(jobs: &[(String, Vec<String>, String, usize)]) -> Vec<Problem> {
                         .label(format!(":{} depends on itself through this cycle", jobs[j].0))
                         .help("a job cannot need itself, directly or through other jobs; remove one input of the cycle"),
                 );
-            } else if colour[j] == 0 {
-                dfs(j, jobs, index, colour, stack, in_cycle, problems);
+            } else if colour[j] == WHITE {
+                colour[j] = GREY;
+                stack.push((j, 0));
             }
         }
-        stack.pop();
-        colour[i] = 2;
     }
-    for i in 0..jobs.len() {
-        if colour[i] == 0 {
-            dfs(i, jobs, &index, &mut colour, &mut stack, &mut in_cycle, &mut problems);
+    // Reachability from the source: breadth-first along "is an input of".
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
+    for (i, ins) in edges.iter().enumerate() {
+        for &j in ins {
+            dependents[j].push(i);
         }
     }
-    // Reachability from the source.
     let mut reachable = vec![false; jobs.len()];
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for (i, (_, inputs, _, _)) in jobs.iter().enumerate() {
-            if !reachable[i]
-                && inputs.iter().any(|inp| inp == PUSH_SOURCE || index.get(inp.as_str()).is_some_and(|&j| reachable[j]))
-            {
-                reachable[i] = true;
-                changed = true;
+    let mut queue: std::collections::VecDeque<usize> =
+        (0..jobs.len()).filter(|&i| jobs[i].1.iter().any(|inp| inp == PUSH_SOURCE)).collect();
+    for &i in &queue {
+        reachable[i] = true;
+    }
+    while let Some(i) = queue.pop_front() {
+        for &d in &dependents[i] {
+            if !reachable[d] {
+                reachable[d] = true;
+                queue.push_back(d);
             }
         }
     }
-    let orphans: Vec<usize> =
-        (0..jobs.len()).filter(|&i| !reachable[i] && !in_cycle[i] && !jobs[i].1.is_empty()).collect();
+    // A job with an unknown input is already reported for it; calling it
+    // unreachable as well would only repeat the same mistake.
+    let ids: HashSet<&str> = jobs.iter().map(|j| j.0.as_str()).collect();
+    let known = |inp: &String| inp == PUSH_SOURCE || ids.contains(inp.as_str());
+    let orphans: Vec<usize> = (0..jobs.len())
+        .filter(|&i| !reachable[i] && !in_cycle[i] && !jobs[i].1.is_empty() && jobs[i].1.iter().all(known))
+        .collect();
     for &i in &orphans {
         let (id, inputs, file, line) = &jobs[i];
         let listed: Vec<String> = inputs.iter().map(|s| format!(":{s}")).collect();
@@ -764,22 +801,27 @@ fn structural(jobs: &[(String, Vec<String>, String, usize)]) -> Vec<Problem> {
     problems
 }
 
-/// Kahn's algorithm; among ready jobs the earliest declared goes first.
+/// Kahn's algorithm; among ready jobs the earliest declared goes first
+/// (a min-heap of declaration indices keeps that O((jobs + inputs) log jobs)).
 fn topological_order(jobs: &[(String, Vec<String>, String, usize)]) -> Vec<usize> {
-    let index: HashMap<&str, usize> = jobs.iter().enumerate().map(|(i, j)| (j.0.as_str(), i)).collect();
-    let mut pending: Vec<usize> = jobs
-        .iter()
-        .map(|(_, inputs, _, _)| inputs.iter().filter(|i| index.contains_key(i.as_str())).collect::<HashSet<_>>().len())
-        .collect();
-    let mut done = vec![false; jobs.len()];
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let edges = input_edges(jobs);
+    let mut pending: Vec<usize> = edges.iter().map(Vec::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
+    for (i, ins) in edges.iter().enumerate() {
+        for &j in ins {
+            dependents[j].push(i);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..jobs.len()).filter(|&i| pending[i] == 0).map(Reverse).collect();
     let mut order = Vec::with_capacity(jobs.len());
-    while order.len() < jobs.len() {
-        let Some(next) = (0..jobs.len()).find(|&i| !done[i] && pending[i] == 0) else { break };
-        done[next] = true;
+    while let Some(Reverse(next)) = ready.pop() {
         order.push(next);
-        for (i, (_, inputs, _, _)) in jobs.iter().enumerate() {
-            if !done[i] && inputs.iter().collect::<HashSet<_>>().contains(&jobs[next].0) {
-                pending[i] -= 1;
+        for &d in &dependents[next] {
+            pending[d] -= 1;
+            if pending[d] == 0 {
+                ready.push(Reverse(d));
             }
         }
     }

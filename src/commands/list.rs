@@ -62,7 +62,7 @@ fn table(p: &Pipeline) -> String {
     let mut s = String::new();
     match &p.image {
         Some(i) => s.push_str(&format!("image: {} ({}:{})\n", i.name, i.file, i.line)),
-        None => s.push_str("image: not declared (see `quire-ci run --help` for how one is chosen)\n"),
+        None => s.push_str("image: not declared (docs/ci-fnl.md says how one is chosen)\n"),
     }
     if p.jobs.is_empty() {
         s.push_str("no jobs\n");

@@ -1,0 +1,111 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[quire-ci] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'quire-ci'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'quire-ci'= {
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand validate 'Compile and check .quire/ci.fnl without starting a container'
+            cand list 'Show the jobs, their inputs, their order and the image'
+            cand completions 'Print a shell completion script'
+            cand man 'Print the manual page (roff)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'quire-ci;validate'= {
+            cand --file 'Check this file instead of .quire/ci.fnl (modules still resolve in .quire/)'
+            cand --lua-memory 'Memory cap for each Luau VM, in MiB'
+            cand --eval-timeout 'Wall-clock deadline for compiling and evaluating ci.fnl''s top level, in seconds'
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'quire-ci;list'= {
+            cand --lua-memory 'Memory cap for each Luau VM, in MiB'
+            cand --eval-timeout 'Wall-clock deadline for compiling and evaluating ci.fnl''s top level, in seconds'
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand --json 'Print JSON for scripts'
+            cand --dot 'Print a Graphviz digraph of the jobs'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'quire-ci;completions'= {
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'quire-ci;man'= {
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'quire-ci;help'= {
+            cand validate 'Compile and check .quire/ci.fnl without starting a container'
+            cand list 'Show the jobs, their inputs, their order and the image'
+            cand completions 'Print a shell completion script'
+            cand man 'Print the manual page (roff)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'quire-ci;help;validate'= {
+        }
+        &'quire-ci;help;list'= {
+        }
+        &'quire-ci;help;completions'= {
+        }
+        &'quire-ci;help;man'= {
+        }
+        &'quire-ci;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

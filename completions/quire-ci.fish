@@ -1,0 +1,83 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_quire_ci_global_optspecs
+    string join \n C= color= q/quiet v/verbose h/help V/version
+end
+
+function __fish_quire_ci_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_quire_ci_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_quire_ci_using_subcommand
+    set -l cmd (__fish_quire_ci_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -s C -d 'Run as if started in DIR' -r -F
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -s v -l verbose -d 'Print more detail'
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -s h -l help -d 'Print help'
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -s V -l version -d 'Print version'
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "validate" -d 'Compile and check .quire/ci.fnl without starting a container'
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "list" -d 'Show the jobs, their inputs, their order and the image'
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "man" -d 'Print the manual page (roff)'
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -l file -d 'Check this file instead of .quire/ci.fnl (modules still resolve in .quire/)' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -s C -d 'Run as if started in DIR' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -s v -l verbose -d 'Print more detail'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -s h -l help -d 'Print help'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -s V -l version -d 'Print version'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -s C -d 'Run as if started in DIR' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -l json -d 'Print JSON for scripts'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -l dot -d 'Print a Graphviz digraph of the jobs'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -s v -l verbose -d 'Print more detail'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -s h -l help -d 'Print help'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -s V -l version -d 'Print version'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand completions" -s C -d 'Run as if started in DIR' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand completions" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand completions" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand completions" -s v -l verbose -d 'Print more detail'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s C -d 'Run as if started in DIR' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s v -l verbose -d 'Print more detail'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s h -l help -d 'Print help'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s V -l version -d 'Print version'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from validate list completions man help" -f -a "validate" -d 'Compile and check .quire/ci.fnl without starting a container'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from validate list completions man help" -f -a "list" -d 'Show the jobs, their inputs, their order and the image'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from validate list completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from validate list completions man help" -f -a "man" -d 'Print the manual page (roff)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from validate list completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
