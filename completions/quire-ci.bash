@@ -28,6 +28,9 @@ _quire__ci() {
             quire__ci,man)
                 cmd="quire__ci__subcmd__man"
                 ;;
+            quire__ci,run)
+                cmd="quire__ci__subcmd__run"
+                ;;
             quire__ci,validate)
                 cmd="quire__ci__subcmd__validate"
                 ;;
@@ -43,6 +46,9 @@ _quire__ci() {
             quire__ci__subcmd__help,man)
                 cmd="quire__ci__subcmd__help__subcmd__man"
                 ;;
+            quire__ci__subcmd__help,run)
+                cmd="quire__ci__subcmd__help__subcmd__run"
+                ;;
             quire__ci__subcmd__help,validate)
                 cmd="quire__ci__subcmd__help__subcmd__validate"
                 ;;
@@ -53,7 +59,7 @@ _quire__ci() {
 
     case "${cmd}" in
         quire__ci)
-            opts="-C -q -v -h -V --color --quiet --verbose --help --version validate list completions man help"
+            opts="-C -q -v -h -V --color --quiet --verbose --help --version run validate list completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -97,7 +103,7 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__help)
-            opts="validate list completions man help"
+            opts="run validate list completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -166,6 +172,20 @@ _quire__ci() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        quire__subcmd__ci__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         quire__subcmd__ci__subcmd__help__subcmd__validate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -181,7 +201,7 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__list)
-            opts="-C -q -v -h -V --json --dot --lua-memory --eval-timeout --color --quiet --verbose --help --version"
+            opts="-C -q -v -h -V --json --dot --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -192,6 +212,10 @@ _quire__ci() {
                     return 0
                     ;;
                 --eval-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --job-lua-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -232,8 +256,70 @@ _quire__ci() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        quire__subcmd__ci__subcmd__run)
+            opts="-C -q -v -h -V --ref --event --image --pull --keep --out --secret --secrets-file --json --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ref)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --event)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pull)
+                    COMPREPLY=($(compgen -W "missing always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secrets-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lua-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eval-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --job-lua-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         quire__subcmd__ci__subcmd__validate)
-            opts="-C -q -v -h -V --file --lua-memory --eval-timeout --color --quiet --verbose --help --version"
+            opts="-C -q -v -h -V --file --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -248,6 +334,10 @@ _quire__ci() {
                     return 0
                     ;;
                 --eval-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --job-lua-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

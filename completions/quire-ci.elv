@@ -28,16 +28,42 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand run 'Run the pipeline on the working tree, now, in one container'
             cand validate 'Compile and check .quire/ci.fnl without starting a container'
             cand list 'Show the jobs, their inputs, their order and the image'
             cand completions 'Print a shell completion script'
             cand man 'Print the manual page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
+        &'quire-ci;run'= {
+            cand --ref 'Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0)'
+            cand --event 'JSON object whose keys override the :quire/push table'
+            cand --image 'Image to run in when ci.fnl declares none and there is no .quire/Dockerfile'
+            cand --pull 'When to pull the image'
+            cand --out 'Where run records go (default: <git-dir>/quire-ci/runs)'
+            cand --secret 'Provide secret NAME from the environment variable NAME (repeatable)'
+            cand --secrets-file 'Read secrets from a dotenv file (KEY=value lines)'
+            cand --lua-memory 'Memory cap for each Luau VM, in MiB'
+            cand --eval-timeout 'Wall-clock deadline for compiling and evaluating ci.fnl''s top level, in seconds'
+            cand --job-lua-timeout 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`'
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand --keep 'Keep the container after the run and print how to enter it'
+            cand --json 'Print the run''s events as JSON lines on stdout instead of the live view'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'quire-ci;validate'= {
             cand --file 'Check this file instead of .quire/ci.fnl (modules still resolve in .quire/)'
             cand --lua-memory 'Memory cap for each Luau VM, in MiB'
             cand --eval-timeout 'Wall-clock deadline for compiling and evaluating ci.fnl''s top level, in seconds'
+            cand --job-lua-timeout 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`'
             cand -C 'Run as if started in DIR'
             cand --color 'When to use colour'
             cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
@@ -52,6 +78,7 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
         &'quire-ci;list'= {
             cand --lua-memory 'Memory cap for each Luau VM, in MiB'
             cand --eval-timeout 'Wall-clock deadline for compiling and evaluating ci.fnl''s top level, in seconds'
+            cand --job-lua-timeout 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`'
             cand -C 'Run as if started in DIR'
             cand --color 'When to use colour'
             cand --json 'Print JSON for scripts'
@@ -90,11 +117,14 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand --version 'Print version'
         }
         &'quire-ci;help'= {
+            cand run 'Run the pipeline on the working tree, now, in one container'
             cand validate 'Compile and check .quire/ci.fnl without starting a container'
             cand list 'Show the jobs, their inputs, their order and the image'
             cand completions 'Print a shell completion script'
             cand man 'Print the manual page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'quire-ci;help;run'= {
         }
         &'quire-ci;help;validate'= {
         }

@@ -32,14 +32,38 @@ complete -c quire-ci -n "__fish_quire_ci_needs_command" -s q -l quiet -d 'Print 
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -s h -l help -d 'Print help'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -s V -l version -d 'Print version'
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "run" -d 'Run the pipeline on the working tree, now, in one container'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "validate" -d 'Compile and check .quire/ci.fnl without starting a container'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "list" -d 'Show the jobs, their inputs, their order and the image'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "man" -d 'Print the manual page (roff)'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l ref -d 'Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l event -d 'JSON object whose keys override the :quire/push table' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l image -d 'Image to run in when ci.fnl declares none and there is no .quire/Dockerfile' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l pull -d 'When to pull the image' -r -f -a "missing\t'Pull only images that are not present'
+always\t'Always pull (refresh moving tags)'
+never\t'Never pull; a missing image is an error'"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l out -d 'Where run records go (default: <git-dir>/quire-ci/runs)' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secret -d 'Provide secret NAME from the environment variable NAME (repeatable)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines)' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l job-lua-timeout -d 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s C -d 'Run as if started in DIR' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l keep -d 'Keep the container after the run and print how to enter it'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l json -d 'Print the run\'s events as JSON lines on stdout instead of the live view'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s v -l verbose -d 'Print more detail'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s V -l version -d 'Print version'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -l file -d 'Check this file instead of .quire/ci.fnl (modules still resolve in .quire/)' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -l job-lua-timeout -d 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -s C -d 'Run as if started in DIR' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
@@ -50,6 +74,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -s h -l help
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -s V -l version -d 'Print version'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -l job-lua-timeout -d 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -s C -d 'Run as if started in DIR' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
@@ -76,8 +101,9 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s q -l quiet -d 
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s h -l help -d 'Print help'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s V -l version -d 'Print version'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from validate list completions man help" -f -a "validate" -d 'Compile and check .quire/ci.fnl without starting a container'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from validate list completions man help" -f -a "list" -d 'Show the jobs, their inputs, their order and the image'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from validate list completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from validate list completions man help" -f -a "man" -d 'Print the manual page (roff)'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from validate list completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list completions man help" -f -a "run" -d 'Run the pipeline on the working tree, now, in one container'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list completions man help" -f -a "validate" -d 'Compile and check .quire/ci.fnl without starting a container'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list completions man help" -f -a "list" -d 'Show the jobs, their inputs, their order and the image'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list completions man help" -f -a "man" -d 'Print the manual page (roff)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
