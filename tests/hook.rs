@@ -298,17 +298,17 @@ fn docker_foreign_hook_is_refused_then_chained_and_restored() {
     repo.commit("green");
 
     // The foreign hook fails: the push is refused before any run.
-    std::fs::write(repo.dir.join(".git/block"), "").expect("write");
+    std::fs::write(repo.dir.join("block"), "").expect("write");
     let out = repo.push(&["main"]);
     assert!(!out.status.success());
     assert_eq!(repo.remote_ref("refs/heads/main"), None);
     assert_eq!(repo.runs().len(), 0);
 
     // It passes: it saw git's ref lines, and then quire-ci ran.
-    std::fs::remove_file(repo.dir.join(".git/block")).expect("rm");
+    std::fs::remove_file(repo.dir.join("block")).expect("rm");
     let out = repo.push(&["main"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let saw = std::fs::read_to_string(repo.dir.join(".git/foreign-saw")).expect("the foreign hook ran");
+    let saw = std::fs::read_to_string(repo.dir.join("foreign-saw")).expect("the foreign hook ran");
     assert!(saw.starts_with("refs/heads/main "), "{saw:?}");
     assert_eq!(repo.runs().len(), 1);
 
