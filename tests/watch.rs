@@ -72,10 +72,24 @@ impl Watch {
         let deadline = Instant::now() + limit;
         loop {
             let runs = self.runs();
-            if runs.len() >= n && status(&runs[n - 1]) != "running" && !status(&runs[n - 1]).is_empty() {
+            // run-end is the record's last line: the run is complete.
+            if runs.len() >= n && jsonl(&runs[n - 1].join("log.jsonl")).last().is_some_and(|e| e["kind"] == "run-end") {
                 return runs[n - 1].clone();
             }
             assert!(Instant::now() < deadline, "run {n} did not finish in {limit:?}; runs: {runs:?}\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until run `n`'s job `t` has printed something.
+    fn wait_stdout(&self, n: usize, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let runs = self.runs();
+            if runs.len() >= n && !stdout_of(&runs[n - 1]).is_empty() {
+                return stdout_of(&runs[n - 1]);
+            }
+            assert!(Instant::now() < deadline, "run {n} printed nothing in {limit:?}\n{}", self.output());
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -196,8 +210,8 @@ fn docker_watch_change_supersedes_ci_fnl_edits_apply_broken_waits_sigint_cancels
     let run_log = jsonl(&first.join("log.jsonl"));
     assert!(run_log.iter().any(|e| e["kind"] == "container-end"), "no container-end: {run_log:?}");
     assert!(run_log.last().is_some_and(|e| e["kind"] == "run-end" && e["status"] == "superseded"), "{run_log:?}");
-    let second = w.wait_sh_started(2, Duration::from_secs(30));
-    assert!(stdout_of(&second).starts_with("second"), "{}", stdout_of(&second));
+    let second = w.wait_stdout(2, Duration::from_secs(30));
+    assert!(second.starts_with("second"), "{second}");
     let first_id = first.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
     let leftover = Command::new("docker")
         .args(["ps", "-aq", "--filter", &format!("label=quire-ci.run={first_id}")])
