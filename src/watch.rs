@@ -8,6 +8,8 @@
 //! know about: how a run works inside — commands/watch.rs starts and
 //! supersedes runs; this room only says "something changed".
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -104,11 +106,15 @@ pub struct PathFilter {
     /// Directories whose contents never count (the run directory, `--out`).
     ignored_dirs: Vec<PathBuf>,
     repo: Option<gix::Repository>,
+    /// Directories found ignored (or not), so a build writing thousands of
+    /// files under an ignored `target/` costs one lookup, not thousands.
+    /// Cleared whenever a `.gitignore` changes.
+    dirs: RefCell<HashMap<PathBuf, bool>>,
 }
 
 impl PathFilter {
     pub fn new(root: &Path, ignored_dirs: Vec<PathBuf>) -> PathFilter {
-        PathFilter { root: root.to_path_buf(), ignored_dirs, repo: gix::discover(root).ok() }
+        PathFilter { root: root.to_path_buf(), ignored_dirs, repo: gix::discover(root).ok(), dirs: RefCell::new(HashMap::new()) }
     }
 
     /// True when a change to `path` may change the snapshot.
@@ -130,6 +136,9 @@ impl PathFilter {
             if is_editor_temp(name) {
                 return false;
             }
+            if name == ".gitignore" {
+                self.dirs.borrow_mut().clear();
+            }
         }
         !self.git_ignored(rel, path)
     }
@@ -139,6 +148,17 @@ impl PathFilter {
     /// afresh on each call so an edited `.gitignore` takes effect at once.
     fn git_ignored(&self, rel: &Path, abs: &Path) -> bool {
         let Some(repo) = &self.repo else { return false };
+        let parts: Vec<_> = rel.components().collect();
+        {
+            let dirs = self.dirs.borrow();
+            let mut prefix = PathBuf::new();
+            for part in &parts[..parts.len().saturating_sub(1)] {
+                prefix.push(part);
+                if dirs.get(&prefix) == Some(&true) {
+                    return true;
+                }
+            }
+        }
         let Ok(index) = repo.index_or_empty() else { return false };
         let Ok(mut stack) =
             repo.excludes(&index, None, gix::worktree::stack::state::ignore::Source::WorktreeThenIdMappingIfNotSkipped)
@@ -148,15 +168,23 @@ impl PathFilter {
         // Check every ancestor as a directory: git does not descend into an
         // ignored directory, so nothing below it can be in a snapshot.
         let mut prefix = PathBuf::new();
-        let parts: Vec<_> = rel.components().collect();
         for (i, part) in parts.iter().enumerate() {
             prefix.push(part);
             let is_last = i + 1 == parts.len();
-            let mode = if !is_last || abs.is_dir() { Some(gix::index::entry::Mode::DIR) } else { None };
-            match stack.at_path(&prefix, mode) {
-                Ok(p) if p.is_excluded() => return true,
-                Ok(_) => {}
+            if !is_last && self.dirs.borrow().get(&prefix) == Some(&false) {
+                continue;
+            }
+            let is_dir = !is_last || abs.is_dir();
+            let mode = if is_dir { Some(gix::index::entry::Mode::DIR) } else { None };
+            let excluded = match stack.at_path(&prefix, mode) {
+                Ok(p) => p.is_excluded(),
                 Err(_) => return false,
+            };
+            if is_dir {
+                self.dirs.borrow_mut().insert(prefix.clone(), excluded);
+            }
+            if excluded {
+                return true;
             }
         }
         false
@@ -283,5 +311,10 @@ mod tests {
         assert!(!f.counts(&root.join("build.log")));
         assert!(!f.counts(&root.join("src/.main.rs.swp")));
         assert!(!f.counts(&runs.join("x/log.jsonl")));
+        // The ignored directory is remembered; a new .gitignore forgets it.
+        assert_eq!(f.dirs.borrow().get(Path::new("target")), Some(&true));
+        assert!(!f.counts(&root.join("target/debug/other")));
+        assert!(f.counts(&root.join("src/.gitignore")));
+        assert_eq!(f.dirs.borrow().get(Path::new("target")), None);
     }
 }

@@ -355,3 +355,18 @@ fn hook_goes_where_git_looks_core_hooks_path_and_skip() {
     assert!(out.status.success());
     assert!(!repo.dir.join(".githooks/pre-push").exists());
 }
+
+#[test]
+fn hook_in_a_linked_worktree_goes_to_the_common_hooks_dir() {
+    let repo = Repo::new();
+    repo.write("state.txt", "green\n");
+    repo.commit("base");
+    let wt = repo.dir.parent().expect("parent").join("linked");
+    git_ok(&repo.dir, &["worktree", "add", "-q", wt.to_str().expect("utf8"), "-b", "side"]);
+    let out = Command::new(BIN).args(["hook", "install"]).current_dir(&wt).output().expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let git_says = git_ok(&wt, &["rev-parse", "--path-format=absolute", "--git-path", "hooks"]);
+    let hook = PathBuf::from(git_says.trim()).join("pre-push");
+    assert!(hook.is_file(), "no hook at {}", hook.display());
+    assert_eq!(hook.canonicalize().expect("canon"), repo.dir.join(".git/hooks/pre-push").canonicalize().expect("canon"));
+}

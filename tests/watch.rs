@@ -187,6 +187,22 @@ fn docker_watch_one_run_per_burst_ignored_paths_do_nothing_sigint_exits_130() {
     assert_eq!(w.runs().len(), 2, "one burst gave several runs\n{}", w.output());
     assert!(w.output().contains("watching for changes"), "{}", w.output());
 
+    // An editor that saves by writing a temp file and renaming it over.
+    std::fs::write(w.dir.join("f0.tmp"), "renamed\n").expect("write");
+    std::fs::rename(w.dir.join("f0.tmp"), w.dir.join("f0")).expect("rename");
+    let third = w.wait_finished(3, Duration::from_secs(30));
+    assert_eq!(stdout_of(&third), "renamed\n");
+
+    // While git holds index.lock (a checkout in progress) no run starts.
+    let lock = w.dir.join(".git/index.lock");
+    std::fs::write(&lock, "").expect("lock");
+    std::fs::write(w.dir.join("f0"), "after checkout\n").expect("write");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(w.runs().len(), 3, "a run started while index.lock existed\n{}", w.output());
+    std::fs::remove_file(&lock).expect("unlock");
+    let fourth = w.wait_finished(4, Duration::from_secs(30));
+    assert_eq!(stdout_of(&fourth), "after checkout\n");
+
     // Idle Ctrl-C: exits at once with 130, nothing left behind.
     assert_eq!(w.sigint_and_wait(), Some(130));
     assert_eq!(w.containers(), "");
