@@ -163,7 +163,7 @@ pub struct ListArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WatchArgs {
     /// Quiet period after the last change before a run starts, in milliseconds
-    /// (a steady stream of changes still starts a run after at most 2 s).
+    /// (a steady stream of changes still starts a run after 2 s, or 10× this if longer).
     #[arg(long, value_name = "MS", default_value_t = 200)]
     pub debounce: u64,
 

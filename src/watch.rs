@@ -17,9 +17,15 @@ use std::time::{Duration, Instant};
 use notify::{ErrorKind, Event, EventKind, RecursiveMode, Watcher as _};
 
 /// However steadily changes keep coming, a run starts this long after the
-/// first one: a stream of events (a long formatter run, a log file that a
-/// tool keeps appending to outside `.gitignore`) cannot delay it forever.
+/// first one (or 10× the debounce, if that is longer): a stream of events (a
+/// long formatter run, a log file that a tool keeps appending to outside
+/// `.gitignore`) cannot delay it forever.
 pub const MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// The cap on one burst's wait for a given quiet period.
+pub fn max_wait(quiet: Duration) -> Duration {
+    MAX_WAIT.max(quiet * 10)
+}
 
 /// How long a run waits for git to drop `index.lock` (a checkout or rebase
 /// in progress). Past this the lock is taken to be stale and the run starts.
@@ -205,7 +211,7 @@ impl PathFilter {
 }
 
 /// Waits for a burst of changes to end: returns once `quiet` passes with no
-/// counting event, or `MAX_WAIT` after `first`; then, while `index_lock`
+/// counting event, or [`max_wait`] after `first`; then, while `index_lock`
 /// exists (git is mid-checkout), keeps waiting (up to `MAX_LOCK_WAIT`) and
 /// takes the events of that wait into the burst. Returns false when the
 /// watcher is gone.
@@ -218,11 +224,12 @@ pub fn settle(
     mut on_error: impl FnMut(&notify::Error),
 ) -> bool {
     let lock_deadline = first + MAX_LOCK_WAIT;
+    let cap = first + max_wait(quiet);
     loop {
         let mut last = Instant::now();
         loop {
             let now = Instant::now();
-            let until_cap = (first + MAX_WAIT).saturating_duration_since(now);
+            let until_cap = cap.saturating_duration_since(now);
             let until_quiet = (last + quiet).saturating_duration_since(now);
             let wait = until_cap.min(until_quiet);
             if wait.is_zero() {
@@ -280,6 +287,31 @@ mod tests {
             }
         }
         assert!(saw, "the poll watcher reported no event for a.txt");
+    }
+
+    #[test]
+    fn a_stream_of_changes_is_cut_off_at_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let filter = PathFilter::new(dir.path(), vec![]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().join("f");
+        let feeder = std::thread::spawn(move || {
+            // An event every 50 ms for 5 s: never 200 ms of quiet.
+            for _ in 0..100 {
+                let ev = Event::new(EventKind::Modify(notify::event::ModifyKind::Any)).add_path(path.clone());
+                if tx.send(Ok(ev)).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let first = Instant::now();
+        let lock = dir.path().join("no-index.lock");
+        assert!(settle(&rx, &filter, first, Duration::from_millis(200), &lock, |_| {}));
+        let took = first.elapsed();
+        assert!(took >= MAX_WAIT && took < MAX_WAIT + Duration::from_millis(500), "settled after {took:?}");
+        drop(rx);
+        let _ = feeder.join();
     }
 
     #[test]
