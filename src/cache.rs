@@ -137,7 +137,8 @@ mod tests {
     #[test]
     fn every_part_changes_the_digest() {
         let base = key().digest();
-        let variants: Vec<Box<dyn Fn(&mut CacheKey)>> = vec![
+        type Change = Box<dyn Fn(&mut CacheKey)>;
+        let variants: Vec<Change> = vec![
             Box::new(|k| k.tree = "other".into()),
             Box::new(|k| k.ci_fnl_hash = "other".into()),
             Box::new(|k| k.image_id = "sha256:other".into()),

@@ -35,15 +35,14 @@ struct Repo {
 }
 
 fn git(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new("git")
+    Command::new("git")
         .args(args)
         .current_dir(dir)
         .env("QUIRE_CI_IMAGE", IMAGE)
         .env("NO_COLOR", "1")
         .env_remove("QUIRE_CI_SKIP")
         .output()
-        .expect("git runs");
-    out
+        .expect("git runs")
 }
 
 fn git_ok(dir: &Path, args: &[&str]) -> String {
