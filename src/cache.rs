@@ -118,6 +118,34 @@ impl ResultCache {
     }
 }
 
+impl ResultCache {
+    /// Removes entries whose run `keep` rejects (e.g. its record was
+    /// pruned), so the directory does not grow without bound. Returns how
+    /// many were removed; unreadable entries are removed too.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) -> io::Result<usize> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("reading {}: {e}", self.dir.display()))),
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            // Only our entries: 64 hex digits. Temp files of a concurrent
+            // store are left alone.
+            if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let id = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if !keep(id.trim()) && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +201,20 @@ mod tests {
         assert_eq!(cache.lookup(&key()), Some(id));
         std::fs::write(cache.dir().join(key().digest()), "not a run id").expect("write");
         assert_eq!(cache.lookup(&key()), None);
+    }
+
+    #[test]
+    fn retain_drops_entries_of_runs_that_are_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = ResultCache::at(dir.path());
+        let (mut other, gone, live) = (key(), crate::record::new_run_id(), "20261124T214338.123Z-a3f9");
+        other.tree = "other".into();
+        cache.store(&key(), &gone).expect("store");
+        cache.store(&other, live).expect("store");
+        std::fs::write(dir.path().join("notes.txt"), "mine").expect("write");
+        assert_eq!(cache.retain(|id| id == live).expect("retain"), 1);
+        assert_eq!(cache.lookup(&key()), None);
+        assert_eq!(cache.lookup(&other).as_deref(), Some(live));
+        assert!(dir.path().join("notes.txt").exists());
     }
 }

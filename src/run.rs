@@ -318,6 +318,10 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
     if let Err(e) = record::prune(&runs_dir, KEEP_RUNS) {
         eprintln!("quire-ci: warning: pruning old runs in {}: {e}", runs_dir.display());
     }
+    // Cache entries vouch for a run by its record: drop those whose record went.
+    if let Err(e) = result_cache.retain(|id| runs_dir.join(id).is_dir()) {
+        eprintln!("quire-ci: warning: pruning the result cache: {e}");
+    }
     outcome
 }
 

@@ -142,7 +142,7 @@ pub fn cache_hit_line(outcome: &RunOutcome) -> String {
     let id = outcome.run_id.as_deref().unwrap_or("?");
     let tree = outcome.tree.as_deref().map(|t| &t[..t.len().min(12)]).unwrap_or("?");
     format!(
-        "quire-ci: already passed (cached): run {id} succeeded with the same tree {tree}, ci.fnl, image, jobs and ref; not repeated (--no-cache to run anyway)"
+        "quire-ci: already passed (cached): run {id}, same tree {tree}, ci.fnl, image, jobs and ref; not run again (--no-cache to force)"
     )
 }
 
