@@ -369,3 +369,34 @@ fn hook_in_a_linked_worktree_goes_to_the_common_hooks_dir() {
     assert!(hook.is_file(), "no hook at {}", hook.display());
     assert_eq!(hook.canonicalize().expect("canon"), repo.dir.join(".git/hooks/pre-push").canonicalize().expect("canon"));
 }
+
+#[test]
+fn docker_cache_misses_on_a_ci_fnl_edit_and_never_caches_a_failure() {
+    let repo = Repo::new();
+    repo.write("state.txt", "green\n");
+    repo.commit("green");
+    assert!(repo.quire(&["run"]).status.success());
+    let out = repo.quire(&["run"]);
+    assert!(text(&out.stderr).contains("already passed (cached)"), "{}", text(&out.stderr));
+    assert_eq!(repo.runs().len(), 1);
+
+    // ci.fnl changed (even a comment): a new run.
+    let edited = format!(";; edited\n{REPORT_PUSH}");
+    repo.write(".quire/ci.fnl", &edited);
+    let out = repo.quire(&["run"]);
+    assert!(out.status.success() && !text(&out.stderr).contains("cached"), "{}", text(&out.stderr));
+    assert_eq!(repo.runs().len(), 2);
+
+    // Another ref: a new run (pipelines branch on it).
+    let out = repo.quire(&["run", "--ref", "refs/tags/v9"]);
+    assert!(out.status.success() && !text(&out.stderr).contains("cached"), "{}", text(&out.stderr));
+    assert_eq!(repo.runs().len(), 3);
+
+    // A red tree runs every time.
+    repo.write("state.txt", "red\n");
+    for expected in [4, 5] {
+        let out = repo.quire(&["run"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert_eq!(repo.runs().len(), expected);
+    }
+}
