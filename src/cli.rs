@@ -45,6 +45,11 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show the jobs, their inputs, their order and the image.
     List(ListArgs),
+    /// Run, then run again after every change to the working tree; a change supersedes a running run.
+    Watch(WatchArgs),
+    /// Install or remove the pre-push hook that runs CI on what `git push` sends.
+    #[command(subcommand)]
+    Hook(HookCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -123,6 +128,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed.
+    #[arg(long)]
+    pub no_cache: bool,
+
     #[command(flatten)]
     pub eval: EvalArgs,
 }
@@ -160,4 +169,39 @@ pub struct ListArgs {
 
     #[command(flatten)]
     pub eval: EvalArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Quiet period after the last change before a run starts, in milliseconds
+    /// (a steady stream of changes still starts a run after 2 s, or 10× this if longer).
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    pub debounce: u64,
+
+    /// Clear the screen before each run.
+    #[arg(long)]
+    pub clear: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Write a pre-push hook into the hooks directory git uses (honours core.hooksPath).
+    Install {
+        /// Keep an existing foreign pre-push hook (renamed to pre-push.local) and run it first.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove the pre-push hook quire-ci installed (restoring a chained one).
+    Uninstall,
+    /// What the hook runs: reads git's pre-push lines on stdin, one run per updated ref.
+    #[command(name = "pre-push")]
+    PrePush {
+        /// The remote's name (or URL when pushing to a URL).
+        remote: String,
+        /// The remote's URL.
+        url: Option<String>,
+    },
 }

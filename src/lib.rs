@@ -3,6 +3,7 @@
 //!
 //! One room per concern (see STYLE.md); `main.rs` only parses and dispatches.
 
+pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod diagnostic;
@@ -10,6 +11,7 @@ pub mod emitter;
 pub mod engine;
 pub mod events;
 pub mod fennel;
+pub mod hook;
 pub mod pipeline;
 pub mod record;
 pub mod redact;
@@ -19,3 +21,4 @@ pub mod runtime;
 pub mod sandbox;
 pub mod secrets;
 pub mod snapshot;
+pub mod watch;

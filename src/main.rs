@@ -16,6 +16,8 @@ fn main() {
         Command::Run(a) => commands::run::run(&ctx, a),
         Command::Validate(a) => commands::validate::run(&ctx, a),
         Command::List(a) => commands::list::run(&ctx, a),
+        Command::Watch(a) => commands::watch::run(&ctx, a),
+        Command::Hook(h) => commands::hook::run(&ctx, h),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "quire-ci", &mut std::io::stdout());
             exit::OK

@@ -18,6 +18,7 @@ use mlua::Value;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
+use crate::cache::{self, CacheKey, ResultCache};
 use crate::emitter::{Emitter, EventSink};
 use crate::engine::{Engine, EngineError, ExecSpec, PullPolicy, RunContainer, RunContainerSpec};
 use crate::events::{EventKind, Outcome, RunStatus, Stream};
@@ -106,6 +107,9 @@ pub struct RunRequest {
     pub sinks: Vec<Box<dyn EventSink>>,
     /// Filled with the container id while one exists (for a forced exit).
     pub live_container: Arc<Mutex<Option<String>>>,
+    /// `--no-cache`: run even when the result cache has a green run with
+    /// the same inputs (the new result is still stored).
+    pub no_cache: bool,
 }
 
 /// How a run ended.
@@ -118,6 +122,9 @@ pub struct RunOutcome {
     pub tree: Option<String>,
     /// Set when the run never got going (bad input, engine, image).
     pub error: Option<RunError>,
+    /// True when nothing ran because a green run with the same inputs
+    /// exists (see cache.rs); `run_id` and `dir` then name that run.
+    pub cache_hit: bool,
 }
 
 /// A run that could not start or had to stop, for the user.
@@ -149,7 +156,7 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
             RunError::Invalid { .. } | RunError::Usage(_) => crate::commands::exit::BAD_INPUT,
             RunError::Infra(_) => crate::commands::exit::INFRA,
         };
-        RunOutcome { run_id: None, dir: None, status: RunStatus::Error, exit_code, tree, error: Some(error) }
+        RunOutcome { run_id: None, dir: None, status: RunStatus::Error, exit_code, tree, error: Some(error), cache_hit: false }
     };
 
     // 1. Snapshot.
@@ -174,11 +181,44 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
     // 2. Compile + register, from the snapshot.
     let evaluated = pipeline::evaluate(Rc::new(SnapshotFiles(snapshot.clone())), req.limits);
 
-    // The record exists from here on, whatever happens next.
     let runs_dir = req.runs_dir.clone().unwrap_or_else(|| record::runs_dir(snapshot.git_dir()));
+    let git_ref = req.git_ref.clone().unwrap_or_else(|| facts.git_ref.clone());
+
+    // The result cache, checked before any record or container exists: a
+    // hit costs the snapshot, the compile and one engine call (image id).
+    let result_cache = ResultCache::at(cache::cache_dir(snapshot.git_dir()));
+    let partial_key = match &evaluated {
+        Ok(p) => select_jobs(p, &req.selected).ok().map(|jobs| CacheKey {
+            tree: tree.clone(),
+            ci_fnl_hash: p.source_hash.clone(),
+            image_id: String::new(),
+            jobs,
+            git_ref: git_ref.clone(),
+            event: req.event.as_ref().map(|e| Json::Object(e.clone()).to_string()),
+            secret_names: req.secrets.keys().cloned().collect(),
+        }),
+        Err(_) => None,
+    };
+    if let (Some(key), Ok(p), false, false) = (&partial_key, &evaluated, req.no_cache, req.keep) {
+        if let Some(image_id) = present_image_id(rt, &req, p, &snapshot) {
+            let key = CacheKey { image_id, ..key.clone() };
+            if let Some(green) = result_cache.lookup(&key).filter(|id| runs_dir.join(id).is_dir()) {
+                return RunOutcome {
+                    dir: Some(runs_dir.join(&green)),
+                    run_id: Some(green),
+                    status: RunStatus::Succeeded,
+                    exit_code: crate::commands::exit::OK,
+                    tree: Some(tree),
+                    error: None,
+                    cache_hit: true,
+                };
+            }
+        }
+    }
+
+    // The record exists from here on, whatever happens next.
     let run_id = record::new_run_id();
     let dir = runs_dir.join(&run_id);
-    let git_ref = req.git_ref.clone().unwrap_or_else(|| facts.git_ref.clone());
     let ci_hash = match &evaluated {
         Ok(p) => p.source_hash.clone(),
         Err(_) => snapshot
@@ -222,6 +262,7 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         exit_code: crate::commands::exit::INFRA,
         tree: Some(tree.clone()),
         error: None,
+        cache_hit: false,
     };
 
     let pipeline = match evaluated {
@@ -250,7 +291,8 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
     };
     emit_run_start(&emitter, &dir, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), selected.clone());
 
-    let ran = run_in_container(rt, &req, &pipeline, &snapshot, &selected, &facts, &git_ref, &run_id, &emitter);
+    let mut resolved_image = None;
+    let ran = run_in_container(rt, &req, &pipeline, &snapshot, &selected, &facts, &git_ref, &run_id, &emitter, &mut resolved_image);
     let (status, error) = match ran {
         Ok(status) => (status, None),
         Err(e) => (RunStatus::Error, Some(e)),
@@ -270,8 +312,15 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         RunStatus::Error | RunStatus::Running => crate::commands::exit::INFRA,
     };
     outcome.error = error.map(RunError::Infra);
+    if let (RunStatus::Succeeded, Some(key), Some(image)) = (status, partial_key, resolved_image) {
+        store_green(rt, &result_cache, key, &image, &run_id);
+    }
     if let Err(e) = record::prune(&runs_dir, KEEP_RUNS) {
         eprintln!("quire-ci: warning: pruning old runs in {}: {e}", runs_dir.display());
+    }
+    // Cache entries vouch for a run by its record: drop those whose record went.
+    if let Err(e) = result_cache.retain(|id| runs_dir.join(id).is_dir()) {
+        eprintln!("quire-ci: warning: pruning the result cache: {e}");
     }
     outcome
 }
@@ -362,12 +411,49 @@ fn resolve_image(
             Err(e) => Err(e.to_string()),
         };
     }
-    let name = req
-        .image_override
+    pull(rt, engine, &fallback_image(req), req.pull, emitter)
+}
+
+/// `--image` / `QUIRE_CI_IMAGE`, else the default.
+fn fallback_image(req: &RunRequest) -> String {
+    req.image_override
         .clone()
         .or_else(|| std::env::var("QUIRE_CI_IMAGE").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
-    pull(rt, engine, &name, req.pull, emitter)
+        .unwrap_or_else(|| DEFAULT_IMAGE.to_string())
+}
+
+/// The id of the image this run would use, if it is already present —
+/// without pulling or building anything. `None` (no cache lookup) when the
+/// engine is unreachable, the image is absent, or `--pull always` asks for
+/// a possibly newer image.
+fn present_image_id(rt: &tokio::runtime::Handle, req: &RunRequest, pipeline: &Pipeline, snapshot: &Snapshot) -> Option<String> {
+    if req.pull == PullPolicy::Always {
+        return None;
+    }
+    let name = match &pipeline.image {
+        Some(decl) => decl.name.clone(),
+        None => match snapshot.read_file(".quire/Dockerfile") {
+            Ok(Some(dockerfile)) => dockerfile_tag(&req.repo_dir, &dockerfile, &snapshot.tree_id()),
+            _ => fallback_image(req),
+        },
+    };
+    rt.block_on(async {
+        let engine = Engine::connect().await.ok()?;
+        engine.image_id(&name).await.ok().flatten()
+    })
+}
+
+/// Stores a green run in the result cache. The image is looked up again:
+/// it may have been pulled or built by this very run.
+fn store_green(rt: &tokio::runtime::Handle, cache: &ResultCache, key: CacheKey, image: &str, run_id: &str) {
+    let image_id = rt.block_on(async {
+        let engine = Engine::connect().await.ok()?;
+        engine.image_id(image).await.ok().flatten()
+    });
+    let Some(image_id) = image_id else { return };
+    if let Err(e) = cache.store(&CacheKey { image_id, ..key }, run_id) {
+        eprintln!("quire-ci: warning: cannot record the green run in the result cache: {e}");
+    }
 }
 
 /// The tag for an image built from `.quire/Dockerfile`: a hash of the
@@ -471,6 +557,7 @@ fn run_in_container(
     git_ref: &str,
     run_id: &str,
     emitter: &Rc<RefCell<Emitter>>,
+    resolved_image: &mut Option<String>,
 ) -> Result<RunStatus, String> {
     let engine = rt.block_on(Engine::connect()).map_err(|e| e.to_string())?;
     if let Ok(reaped) = rt.block_on(engine.reap_orphans()) {
@@ -479,9 +566,10 @@ fn run_in_container(
         }
     }
     if req.cancel.is_canceled() {
-        return Ok(RunStatus::Canceled);
+        return Ok(req.cancel.status_and_reason().0);
     }
     let image = resolve_image(rt, &engine, req, pipeline, snapshot, emitter)?;
+    *resolved_image = Some(image.clone());
     let spec = RunContainerSpec {
         image: image.clone(),
         run_id: run_id.to_string(),
@@ -504,7 +592,7 @@ fn run_in_container(
         }
     });
     let status = match uploaded {
-        None => (RunStatus::Canceled, None),
+        None => (req.cancel.status_and_reason().0, None),
         Some(Err(e)) => {
             let reason = e.to_string();
             emitter.borrow_mut().emit(None, EventKind::ContainerDied { reason: reason.clone() });

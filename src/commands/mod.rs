@@ -1,9 +1,11 @@
 //! One file per subcommand: each turns parsed arguments into work done by
 //! the rooms (pipeline, snapshot, engine, ...) and into an exit code.
 
+pub mod hook;
 pub mod list;
 pub mod run;
 pub mod validate;
+pub mod watch;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -82,6 +82,7 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         cancel: Cancel::default(),
         sinks,
         live_container: Arc::new(Mutex::new(None)),
+        no_cache: args.no_cache,
     })
 }
 
@@ -126,11 +127,23 @@ pub fn report_outcome(ctx: &Context, outcome: &RunOutcome) {
         Some(RunError::Infra(m)) => eprintln!("quire-ci: {m}"),
         None => {}
     }
+    if outcome.cache_hit {
+        eprintln!("{}", cache_hit_line(outcome));
+    }
     if outcome.dir.is_some() && ctx.verbose {
         if let Some(dir) = &outcome.dir {
             eprintln!("quire-ci: run record: {}", dir.display());
         }
     }
+}
+
+/// What a cache hit says: which green run it reuses, and how to force a run.
+pub fn cache_hit_line(outcome: &RunOutcome) -> String {
+    let id = outcome.run_id.as_deref().unwrap_or("?");
+    let tree = outcome.tree.as_deref().map(|t| &t[..t.len().min(12)]).unwrap_or("?");
+    format!(
+        "quire-ci: already passed (cached): run {id}, same tree {tree}, ci.fnl, image, jobs and ref; not run again (--no-cache to force)"
+    )
 }
 
 /// `--json`: every event as one JSON line on stdout, with its `job`.

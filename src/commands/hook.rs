@@ -1,0 +1,187 @@
+//! `quire-ci hook install|uninstall|pre-push`: the pre-push hook as a
+//! trigger. The hook room (`crate::hook`) knows where hooks live and what
+//! git says; this file turns each pushed ref into a run request.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use super::{exit, find_repo_root, Context};
+use crate::cli::HookCommand;
+use crate::engine::PullPolicy;
+use crate::hook::{self, HookError, Installed, Uninstalled};
+use crate::render::{RenderOptions, Renderer};
+use crate::run::{self, Cancel, PushedCommit, RunRequest};
+use crate::snapshot::push_facts_for_push;
+
+pub fn run(ctx: &Context, cmd: &HookCommand) -> i32 {
+    match cmd {
+        HookCommand::Install { force } => install(ctx, *force),
+        HookCommand::Uninstall => uninstall(ctx),
+        HookCommand::PrePush { remote, url } => pre_push(ctx, remote, url.as_deref()),
+    }
+}
+
+fn hooks_dir(ctx: &Context) -> Result<std::path::PathBuf, i32> {
+    hook::hooks_dir(&ctx.cwd).map_err(|e| {
+        eprintln!("quire-ci: {e}");
+        exit::BAD_INPUT
+    })
+}
+
+fn report(e: HookError) -> i32 {
+    eprintln!("quire-ci: {e}");
+    match e {
+        HookError::Io { .. } => exit::INFRA,
+        _ => exit::BAD_INPUT,
+    }
+}
+
+fn install(ctx: &Context, force: bool) -> i32 {
+    let dir = match hooks_dir(ctx) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    // The absolute path of this binary, so the hook works without quire-ci
+    // on PATH (git runs hooks with the user's PATH, which GUIs often trim).
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "quire-ci".to_string());
+    match hook::install(&dir, &binary, force) {
+        Ok(Installed::Fresh(p)) => eprintln!("quire-ci: installed the pre-push hook {}", p.display()),
+        Ok(Installed::Updated(p)) => eprintln!("quire-ci: updated the pre-push hook {}", p.display()),
+        Ok(Installed::Chained { hook, local }) => eprintln!(
+            "quire-ci: installed the pre-push hook {}; your previous hook is now {} and runs first (a failure refuses the push)",
+            hook.display(),
+            local.display()
+        ),
+        Err(e) => return report(e),
+    }
+    if !ctx.quiet {
+        eprintln!("quire-ci: `git push` now runs .quire/ci.fnl on what is pushed; skip once with QUIRE_CI_SKIP=1 or --no-verify");
+    }
+    exit::OK
+}
+
+fn uninstall(ctx: &Context) -> i32 {
+    let dir = match hooks_dir(ctx) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    match hook::uninstall(&dir) {
+        Ok(Uninstalled::Removed(p)) => eprintln!("quire-ci: removed the pre-push hook {}", p.display()),
+        Ok(Uninstalled::Restored(p)) => {
+            eprintln!("quire-ci: removed quire-ci's pre-push hook and put your previous hook back at {}", p.display())
+        }
+        Ok(Uninstalled::NotInstalled) => eprintln!("quire-ci: no pre-push hook in {}; nothing to do", dir.display()),
+        Err(e) => return report(e),
+    }
+    exit::OK
+}
+
+/// What git runs on push: one run per updated ref, of the pushed commit's
+/// tree; the first failing run refuses the push (later refs are not run:
+/// git refuses the whole push anyway).
+fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
+    // Read all of stdin first, always: a hook that exits with git's lines
+    // unread can make `git push` die of SIGPIPE.
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("quire-ci: reading the pushed refs from stdin: {e}");
+        return exit::INFRA;
+    }
+    if std::env::var("QUIRE_CI_SKIP").is_ok_and(|v| v == "1") {
+        eprintln!("quire-ci: QUIRE_CI_SKIP=1: not running CI for this push");
+        return exit::OK;
+    }
+    let refs = match hook::parse_pre_push(&input) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("quire-ci: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    if refs.is_empty() {
+        return exit::OK;
+    }
+    let repo = match find_repo_root(&ctx.cwd) {
+        Ok(r) => r,
+        Err(p) => {
+            ctx.report(&[p], &Default::default());
+            return exit::BAD_INPUT;
+        }
+    };
+    let secrets = match crate::secrets::resolve(&[], None, std::env::vars()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("quire-ci: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("quire-ci: cannot start the async runtime: {e}");
+            return exit::INFRA;
+        }
+    };
+    // One cancel for the whole push: Ctrl-C stops this run and the rest.
+    let cancel = Cancel::default();
+    let live = Arc::new(Mutex::new(None));
+    super::run::install_signal_handlers(&rt, cancel.clone(), live.clone());
+    let default_sha = hook::remote_default_sha(&repo, remote);
+
+    for pushed in &refs {
+        let short = &pushed.local_sha[..pushed.local_sha.len().min(10)];
+        eprintln!("quire-ci: pre-push: {} ({short}) → {remote} {}", pushed.local_ref, pushed.remote_ref);
+        let facts = match push_facts_for_push(
+            &repo,
+            &pushed.local_sha,
+            &pushed.remote_ref,
+            pushed.remote_sha.as_deref(),
+            default_sha.as_deref(),
+        ) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("quire-ci: cannot read what is pushed to {}: {e}", pushed.remote_ref);
+                return exit::INFRA;
+            }
+        };
+        // git shows a hook's output on the terminal; stderr keeps it out of
+        // anything that parses git's stdout.
+        let renderer = Renderer::new(
+            Box::new(std::io::stderr()),
+            RenderOptions { color: ctx.color_stderr, quiet: ctx.quiet, verbose: ctx.verbose, run_dir: None },
+        );
+        let request = RunRequest {
+            repo_dir: repo.clone(),
+            pushed: Some(PushedCommit { sha: pushed.local_sha.clone(), facts }),
+            selected: vec![],
+            git_ref: None,
+            event: None,
+            image_override: None,
+            pull: PullPolicy::Missing,
+            keep: false,
+            runs_dir: None,
+            secrets: secrets.clone(),
+            limits: Default::default(),
+            cancel: cancel.clone(),
+            sinks: vec![Box::new(renderer)],
+            live_container: live.clone(),
+            no_cache: false,
+        };
+        let outcome = run::execute(rt.handle(), request);
+        super::run::report_outcome(ctx, &outcome);
+        if outcome.exit_code != exit::OK {
+            eprintln!(
+                "quire-ci: push refused: CI {} for {}{}. Fix it, or skip with QUIRE_CI_SKIP=1 git push (or --no-verify).",
+                if outcome.exit_code == exit::JOB_FAILED { "failed" } else { "did not pass" },
+                pushed.remote_ref,
+                outcome.run_id.as_deref().map(|id| format!(" (run {id})")).unwrap_or_default(),
+            );
+            return outcome.exit_code;
+        }
+    }
+    exit::OK
+}

@@ -1,0 +1,238 @@
+//! `quire-ci watch`: a run now, then a new run after each change; a change
+//! during a run supersedes it.
+//!
+//! Threads: runs execute on the main thread (the executor blocks and holds
+//! Lua, which is not Send). A coordinator thread owns the watcher: it
+//! debounces events, takes a snapshot's tree id to see whether the content
+//! really changed, cancels the in-flight run as `superseded`, and wakes the
+//! main thread through a channel. Signals are handled on the tokio runtime.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{exit, find_repo_root, Context};
+use crate::cli::WatchArgs;
+use crate::events::RunStatus;
+use crate::run::{self, Cancel};
+use crate::snapshot::Snapshot;
+use crate::watch::{self, PathFilter};
+
+/// What the coordinator, the signal handler and the main thread share.
+#[derive(Default)]
+struct Shared {
+    /// The run executing now, if any.
+    inflight: Option<Cancel>,
+    /// The tree of the latest run started (or about to start).
+    last_tree: Option<String>,
+    /// Ctrl-C was pressed: no new run starts.
+    stopping: bool,
+}
+
+pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("quire-ci: cannot start the async runtime: {e}");
+            return exit::INFRA;
+        }
+    };
+    let repo = match find_repo_root(&ctx.cwd) {
+        Ok(r) => r,
+        Err(p) => {
+            ctx.report(&[p], &Default::default());
+            return exit::BAD_INPUT;
+        }
+    };
+    // Check the arguments once, up front: a bad --event is not worth watching for.
+    if let Err(msg) = super::run::build_request(ctx, &args.run, &repo) {
+        eprintln!("quire-ci: {msg}");
+        return exit::BAD_INPUT;
+    }
+    let (git_dir, index_lock) = match gix::discover(&repo) {
+        Ok(r) => (r.git_dir().to_path_buf(), PathBuf::from(format!("{}.lock", r.index_path().display()))),
+        Err(e) => {
+            eprintln!("quire-ci: cannot open the repository at {}: {e}", repo.display());
+            return exit::BAD_INPUT;
+        }
+    };
+    let mut ignored = vec![git_dir];
+    if let Some(out) = &args.run.out {
+        let out = if out.is_absolute() { out.clone() } else { ctx.cwd.join(out) };
+        ignored.push(out.canonicalize().unwrap_or(out));
+    }
+
+    let force_poll = std::env::var(watch::FORCE_POLL_ENV).is_ok_and(|v| v == "1");
+    let watcher = match watch::watch(&repo, force_poll) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("quire-ci: cannot watch {}: {e}", repo.display());
+            return exit::INFRA;
+        }
+    };
+    if let Some(w) = &watcher.warning {
+        eprintln!("quire-ci: warning: {w}");
+    }
+
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let live = Arc::new(Mutex::new(None));
+    install_signal_handlers(&rt, shared.clone(), live.clone());
+
+    let (wake_tx, wake_rx) = mpsc::channel::<()>();
+    let quiet = Duration::from_millis(args.debounce);
+    {
+        let shared = shared.clone();
+        let repo = repo.clone();
+        std::thread::spawn(move || coordinate(watcher, PathFilter::new(&repo, ignored), &repo, &index_lock, quiet, shared, wake_tx));
+    }
+
+    // The first run: its tree is what later changes are compared with.
+    if let Ok(mut s) = shared.lock() {
+        s.last_tree = Snapshot::of_worktree(&repo).ok().map(|s| s.tree_id());
+    }
+    loop {
+        if args.clear {
+            print!("\x1b[2J\x1b[3J\x1b[H");
+            let _ = std::io::stdout().flush();
+        }
+        let mut request = match super::run::build_request(ctx, &args.run, &repo) {
+            Ok(r) => r,
+            Err(msg) => {
+                eprintln!("quire-ci: {msg}");
+                return exit::BAD_INPUT;
+            }
+        };
+        request.live_container = live.clone();
+        {
+            let Ok(mut s) = shared.lock() else { return exit::INFRA };
+            if s.stopping {
+                return exit::INTERRUPTED;
+            }
+            s.inflight = Some(request.cancel.clone());
+        }
+        let outcome = run::execute(rt.handle(), request);
+        let stopping = match shared.lock() {
+            Ok(mut s) => {
+                s.inflight = None;
+                s.stopping
+            }
+            Err(_) => true,
+        };
+        if stopping {
+            return exit::INTERRUPTED;
+        }
+        if outcome.status == RunStatus::Superseded {
+            eprintln!("quire-ci: run superseded by a newer change; starting again");
+        } else {
+            super::run::report_outcome(ctx, &outcome);
+            eprintln!("quire-ci: watching for changes… (Ctrl-C to stop)");
+        }
+        // Wait for a change; several wake-ups while running are one change.
+        if wake_rx.recv().is_err() {
+            eprintln!("quire-ci: the file watcher stopped; exiting");
+            return exit::INFRA;
+        }
+        while wake_rx.try_recv().is_ok() {}
+    }
+}
+
+/// The coordinator thread: debounce, compare trees, supersede, wake.
+fn coordinate(
+    watcher: watch::TreeWatcher,
+    filter: PathFilter,
+    repo: &std::path::Path,
+    index_lock: &std::path::Path,
+    quiet: Duration,
+    shared: Arc<Mutex<Shared>>,
+    wake: mpsc::Sender<()>,
+) {
+    let mut warned = false;
+    let mut on_error = |e: &notify::Error| {
+        if !warned {
+            eprintln!("quire-ci: warning: file watcher: {e}");
+            if watch::needs_poll(e) {
+                eprintln!("quire-ci: some directories are not watched; raise fs.inotify.max_user_watches or set {}=1", watch::FORCE_POLL_ENV);
+            }
+            warned = true;
+        }
+    };
+    loop {
+        let first = match watcher.events.recv() {
+            Ok(Ok(ev)) if filter.event_counts(&ev) => Instant::now(),
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => {
+                on_error(&e);
+                continue;
+            }
+            Err(_) => return,
+        };
+        if !watch::settle(&watcher.events, &filter, first, quiet, index_lock, &mut on_error) {
+            return;
+        }
+        // Only a change of content is a change: a touched file, a write of
+        // the same bytes, or an ignored path the filter let through does
+        // not start a run. A broken snapshot does (the run reports it).
+        let tree = Snapshot::of_worktree(repo).ok().map(|s| s.tree_id());
+        {
+            let Ok(mut s) = shared.lock() else { return };
+            if tree.is_some() && tree == s.last_tree {
+                continue;
+            }
+            s.last_tree = tree;
+            if let Some(c) = &s.inflight {
+                c.cancel(RunStatus::Superseded, "superseded by a newer change");
+            }
+        }
+        if wake.send(()).is_err() {
+            return;
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: idle → exit 130 at once; during a run → cancel it
+/// (the main loop exits 130 once its container is removed). Second: remove
+/// the container right away and exit 130.
+fn install_signal_handlers(rt: &tokio::runtime::Runtime, shared: Arc<Mutex<Shared>>, live: Arc<Mutex<Option<String>>>) {
+    rt.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return;
+        };
+        let mut count = 0;
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            count += 1;
+            if count == 1 {
+                // Holding the lock, so the main thread cannot start a run
+                // between this check and the exit.
+                let Ok(mut s) = shared.lock() else { std::process::exit(exit::INTERRUPTED) };
+                s.stopping = true;
+                match &s.inflight {
+                    None => {
+                        eprintln!("\nquire-ci: {name}: stopped watching");
+                        std::process::exit(exit::INTERRUPTED);
+                    }
+                    Some(c) => {
+                        eprintln!("\nquire-ci: {name}: canceling the run and removing its container (again to force)");
+                        c.cancel(RunStatus::Canceled, format!("canceled by {name}"));
+                    }
+                }
+            } else {
+                let id = live.lock().ok().and_then(|l| l.clone());
+                if let Some(id) = id {
+                    if let Ok(engine) = crate::engine::Engine::connect().await {
+                        let c = crate::engine::RunContainer { id: id.clone(), name: id };
+                        let _ = tokio::time::timeout(Duration::from_secs(3), engine.kill(&c)).await;
+                    }
+                }
+                eprintln!("quire-ci: forced exit");
+                std::process::exit(exit::INTERRUPTED);
+            }
+        }
+    });
+}
