@@ -31,6 +31,8 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand run 'Run the pipeline on the working tree, now, in one container'
             cand validate 'Compile and check .quire/ci.fnl without starting a container'
             cand list 'Show the jobs, their inputs, their order and the image'
+            cand watch 'Run, then run again after every change to the working tree; a change supersedes a running run'
+            cand hook 'Install or remove the pre-push hook that runs CI on what `git push` sends'
             cand completions 'Print a shell completion script'
             cand man 'Print the manual page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -50,6 +52,7 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand --color 'When to use colour'
             cand --keep 'Keep the container after the run and print how to enter it'
             cand --json 'Print the run''s events as JSON lines on stdout instead of the live view'
+            cand --no-cache 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed'
             cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
             cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
             cand -v 'Print more detail'
@@ -92,6 +95,100 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'quire-ci;watch'= {
+            cand --debounce 'Quiet period after the last change before a run starts, in milliseconds (a steady stream of changes still starts a run after 2 s, or 10× this if longer)'
+            cand --ref 'Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0)'
+            cand --event 'JSON object whose keys override the :quire/push table'
+            cand --image 'Image to run in when ci.fnl declares none and there is no .quire/Dockerfile'
+            cand --pull 'When to pull the image'
+            cand --out 'Where run records go (default: <git-dir>/quire-ci/runs)'
+            cand --secret 'Provide secret NAME from the environment variable NAME (repeatable)'
+            cand --secrets-file 'Read secrets from a dotenv file (KEY=value lines)'
+            cand --lua-memory 'Memory cap for each Luau VM, in MiB'
+            cand --eval-timeout 'Wall-clock deadline for compiling and evaluating ci.fnl''s top level, in seconds'
+            cand --job-lua-timeout 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`'
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand --clear 'Clear the screen before each run'
+            cand --keep 'Keep the container after the run and print how to enter it'
+            cand --json 'Print the run''s events as JSON lines on stdout instead of the live view'
+            cand --no-cache 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'quire-ci;hook'= {
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand install 'Write a pre-push hook into the hooks directory git uses (honours core.hooksPath)'
+            cand uninstall 'Remove the pre-push hook quire-ci installed (restoring a chained one)'
+            cand pre-push 'What the hook runs: reads git''s pre-push lines on stdin, one run per updated ref'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'quire-ci;hook;install'= {
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand --force 'Keep an existing foreign pre-push hook (renamed to pre-push.local) and run it first'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'quire-ci;hook;uninstall'= {
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'quire-ci;hook;pre-push'= {
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'quire-ci;hook;help'= {
+            cand install 'Write a pre-push hook into the hooks directory git uses (honours core.hooksPath)'
+            cand uninstall 'Remove the pre-push hook quire-ci installed (restoring a chained one)'
+            cand pre-push 'What the hook runs: reads git''s pre-push lines on stdin, one run per updated ref'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'quire-ci;hook;help;install'= {
+        }
+        &'quire-ci;hook;help;uninstall'= {
+        }
+        &'quire-ci;hook;help;pre-push'= {
+        }
+        &'quire-ci;hook;help;help'= {
+        }
         &'quire-ci;completions'= {
             cand -C 'Run as if started in DIR'
             cand --color 'When to use colour'
@@ -120,6 +217,8 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand run 'Run the pipeline on the working tree, now, in one container'
             cand validate 'Compile and check .quire/ci.fnl without starting a container'
             cand list 'Show the jobs, their inputs, their order and the image'
+            cand watch 'Run, then run again after every change to the working tree; a change supersedes a running run'
+            cand hook 'Install or remove the pre-push hook that runs CI on what `git push` sends'
             cand completions 'Print a shell completion script'
             cand man 'Print the manual page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -129,6 +228,19 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
         &'quire-ci;help;validate'= {
         }
         &'quire-ci;help;list'= {
+        }
+        &'quire-ci;help;watch'= {
+        }
+        &'quire-ci;help;hook'= {
+            cand install 'Write a pre-push hook into the hooks directory git uses (honours core.hooksPath)'
+            cand uninstall 'Remove the pre-push hook quire-ci installed (restoring a chained one)'
+            cand pre-push 'What the hook runs: reads git''s pre-push lines on stdin, one run per updated ref'
+        }
+        &'quire-ci;help;hook;install'= {
+        }
+        &'quire-ci;help;hook;uninstall'= {
+        }
+        &'quire-ci;help;hook;pre-push'= {
         }
         &'quire-ci;help;completions'= {
         }

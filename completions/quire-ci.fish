@@ -35,6 +35,8 @@ complete -c quire-ci -n "__fish_quire_ci_needs_command" -s V -l version -d 'Prin
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "run" -d 'Run the pipeline on the working tree, now, in one container'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "validate" -d 'Compile and check .quire/ci.fnl without starting a container'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "list" -d 'Show the jobs, their inputs, their order and the image'
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "watch" -d 'Run, then run again after every change to the working tree; a change supersedes a running run'
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "hook" -d 'Install or remove the pre-push hook that runs CI on what `git push` sends'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "man" -d 'Print the manual page (roff)'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -56,6 +58,7 @@ always\t''
 never\t''"
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l keep -d 'Keep the container after the run and print how to enter it'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l json -d 'Print the run\'s events as JSON lines on stdout instead of the live view'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l no-cache -d 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -85,6 +88,72 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -s q -l quiet -d
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -s h -l help -d 'Print help'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -s V -l version -d 'Print version'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l debounce -d 'Quiet period after the last change before a run starts, in milliseconds (a steady stream of changes still starts a run after 2 s, or 10× this if longer)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l ref -d 'Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l event -d 'JSON object whose keys override the :quire/push table' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l image -d 'Image to run in when ci.fnl declares none and there is no .quire/Dockerfile' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l pull -d 'When to pull the image' -r -f -a "missing\t'Pull only images that are not present'
+always\t'Always pull (refresh moving tags)'
+never\t'Never pull; a missing image is an error'"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l out -d 'Where run records go (default: <git-dir>/quire-ci/runs)' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secret -d 'Provide secret NAME from the environment variable NAME (repeatable)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines)' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l job-lua-timeout -d 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s C -d 'Run as if started in DIR' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l clear -d 'Clear the screen before each run'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l keep -d 'Keep the container after the run and print how to enter it'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l json -d 'Print the run\'s events as JSON lines on stdout instead of the live view'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l no-cache -d 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s v -l verbose -d 'Print more detail'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s V -l version -d 'Print version'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall pre-push help" -s C -d 'Run as if started in DIR' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall pre-push help" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall pre-push help" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall pre-push help" -s v -l verbose -d 'Print more detail'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall pre-push help" -s h -l help -d 'Print help'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall pre-push help" -s V -l version -d 'Print version'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall pre-push help" -f -a "install" -d 'Write a pre-push hook into the hooks directory git uses (honours core.hooksPath)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall pre-push help" -f -a "uninstall" -d 'Remove the pre-push hook quire-ci installed (restoring a chained one)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall pre-push help" -f -a "pre-push" -d 'What the hook runs: reads git\'s pre-push lines on stdin, one run per updated ref'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall pre-push help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from install" -s C -d 'Run as if started in DIR' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from install" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from install" -l force -d 'Keep an existing foreign pre-push hook (renamed to pre-push.local) and run it first'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from install" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from install" -s v -l verbose -d 'Print more detail'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from install" -s h -l help -d 'Print help'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from install" -s V -l version -d 'Print version'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from uninstall" -s C -d 'Run as if started in DIR' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from uninstall" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from uninstall" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from uninstall" -s v -l verbose -d 'Print more detail'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from uninstall" -s h -l help -d 'Print help'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from uninstall" -s V -l version -d 'Print version'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from pre-push" -s C -d 'Run as if started in DIR' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from pre-push" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from pre-push" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from pre-push" -s v -l verbose -d 'Print more detail'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from pre-push" -s h -l help -d 'Print help'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from pre-push" -s V -l version -d 'Print version'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from help" -f -a "install" -d 'Write a pre-push hook into the hooks directory git uses (honours core.hooksPath)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from help" -f -a "uninstall" -d 'Remove the pre-push hook quire-ci installed (restoring a chained one)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from help" -f -a "pre-push" -d 'What the hook runs: reads git\'s pre-push lines on stdin, one run per updated ref'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand completions" -s C -d 'Run as if started in DIR' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand completions" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
@@ -101,9 +170,14 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s q -l quiet -d 
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s h -l help -d 'Print help'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s V -l version -d 'Print version'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list completions man help" -f -a "run" -d 'Run the pipeline on the working tree, now, in one container'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list completions man help" -f -a "validate" -d 'Compile and check .quire/ci.fnl without starting a container'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list completions man help" -f -a "list" -d 'Show the jobs, their inputs, their order and the image'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list completions man help" -f -a "man" -d 'Print the manual page (roff)'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook completions man help" -f -a "run" -d 'Run the pipeline on the working tree, now, in one container'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook completions man help" -f -a "validate" -d 'Compile and check .quire/ci.fnl without starting a container'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook completions man help" -f -a "list" -d 'Show the jobs, their inputs, their order and the image'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook completions man help" -f -a "watch" -d 'Run, then run again after every change to the working tree; a change supersedes a running run'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook completions man help" -f -a "hook" -d 'Install or remove the pre-push hook that runs CI on what `git push` sends'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook completions man help" -f -a "man" -d 'Print the manual page (roff)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and __fish_seen_subcommand_from hook" -f -a "install" -d 'Write a pre-push hook into the hooks directory git uses (honours core.hooksPath)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and __fish_seen_subcommand_from hook" -f -a "uninstall" -d 'Remove the pre-push hook quire-ci installed (restoring a chained one)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and __fish_seen_subcommand_from hook" -f -a "pre-push" -d 'What the hook runs: reads git\'s pre-push lines on stdin, one run per updated ref'
