@@ -12,6 +12,16 @@ fn main() {
             std::process::exit(exit::BAD_INPUT);
         }
     };
+    // Commands that only print may die quietly when their reader goes away
+    // (`quire-ci list | head`), as Unix tools do. Commands that own a
+    // container keep Rust's default (SIGPIPE ignored, writes fail) so a
+    // closed stdout can never skip the teardown.
+    if matches!(cli.command, Command::Validate(_) | Command::List(_) | Command::Completions { .. } | Command::Man) {
+        // SAFETY: setting a signal disposition before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let code = match &cli.command {
         Command::Run(a) => commands::run::run(&ctx, a),
         Command::Validate(a) => commands::validate::run(&ctx, a),
