@@ -45,6 +45,14 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show the jobs, their inputs, their order and the image.
     List(ListArgs),
+    /// Replay a recorded run (default: the latest) through the live view's renderer.
+    Logs(LogsArgs),
+    /// List recent runs: id, start, ref, dirty, status, duration.
+    Runs(RunsArgs),
+    /// Write a starter .quire/ci.fnl for what this repository holds.
+    Init,
+    /// Check the engine, Fennel, ci.fnl, the image and the pre-push hook.
+    Doctor(DoctorArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -123,8 +131,49 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// When a job fails, open a shell in the run's container at /work (needs a terminal).
+    #[arg(long)]
+    pub shell_on_failure: bool,
+
     #[command(flatten)]
     pub eval: EvalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A run id or a unique prefix of one (default: the latest run).
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+
+    /// Show only this job's output (the summary still covers the run).
+    #[arg(long, value_name = "ID")]
+    pub job: Option<String>,
+
+    /// Print the recorded events as JSON lines instead.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Where run records are (default: <git-dir>/quire-ci/runs).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Where run records are (default: <git-dir>/quire-ci/runs).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Print JSON lines for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The image to check when ci.fnl names none and there is no .quire/Dockerfile.
+    #[arg(long, value_name = "IMAGE", env = "QUIRE_CI_IMAGE")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Args)]

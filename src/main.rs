@@ -16,6 +16,10 @@ fn main() {
         Command::Run(a) => commands::run::run(&ctx, a),
         Command::Validate(a) => commands::validate::run(&ctx, a),
         Command::List(a) => commands::list::run(&ctx, a),
+        Command::Logs(a) => commands::logs::run(&ctx, a),
+        Command::Runs(a) => commands::runs::run(&ctx, a),
+        Command::Init => commands::init::run(&ctx),
+        Command::Doctor(a) => commands::doctor::run(&ctx, a),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "quire-ci", &mut std::io::stdout());
             exit::OK

@@ -1,8 +1,12 @@
 //! One file per subcommand: each turns parsed arguments into work done by
 //! the rooms (pipeline, snapshot, engine, ...) and into an exit code.
 
+pub mod doctor;
+pub mod init;
 pub mod list;
+pub mod logs;
 pub mod run;
+pub mod runs;
 pub mod validate;
 
 use std::io::IsTerminal;

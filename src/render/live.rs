@@ -1,0 +1,174 @@
+//! The live view's status line (indicatif): one line at the bottom of the
+//! terminal with a spinner, what is happening (job and command, image pull
+//! or build) and the elapsed time. Streamed lines are written through
+//! [`StatusLine::suspend`], which clears the line, writes, and redraws it,
+//! so output never tears or duplicates.
+//!
+//! Owns: the status line's text and lifetime. Must not know about: events
+//! (the renderer tells it what to show), Docker.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use console::Term;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+/// Spinner ticks: often enough to look alive, rare enough to cost nothing
+/// while output is idle (see scripts/bench-render).
+const TICK: Duration = Duration::from_millis(120);
+/// Upper bound on redraws per second, however fast output arrives.
+const MAX_HZ: u8 = 10;
+
+pub struct StatusLine {
+    bar: Option<ProgressBar>,
+    cols: usize,
+    /// What is happening, without the `\r` segment.
+    base: String,
+    /// The redrawn (`\r`) part of the running command's current line.
+    segment: String,
+    pull: Option<Pull>,
+}
+
+/// Bytes per layer of the image being pulled.
+struct Pull {
+    image: String,
+    layers: BTreeMap<String, Layer>,
+}
+
+#[derive(Default)]
+struct Layer {
+    current: u64,
+    total: u64,
+    done: bool,
+}
+
+impl StatusLine {
+    /// A status line on stdout, or None when stdout is not a terminal
+    /// (or TERM is dumb).
+    pub fn on_stdout() -> Option<StatusLine> {
+        let term = Term::stdout();
+        if !term.is_term() || std::env::var("TERM").is_ok_and(|t| t == "dumb") {
+            return None;
+        }
+        Some(StatusLine { bar: None, cols: term.size().1 as usize, base: String::new(), segment: String::new(), pull: None })
+    }
+
+    /// The terminal's width, as of the last time the line was (re)shown.
+    pub fn cols(&self) -> usize {
+        self.cols.max(20)
+    }
+
+    /// Runs `write` with the status line out of the way.
+    pub fn suspend(&self, write: impl FnOnce()) {
+        match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+
+    /// Shows `what` (restarting the clock when `reset_clock`).
+    pub fn show(&mut self, what: String, reset_clock: bool) {
+        self.cols = Term::stdout().size().1 as usize;
+        self.base = what;
+        self.segment.clear();
+        let bar = self.bar.get_or_insert_with(new_bar);
+        if reset_clock {
+            bar.reset_elapsed();
+        }
+        bar.set_message(self.base.clone());
+    }
+
+    /// The running command's partially written line (empty: none).
+    pub fn set_segment(&mut self, segment: String) {
+        let clean: String = segment.chars().filter(|c| !c.is_control()).collect();
+        let clean = clean.trim().to_string();
+        if clean == self.segment {
+            return;
+        }
+        self.segment = clean;
+        if let Some(bar) = &self.bar {
+            if self.segment.is_empty() {
+                bar.set_message(self.base.clone());
+            } else {
+                bar.set_message(format!("{} │ {}", self.base, self.segment));
+            }
+        }
+    }
+
+    pub fn start_pull(&mut self, image: &str) {
+        self.pull = Some(Pull { image: image.to_string(), layers: BTreeMap::new() });
+        self.show(format!("pulling {image}"), true);
+    }
+
+    pub fn pull_progress(&mut self, layer: Option<&str>, status: &str, current: Option<u64>, total: Option<u64>) {
+        let Some(pull) = &mut self.pull else { return };
+        let Some(layer) = layer else { return };
+        // Whole-image lines ("Pulling from library/rust", "Digest: ...")
+        // name the image, not a layer; only layer ids are short hex.
+        if layer.len() > 16 || layer.contains(':') {
+            return;
+        }
+        let l = pull.layers.entry(layer.to_string()).or_default();
+        match status {
+            "Downloading" => {
+                l.current = current.unwrap_or(l.current);
+                l.total = total.unwrap_or(l.total);
+            }
+            "Download complete" | "Verifying Checksum" => l.current = l.total,
+            "Pull complete" | "Already exists" => {
+                l.current = l.total;
+                l.done = true;
+            }
+            _ => {}
+        }
+        let done = pull.layers.values().filter(|l| l.done).count();
+        let current: u64 = pull.layers.values().map(|l| l.current).sum();
+        let total: u64 = pull.layers.values().map(|l| l.total).sum();
+        let what = format!(
+            "pulling {}: {done}/{} layers · {} / {}",
+            pull.image,
+            pull.layers.len(),
+            mib(current),
+            mib(total)
+        );
+        if let Some(bar) = &self.bar {
+            bar.set_message(what.clone());
+        }
+        self.base = what;
+    }
+
+    /// Removes the line (between jobs, at the end, before a shell).
+    pub fn hide(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        self.pull = None;
+        self.base.clear();
+        self.segment.clear();
+    }
+}
+
+impl Drop for StatusLine {
+    fn drop(&mut self) {
+        self.hide();
+    }
+}
+
+fn new_bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::term(Term::stdout(), MAX_HZ));
+    let style = ProgressStyle::with_template("{spinner:.cyan} {wide_msg} {secs:.dim}")
+        .map(|s| {
+            s.with_key("secs", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let t = state.elapsed().as_secs_f64();
+                let _ = if t < 60.0 { write!(w, "{t:.1}s") } else { write!(w, "{}m{:02}s", (t / 60.0) as u64, (t % 60.0) as u64) };
+            })
+        })
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    bar.set_style(style);
+    bar.enable_steady_tick(TICK);
+    bar
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
