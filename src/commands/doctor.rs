@@ -163,7 +163,9 @@ fn image_check(root: &Path, declared: Option<String>, flag: Option<String>, engi
         Ok(Some(id)) => Check::ok("image", format!("{name} is present ({})", id.chars().take(19).collect::<String>())),
         Ok(None) => {
             let reference = crate::engine::with_default_tag(&name);
-            let asked = rt.block_on(tokio::time::timeout(Duration::from_secs(10), engine.docker().inspect_registry_image(&reference, None)));
+            let asked = rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), engine.docker().inspect_registry_image(&reference, None)).await
+            });
             match asked {
                 Ok(Ok(_)) => Check::ok("image", format!("{name} is not present but its registry has it (pulled on the first run)")),
                 Ok(Err(e)) => Check::fail(

@@ -353,10 +353,12 @@ impl EventSink for Renderer {
                 v.tail.clear();
                 let prefix = self.prefix(&job, "$");
                 let l = format!("{prefix}{}", self.style(Style::new().bold()).apply_to(&shown));
-                self.job_line(&job, l, true);
+                self.job_line(&job, l, false);
                 if let Some(live) = &mut self.live {
-                    let first_line = shown.lines().next().unwrap_or("");
-                    live.show(format!("{job} $ {first_line}"), true);
+                    // Short, so a `\r` progress segment still fits after it.
+                    let first_line: String = shown.lines().next().unwrap_or("").chars().take(40).collect();
+                    let more = if first_line.len() < shown.len() { "…" } else { "" };
+                    live.show(format!("{job} $ {first_line}{more}"), true);
                 }
             }
             EventKind::Stdout { n, .. } => self.output(&job, *n, Stream::Stdout, &decode_data(&ev.kind), false),
@@ -371,7 +373,7 @@ impl EventSink for Renderer {
                 let style = if *exit == 0 { Style::new().dim() } else { Style::new().red() };
                 let prefix = self.prefix(&job, " ");
                 let l = format!("{prefix}{}", self.style(style).apply_to(text));
-                self.job_line(&job, l, true);
+                self.job_line(&job, l, false);
                 let v = self.view(&job);
                 if *exit != 0 {
                     v.failed_cmd = Some((v.cmd.clone(), *exit, v.tail.clone()));
@@ -401,7 +403,8 @@ impl EventSink for Renderer {
                         "{} {}{}",
                         self.style(Style::new().dim()).apply_to("skipped"),
                         job,
-                        reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                        // The executor's reasons may start "skipped because ...".
+                        reason.as_ref().map(|r| format!(": {}", r.strip_prefix("skipped ").unwrap_or(r))).unwrap_or_default()
                     ),
                     Outcome::Failed => format!(
                         "{} {}{}{}",
