@@ -1,0 +1,115 @@
+//! The live view in a real pseudo-terminal (tmux): colours, the status line
+//! while a command runs, `\r` progress kept off the scrollback, long lines
+//! wrapped, and every output line on the screen exactly once (the status
+//! line never tears or duplicates streamed lines). Needs Docker and tmux.
+
+#[path = "common/repo.rs"]
+mod repo;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use repo::Repo;
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(cmd: &str) -> Tmux {
+        let socket = format!("quire-ci-tty-{}", std::process::id());
+        let t = Tmux { socket };
+        let ok = Command::new("tmux")
+            .args(["-L", &t.socket, "new-session", "-d", "-x", "120", "-y", "40", "-s", "t", cmd])
+            .status()
+            .expect("tmux is installed");
+        assert!(ok.success(), "tmux new-session failed");
+        t
+    }
+
+    /// The pane with escapes (`-e`) and the whole scrollback.
+    fn capture(&self, escapes: bool) -> String {
+        let mut args = vec!["-L", &self.socket, "capture-pane", "-p", "-J", "-S", "-", "-t", "t"];
+        if escapes {
+            args.push("-e");
+        }
+        let out = Command::new("tmux").args(&args).output().expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture(false);
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(start.elapsed() < timeout, "no {needle:?} on the screen within {timeout:?}:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
+}
+
+const CI: &str = r#"(local ci (require :quire.ci))
+(ci.job :build [:quire/push]
+  (fn [{: sh}]
+    (sh "i=1; while [ $i -le 40 ]; do echo line-$i end; i=$((i+1)); done")
+    (sh "for p in 10 20 30 40 50 60 70 80 90; do printf \"\\rdownloading $p%%\"; sleep 0.25; done; printf '\\rdownloaded all\\n'")
+    (sh "echo before-sleep; sleep 3; echo after-sleep")
+    (sh "printf 'x%.0s' $(seq 1 300); echo ' long-end'")
+    {}))
+(ci.job :test [:build] (fn [{: sh}] (sh "echo tested >&2") {}))
+"#;
+
+#[test]
+fn docker_tty_live_view() {
+    let repo = Repo::new(CI);
+    let cmd = format!(
+        "cd {} && env -u NO_COLOR QUIRE_CI_IMAGE={} {} run; echo __DONE__ $?; sleep 600",
+        repo.path().display(),
+        repo::IMAGE,
+        env!("CARGO_BIN_EXE_quire-ci")
+    );
+    let tmux = Tmux::start(&cmd);
+
+    // While `sleep 3` runs: the status line names job and command and counts.
+    let mid = tmux.wait_for("before-sleep", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(1200));
+    let mid = tmux.capture(false);
+    let status = mid.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().to_string();
+    assert!(status.contains("build $ echo before-sleep; sleep 3"), "no status line at the bottom:\n{mid}");
+    assert!(status.trim_end().ends_with('s'), "the status line shows elapsed time: {status:?}");
+
+    let done = tmux.wait_for("__DONE__", Duration::from_secs(60));
+    assert!(done.contains("__DONE__ 0"), "the run failed:\n{done}");
+    let coloured = tmux.capture(true);
+    assert!(coloured.contains("\x1b[38;5;"), "no job colour on a TTY:\n{coloured}");
+
+    // Every streamed line exactly once; progress redraws not in the scrollback.
+    for i in 1..=40 {
+        let needle = format!("| line-{i} end");
+        assert_eq!(done.matches(&needle).count(), 1, "{needle:?} is not on the screen exactly once:\n{done}");
+    }
+    for once in ["| before-sleep", "| after-sleep", "! tested", "| downloaded all", "run succeeded"] {
+        assert_eq!(done.matches(once).count(), 1, "{once:?} is not on the screen exactly once:\n{done}");
+    }
+    assert!(!done.contains("downloading 50%"), "\\r progress flooded the scrollback:\n{done}");
+    // The 300-column line is wrapped into rows under a continuation mark.
+    assert!(done.contains("↳"), "long line not wrapped:\n{done}");
+    let xs: usize = done
+        .lines()
+        .filter(|l| l.contains("build | x") || l.contains('↳'))
+        .map(|l| l.matches('x').count())
+        .sum();
+    assert_eq!(xs, 300, "wrapping lost or duplicated characters:\n{done}");
+    // No spinner left behind once the run is over.
+    let tail: String = done.lines().rev().take(12).collect::<Vec<_>>().join("\n");
+    assert!(!tail.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c)), "a spinner stayed on screen:\n{tail}");
+}
