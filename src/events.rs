@@ -69,7 +69,8 @@ impl EventKind {
         "container-end",
         "run-start",
         "image",
-        "image-progress",
+        // Not "image-progress": it is transient, never in a file, so a
+        // reader that met one would rightly skip it.
         "job-start",
         "job-end",
         "run-end",

@@ -192,3 +192,12 @@ fn logs_without_runs_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no runs recorded yet"), "{}", stderr(&out));
 }
+
+#[test]
+fn docker_shell_on_failure_without_a_terminal_warns_and_goes_on() {
+    let repo = Repo::new(FAILING);
+    let out = repo.quire(&["--color", "never", "run", "--shell-on-failure"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--shell-on-failure needs a terminal"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("run failed"), "{}", stdout(&out));
+}

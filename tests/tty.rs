@@ -17,8 +17,8 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(cmd: &str) -> Tmux {
-        let socket = format!("quire-ci-tty-{}", std::process::id());
+    fn start(name: &str, cmd: &str) -> Tmux {
+        let socket = format!("quire-ci-tty-{}-{name}", std::process::id());
         let t = Tmux { socket };
         let ok = Command::new("tmux")
             .args(["-L", &t.socket, "new-session", "-d", "-x", "120", "-y", "40", "-s", "t", cmd])
@@ -77,7 +77,7 @@ fn docker_tty_live_view() {
         repo::IMAGE,
         env!("CARGO_BIN_EXE_quire-ci")
     );
-    let tmux = Tmux::start(&cmd);
+    let tmux = Tmux::start("live", &cmd);
 
     // While `sleep 3` runs: the status line names job and command and counts.
     let mid = tmux.wait_for("before-sleep", Duration::from_secs(60));
@@ -112,4 +112,47 @@ fn docker_tty_live_view() {
     // No spinner left behind once the run is over.
     let tail: String = done.lines().rev().take(12).collect::<Vec<_>>().join("\n");
     assert!(!tail.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c)), "a spinner stayed on screen:\n{tail}");
+}
+
+#[test]
+fn docker_tty_shell_on_failure_opens_a_shell_in_the_container() {
+    let repo = Repo::new(
+        r#"(local ci (require :quire.ci))
+(ci.job :test [:quire/push]
+  (fn [{: sh}]
+    (sh "echo state-from-the-job > left-behind.txt")
+    (let [r (sh "exit 4")] {:exit r.exit})))
+(ci.job :after [:test] (fn [{: sh}] (sh "echo never") {}))
+"#,
+    );
+    let cmd = format!(
+        "cd {} && env -u NO_COLOR QUIRE_CI_IMAGE={} {} run --shell-on-failure; echo __DONE__ $?; sleep 600",
+        repo.path().display(),
+        repo::IMAGE,
+        env!("CARGO_BIN_EXE_quire-ci")
+    );
+    let tmux = Tmux::start("shell", &cmd);
+    tmux.wait_for("opening a shell", Duration::from_secs(60));
+    // The shell's prompt, then a command that shows the job's state.
+    std::thread::sleep(Duration::from_millis(1500));
+    let keys = ["cat /work/left-behind.txt; pwd", "Enter", "exit", "Enter"];
+    for k in keys {
+        let ok = Command::new("tmux").args(["-L", &tmux.socket, "send-keys", "-t", "t", k]).status().expect("send-keys");
+        assert!(ok.success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let done = tmux.wait_for("__DONE__", Duration::from_secs(60));
+    assert!(done.contains("__DONE__ 1"), "the run should end failed after the shell:\n{done}");
+    assert!(done.matches("state-from-the-job").count() >= 2, "the shell did not see the job's files:\n{done}");
+    let after_shell = done.split("opening a shell").nth(1).unwrap_or_default();
+    assert!(after_shell.contains("\n/work"), "the shell did not start in /work:\n{done}");
+    assert!(after_shell.contains("skipped after: because :test failed"), "{done}");
+    // Teardown after the shell: no container of this run is left.
+    let left = Command::new("docker").args(["ps", "-aq", "--filter", "label=quire-ci.run"]).output().expect("docker ps");
+    let ours = repo.path().display().to_string();
+    let ids = String::from_utf8_lossy(&left.stdout).to_string();
+    for id in ids.split_whitespace() {
+        let o = Command::new("docker").args(["inspect", "-f", "{{json .Config.Labels}}", id]).output().expect("inspect");
+        assert!(!String::from_utf8_lossy(&o.stdout).contains(&ours), "container {id} of this run is left behind");
+    }
 }
