@@ -249,6 +249,7 @@ mod tests {
                 tree: "abc".into(),
                 dirty: true,
                 jobs: vec!["a".into(), "b".into(), "c".into()],
+                dir: None,
             }
         )));
         assert_eq!(s.jobs.len(), 3);

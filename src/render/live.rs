@@ -103,9 +103,9 @@ impl StatusLine {
     pub fn pull_progress(&mut self, layer: Option<&str>, status: &str, current: Option<u64>, total: Option<u64>) {
         let Some(pull) = &mut self.pull else { return };
         let Some(layer) = layer else { return };
-        // Whole-image lines ("Pulling from library/rust", "Digest: ...")
-        // name the image, not a layer; only layer ids are short hex.
-        if layer.len() > 16 || layer.contains(':') {
+        // Whole-image lines ("Pulling from library/rust" carries the tag
+        // as its id) are not layers; layer ids are 12 hex digits.
+        if !is_layer_id(layer) {
             return;
         }
         let l = pull.layers.entry(layer.to_string()).or_default();
@@ -169,6 +169,20 @@ fn new_bar() -> ProgressBar {
     bar
 }
 
+fn is_layer_id(id: &str) -> bool {
+    id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_layer_ids_count_as_layers() {
+        assert!(super::is_layer_id("a2318d6c47ec"));
+        assert!(!super::is_layer_id("1"), "a tag in a Pulling-from line");
+        assert!(!super::is_layer_id("bookworm-slim"));
+    }
 }

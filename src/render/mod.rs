@@ -501,6 +501,109 @@ pub fn human_ms(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Screen(Rc<RefCell<Vec<u8>>>);
+
+    impl Write for Screen {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn ev(job: Option<&str>, kind: EventKind) -> Event {
+        Event { ts: "2026-11-24T21:43:38.123Z".into(), job: job.map(str::to_string), kind }
+    }
+
+    fn render(r: Renderer, screen: &Screen, events: &[Event]) -> String {
+        let mut r = r;
+        for e in events {
+            r.event(e);
+        }
+        r.finish();
+        let text = String::from_utf8_lossy(&screen.0.borrow()).into_owned();
+        text
+    }
+
+    fn died_run() -> Vec<Event> {
+        vec![
+            ev(None, EventKind::RunStart {
+                run_id: "r".into(),
+                git_ref: "refs/heads/main".into(),
+                sha: None,
+                tree: "t".into(),
+                dirty: true,
+                jobs: vec!["a".into(), "b".into()],
+                dir: Some("/runs/r".into()),
+            }),
+            ev(Some("a"), EventKind::JobStart {}),
+            ev(Some("a"), EventKind::ShStart { n: 1, cmd: serde_json::json!(["make", "it big"]) }),
+            ev(Some("a"), EventKind::Stdout { n: 1, data: "allocating\npartial".into(), encoding: None }),
+            ev(Some("a"), EventKind::ShExit { n: 1, exit: 137, signal: Some("SIGKILL".into()), duration_ms: 2500 }),
+            ev(None, EventKind::ContainerDied { reason: "oom-killed".into() }),
+            ev(Some("a"), EventKind::JobEnd { outcome: Outcome::Failed, duration_ms: 2600, reason: Some("the container died: oom-killed".into()), line: None, outputs: None }),
+            ev(Some("b"), EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some("not run: the container died (oom-killed)".into()), line: None, outputs: None }),
+            ev(None, EventKind::RunEnd { status: RunStatus::Error, duration_ms: 3000, error: Some("the container died (oom-killed)".into()) }),
+        ]
+    }
+
+    fn opts() -> RenderOptions {
+        RenderOptions { color: false, quiet: false, verbose: false, run_dir: None }
+    }
+
+    #[test]
+    fn a_dead_container_is_rendered_and_summarised() {
+        let screen = Screen::default();
+        let text = render(Renderer::new(Box::new(screen.clone()), opts()), &screen, &died_run());
+        let want = "\
+==> a
+a $ make 'it big'
+a | allocating
+a | partial
+a   exit 137 (SIGKILL) · 2.5s
+container died: oom-killed
+FAILED a: the container died: oom-killed
+skipped b: not run: the container died (oom-killed)
+
+last lines of :a `make 'it big'` (exit 137):
+a | allocating
+a | partial
+
+job  outcome       time  why
+a    failed        2.6s  the container died: oom-killed · `make 'it big'` exited 137
+b    skipped          -  not run: the container died (oom-killed)
+
+run error in 3.0s: the container died (oom-killed)
+record: /runs/r
+";
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn only_job_hides_other_jobs_lines_but_not_the_summary() {
+        let screen = Screen::default();
+        let text = render(Renderer::new(Box::new(screen.clone()), opts()).only_job("b"), &screen, &died_run());
+        assert!(!text.contains("a | allocating\na | partial\na   exit"), "{text}");
+        assert!(text.contains("b    skipped"), "{text}");
+        assert!(text.contains("a    failed"), "{text}");
+    }
+
+    #[test]
+    fn plain_mode_without_colour_has_no_escape_codes() {
+        let screen = Screen::default();
+        let text = render(Renderer::new(Box::new(screen.clone()), opts()), &screen, &died_run());
+        assert!(!text.contains('\x1b'), "{text:?}");
+        let screen = Screen::default();
+        let coloured = render(Renderer::new(Box::new(screen.clone()), RenderOptions { color: true, ..opts() }), &screen, &died_run());
+        assert!(coloured.contains('\x1b'), "--color always keeps colours in plain mode");
+    }
 
     #[test]
     fn carriage_return_redraws_keep_the_last_segment() {
