@@ -201,3 +201,41 @@ fn docker_shell_on_failure_without_a_terminal_warns_and_goes_on() {
     assert!(stderr(&out).contains("--shell-on-failure needs a terminal"), "{}", stderr(&out));
     assert!(stdout(&out).contains("run failed"), "{}", stdout(&out));
 }
+
+#[test]
+fn json_mode_keeps_stdout_clean_on_a_compile_error() {
+    let repo = Repo::new("(local ci (require :quire.ci))\n(print \"top-level print\")\n(ci.job :x [:quire/push]\n");
+    let out = repo.quire(&["run", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(!text.is_empty(), "run-start and run-end are still printed");
+    for line in text.lines() {
+        schema::validate_line(line).unwrap_or_else(|e| panic!("{e}\n{line}"));
+    }
+    assert!(stderr(&out).contains("ci.fnl"), "the diagnostic goes to stderr:\n{}", stderr(&out));
+}
+
+#[test]
+fn docker_dockerfile_build_steps_are_shown() {
+    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"cat /built\") {}))\n");
+    std::fs::write(
+        repo.path().join(".quire/Dockerfile"),
+        format!("FROM {}\nRUN echo built-by-dockerfile-{} > /built\n", repo::IMAGE, std::process::id()),
+    )
+    .expect("Dockerfile");
+    repo.git(&["add", "-A"]);
+    let out = repo.quire(&["--color", "never", "run"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert!(text.contains(": building (.quire/Dockerfile)"), "{text}");
+    assert!(text.contains("| Step 1/2 : FROM quire-ci-test/busybox:latest"), "{text}");
+    assert!(text.contains("| Step 2/2 : RUN echo built-by-dockerfile"), "{text}");
+    assert!(text.contains(": built"), "{text}");
+    assert!(text.contains("t | built-by-dockerfile"), "{text}");
+    // Replay shows the build steps too: they are recorded `image` events.
+    assert_eq!(stdout(&repo.quire(&["--color", "never", "logs"])), text);
+    // The built image is this test's own: remove it.
+    if let Some(built) = text.lines().find_map(|l| l.strip_prefix("image ")?.strip_suffix(": built")) {
+        let _ = std::process::Command::new("docker").args(["rmi", built]).output();
+    }
+}

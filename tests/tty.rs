@@ -156,3 +156,22 @@ fn docker_tty_shell_on_failure_opens_a_shell_in_the_container() {
         assert!(!String::from_utf8_lossy(&o.stdout).contains(&ours), "container {id} of this run is left behind");
     }
 }
+
+#[test]
+fn docker_tty_no_color_means_plain() {
+    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo start; sleep 2; echo end\") {}))\n");
+    let cmd = format!(
+        "cd {} && env NO_COLOR=1 QUIRE_CI_IMAGE={} {} run; echo __DONE__ $?; sleep 600",
+        repo.path().display(),
+        repo::IMAGE,
+        env!("CARGO_BIN_EXE_quire-ci")
+    );
+    let tmux = Tmux::start("nocolor", &cmd);
+    tmux.wait_for("t | start", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(800));
+    let mid = tmux.capture(false);
+    assert!(!mid.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c)), "a spinner under NO_COLOR:\n{mid}");
+    tmux.wait_for("__DONE__", Duration::from_secs(60));
+    let coloured = tmux.capture(true);
+    assert!(!coloured.contains("\x1b["), "escape codes under NO_COLOR:\n{coloured:?}");
+}
