@@ -78,6 +78,15 @@ impl StatusLine {
         bar.set_message(self.base.clone());
     }
 
+    /// Shows `what` with the clock set to `elapsed` (the job's time, between
+    /// its commands).
+    pub fn show_since(&mut self, what: String, elapsed: Duration) {
+        self.show(what, false);
+        if let Some(bar) = &self.bar {
+            bar.set_elapsed(elapsed);
+        }
+    }
+
     /// The running command's partially written line (empty: none).
     pub fn set_segment(&mut self, segment: String) {
         let clean: String = segment.chars().filter(|c| !c.is_control()).collect();

@@ -70,6 +70,8 @@ pub struct Renderer {
     died: Option<String>,
     /// `logs --job`: print only this job's lines (the summary stays whole).
     only: Option<String>,
+    /// When the running job started (live only: the status line's clock).
+    job_started: Option<std::time::Instant>,
 }
 
 const PALETTE: [u8; 6] = [6, 5, 3, 4, 2, 14];
@@ -90,6 +92,7 @@ impl Renderer {
             run_end: None,
             died: None,
             only: None,
+            job_started: None,
         }
     }
 
@@ -340,6 +343,7 @@ impl EventSink for Renderer {
                 self.job_line(&job, l, false);
                 if let Some(live) = &mut self.live {
                     live.show(job.clone(), true);
+                    self.job_started = Some(std::time::Instant::now());
                 }
             }
             EventKind::ShStart { cmd, .. } => {
@@ -379,7 +383,8 @@ impl EventSink for Renderer {
                     v.failed_cmd = Some((v.cmd.clone(), *exit, v.tail.clone()));
                 }
                 if let Some(live) = &mut self.live {
-                    live.show(job.clone(), false);
+                    let elapsed = self.job_started.map(|t| t.elapsed()).unwrap_or_default();
+                    live.show_since(job.clone(), elapsed);
                 }
             }
             EventKind::Print { data } => {
@@ -584,6 +589,15 @@ run error in 3.0s: the container died (oom-killed)
 record: /runs/r
 ";
         assert_eq!(text, want);
+    }
+
+    #[test]
+    fn a_replay_without_run_end_says_so() {
+        let screen = Screen::default();
+        let events = died_run();
+        let text = render(Renderer::new(Box::new(screen.clone()), opts()), &screen, &events[..4]);
+        assert!(text.ends_with("the run did not finish: no run-end was recorded (still running, or quire-ci was killed)\nrecord: /runs/r\n"), "{text}");
+        assert!(text.contains("a | allocating\n"), "{text}");
     }
 
     #[test]

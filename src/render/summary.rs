@@ -20,7 +20,14 @@ pub struct JobRow {
 }
 
 pub fn lines(r: &Renderer) -> Vec<String> {
-    let Some((status, duration_ms, error)) = r.run_end.clone() else { return Vec::new() };
+    let Some((status, duration_ms, error)) = r.run_end.clone() else {
+        // Only a replay gets here: the live run always ends with run-end.
+        let mut lines = vec![String::new(), "the run did not finish: no run-end was recorded (still running, or quire-ci was killed)".to_string()];
+        if let Some(dir) = &r.opts.run_dir {
+            lines.push(format!("record: {}", dir.display()));
+        }
+        return lines;
+    };
     let dim = r.style(Style::new().dim());
     let mut lines = Vec::new();
     // The failing commands' last lines come first, closest to the table.
