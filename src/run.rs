@@ -108,8 +108,11 @@ pub struct RunRequest {
     pub live_container: Arc<Mutex<Option<String>>>,
     /// Called right after a job fails, while its container is still up
     /// (`--shell-on-failure`); the run goes on when it returns.
-    pub on_job_failed: Option<Box<dyn Fn(&FailedJob)>>,
+    pub on_job_failed: Option<OnJobFailed>,
 }
+
+/// See [`RunRequest::on_job_failed`].
+pub type OnJobFailed = Box<dyn Fn(&FailedJob)>;
 
 /// A failed job and where its state still lives, for `on_job_failed`.
 pub struct FailedJob {

@@ -9,7 +9,7 @@ use crate::emitter::EventSink;
 use crate::engine::PullPolicy;
 use crate::events::RunStatus;
 use crate::render::{RenderOptions, Renderer};
-use crate::run::{self, Cancel, FailedJob, RunError, RunOutcome, RunRequest};
+use crate::run::{self, Cancel, FailedJob, OnJobFailed, RunError, RunOutcome, RunRequest};
 
 pub fn run(ctx: &Context, args: &RunArgs) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -56,7 +56,7 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
     };
     let secrets = crate::secrets::resolve(&args.secrets, args.secrets_file.as_deref(), std::env::vars())?;
     let sinks: Vec<Box<dyn EventSink>> = vec![terminal_sink(ctx, args.json)];
-    let on_job_failed: Option<Box<dyn Fn(&FailedJob)>> = if args.shell_on_failure { Some(Box::new(shell_in_container)) } else { None };
+    let on_job_failed: Option<OnJobFailed> = if args.shell_on_failure { Some(Box::new(shell_in_container)) } else { None };
     Ok(RunRequest {
         repo_dir: repo.to_path_buf(),
         pushed: None,
