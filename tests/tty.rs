@@ -175,3 +175,23 @@ fn docker_tty_no_color_means_plain() {
     let coloured = tmux.capture(true);
     assert!(!coloured.contains("\x1b["), "escape codes under NO_COLOR:\n{coloured:?}");
 }
+
+#[test]
+fn docker_tty_ctrl_c_leaves_no_stale_status_line() {
+    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo started; sleep 30\") {}))\n");
+    let cmd = format!(
+        "cd {} && env -u NO_COLOR QUIRE_CI_IMAGE={} {} run; echo __DONE__ $?; sleep 600",
+        repo.path().display(),
+        repo::IMAGE,
+        env!("CARGO_BIN_EXE_quire-ci")
+    );
+    let tmux = Tmux::start("ctrlc", &cmd);
+    tmux.wait_for("t | started", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(700));
+    let ok = Command::new("tmux").args(["-L", &tmux.socket, "send-keys", "-t", "t", "C-c"]).status().expect("send-keys");
+    assert!(ok.success());
+    let done = tmux.wait_for("__DONE__", Duration::from_secs(60));
+    assert!(done.contains("__DONE__ 130"), "{done}");
+    assert!(!done.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c)), "a status line was left on screen:\n{done}");
+    assert!(done.contains("run canceled"), "{done}");
+}

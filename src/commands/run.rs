@@ -96,7 +96,10 @@ pub fn install_signal_handlers(rt: &tokio::runtime::Runtime, cancel: Cancel, liv
             };
             count += 1;
             if count == 1 {
-                eprintln!("\nquire-ci: {name}: canceling the run and removing its container (again to force)");
+                // On a terminal, take over the line the status line (and the
+                // echoed ^C) are on, so neither is left behind on screen.
+                let lead = if std::io::stderr().is_terminal() { "\r\x1b[K" } else { "\n" };
+                eprintln!("{lead}quire-ci: {name}: canceling the run and removing its container (again to force)");
                 cancel.cancel(RunStatus::Canceled, format!("canceled by {name}"));
             } else {
                 let id = live.lock().ok().and_then(|l| l.clone());

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use console::Term;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle, TermLike};
 
 /// Spinner ticks: often enough to look alive, rare enough to cost nothing
 /// while output is idle (see scripts/bench-render).
@@ -75,7 +75,7 @@ impl StatusLine {
         if reset_clock {
             bar.reset_elapsed();
         }
-        bar.set_message(self.base.clone());
+        bar.set_message(fit(&self.base, self.cols));
     }
 
     /// Shows `what` with the clock set to `elapsed` (the job's time, between
@@ -97,9 +97,9 @@ impl StatusLine {
         self.segment = clean;
         if let Some(bar) = &self.bar {
             if self.segment.is_empty() {
-                bar.set_message(self.base.clone());
+                bar.set_message(fit(&self.base, self.cols));
             } else {
-                bar.set_message(format!("{} │ {}", self.base, self.segment));
+                bar.set_message(fit(&format!("{} │ {}", self.base, self.segment), self.cols));
             }
         }
     }
@@ -141,7 +141,7 @@ impl StatusLine {
             mib(total)
         );
         if let Some(bar) = &self.bar {
-            bar.set_message(what.clone());
+            bar.set_message(fit(&what, self.cols));
         }
         self.base = what;
     }
@@ -164,8 +164,9 @@ impl Drop for StatusLine {
 }
 
 fn new_bar() -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::term(Term::stdout(), MAX_HZ));
-    let style = ProgressStyle::with_template("{spinner:.cyan} {wide_msg} {secs:.dim}")
+    let target = ProgressDrawTarget::term_like_with_hz(Box::new(ShortOfLastColumn(Term::stdout())), MAX_HZ);
+    let bar = ProgressBar::with_draw_target(None, target);
+    let style = ProgressStyle::with_template("{spinner:.cyan} {msg} {secs:.dim}")
         .map(|s| {
             s.with_key("secs", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
                 let t = state.elapsed().as_secs_f64();
@@ -178,6 +179,60 @@ fn new_bar() -> ProgressBar {
     bar
 }
 
+/// stdout as indicatif's terminal, two columns narrower than it is (room
+/// for the `^C` a terminal echoes).
+/// indicatif pads the status line to the full width; a line that fills the
+/// terminal leaves the cursor waiting to wrap, and whatever is printed next
+/// (an echoed ^C, the cancel message) lands one row lower, leaving a stale
+/// status line behind.
+#[derive(Debug)]
+struct ShortOfLastColumn(Term);
+
+impl TermLike for ShortOfLastColumn {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(2).max(1)
+    }
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Cuts the message so spinner, message and clock fit on one row.
+fn fit(msg: &str, cols: usize) -> String {
+    let room = cols.saturating_sub(12).max(10);
+    if msg.chars().count() <= room {
+        msg.to_string()
+    } else {
+        let mut s: String = msg.chars().take(room - 1).collect();
+        s.push('…');
+        s
+    }
+}
+
 fn is_layer_id(id: &str) -> bool {
     id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit())
 }
@@ -188,6 +243,13 @@ fn mib(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_status_line_never_reaches_the_last_column() {
+        let long = "x".repeat(300);
+        assert_eq!(super::fit(&long, 80).chars().count(), 68);
+        assert_eq!(super::fit("short", 80), "short");
+    }
+
     #[test]
     fn only_layer_ids_count_as_layers() {
         assert!(super::is_layer_id("a2318d6c47ec"));
