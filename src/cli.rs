@@ -132,7 +132,7 @@ pub struct RunArgs {
     pub json: bool,
 
     /// When a job fails, open a shell in the run's container at /work (needs a terminal).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json")]
     pub shell_on_failure: bool,
 
     #[command(flatten)]
