@@ -36,6 +36,10 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the jobs, their inputs, their order and the image')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Run, then run again after every change to the working tree; a change supersedes a running run')
             [CompletionResult]::new('hook', 'hook', [CompletionResultType]::ParameterValue, 'Install or remove the pre-push hook that runs CI on what `git push` sends')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Replay a recorded run (default: the latest) through the live view''s renderer')
+            [CompletionResult]::new('runs', 'runs', [CompletionResultType]::ParameterValue, 'List recent runs: id, start, ref, dirty, status, duration')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Write a starter .quire/ci.fnl for what this repository holds')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the engine, Fennel, ci.fnl, the image and the pre-push hook')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -57,6 +61,7 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Keep the container after the run and print how to enter it')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the run''s events as JSON lines on stdout instead of the live view')
             [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed')
+            [CompletionResult]::new('--shell-on-failure', '--shell-on-failure', [CompletionResultType]::ParameterName, 'When a job fails, open a shell in the run''s container at /work (needs a terminal)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
@@ -120,6 +125,7 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Keep the container after the run and print how to enter it')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the run''s events as JSON lines on stdout instead of the live view')
             [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed')
+            [CompletionResult]::new('--shell-on-failure', '--shell-on-failure', [CompletionResultType]::ParameterName, 'When a job fails, open a shell in the run''s container at /work (needs a terminal)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
@@ -206,6 +212,64 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
         'quire-ci;hook;help;help' {
             break
         }
+        'quire-ci;logs' {
+            [CompletionResult]::new('--job', '--job', [CompletionResultType]::ParameterName, 'Show only this job''s output (the summary still covers the run)')
+            [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Where run records are (default: <git-dir>/quire-ci/runs)')
+            [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'Run as if started in DIR')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the recorded events as JSON lines instead')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'quire-ci;runs' {
+            [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Where run records are (default: <git-dir>/quire-ci/runs)')
+            [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'Run as if started in DIR')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON lines for scripts')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'quire-ci;init' {
+            [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'Run as if started in DIR')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'quire-ci;doctor' {
+            [CompletionResult]::new('--image', '--image', [CompletionResultType]::ParameterName, 'The image to check when ci.fnl names none and there is no .quire/Dockerfile')
+            [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'Run as if started in DIR')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'quire-ci;completions' {
             [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'Run as if started in DIR')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
@@ -238,6 +302,10 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the jobs, their inputs, their order and the image')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Run, then run again after every change to the working tree; a change supersedes a running run')
             [CompletionResult]::new('hook', 'hook', [CompletionResultType]::ParameterValue, 'Install or remove the pre-push hook that runs CI on what `git push` sends')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Replay a recorded run (default: the latest) through the live view''s renderer')
+            [CompletionResult]::new('runs', 'runs', [CompletionResultType]::ParameterValue, 'List recent runs: id, start, ref, dirty, status, duration')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Write a starter .quire/ci.fnl for what this repository holds')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the engine, Fennel, ci.fnl, the image and the pre-push hook')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -268,6 +336,18 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             break
         }
         'quire-ci;help;hook;pre-push' {
+            break
+        }
+        'quire-ci;help;logs' {
+            break
+        }
+        'quire-ci;help;runs' {
+            break
+        }
+        'quire-ci;help;init' {
+            break
+        }
+        'quire-ci;help;doctor' {
             break
         }
         'quire-ci;help;completions' {

@@ -19,20 +19,32 @@ _quire__ci() {
             quire__ci,completions)
                 cmd="quire__ci__subcmd__completions"
                 ;;
+            quire__ci,doctor)
+                cmd="quire__ci__subcmd__doctor"
+                ;;
             quire__ci,help)
                 cmd="quire__ci__subcmd__help"
                 ;;
             quire__ci,hook)
                 cmd="quire__ci__subcmd__hook"
                 ;;
+            quire__ci,init)
+                cmd="quire__ci__subcmd__init"
+                ;;
             quire__ci,list)
                 cmd="quire__ci__subcmd__list"
+                ;;
+            quire__ci,logs)
+                cmd="quire__ci__subcmd__logs"
                 ;;
             quire__ci,man)
                 cmd="quire__ci__subcmd__man"
                 ;;
             quire__ci,run)
                 cmd="quire__ci__subcmd__run"
+                ;;
+            quire__ci,runs)
+                cmd="quire__ci__subcmd__runs"
                 ;;
             quire__ci,validate)
                 cmd="quire__ci__subcmd__validate"
@@ -43,20 +55,32 @@ _quire__ci() {
             quire__ci__subcmd__help,completions)
                 cmd="quire__ci__subcmd__help__subcmd__completions"
                 ;;
+            quire__ci__subcmd__help,doctor)
+                cmd="quire__ci__subcmd__help__subcmd__doctor"
+                ;;
             quire__ci__subcmd__help,help)
                 cmd="quire__ci__subcmd__help__subcmd__help"
                 ;;
             quire__ci__subcmd__help,hook)
                 cmd="quire__ci__subcmd__help__subcmd__hook"
                 ;;
+            quire__ci__subcmd__help,init)
+                cmd="quire__ci__subcmd__help__subcmd__init"
+                ;;
             quire__ci__subcmd__help,list)
                 cmd="quire__ci__subcmd__help__subcmd__list"
+                ;;
+            quire__ci__subcmd__help,logs)
+                cmd="quire__ci__subcmd__help__subcmd__logs"
                 ;;
             quire__ci__subcmd__help,man)
                 cmd="quire__ci__subcmd__help__subcmd__man"
                 ;;
             quire__ci__subcmd__help,run)
                 cmd="quire__ci__subcmd__help__subcmd__run"
+                ;;
+            quire__ci__subcmd__help,runs)
+                cmd="quire__ci__subcmd__help__subcmd__runs"
                 ;;
             quire__ci__subcmd__help,validate)
                 cmd="quire__ci__subcmd__help__subcmd__validate"
@@ -104,7 +128,7 @@ _quire__ci() {
 
     case "${cmd}" in
         quire__ci)
-            opts="-C -q -v -h -V --color --quiet --verbose --help --version run validate list watch hook completions man help"
+            opts="-C -q -v -h -V --color --quiet --verbose --help --version run validate list watch hook logs runs init doctor completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,8 +171,34 @@ _quire__ci() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        quire__subcmd__ci__subcmd__doctor)
+            opts="-C -q -v -h -V --image --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         quire__subcmd__ci__subcmd__help)
-            opts="run validate list watch hook completions man help"
+            opts="run validate list watch hook logs runs init doctor completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -162,6 +212,20 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__ci__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -245,7 +309,35 @@ _quire__ci() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        quire__subcmd__ci__subcmd__help__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         quire__subcmd__ci__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__ci__subcmd__help__subcmd__logs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -274,6 +366,20 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__ci__subcmd__help__subcmd__runs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -473,6 +579,28 @@ _quire__ci() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        quire__subcmd__ci__subcmd__init)
+            opts="-C -q -v -h -V --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         quire__subcmd__ci__subcmd__list)
             opts="-C -q -v -h -V --json --dot --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -489,6 +617,36 @@ _quire__ci() {
                     return 0
                     ;;
                 --job-lua-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__ci__subcmd__logs)
+            opts="-C -q -v -h -V --job --json --out --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --job)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -530,7 +688,7 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__run)
-            opts="-C -q -v -h -V --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
+            opts="-C -q -v -h -V --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -591,6 +749,32 @@ _quire__ci() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        quire__subcmd__ci__subcmd__runs)
+            opts="-C -q -v -h -V --out --json --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         quire__subcmd__ci__subcmd__validate)
             opts="-C -q -v -h -V --file --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -630,7 +814,7 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__watch)
-            opts="-C -q -v -h -V --debounce --clear --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
+            opts="-C -q -v -h -V --debounce --clear --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

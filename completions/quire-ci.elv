@@ -33,6 +33,10 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand list 'Show the jobs, their inputs, their order and the image'
             cand watch 'Run, then run again after every change to the working tree; a change supersedes a running run'
             cand hook 'Install or remove the pre-push hook that runs CI on what `git push` sends'
+            cand logs 'Replay a recorded run (default: the latest) through the live view''s renderer'
+            cand runs 'List recent runs: id, start, ref, dirty, status, duration'
+            cand init 'Write a starter .quire/ci.fnl for what this repository holds'
+            cand doctor 'Check the engine, Fennel, ci.fnl, the image and the pre-push hook'
             cand completions 'Print a shell completion script'
             cand man 'Print the manual page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -53,6 +57,7 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand --keep 'Keep the container after the run and print how to enter it'
             cand --json 'Print the run''s events as JSON lines on stdout instead of the live view'
             cand --no-cache 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed'
+            cand --shell-on-failure 'When a job fails, open a shell in the run''s container at /work (needs a terminal)'
             cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
             cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
             cand -v 'Print more detail'
@@ -113,6 +118,7 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand --keep 'Keep the container after the run and print how to enter it'
             cand --json 'Print the run''s events as JSON lines on stdout instead of the live view'
             cand --no-cache 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed'
+            cand --shell-on-failure 'When a job fails, open a shell in the run''s container at /work (needs a terminal)'
             cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
             cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
             cand -v 'Print more detail'
@@ -189,6 +195,60 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
         }
         &'quire-ci;hook;help;help'= {
         }
+        &'quire-ci;logs'= {
+            cand --job 'Show only this job''s output (the summary still covers the run)'
+            cand --out 'Where run records are (default: <git-dir>/quire-ci/runs)'
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand --json 'Print the recorded events as JSON lines instead'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'quire-ci;runs'= {
+            cand --out 'Where run records are (default: <git-dir>/quire-ci/runs)'
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand --json 'Print JSON lines for scripts'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'quire-ci;init'= {
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'quire-ci;doctor'= {
+            cand --image 'The image to check when ci.fnl names none and there is no .quire/Dockerfile'
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'quire-ci;completions'= {
             cand -C 'Run as if started in DIR'
             cand --color 'When to use colour'
@@ -219,6 +279,10 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand list 'Show the jobs, their inputs, their order and the image'
             cand watch 'Run, then run again after every change to the working tree; a change supersedes a running run'
             cand hook 'Install or remove the pre-push hook that runs CI on what `git push` sends'
+            cand logs 'Replay a recorded run (default: the latest) through the live view''s renderer'
+            cand runs 'List recent runs: id, start, ref, dirty, status, duration'
+            cand init 'Write a starter .quire/ci.fnl for what this repository holds'
+            cand doctor 'Check the engine, Fennel, ci.fnl, the image and the pre-push hook'
             cand completions 'Print a shell completion script'
             cand man 'Print the manual page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -241,6 +305,14 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
         &'quire-ci;help;hook;uninstall'= {
         }
         &'quire-ci;help;hook;pre-push'= {
+        }
+        &'quire-ci;help;logs'= {
+        }
+        &'quire-ci;help;runs'= {
+        }
+        &'quire-ci;help;init'= {
+        }
+        &'quire-ci;help;doctor'= {
         }
         &'quire-ci;help;completions'= {
         }

@@ -50,6 +50,14 @@ pub enum Command {
     /// Install or remove the pre-push hook that runs CI on what `git push` sends.
     #[command(subcommand)]
     Hook(HookCommand),
+    /// Replay a recorded run (default: the latest) through the live view's renderer.
+    Logs(LogsArgs),
+    /// List recent runs: id, start, ref, dirty, status, duration.
+    Runs(RunsArgs),
+    /// Write a starter .quire/ci.fnl for what this repository holds.
+    Init,
+    /// Check the engine, Fennel, ci.fnl, the image and the pre-push hook.
+    Doctor(DoctorArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -131,6 +139,9 @@ pub struct RunArgs {
     /// Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed.
     #[arg(long)]
     pub no_cache: bool,
+    /// When a job fails, open a shell in the run's container at /work (needs a terminal).
+    #[arg(long, conflicts_with = "json")]
+    pub shell_on_failure: bool,
 
     #[command(flatten)]
     pub eval: EvalArgs,
@@ -145,6 +156,43 @@ fn seconds(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("{s} is out of range: give a number of seconds above 0 and at most 86400"))
     }
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A run id or a unique prefix of one (default: the latest run).
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+
+    /// Show only this job's output (the summary still covers the run).
+    #[arg(long, value_name = "ID")]
+    pub job: Option<String>,
+
+    /// Print the recorded events as JSON lines instead.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Where run records are (default: <git-dir>/quire-ci/runs).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Where run records are (default: <git-dir>/quire-ci/runs).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Print JSON lines for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The image to check when ci.fnl names none and there is no .quire/Dockerfile.
+    #[arg(long, value_name = "IMAGE", env = "QUIRE_CI_IMAGE")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -69,6 +69,8 @@ impl EventKind {
         "container-end",
         "run-start",
         "image",
+        // Not "image-progress": it is transient, never in a file, so a
+        // reader that met one would rightly skip it.
         "job-start",
         "job-end",
         "run-end",
@@ -87,10 +89,18 @@ impl EventKind {
             EventKind::ContainerEnd { .. } => "container-end",
             EventKind::RunStart { .. } => "run-start",
             EventKind::Image { .. } => "image",
+            EventKind::ImageProgress { .. } => "image-progress",
             EventKind::JobStart {} => "job-start",
             EventKind::JobEnd { .. } => "job-end",
             EventKind::RunEnd { .. } => "run-end",
         }
+    }
+
+    /// True for kinds that only matter while they happen (pull progress):
+    /// shown live, never written to log.jsonl nor printed by `--json`, so
+    /// a replay shows only the `image` events around them.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, EventKind::ImageProgress { .. })
     }
 
     /// True for kinds that live in a job's own log.jsonl.
@@ -169,6 +179,20 @@ pub enum EventKind {
         action: String,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         detail: Option<String>,
+    },
+    /// Progress of an image pull, per layer, as the engine reports it.
+    /// Transient: see [`EventKind::is_transient`].
+    ImageProgress {
+        image: String,
+        /// The layer; absent for whole-image messages.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        layer: Option<String>,
+        /// The engine's words: `Downloading`, `Extracting`, `Pull complete`, ...
+        status: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        current: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        total: Option<u64>,
     },
     /// A job begins (its id is in `Event::job`).
     JobStart {},

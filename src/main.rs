@@ -28,6 +28,10 @@ fn main() {
         Command::List(a) => commands::list::run(&ctx, a),
         Command::Watch(a) => commands::watch::run(&ctx, a),
         Command::Hook(h) => commands::hook::run(&ctx, h),
+        Command::Logs(a) => commands::logs::run(&ctx, a),
+        Command::Runs(a) => commands::runs::run(&ctx, a),
+        Command::Init => commands::init::run(&ctx),
+        Command::Doctor(a) => commands::doctor::run(&ctx, a),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "quire-ci", &mut std::io::stdout());
             exit::OK

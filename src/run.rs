@@ -110,6 +110,21 @@ pub struct RunRequest {
     /// `--no-cache`: run even when the result cache has a green run with
     /// the same inputs (the new result is still stored).
     pub no_cache: bool,
+    /// Called right after a job fails, while its container is still up
+    /// (`--shell-on-failure`); the run goes on when it returns.
+    pub on_job_failed: Option<OnJobFailed>,
+}
+
+/// See [`RunRequest::on_job_failed`].
+pub type OnJobFailed = Box<dyn Fn(&FailedJob)>;
+
+/// A failed job and where its state still lives, for `on_job_failed`.
+pub struct FailedJob {
+    pub job: String,
+    /// The container's name (usable with the docker CLI).
+    pub container: String,
+    /// The engine endpoint, e.g. `unix:///var/run/docker.sock`.
+    pub endpoint: String,
 }
 
 /// How a run ended.
@@ -497,7 +512,17 @@ fn pull(
     if policy != PullPolicy::Never {
         emitter.borrow_mut().emit(None, EventKind::Image { image: name.to_string(), action: "pulling".into(), detail: None });
     }
-    match rt.block_on(engine.ensure_image(name, policy, |_p| {})) {
+    let on_progress = |p: crate::engine::PullProgress| {
+        let kind = EventKind::ImageProgress {
+            image: name.to_string(),
+            layer: p.layer,
+            status: p.status,
+            current: p.current.and_then(|c| u64::try_from(c).ok()),
+            total: p.total.and_then(|t| u64::try_from(t).ok()),
+        };
+        emitter.borrow_mut().emit(None, kind);
+    };
+    match rt.block_on(engine.ensure_image(name, policy, on_progress)) {
         Ok(_) => {
             if policy != PullPolicy::Never {
                 emitter.borrow_mut().emit(None, EventKind::Image { image: name.to_string(), action: "pulled".into(), detail: None });
@@ -717,6 +742,11 @@ fn run_jobs(
                 outputs: result.outputs.clone(),
             },
         );
+        if result.outcome == Outcome::Failed && result.abort.is_none() && !req.cancel.is_canceled() {
+            if let Some(hook) = &req.on_job_failed {
+                hook(&FailedJob { job: id.clone(), container: container.name.clone(), endpoint: engine.endpoint().to_string() });
+            }
+        }
         match result.outcome {
             Outcome::Failed => {
                 any_failed = true;
@@ -837,6 +867,9 @@ struct RecordSink {
 
 impl EventSink for RecordSink {
     fn event(&mut self, ev: &crate::events::Event) {
+        if ev.kind.is_transient() {
+            return;
+        }
         if let Err(e) = self.record.record(ev) {
             if !self.warned {
                 eprintln!("quire-ci: warning: cannot write the run record in {}: {e}", self.record.dir().display());

@@ -170,6 +170,7 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             sinks: vec![Box::new(renderer)],
             live_container: live.clone(),
             no_cache: false,
+            on_job_failed: None,
         };
         let outcome = run::execute(rt.handle(), request);
         super::run::report_outcome(ctx, &outcome);

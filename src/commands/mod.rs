@@ -1,9 +1,13 @@
 //! One file per subcommand: each turns parsed arguments into work done by
 //! the rooms (pipeline, snapshot, engine, ...) and into an exit code.
 
+pub mod doctor;
 pub mod hook;
+pub mod init;
 pub mod list;
+pub mod logs;
 pub mod run;
+pub mod runs;
 pub mod validate;
 pub mod watch;
 

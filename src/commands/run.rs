@@ -1,15 +1,15 @@
 //! `quire-ci run`: the pipeline on the working tree, now.
 
-use std::io::Write;
+use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
 use super::{exit, find_repo_root, Context};
 use crate::cli::{Pull, RunArgs};
 use crate::emitter::EventSink;
 use crate::engine::PullPolicy;
-use crate::events::{Event, RunStatus};
+use crate::events::RunStatus;
 use crate::render::{RenderOptions, Renderer};
-use crate::run::{self, Cancel, RunError, RunOutcome, RunRequest};
+use crate::run::{self, Cancel, FailedJob, OnJobFailed, RunError, RunOutcome, RunRequest};
 
 pub fn run(ctx: &Context, args: &RunArgs) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -55,14 +55,8 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         }
     };
     let secrets = crate::secrets::resolve(&args.secrets, args.secrets_file.as_deref(), std::env::vars())?;
-    let sinks: Vec<Box<dyn EventSink>> = if args.json {
-        vec![Box::new(JsonLines(Box::new(std::io::stdout())))]
-    } else {
-        vec![Box::new(Renderer::new(
-            Box::new(std::io::stdout()),
-            RenderOptions { color: ctx.color_stdout, quiet: ctx.quiet, verbose: ctx.verbose, run_dir: None },
-        ))]
-    };
+    let sinks: Vec<Box<dyn EventSink>> = vec![terminal_sink(ctx, args.json)];
+    let on_job_failed: Option<OnJobFailed> = if args.shell_on_failure { Some(Box::new(shell_in_container)) } else { None };
     Ok(RunRequest {
         repo_dir: repo.to_path_buf(),
         pushed: None,
@@ -83,6 +77,7 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         sinks,
         live_container: Arc::new(Mutex::new(None)),
         no_cache: args.no_cache,
+        on_job_failed,
     })
 }
 
@@ -102,7 +97,10 @@ pub fn install_signal_handlers(rt: &tokio::runtime::Runtime, cancel: Cancel, liv
             };
             count += 1;
             if count == 1 {
-                eprintln!("\nquire-ci: {name}: canceling the run and removing its container (again to force)");
+                // On a terminal, take over the line the status line (and the
+                // echoed ^C) are on, so neither is left behind on screen.
+                let lead = if std::io::stderr().is_terminal() { "\r\x1b[K" } else { "\n" };
+                eprintln!("{lead}quire-ci: {name}: canceling the run and removing its container (again to force)");
                 cancel.cancel(RunStatus::Canceled, format!("canceled by {name}"));
             } else {
                 let id = live.lock().ok().and_then(|l| l.clone());
@@ -146,14 +144,40 @@ pub fn cache_hit_line(outcome: &RunOutcome) -> String {
     )
 }
 
-/// `--json`: every event as one JSON line on stdout, with its `job`.
-pub struct JsonLines(pub Box<dyn Write>);
+pub use crate::render::JsonLines;
 
-impl EventSink for JsonLines {
-    fn event(&mut self, ev: &Event) {
-        if let Ok(line) = serde_json::to_string(ev) {
-            let _ = writeln!(self.0, "{line}");
-            let _ = self.0.flush();
-        }
+/// The sink that shows the run: `--json` lines, the live view when stdout
+/// is a terminal and colour is on, else plain lines.
+pub fn terminal_sink(ctx: &Context, json: bool) -> Box<dyn EventSink> {
+    if json {
+        return Box::new(JsonLines(Box::new(std::io::stdout())));
+    }
+    let opts = RenderOptions { color: ctx.color_stdout, quiet: ctx.quiet, verbose: ctx.verbose, run_dir: None };
+    if ctx.color_stdout && std::io::stdout().is_terminal() {
+        Box::new(Renderer::live(opts))
+    } else {
+        Box::new(Renderer::new(Box::new(std::io::stdout()), opts))
+    }
+}
+
+/// `--shell-on-failure`: an interactive shell in the failed job's
+/// container, through the docker CLI (it owns raw mode, resizing and
+/// signal forwarding). The run's teardown follows when the shell exits.
+fn shell_in_container(f: &FailedJob) {
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        eprintln!("quire-ci: warning: --shell-on-failure needs a terminal on stdin and stdout; going on without a shell for :{}", f.job);
+        return;
+    }
+    eprintln!("quire-ci: :{} failed; opening a shell in its container {} at /work (exit the shell to go on)", f.job, f.container);
+    let mut cmd = std::process::Command::new("docker");
+    if !f.endpoint.is_empty() {
+        cmd.arg("-H").arg(&f.endpoint);
+    }
+    cmd.args(["exec", "-it", "-w", "/work", &f.container, "sh"]);
+    match cmd.status() {
+        Ok(_) => {}
+        Err(e) => eprintln!(
+            "quire-ci: warning: cannot start `docker exec` for the shell ({e}); install the docker CLI, or use --keep and enter the container yourself"
+        ),
     }
 }

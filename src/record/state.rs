@@ -101,7 +101,8 @@ impl RunState {
             | EventKind::Stdout { .. }
             | EventKind::Stderr { .. }
             | EventKind::Print { .. }
-            | EventKind::Image { .. } => return false,
+            | EventKind::Image { .. }
+            | EventKind::ImageProgress { .. } => return false,
             EventKind::RunStart { jobs, .. } => {
                 for id in jobs {
                     self.job_mut(id);

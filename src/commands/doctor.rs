@@ -1,0 +1,215 @@
+//! `quire-ci doctor`: checks what a run needs — the engine, the Fennel
+//! compiler, the repository and its ci.fnl, the image, the pre-push hook —
+//! and prints one ok/warn/fail line per check, with the fix.
+//!
+//! Exit: 0 when nothing failed; 3 when an infrastructure check failed
+//! (engine, image); else 2 when the repository or ci.fnl is bad.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use console::Style;
+
+use super::{evaluate_worktree, exit, find_repo_root, Context};
+use crate::cli::{DoctorArgs, EvalArgs};
+use crate::engine::Engine;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub level: Level,
+    pub what: &'static str,
+    pub detail: String,
+    /// How to fix it (warn and fail only).
+    pub fix: Option<String>,
+    /// A failure of the machine (exit 3) rather than of the repository (exit 2).
+    pub infra: bool,
+}
+
+impl Check {
+    fn ok(what: &'static str, detail: impl Into<String>) -> Check {
+        Check { level: Level::Ok, what, detail: detail.into(), fix: None, infra: false }
+    }
+    fn warn(what: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { level: Level::Warn, what, detail: detail.into(), fix: Some(fix.into()), infra: false }
+    }
+    fn fail(what: &'static str, detail: impl Into<String>, fix: impl Into<String>, infra: bool) -> Check {
+        Check { level: Level::Fail, what, detail: detail.into(), fix: Some(fix.into()), infra }
+    }
+}
+
+pub fn run(ctx: &Context, args: &DoctorArgs) -> i32 {
+    let checks = checks(ctx, args);
+    let color = ctx.color_stdout;
+    let paint = |s: Style| if color { s.force_styling(true) } else { Style::new() };
+    for c in &checks {
+        let word = match c.level {
+            Level::Ok => paint(Style::new().green()).apply_to("ok  "),
+            Level::Warn => paint(Style::new().yellow()).apply_to("warn"),
+            Level::Fail => paint(Style::new().red().bold()).apply_to("fail"),
+        };
+        println!("{word}  {:<8} {}", c.what, c.detail);
+        if let Some(fix) = &c.fix {
+            println!("      {:<8} {}", "", paint(Style::new().dim()).apply_to(format!("fix: {fix}")));
+        }
+    }
+    exit_code(&checks)
+}
+
+pub fn exit_code(checks: &[Check]) -> i32 {
+    let failed: Vec<&Check> = checks.iter().filter(|c| c.level == Level::Fail).collect();
+    if failed.is_empty() {
+        exit::OK
+    } else if failed.iter().any(|c| c.infra) {
+        exit::INFRA
+    } else {
+        exit::BAD_INPUT
+    }
+}
+
+pub fn checks(ctx: &Context, args: &DoctorArgs) -> Vec<Check> {
+    let mut out = Vec::new();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let engine = match &rt {
+        Err(e) => {
+            out.push(Check::fail("engine", format!("cannot start the async runtime: {e}"), "report this as a bug", true));
+            None
+        }
+        Ok(rt) => match rt.block_on(Engine::connect()) {
+            Err(e) => {
+                out.push(Check::fail(
+                    "engine",
+                    e.to_string(),
+                    "start the Docker daemon (or Podman's socket), or point DOCKER_HOST at one",
+                    true,
+                ));
+                None
+            }
+            Ok(engine) => {
+                match rt.block_on(engine.version()) {
+                    Ok(v) => out.push(Check::ok(
+                        "engine",
+                        format!("{} {} (API {}, speaking {}) at {}", v.product, v.server, v.api, v.negotiated_api, engine.endpoint()),
+                    )),
+                    Err(e) => out.push(Check::warn("engine", format!("reachable at {} but: {e}", engine.endpoint()), "check the daemon's logs")),
+                }
+                Some(engine)
+            }
+        },
+    };
+    out.push(Check::ok("fennel", format!("Fennel {} (embedded)", crate::fennel::FENNEL_VERSION)));
+
+    let root = match find_repo_root(&ctx.cwd) {
+        Ok(r) => {
+            out.push(Check::ok("repo", r.display().to_string()));
+            r
+        }
+        Err(p) => {
+            out.push(Check::fail("repo", p.message.clone(), "run quire-ci inside a git work tree, or use -C DIR", false));
+            return out;
+        }
+    };
+
+    let ci = root.join(crate::pipeline::CI_FNL);
+    let mut declared_image = None;
+    if !ci.is_file() {
+        out.push(Check::fail("ci.fnl", format!("{} not found", ci.display()), "run `quire-ci init` to write a starter", false));
+    } else {
+        let eval = EvalArgs { lua_memory: 256, eval_timeout: 10.0, job_lua_timeout: 10.0 };
+        match evaluate_worktree(ctx, None, &eval) {
+            Ok(p) => {
+                let n = p.jobs.len();
+                out.push(Check::ok("ci.fnl", format!("valid, {n} job{}", if n == 1 { "" } else { "s" })));
+                declared_image = p.image.as_ref().map(|i| i.name.clone());
+            }
+            Err(inv) => {
+                let first = inv.problems.first().map(|p| p.message.clone()).unwrap_or_default();
+                out.push(Check::fail(
+                    "ci.fnl",
+                    format!("{} problem(s): {first}", inv.problems.len()),
+                    "run `quire-ci validate` for the details",
+                    false,
+                ));
+            }
+        }
+    }
+
+    out.push(image_check(&root, declared_image, args.image.clone(), engine.as_ref(), rt.as_ref().ok()));
+    out.push(hook_check(&root));
+    out
+}
+
+/// The image a run would use (same order as the executor) and whether the
+/// engine has it or can get it.
+fn image_check(root: &Path, declared: Option<String>, flag: Option<String>, engine: Option<&Engine>, rt: Option<&tokio::runtime::Runtime>) -> Check {
+    let name = match declared {
+        Some(n) => n,
+        None if root.join(".quire/Dockerfile").is_file() => {
+            return Check::ok("image", "built from .quire/Dockerfile on the first run (then reused)");
+        }
+        None => flag.filter(|s| !s.is_empty()).unwrap_or_else(|| crate::run::DEFAULT_IMAGE.to_string()),
+    };
+    let (Some(engine), Some(rt)) = (engine, rt) else {
+        return Check::warn("image", format!("{name}: not checked (no engine)"), "fix the engine first");
+    };
+    match rt.block_on(engine.image_id(&name)) {
+        Ok(Some(id)) => Check::ok("image", format!("{name} is present ({})", id.chars().take(19).collect::<String>())),
+        Ok(None) => {
+            let reference = crate::engine::with_default_tag(&name);
+            let asked = rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), engine.docker().inspect_registry_image(&reference, None)).await
+            });
+            match asked {
+                Ok(Ok(_)) => Check::ok("image", format!("{name} is not present but its registry has it (pulled on the first run)")),
+                Ok(Err(e)) => Check::fail(
+                    "image",
+                    format!("{name} is not present and cannot be pulled: {e}"),
+                    format!("`docker pull {name}` or build it, or pick another with ci.image / --image"),
+                    true,
+                ),
+                Err(_) => Check::fail(
+                    "image",
+                    format!("{name} is not present and its registry did not answer within 10s"),
+                    format!("check the network, `docker pull {name}`, or pick another with ci.image / --image"),
+                    true,
+                ),
+            }
+        }
+        Err(e) => Check::fail("image", format!("{name}: {e}"), "check the engine", true),
+    }
+}
+
+/// Whether a pre-push hook that runs quire-ci is installed.
+fn hook_check(root: &Path) -> Check {
+    let dir = hooks_dir(root);
+    let hook = dir.join("pre-push");
+    match std::fs::read_to_string(&hook) {
+        Ok(text) if text.contains("quire-ci") => Check::ok("hook", format!("{} runs quire-ci", hook.display())),
+        Ok(_) => Check::warn(
+            "hook",
+            format!("{} exists but does not run quire-ci", hook.display()),
+            "call `quire-ci hook run` from it, or move it aside and run `quire-ci hook install`",
+        ),
+        Err(_) => Check::warn("hook", "no pre-push hook: `git push` does not run CI first", "run `quire-ci hook install`"),
+    }
+}
+
+/// `git rev-parse --git-path hooks` honours core.hooksPath; fall back to
+/// `.git/hooks` when git is not at hand.
+fn hooks_dir(root: &Path) -> PathBuf {
+    let asked = std::process::Command::new("git").arg("-C").arg(root).args(["rev-parse", "--git-path", "hooks"]).output();
+    if let Ok(o) = asked {
+        if o.status.success() {
+            let p = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+            return if p.is_absolute() { p } else { root.join(p) };
+        }
+    }
+    root.join(".git").join("hooks")
+}

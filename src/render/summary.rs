@@ -1,0 +1,112 @@
+//! The end-of-run summary: the failing command's last lines, a table of
+//! job, outcome, duration and why, the total time and the run directory.
+//! Built only from what the renderer learned from events, so a replay
+//! prints the same summary.
+
+use console::Style;
+
+use super::{human_ms, Renderer};
+use crate::events::{Outcome, RunStatus};
+
+/// One row of the table, remembered from a `job-end` event.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub outcome: Outcome,
+    pub duration_ms: u64,
+    pub reason: Option<String>,
+    pub line: Option<u32>,
+    /// The last command of the job that exited non-zero, and its code.
+    pub last_exit: Option<(String, i64)>,
+}
+
+pub fn lines(r: &Renderer) -> Vec<String> {
+    let Some((status, duration_ms, error)) = r.run_end.clone() else {
+        // Only a replay gets here: the live run always ends with run-end.
+        let mut lines = vec![String::new(), "the run did not finish: no run-end was recorded (still running, or quire-ci was killed)".to_string()];
+        if let Some(dir) = &r.opts.run_dir {
+            lines.push(format!("record: {}", dir.display()));
+        }
+        return lines;
+    };
+    let dim = r.style(Style::new().dim());
+    let mut lines = Vec::new();
+    // The failing commands' last lines come first, closest to the table.
+    for job in &r.jobs {
+        let v = &r.views[job];
+        let Some(JobRow { outcome: Outcome::Failed, .. }) = v.outcome else { continue };
+        let (title, tail) = match &v.failed_cmd {
+            Some((cmd, exit, tail)) => (format!("last lines of :{job} `{}` (exit {exit}):", first_line(cmd)), tail),
+            None => (format!("last lines of :{job}:"), &v.tail),
+        };
+        if !tail.is_empty() {
+            lines.push(String::new());
+            lines.push(r.style(Style::new().bold()).apply_to(title).to_string());
+            lines.extend(tail.iter().cloned());
+        }
+    }
+    lines.push(String::new());
+    let width = r.jobs.iter().map(|j| j.chars().count()).max().unwrap_or(3).max(3);
+    let rows: Vec<(&String, &JobRow)> = r.jobs.iter().filter_map(|j| r.views[j].outcome.as_ref().map(|o| (j, o))).collect();
+    if !rows.is_empty() {
+        lines.push(dim.apply_to(format!("{:<width$}  {:<9}  {:>7}  {}", "job", "outcome", "time", "why")).to_string());
+    }
+    for (job, row) in rows {
+        let (word, style) = match row.outcome {
+            Outcome::Succeeded => ("succeeded", Style::new().green()),
+            Outcome::Failed => ("failed", Style::new().red().bold()),
+            Outcome::Skipped => ("skipped", Style::new().dim()),
+        };
+        let mut why: Vec<String> = Vec::new();
+        if let Some(reason) = &row.reason {
+            why.push(reason.trim().to_string());
+        }
+        if row.outcome == Outcome::Failed {
+            if let Some(l) = row.line {
+                why.push(format!("at ci.fnl:{l}"));
+            }
+            if let Some((cmd, exit)) = &row.last_exit {
+                why.push(format!("`{}` exited {exit}", shorten(first_line(cmd), 40)));
+            }
+        }
+        let time = if row.outcome == Outcome::Skipped && row.duration_ms == 0 { "-".to_string() } else { human_ms(row.duration_ms) };
+        lines.push(format!(
+            "{:<width$}  {}  {:>7}  {}",
+            job,
+            r.style(style).apply_to(format!("{word:<9}")),
+            time,
+            why.join(" · ")
+        ).trim_end().to_string());
+    }
+    let (word, style) = match status {
+        RunStatus::Succeeded => ("succeeded", Style::new().green().bold()),
+        RunStatus::Failed => ("failed", Style::new().red().bold()),
+        RunStatus::Error => ("error", Style::new().red().bold()),
+        RunStatus::Canceled => ("canceled", Style::new().yellow().bold()),
+        RunStatus::Superseded => ("superseded", Style::new().yellow().bold()),
+        RunStatus::Running => ("running", Style::new()),
+    };
+    if !r.jobs.is_empty() {
+        lines.push(String::new());
+    }
+    let mut end = format!("run {} in {}", r.style(style).apply_to(word), human_ms(duration_ms));
+    if let Some(e) = error.or(r.died.clone()) {
+        end.push_str(&format!(": {e}"));
+    }
+    lines.push(end);
+    if let Some(dir) = &r.opts.run_dir {
+        lines.push(dim.apply_to(format!("record: {}", dir.display())).to_string());
+    }
+    lines
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
+    }
+}
