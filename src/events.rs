@@ -39,6 +39,9 @@ pub enum Outcome {
     Succeeded,
     Failed,
     Skipped,
+    /// Cut off by Ctrl-C, SIGTERM or a newer change (watch): neither the
+    /// job's success nor its failure. quire-ci's addition to the outcomes.
+    Canceled,
 }
 
 /// A run's status, as the server spells it.

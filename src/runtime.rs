@@ -102,6 +102,9 @@ pub fn run_job(pipeline: &Pipeline, job: &Job, inputs: &RunInputs, secrets: &Sec
             Abort::Canceled(r) | Abort::Refused(r) => r.clone(),
         };
         let mut r = failed(reason, None);
+        if matches!(a, Abort::Canceled(_)) {
+            r.outcome = Outcome::Canceled;
+        }
         r.abort = Some(a);
         return r;
     }

@@ -173,7 +173,8 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             on_job_failed: None,
         };
         let outcome = run::execute(rt.handle(), request);
-        super::run::report_outcome(ctx, &outcome);
+        // The renderer writes the summary to stderr itself.
+        super::run::report_outcome(ctx, &outcome, true);
         if outcome.exit_code != exit::OK {
             eprintln!(
                 "quire-ci: push refused: CI {} for {}{}. Fix it, or skip with QUIRE_CI_SKIP=1 git push (or --no-verify).",

@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> i32 {
     let live = request.live_container.clone();
     install_signal_handlers(&rt, cancel, live);
     let outcome = run::execute(rt.handle(), request);
-    report_outcome(ctx, &outcome);
+    report_outcome(ctx, &outcome, !args.json && std::io::stdout().is_terminal());
     outcome.exit_code
 }
 
@@ -118,12 +118,14 @@ pub fn install_signal_handlers(rt: &tokio::runtime::Runtime, cancel: Cancel, liv
 }
 
 /// Problems that kept the run from going are printed with their details.
-pub fn report_outcome(ctx: &Context, outcome: &RunOutcome) {
+/// `summary_seen`: the user already read the run's end (and its error) in
+/// the summary on this terminal, so it is not repeated on stderr.
+pub fn report_outcome(ctx: &Context, outcome: &RunOutcome, summary_seen: bool) {
+    let seen = summary_seen && outcome.dir.is_some();
     match &outcome.error {
         Some(RunError::Invalid { problems, sources }) => ctx.report(problems, sources),
-        Some(RunError::Usage(m)) => eprintln!("quire-ci: {m}"),
-        Some(RunError::Infra(m)) => eprintln!("quire-ci: {m}"),
-        None => {}
+        Some(RunError::Usage(m)) | Some(RunError::Infra(m)) if !seen => eprintln!("quire-ci: {m}"),
+        _ => {}
     }
     if outcome.cache_hit {
         eprintln!("{}", cache_hit_line(outcome));

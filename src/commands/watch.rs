@@ -7,7 +7,7 @@
 //! really changed, cancels the in-flight run as `superseded`, and wakes the
 //! main thread through a channel. Signals are handled on the tokio runtime.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -126,7 +126,7 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
         if outcome.status == RunStatus::Superseded {
             eprintln!("quire-ci: run superseded by a newer change; starting again");
         } else {
-            super::run::report_outcome(ctx, &outcome);
+            super::run::report_outcome(ctx, &outcome, !args.run.json && std::io::stdout().is_terminal());
             eprintln!("quire-ci: watching for changes… (Ctrl-C to stop)");
         }
         // Wait for a change; several wake-ups while running are one change.

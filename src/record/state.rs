@@ -69,6 +69,7 @@ impl From<Outcome> for JobStatus {
             Outcome::Succeeded => JobStatus::Succeeded,
             Outcome::Failed => JobStatus::Failed,
             Outcome::Skipped => JobStatus::Skipped,
+            Outcome::Canceled => JobStatus::Canceled,
         }
     }
 }

@@ -411,6 +411,12 @@ impl EventSink for Renderer {
                         // The executor's reasons may start "skipped because ...".
                         reason.as_ref().map(|r| format!(": {}", r.strip_prefix("skipped ").unwrap_or(r))).unwrap_or_default()
                     ),
+                    Outcome::Canceled => format!(
+                        "{} {}{}",
+                        self.style(Style::new().yellow()).apply_to("canceled"),
+                        job,
+                        reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                    ),
                     Outcome::Failed => format!(
                         "{} {}{}{}",
                         self.style(Style::new().red().bold()).apply_to("FAILED"),

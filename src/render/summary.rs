@@ -44,10 +44,10 @@ pub fn lines(r: &Renderer) -> Vec<String> {
             lines.extend(tail.iter().cloned());
         }
     }
-    lines.push(String::new());
     let width = r.jobs.iter().map(|j| j.chars().count()).max().unwrap_or(3).max(3);
     let rows: Vec<(&String, &JobRow)> = r.jobs.iter().filter_map(|j| r.views[j].outcome.as_ref().map(|o| (j, o))).collect();
     if !rows.is_empty() {
+        lines.push(String::new());
         lines.push(dim.apply_to(format!("{:<width$}  {:<9}  {:>7}  {}", "job", "outcome", "time", "why")).to_string());
     }
     for (job, row) in rows {
@@ -55,6 +55,7 @@ pub fn lines(r: &Renderer) -> Vec<String> {
             Outcome::Succeeded => ("succeeded", Style::new().green()),
             Outcome::Failed => ("failed", Style::new().red().bold()),
             Outcome::Skipped => ("skipped", Style::new().dim()),
+            Outcome::Canceled => ("canceled", Style::new().yellow()),
         };
         let mut why: Vec<String> = Vec::new();
         if let Some(reason) = &row.reason {
@@ -85,9 +86,7 @@ pub fn lines(r: &Renderer) -> Vec<String> {
         RunStatus::Superseded => ("superseded", Style::new().yellow().bold()),
         RunStatus::Running => ("running", Style::new()),
     };
-    if !r.jobs.is_empty() {
-        lines.push(String::new());
-    }
+    lines.push(String::new());
     let mut end = format!("run {} in {}", r.style(style).apply_to(word), human_ms(duration_ms));
     if let Some(e) = error.or(r.died.clone()) {
         end.push_str(&format!(": {e}"));
