@@ -71,6 +71,7 @@ fn docker_pull_progress_is_live_only() {
         sinks: vec![Box::new(Collect(seen.clone()))],
         live_container: Arc::new(Mutex::new(None)),
         on_job_failed: None,
+        no_cache: true,
     };
     let outcome = run::execute(rt.handle(), req);
     let _ = Command::new("docker").args(["rmi", &image]).output();

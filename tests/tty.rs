@@ -80,7 +80,7 @@ fn docker_tty_live_view() {
     let tmux = Tmux::start("live", &cmd);
 
     // While `sleep 3` runs: the status line names job and command and counts.
-    let mid = tmux.wait_for("before-sleep", Duration::from_secs(60));
+    tmux.wait_for("before-sleep", Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(1200));
     let mid = tmux.capture(false);
     let status = mid.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().to_string();
