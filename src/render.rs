@@ -49,6 +49,9 @@ pub struct Renderer {
     died: Option<String>,
 }
 
+/// The longest piece of a newline-free output line shown at once.
+const MAX_LINE: usize = 64 * 1024;
+
 const PALETTE: [u8; 6] = [6, 5, 3, 4, 2, 14];
 
 impl Renderer {
@@ -110,18 +113,29 @@ impl Renderer {
     fn output(&mut self, job: &str, n: u32, stream: Stream, bytes: &[u8], flush: bool) {
         let key = (job.to_string(), n, stream);
         let mut buf = self.partial.remove(&key).unwrap_or_default();
+        // Only the new bytes can hold a newline: rescanning the held part on
+        // every chunk made a long newline-free output quadratic.
+        let mut scan_from = buf.len();
         buf.extend_from_slice(bytes);
         let mut start = 0;
         let mut lines: Vec<Vec<u8>> = Vec::new();
-        while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
-            lines.push(buf[start..start + pos].to_vec());
-            start += pos + 1;
+        while let Some(pos) = buf[scan_from..].iter().position(|&b| b == b'\n') {
+            let end = scan_from + pos;
+            lines.push(buf[start..end].to_vec());
+            start = end + 1;
+            scan_from = start;
         }
-        let rest = buf[start..].to_vec();
-        if flush && !rest.is_empty() {
-            lines.push(rest);
-        } else if !rest.is_empty() {
-            self.partial.insert(key, rest);
+        // A line that never ends is shown in MAX_LINE pieces, so memory stays
+        // bounded whatever a command prints (the log keeps every byte).
+        while buf.len() - start >= MAX_LINE {
+            lines.push(buf[start..start + MAX_LINE].to_vec());
+            start += MAX_LINE;
+        }
+        buf.drain(..start);
+        if flush && !buf.is_empty() {
+            lines.push(buf);
+        } else if !buf.is_empty() {
+            self.partial.insert(key, buf);
         }
         let mark = match stream {
             Stream::Stdout => "|",
