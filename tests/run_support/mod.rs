@@ -258,8 +258,14 @@ impl Finished {
         read_jsonl(&self.dir().join("log.jsonl"))
     }
 
+    /// A job's own log; empty when the job wrote none (skipped early).
     pub fn job_log(&self, job: &str) -> Vec<Value> {
-        read_jsonl(&self.dir().join("jobs").join(job).join("log.jsonl"))
+        let p = self.dir().join("jobs").join(job).join("log.jsonl");
+        if p.exists() {
+            read_jsonl(&p)
+        } else {
+            Vec::new()
+        }
     }
 
     /// The run-level `job-end` event of `job`.
