@@ -10,6 +10,15 @@ use std::time::{Duration, Instant};
 
 use run_support::{containers_of_run, read_jsonl, Finished, Repo};
 
+/// The tests in this file run one at a time: a `--keep` container's owner
+/// is gone once its run ends, so any other quire-ci started meanwhile reaps
+/// it as an orphan (see the report on --keep), and the SIGKILL test wants
+/// to see which run reaps what.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 const SLEEPER: &str = r#"(local ci (require :quire.ci))
 (ci.job :slow [:quire/push] (fn [{: sh}] (sh "echo started; sleep 30") {}))
 (ci.job :after [:slow] (fn [{: sh}] (sh "echo after") {}))
@@ -114,16 +123,19 @@ fn cancel_with(sig: i32, name: &str) {
 
 #[test]
 fn docker_sigint_cancels_within_five_seconds_and_removes_the_container() {
+    let _serial = serial();
     cancel_with(libc::SIGINT, "SIGINT");
 }
 
 #[test]
 fn docker_sigterm_cancels_within_five_seconds_and_removes_the_container() {
+    let _serial = serial();
     cancel_with(libc::SIGTERM, "SIGTERM");
 }
 
 #[test]
 fn docker_sigkilled_run_leaves_a_container_the_next_run_reaps_but_live_ones_stay() {
+    let _serial = serial();
     // The victim: SIGKILLed mid-command, so nothing can clean up.
     let victim_repo = Repo::new(SLEEPER);
     let before = victim_repo.run_ids();
@@ -163,6 +175,7 @@ fn docker_sigkilled_run_leaves_a_container_the_next_run_reaps_but_live_ones_stay
 
 #[test]
 fn docker_container_killed_from_outside_is_container_died_exit_3() {
+    let _serial = serial();
     let repo = Repo::new(SLEEPER);
     let before = repo.run_ids();
     let mut run = Running::spawn(&repo, &["run"]);
@@ -185,6 +198,7 @@ fn docker_container_killed_from_outside_is_container_died_exit_3() {
 
 #[test]
 fn no_engine_reachable_exits_3_naming_where_it_looked() {
+    let _serial = serial();
     let repo = Repo::new(SLEEPER);
     let mut cmd = repo.cmd(&["run"]);
     cmd.env("DOCKER_HOST", "unix:///nonexistent.sock");
@@ -197,6 +211,7 @@ fn no_engine_reachable_exits_3_naming_where_it_looked() {
 
 #[test]
 fn docker_missing_image_exits_3_naming_it() {
+    let _serial = serial();
     let repo = Repo::new(SLEEPER);
     let r = repo.run(&["run", "--image", "quire-ci-test/nope:1", "--pull", "never"]);
     r.expect_code(3).assert_clean();
@@ -211,6 +226,7 @@ fn docker_missing_image_exits_3_naming_it() {
 
 #[test]
 fn docker_run_fn_that_raises_or_returns_a_string_fails_with_message_and_line() {
+    let _serial = serial();
     let repo = Repo::new(
         r#"(local ci (require :quire.ci))
 (ci.job :raises [:quire/push]
@@ -239,6 +255,7 @@ fn docker_run_fn_that_raises_or_returns_a_string_fails_with_message_and_line() {
 
 #[test]
 fn docker_keep_leaves_the_container_and_says_how_to_enter_it() {
+    let _serial = serial();
     let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo kept > k.txt\") {}))\n");
     let r = repo.run(&["run", "--keep"]);
     r.expect_code(0);
@@ -255,6 +272,7 @@ fn docker_keep_leaves_the_container_and_says_how_to_enter_it() {
 
 #[test]
 fn docker_broken_ci_fnl_exits_2_with_a_diagnostic_and_an_error_record() {
+    let _serial = serial();
     let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push]\n  (fn [{: sh}] (sh \"true\") {})\n");
     let r = repo.run(&["run"]);
     r.expect_code(2).assert_clean();
