@@ -430,3 +430,81 @@ fn docker_old_runs_are_pruned_past_fifty() {
     assert!(!ids.contains(&"20200101T000000.000Z-0000".to_string()), "the oldest run was kept");
     assert_eq!(kinds(&r.run_log()).last().map(String::as_str), Some("run-end"));
 }
+
+// ---- the push table, --event, --out, --json -----------------------------------------
+
+const PUSH_CI: &str = r#"
+(ci.job :t [:quire/push]
+  (fn [{: jobs}]
+    (let [p (jobs :quire/push)]
+      {:sha p.sha :ref p.ref :branch p.branch :tag p.tag :prev (= nil (. p :previous-sha))
+       :pusher p.pusher :msg (. p :commit-message) :dirty p.dirty :tree p.tree
+       :changed (. p :files-changed) :extra p.extra})))"#;
+
+#[test]
+fn docker_push_table_has_the_servers_keys_and_the_locals() {
+    let repo = Repo::new(&ci(PUSH_CI));
+    let head = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let r = repo.run(&["run"]);
+    r.expect_code(0).assert_clean();
+    let out = &r.job_end("t")["outputs"];
+    assert_eq!(out["sha"], head.as_str());
+    assert_eq!(out["ref"], "refs/heads/main");
+    assert_eq!(out["branch"], "main");
+    assert!(out["tag"].is_null(), "{out}");
+    assert_eq!(out["prev"], true, "no upstream: previous-sha is nil");
+    assert_eq!(out["pusher"], "Test Pusher");
+    assert_eq!(out["msg"].as_str().map(str::trim), Some("ci"));
+    assert_eq!(out["dirty"], false);
+    assert_eq!(out["tree"], r.meta()["tree"]);
+    assert_eq!(r.meta()["sha"], head.as_str());
+    assert_eq!(r.meta()["image"].as_str().or(r.state()["image"].as_str()), Some(IMAGE));
+}
+
+#[test]
+fn docker_event_file_overrides_and_out_dir_holds_the_record() {
+    let repo = Repo::new(&ci(PUSH_CI));
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let event = scratch.path().join("event.json");
+    std::fs::write(&event, r#"{"branch": "release", "pusher": "someone else", "extra": 7}"#).expect("event");
+    let out_dir = scratch.path().join("records");
+    let before = repo.run_ids();
+    let o = repo
+        .cmd(&["run", "--event", event.to_str().expect("utf-8"), "--out", out_dir.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(repo.new_run_dir(&before), None, "--out must keep the record out of .git");
+    let dirs: Vec<_> = std::fs::read_dir(&out_dir).expect("--out dir").flatten().map(|e| e.path()).collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let r = run_support::Finished::new(o, Some(dirs[0].clone()));
+    r.assert_clean();
+    let out = &r.job_end("t")["outputs"];
+    assert_eq!(out["branch"], "release");
+    assert_eq!(out["pusher"], "someone else");
+    assert_eq!(out["extra"], 7);
+    assert!(r.stdout.contains(&dirs[0].display().to_string()), "the summary names the record:\n{}", r.stdout);
+}
+
+#[test]
+fn docker_json_prints_the_same_events_as_the_record() {
+    let repo = Repo::new(&ci(r#"(ci.job :t [:quire/push] (fn [{: sh}] (sh "echo hi") (print "note") {:ok true}))"#));
+    let r = repo.run(&["run", "--json"]);
+    r.expect_code(0).assert_clean();
+    let printed: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| {
+            run_support::schema::validate_line(l).unwrap_or_else(|e| panic!("--json line invalid: {e}\n{l}"));
+            serde_json::from_str(l).expect("json")
+        })
+        .collect();
+    // Every event of the record, run and job level, and nothing else.
+    let recorded = r.run_log().len() + r.job_log("t").len();
+    assert_eq!(printed.len(), recorded, "{}", r.stdout);
+    let kinds = kinds(&printed);
+    for k in ["run-start", "container-start", "job-start", "sh-start", "stdout", "sh-exit", "print", "job-end", "run-end"] {
+        assert!(kinds.contains(&k.to_string()), "{k} missing from --json: {kinds:?}");
+    }
+    assert!(printed.iter().filter(|e| e["kind"] == "stdout").all(|e| e["job"] == "t"), "--json names the job");
+}
