@@ -196,14 +196,27 @@ impl Renderer {
     }
 
     fn output(&mut self, job: &str, n: u32, stream: Stream, bytes: &[u8], flush: bool) {
+        /// The longest piece of a newline-free output line shown at once.
+        const MAX_LINE: usize = 64 * 1024;
         let key = (job.to_string(), n, stream);
         let mut buf = self.partial.remove(&key).unwrap_or_default();
+        // Only the new bytes can hold a newline: rescanning the held part on
+        // every chunk made a long newline-free output quadratic.
+        let mut scan_from = buf.len();
         buf.extend_from_slice(bytes);
         let mut start = 0;
         let mut lines: Vec<&[u8]> = Vec::new();
-        while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
-            lines.push(&buf[start..start + pos]);
-            start += pos + 1;
+        while let Some(pos) = buf[scan_from..].iter().position(|&b| b == b'\n') {
+            let end = scan_from + pos;
+            lines.push(&buf[start..end]);
+            start = end + 1;
+            scan_from = start;
+        }
+        // A line that never ends is shown in MAX_LINE pieces, so memory stays
+        // bounded whatever a command prints (the log keeps every byte).
+        while buf.len() - start >= MAX_LINE {
+            lines.push(&buf[start..start + MAX_LINE]);
+            start += MAX_LINE;
         }
         let rest = &buf[start..];
         let mut keep = None;
