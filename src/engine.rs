@@ -30,7 +30,7 @@ use futures_util::StreamExt;
 pub use crate::events::Stream;
 pub use error::EngineError;
 use error::{message_of, status_of};
-use owner::{Owner, Verdict, LABEL_REPO, LABEL_RUN};
+use owner::{Owner, Verdict, LABEL_KEEP, LABEL_REPO, LABEL_RUN};
 
 /// Where the run's files live inside the container.
 pub const WORKDIR: &str = "/work";
@@ -113,6 +113,8 @@ pub struct RunContainerSpec {
     /// The engine's network mode; None is its default (bridge). "none" halves
     /// container start and removal time for pipelines that need no network.
     pub network: Option<String>,
+    /// `--keep`: label it so that no later quire-ci reaps it as an orphan.
+    pub keep: bool,
 }
 
 /// A created and started run container.
@@ -383,6 +385,9 @@ impl Engine {
         let mut labels: HashMap<String, String> = owner.labels().into_iter().collect();
         labels.insert(LABEL_RUN.to_string(), spec.run_id.clone());
         labels.insert(LABEL_REPO.to_string(), spec.repo_path_label.clone());
+        if spec.keep {
+            labels.insert(LABEL_KEEP.to_string(), "true".to_string());
+        }
         let name = container_name(&spec.run_id);
         let host_config = HostConfig {
             memory: spec.memory_limit,

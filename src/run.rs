@@ -599,6 +599,7 @@ fn run_in_container(
         image: image.clone(),
         run_id: run_id.to_string(),
         repo_path_label: req.repo_dir.display().to_string(),
+        keep: req.keep,
         ..RunContainerSpec::default()
     };
     let container = rt.block_on(engine.create_run_container(&spec)).map_err(|e| e.to_string())?;

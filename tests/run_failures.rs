@@ -266,6 +266,9 @@ fn docker_keep_leaves_the_container_and_says_how_to_enter_it() {
     // The kept container is usable: the job's file is in /work.
     let got = run_support::sh_ok(Command::new("docker").args(["exec", &ids[0], "cat", "/work/k.txt"]));
     assert_eq!(got, "kept\n");
+    // Its owner is gone now, yet the next run (which reaps leftovers) keeps it.
+    repo.run(&["run"]).expect_code(0);
+    assert_eq!(containers_of_run(&r.run_id()), ids, "a later run reaped the kept container");
     run_support::sh_ok(Command::new("docker").args(["rm", "-f", &ids[0]]));
     assert!(containers_of_run(&r.run_id()).is_empty());
 }

@@ -17,6 +17,9 @@ pub const LABEL_OWNER_START: &str = "quire-ci.owner-start";
 /// may just be another machine whose quire-ci is alive.
 pub const LABEL_OWNER_HOST: &str = "quire-ci.owner-host";
 pub const LABEL_REPO: &str = "quire-ci.repo";
+/// Set on a container kept with `--keep`: the user asked for it to outlive
+/// its run, so reaping never takes it (they remove it with `docker rm -f`).
+pub const LABEL_KEEP: &str = "quire-ci.keep";
 
 /// This process as an owner, as written into labels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +72,9 @@ pub fn judge(
     me: &Owner,
     alive: impl Fn(u32, Option<u64>) -> bool,
 ) -> Verdict {
+    if labels.get(LABEL_KEEP).is_some_and(|v| v == "true") {
+        return Verdict::Keep;
+    }
     let Some(pid) = labels
         .get(LABEL_OWNER_PID)
         .and_then(|p| p.parse::<u32>().ok())
@@ -158,6 +164,17 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn kept_containers_are_never_orphans() {
+        let l = labels(&[
+            (LABEL_OWNER_PID, "77"),
+            (LABEL_OWNER_BOOT, "boot-a"),
+            (LABEL_OWNER_HOST, "h"),
+            (LABEL_KEEP, "true"),
+        ]);
+        assert_eq!(judge(&l, &me(), |_, _| false), Verdict::Keep);
     }
 
     #[test]
