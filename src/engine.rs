@@ -51,6 +51,13 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// output, pull progress) are not bound by it once their headers arrive.
 const REQUEST_TIMEOUT_SECS: u64 = 3600;
 
+/// Exec output frames read ahead of the caller (bounded memory: frames are
+/// at most the engine's frame size, 32 KiB for Docker).
+const EXEC_FRAMES_IN_FLIGHT: usize = 64;
+
+/// Frames already waiting are merged into chunks of up to this size.
+const EXEC_COALESCE_BYTES: usize = 256 * 1024;
+
 /// A connected, version-negotiated engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -509,18 +516,45 @@ impl Engine {
         };
         match self.docker.start_exec(&exec.id, Some(start)).await {
             Ok(StartExecResults::Attached { mut output, .. }) => {
-                while let Some(frame) = output.next().await {
-                    match frame {
-                        Ok(bollard::container::LogOutput::StdOut { message }) => {
-                            on_output(Stream::Stdout, &message)
+                // Frames are read from the engine on a task of their own, so
+                // reading goes on while the caller handles the previous
+                // frames (log, terminal). The channel is bounded: a slow
+                // caller still holds the command back instead of growing a
+                // buffer.
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<(Stream, bytes::Bytes)>(EXEC_FRAMES_IN_FLIGHT);
+                tokio::spawn(async move {
+                    while let Some(frame) = output.next().await {
+                        let item = match frame {
+                            Ok(bollard::container::LogOutput::StdOut { message }) => (Stream::Stdout, message),
+                            Ok(bollard::container::LogOutput::StdErr { message }) => (Stream::Stderr, message),
+                            // No TTY, no stdin: other kinds do not occur; drop them.
+                            Ok(_) => continue,
+                            // The connection broke: the engine or container went away.
+                            Err(_) => break,
+                        };
+                        if tx.send(item).await.is_err() {
+                            break; // the caller is gone (canceled)
                         }
-                        Ok(bollard::container::LogOutput::StdErr { message }) => {
-                            on_output(Stream::Stderr, &message)
+                    }
+                });
+                let mut held: Option<(Stream, Vec<u8>)> = None;
+                while let Some((stream, bytes)) = rx.recv().await {
+                    // Frames already waiting on the same stream go out as one
+                    // chunk: fewer, larger chunks for the log and the terminal.
+                    let mut chunk = bytes.to_vec();
+                    while chunk.len() < EXEC_COALESCE_BYTES {
+                        match rx.try_recv() {
+                            Ok((s, more)) if s == stream => chunk.extend_from_slice(&more),
+                            Ok(other) => {
+                                held = Some((other.0, other.1.to_vec()));
+                                break;
+                            }
+                            Err(_) => break,
                         }
-                        // No TTY, no stdin: other kinds do not occur; drop them.
-                        Ok(_) => {}
-                        // The connection broke: the engine or container went away.
-                        Err(_) => break,
+                    }
+                    on_output(stream, &chunk);
+                    if let Some((s, b)) = held.take() {
+                        on_output(s, &b);
                     }
                 }
             }

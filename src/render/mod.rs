@@ -28,6 +28,10 @@ use live::StatusLine;
 /// How many trailing output lines of a failed command the summary repeats.
 const TAIL_LINES: usize = 15;
 
+/// Under `-q` a job's output is held until it ends (it is shown only if the
+/// job fails); at most this many lines, so memory stays bounded.
+const HELD_LINES: usize = 5000;
+
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
     pub color: bool,
@@ -42,8 +46,10 @@ pub struct RenderOptions {
 /// What the renderer remembers about one job.
 struct JobView {
     colour: Style,
-    /// Output lines of the job, kept for `-q` (printed if it fails).
-    held: Vec<String>,
+    /// Output lines of the job, kept for `-q` (printed if it fails): the
+    /// last HELD_LINES of them, and how many earlier ones were let go.
+    held: VecDeque<String>,
+    held_dropped: usize,
     /// The last lines of the current (or last) command.
     tail: VecDeque<String>,
     /// The last lines and exit code of the last command that exited non-zero.
@@ -132,7 +138,8 @@ impl Renderer {
                 job.to_string(),
                 JobView {
                     colour,
-                    held: Vec::new(),
+                    held: VecDeque::new(),
+                    held_dropped: 0,
                     tail: VecDeque::new(),
                     failed_cmd: None,
                     cmd: String::new(),
@@ -189,7 +196,12 @@ impl Renderer {
             return;
         }
         if self.opts.quiet {
-            self.view(job).held.push(line);
+            let v = self.view(job);
+            v.held.push_back(line);
+            if v.held.len() > HELD_LINES {
+                v.held.pop_front();
+                v.held_dropped += 1;
+            }
         } else {
             self.write_line(&line);
         }
@@ -449,7 +461,12 @@ impl EventSink for Renderer {
                     last_exit: v.failed_cmd.as_ref().map(|(c, e, _)| (c.clone(), *e)),
                 });
                 let held = std::mem::take(&mut v.held);
+                let dropped = std::mem::take(&mut v.held_dropped);
                 if self.shown(&job) && (!quiet || failed) {
+                    if dropped > 0 {
+                        let note = format!("… {dropped} earlier lines of :{job} not shown (quire-ci logs shows them all)");
+                        self.write_line(&note);
+                    }
                     for h in held {
                         self.write_line(&h);
                     }
