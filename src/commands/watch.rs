@@ -158,15 +158,31 @@ fn coordinate(
             warned = true;
         }
     };
+    // notify's poller compares mtimes in whole seconds, so a second save
+    // within the same second goes unseen; in poll mode the tree id is also
+    // checked on every poll interval, which sees every change of content.
+    let poll = matches!(watcher.backend, watch::Backend::Poll);
     loop {
-        let first = match watcher.events.recv() {
-            Ok(Ok(ev)) if filter.event_counts(&ev) => Instant::now(),
-            Ok(Ok(_)) => continue,
-            Ok(Err(e)) => {
+        let next = if poll {
+            match watcher.events.recv_timeout(watch::POLL_INTERVAL) {
+                Ok(ev) => Some(ev),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match watcher.events.recv() {
+                Ok(ev) => Some(ev),
+                Err(_) => return,
+            }
+        };
+        let first = match next {
+            None => Instant::now(),
+            Some(Ok(ev)) if filter.event_counts(&ev) => Instant::now(),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
                 on_error(&e);
                 continue;
             }
-            Err(_) => return,
         };
         if !watch::settle(&watcher.events, &filter, first, quiet, index_lock, &mut on_error) {
             return;

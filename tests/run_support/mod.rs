@@ -165,7 +165,9 @@ impl Repo {
                 c.env_remove(k);
             }
         }
-        c.env("QUIRE_CI_IMAGE", IMAGE).env("NO_COLOR", "1").stdin(Stdio::null());
+        // Each test here is about one run as it happens; the result cache
+        // (tests/hook.rs covers it) would answer repeated runs of a tree.
+        c.env("QUIRE_CI_IMAGE", IMAGE).env("NO_COLOR", "1").env("QUIRE_CI_NO_CACHE", "1").stdin(Stdio::null());
         c
     }
 
