@@ -137,7 +137,7 @@ pub struct RunArgs {
     pub json: bool,
 
     /// Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed.
-    #[arg(long, env = "QUIRE_CI_NO_CACHE")]
+    #[arg(long, env = "QUIRE_CI_NO_CACHE", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_cache: bool,
     /// When a job fails, open a shell in the run's container at /work (needs a terminal).
     #[arg(long, conflicts_with = "json")]
