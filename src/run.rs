@@ -174,6 +174,10 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         RunOutcome { run_id: None, dir: None, status: RunStatus::Error, exit_code, tree, error: Some(error), cache_hit: false }
     };
 
+    // The engine is reached (and leftovers of dead quire-ci processes reaped)
+    // on the runtime while the snapshot and the compile happen here.
+    let mut engine = EngineLink::start(rt);
+
     // 1. Snapshot.
     let snapshot = match &req.pushed {
         None => Snapshot::of_worktree(&req.repo_dir),
@@ -215,7 +219,7 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         Err(_) => None,
     };
     if let (Some(key), Ok(p), false, false) = (&partial_key, &evaluated, req.no_cache, req.keep) {
-        if let Some(image_id) = present_image_id(rt, &req, p, &snapshot) {
+        if let Some(image_id) = present_image_id(rt, engine.get(rt).ok(), &req, p, &snapshot) {
             let key = CacheKey { image_id, ..key.clone() };
             if let Some(green) = result_cache.lookup(&key).filter(|id| runs_dir.join(id).is_dir()) {
                 return RunOutcome {
@@ -307,7 +311,10 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
     emit_run_start(&emitter, &dir, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), selected.clone());
 
     let mut resolved_image = None;
-    let ran = run_in_container(rt, &req, &pipeline, &snapshot, &selected, &facts, &git_ref, &run_id, &emitter, &mut resolved_image);
+    let ran = match engine.get(rt) {
+        Ok(e) => run_in_container(rt, &e, &req, &pipeline, &snapshot, &selected, &facts, &git_ref, &run_id, &emitter, &mut resolved_image),
+        Err(e) => Err(e),
+    };
     let (status, error) = match ran {
         Ok(status) => (status, None),
         Err(e) => (RunStatus::Error, Some(e)),
@@ -328,7 +335,9 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
     };
     outcome.error = error.map(RunError::Infra);
     if let (RunStatus::Succeeded, Some(key), Some(image)) = (status, partial_key, resolved_image) {
-        store_green(rt, &result_cache, key, &image, &run_id);
+        if let Ok(e) = engine.get(rt) {
+            store_green(rt, &e, &result_cache, key, &image, &run_id);
+        }
     }
     if let Err(e) = record::prune(&runs_dir, KEEP_RUNS) {
         eprintln!("quire-ci: warning: pruning old runs in {}: {e}", runs_dir.display());
@@ -437,11 +446,49 @@ fn fallback_image(req: &RunRequest) -> String {
         .unwrap_or_else(|| DEFAULT_IMAGE.to_string())
 }
 
+/// The engine connection, made on a runtime task from the start of a run.
+struct EngineLink {
+    task: Option<tokio::task::JoinHandle<Result<(Engine, Vec<String>), String>>>,
+    engine: Option<Result<Engine, String>>,
+}
+
+impl EngineLink {
+    fn start(rt: &tokio::runtime::Handle) -> EngineLink {
+        let task = rt.spawn(async {
+            let engine = Engine::connect().await.map_err(|e| e.to_string())?;
+            let reaped = engine.reap_orphans().await.unwrap_or_default();
+            Ok((engine, reaped))
+        });
+        EngineLink { task: Some(task), engine: None }
+    }
+
+    /// Waits for the connection (once) and hands out the engine.
+    fn get(&mut self, rt: &tokio::runtime::Handle) -> Result<Engine, String> {
+        if let Some(task) = self.task.take() {
+            let joined = rt.block_on(task).unwrap_or_else(|e| Err(format!("connecting to the engine failed: {e}")));
+            self.engine = Some(joined.map(|(engine, reaped)| {
+                for c in reaped {
+                    eprintln!("quire-ci: removed container {c} left behind by a quire-ci that is gone");
+                }
+                engine
+            }));
+        }
+        self.engine.clone().unwrap_or_else(|| Err("no engine connection".to_string()))
+    }
+}
+
 /// The id of the image this run would use, if it is already present —
 /// without pulling or building anything. `None` (no cache lookup) when the
 /// engine is unreachable, the image is absent, or `--pull always` asks for
 /// a possibly newer image.
-fn present_image_id(rt: &tokio::runtime::Handle, req: &RunRequest, pipeline: &Pipeline, snapshot: &Snapshot) -> Option<String> {
+fn present_image_id(
+    rt: &tokio::runtime::Handle,
+    engine: Option<Engine>,
+    req: &RunRequest,
+    pipeline: &Pipeline,
+    snapshot: &Snapshot,
+) -> Option<String> {
+    let engine = engine?;
     if req.pull == PullPolicy::Always {
         return None;
     }
@@ -452,19 +499,13 @@ fn present_image_id(rt: &tokio::runtime::Handle, req: &RunRequest, pipeline: &Pi
             _ => fallback_image(req),
         },
     };
-    rt.block_on(async {
-        let engine = Engine::connect().await.ok()?;
-        engine.image_id(&name).await.ok().flatten()
-    })
+    rt.block_on(engine.image_id(&name)).ok().flatten()
 }
 
 /// Stores a green run in the result cache. The image is looked up again:
 /// it may have been pulled or built by this very run.
-fn store_green(rt: &tokio::runtime::Handle, cache: &ResultCache, key: CacheKey, image: &str, run_id: &str) {
-    let image_id = rt.block_on(async {
-        let engine = Engine::connect().await.ok()?;
-        engine.image_id(image).await.ok().flatten()
-    });
+fn store_green(rt: &tokio::runtime::Handle, engine: &Engine, cache: &ResultCache, key: CacheKey, image: &str, run_id: &str) {
+    let image_id = rt.block_on(engine.image_id(image)).ok().flatten();
     let Some(image_id) = image_id else { return };
     if let Err(e) = cache.store(&CacheKey { image_id, ..key }, run_id) {
         eprintln!("quire-ci: warning: cannot record the green run in the result cache: {e}");
@@ -574,6 +615,7 @@ fn push_table(
 #[allow(clippy::too_many_arguments)]
 fn run_in_container(
     rt: &tokio::runtime::Handle,
+    engine: &Engine,
     req: &RunRequest,
     pipeline: &Pipeline,
     snapshot: &Rc<Snapshot>,
@@ -584,12 +626,6 @@ fn run_in_container(
     emitter: &Rc<RefCell<Emitter>>,
     resolved_image: &mut Option<String>,
 ) -> Result<RunStatus, String> {
-    let engine = rt.block_on(Engine::connect()).map_err(|e| e.to_string())?;
-    if let Ok(reaped) = rt.block_on(engine.reap_orphans()) {
-        for c in reaped {
-            eprintln!("quire-ci: removed container {c} left behind by a quire-ci that is gone");
-        }
-    }
     if req.cancel.is_canceled() {
         return Ok(req.cancel.status_and_reason().0);
     }
