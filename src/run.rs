@@ -408,34 +408,43 @@ fn resolve_image(
     snapshot: &Rc<Snapshot>,
     emitter: &Rc<RefCell<Emitter>>,
 ) -> Result<String, String> {
-    if let Some(decl) = &pipeline.image {
-        return pull(rt, engine, &decl.name, req.pull, emitter);
+    let (tag, from_dockerfile) = image_choice(req, pipeline, snapshot);
+    if !from_dockerfile {
+        return pull(rt, engine, &tag, req.pull, emitter);
     }
-    if let Ok(Some(dockerfile)) = snapshot.read_file(".quire/Dockerfile") {
-        let tag = dockerfile_tag(&req.repo_dir, &dockerfile, &snapshot.tree_id());
-        if let Ok(Some(_)) = rt.block_on(engine.image_id(&tag)) {
-            emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "present".into(), detail: None });
-            return Ok(tag);
+    if let Ok(Some(_)) = rt.block_on(engine.image_id(&tag)) {
+        emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "present".into(), detail: None });
+        return Ok(tag);
+    }
+    emitter.borrow_mut().emit(
+        None,
+        EventKind::Image { image: tag.clone(), action: "building".into(), detail: Some(".quire/Dockerfile".into()) },
+    );
+    let tar = snapshot.tar_reader().map_err(|e| format!("cannot stream the snapshot for the build: {e}"))?;
+    let em = emitter.clone();
+    let tag2 = tag.clone();
+    let built = rt.block_on(engine.build_image(tar, ".quire/Dockerfile", &tag, move |line| {
+        em.borrow_mut().emit(None, EventKind::Image { image: tag2.clone(), action: "build".into(), detail: Some(line) });
+    }));
+    match built {
+        Ok(_) => {
+            emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "built".into(), detail: None });
+            Ok(tag)
         }
-        emitter.borrow_mut().emit(
-            None,
-            EventKind::Image { image: tag.clone(), action: "building".into(), detail: Some(".quire/Dockerfile".into()) },
-        );
-        let tar = snapshot.tar_reader().map_err(|e| format!("cannot stream the snapshot for the build: {e}"))?;
-        let em = emitter.clone();
-        let tag2 = tag.clone();
-        let built = rt.block_on(engine.build_image(tar, ".quire/Dockerfile", &tag, move |line| {
-            em.borrow_mut().emit(None, EventKind::Image { image: tag2.clone(), action: "build".into(), detail: Some(line) });
-        }));
-        return match built {
-            Ok(_) => {
-                emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "built".into(), detail: None });
-                Ok(tag)
-            }
-            Err(e) => Err(e.to_string()),
-        };
+        Err(e) => Err(e.to_string()),
     }
-    pull(rt, engine, &fallback_image(req), req.pull, emitter)
+}
+
+/// Which image a run uses (DESIGN.md §2 order), and whether it is built
+/// from `.quire/Dockerfile` rather than pulled.
+fn image_choice(req: &RunRequest, pipeline: &Pipeline, snapshot: &Snapshot) -> (String, bool) {
+    if let Some(decl) = &pipeline.image {
+        return (decl.name.clone(), false);
+    }
+    match snapshot.read_file(".quire/Dockerfile") {
+        Ok(Some(dockerfile)) => (dockerfile_tag(&req.repo_dir, &dockerfile, &snapshot.tree_id()), true),
+        _ => (fallback_image(req), false),
+    }
 }
 
 /// `--image` / `QUIRE_CI_IMAGE`, else the default.
@@ -492,13 +501,7 @@ fn present_image_id(
     if req.pull == PullPolicy::Always {
         return None;
     }
-    let name = match &pipeline.image {
-        Some(decl) => decl.name.clone(),
-        None => match snapshot.read_file(".quire/Dockerfile") {
-            Ok(Some(dockerfile)) => dockerfile_tag(&req.repo_dir, &dockerfile, &snapshot.tree_id()),
-            _ => fallback_image(req),
-        },
-    };
+    let (name, _) = image_choice(req, pipeline, snapshot);
     rt.block_on(engine.image_id(&name)).ok().flatten()
 }
 
