@@ -384,7 +384,27 @@ impl Engine {
 
     /// Create and start the run's container: labelled with the run and its
     /// owner (for orphan reaping), working dir /work, kept alive by `sh`.
-    pub async fn create_run_container(
+    pub async fn create_run_container(&self, spec: &RunContainerSpec) -> Result<RunContainer, EngineError> {
+        let container = self.create_stopped_run_container(spec).await?;
+        self.start_run_container(&container).await?;
+        Ok(container)
+    }
+
+    /// Start a container made by [`Engine::create_stopped_run_container`];
+    /// on failure it is removed. The snapshot can be uploaded meanwhile:
+    /// the engine takes an archive into a created container too.
+    pub async fn start_run_container(&self, container: &RunContainer) -> Result<(), EngineError> {
+        if let Err(e) = self.docker.start_container(&container.id, None).await {
+            // Do not leave a created-but-dead container behind.
+            let _ = self.remove(container).await;
+            return Err(EngineError::api(format!("starting container {}", container.name), e));
+        }
+        Ok(())
+    }
+
+    /// Create the run's container without starting it (see
+    /// [`Engine::create_run_container`] for what it is made of).
+    pub async fn create_stopped_run_container(
         &self,
         spec: &RunContainerSpec,
     ) -> Result<RunContainer, EngineError> {
@@ -439,19 +459,10 @@ impl Engine {
                     EngineError::api(format!("creating container {name} from {}", spec.image), e)
                 }
             })?;
-        let container = RunContainer {
+        Ok(RunContainer {
             id: created.id,
             name,
-        };
-        if let Err(e) = self.docker.start_container(&container.id, None).await {
-            // Do not leave a created-but-dead container behind.
-            let _ = self.remove(&container).await;
-            return Err(EngineError::api(
-                format!("starting container {}", container.name),
-                e,
-            ));
-        }
-        Ok(container)
+        })
     }
 
     /// Unpack a tar stream into /work, streamed in chunks as `tar` is read

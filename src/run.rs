@@ -641,21 +641,26 @@ fn run_in_container(
         keep: req.keep,
         ..RunContainerSpec::default()
     };
-    let container = rt.block_on(engine.create_run_container(&spec)).map_err(|e| e.to_string())?;
+    let container = rt.block_on(engine.create_stopped_run_container(&spec)).map_err(|e| e.to_string())?;
     if let Ok(mut live) = req.live_container.lock() {
         *live = Some(container.id.clone());
     }
     // Teardown, always: this guard removes the container however we leave.
     let guard = Teardown { rt: rt.clone(), engine: engine.clone(), container: container.clone(), keep: req.keep, live: req.live_container.clone() };
-    emitter.borrow_mut().emit(None, EventKind::ContainerStart { image: image.clone(), container_id: container.id.clone() });
 
+    // The snapshot goes in while the container starts: the engine takes an
+    // archive into a created container, and the two overlap.
     let tar = snapshot.tar_reader().map_err(|e| format!("cannot stream the snapshot: {e}"))?;
-    let uploaded = rt.block_on(async {
-        tokio::select! {
-            r = engine.upload(&container, tar) => Some(r),
-            _ = req.cancel.wait() => None,
-        }
+    let (started, uploaded) = rt.block_on(async {
+        tokio::join!(engine.start_run_container(&container), async {
+            tokio::select! {
+                r = engine.upload(&container, tar) => Some(r),
+                _ = req.cancel.wait() => None,
+            }
+        })
     });
+    started.map_err(|e| e.to_string())?;
+    emitter.borrow_mut().emit(None, EventKind::ContainerStart { image: image.clone(), container_id: container.id.clone() });
     let status = match uploaded {
         None => (req.cancel.status_and_reason().0, None),
         Some(Err(e)) => {
