@@ -380,9 +380,13 @@ impl EventSink for Renderer {
                 let v = self.view(&job);
                 v.cmd = shown.clone();
                 v.tail.clear();
-                let prefix = self.prefix(&job, "$");
-                let l = format!("{prefix}{}", self.style(Style::new().bold()).apply_to(&shown));
-                self.job_line(&job, l, false);
+                // A multi-line script keeps the job column: its first line
+                // after `$`, the rest after `>` (as a shell's PS2 would).
+                for (i, piece) in shown.split('\n').enumerate() {
+                    let prefix = self.prefix(&job, if i == 0 { "$" } else { ">" });
+                    let l = format!("{prefix}{}", self.style(Style::new().bold()).apply_to(piece));
+                    self.job_line(&job, l, false);
+                }
                 if let Some(live) = &mut self.live {
                     // Short, so a `\r` progress segment still fits after it.
                     let first_line: String = shown.lines().next().unwrap_or("").chars().take(40).collect();
@@ -625,6 +629,18 @@ run error in 3.0s: the container died (oom-killed)
 record: /runs/r
 ";
         assert_eq!(text, want);
+    }
+
+    #[test]
+    fn a_multi_line_command_keeps_the_job_column() {
+        let screen = Screen::default();
+        let events = vec![
+            ev(Some("a"), EventKind::JobStart {}),
+            ev(Some("a"), EventKind::ShStart { n: 1, cmd: serde_json::json!("set -e\nmake\nmake test") }),
+            ev(Some("a"), EventKind::ShStart { n: 2, cmd: serde_json::json!(["printf", "x\ny"]) }),
+        ];
+        let text = render(Renderer::new(Box::new(screen.clone()), opts()), &screen, &events);
+        assert!(text.starts_with("==> a\na $ set -e\na > make\na > make test\na $ printf 'x\na > y'\n"), "{text}");
     }
 
     #[test]
