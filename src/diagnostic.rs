@@ -142,7 +142,7 @@ fn span_of(text: &str, loc: &Location) -> Option<SourceSpan> {
     }
     // Past the last line (e.g. "expected closing delimiter" at end of file):
     // point at the end of the text.
-    (text.len() > 0).then(|| SourceSpan::new(text.trim_end().len().into(), 0))
+    (!text.is_empty()).then(|| SourceSpan::new(text.trim_end().len().into(), 0))
 }
 
 fn char_to_byte(s: &str, chars: usize) -> usize {

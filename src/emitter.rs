@@ -8,8 +8,6 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
-
 use crate::events::{Event, EventKind, Stream};
 use crate::record::{now_ts, output_event, Utf8Carry};
 use crate::redact::{RedactStream, Redactor};
@@ -125,11 +123,4 @@ fn redact_kind(r: &Redactor, kind: &mut EventKind) {
         EventKind::RunEnd { error: Some(e), .. } => s(e),
         _ => {}
     }
-}
-
-/// Keeps a copy of a value for JSON output without secrets.
-pub fn redacted_json(r: &Redactor, v: &Value) -> Value {
-    let mut v = v.clone();
-    r.redact_json(&mut v);
-    v
 }

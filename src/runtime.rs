@@ -400,11 +400,8 @@ pub fn lua_to_json(v: &Value, depth: usize) -> Json {
         Value::String(s) => Json::String(s.to_string_lossy()),
         Value::Table(t) => {
             let n = t.raw_len();
-            let mut count = 0;
-            for pair in t.clone().pairs::<Value, Value>().flatten() {
-                let _ = pair;
-                count += 1;
-            }
+            // A sequence (every key is 1..n) is an array; anything else an object.
+            let count = t.clone().pairs::<Value, Value>().count();
             if n > 0 && count == n {
                 Json::Array((1..=n).map(|i| lua_to_json(&t.raw_get::<Value>(i).unwrap_or(Value::Nil), depth + 1)).collect())
             } else {

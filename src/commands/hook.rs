@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use super::{exit, find_repo_root, Context};
+use super::{exit, Context};
 use crate::cli::HookCommand;
 use crate::engine::PullPolicy;
 use crate::hook::{self, HookError, Installed, Uninstalled};
@@ -105,12 +105,9 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
     if refs.is_empty() {
         return exit::OK;
     }
-    let repo = match find_repo_root(&ctx.cwd) {
+    let repo = match super::repo_root(ctx) {
         Ok(r) => r,
-        Err(p) => {
-            ctx.report(&[p], &Default::default());
-            return exit::BAD_INPUT;
-        }
+        Err(code) => return code,
     };
     let secrets = match crate::secrets::resolve(&[], None, std::env::vars()) {
         Ok(s) => s,
@@ -119,12 +116,9 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             return exit::BAD_INPUT;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("quire-ci: cannot start the async runtime: {e}");
-            return exit::INFRA;
-        }
+        Err(code) => return code,
     };
     // One cancel for the whole push: Ctrl-C stops this run and the rest.
     let cancel = Cancel::default();

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{exit, find_repo_root, Context};
+use super::{exit, Context};
 
 /// What kind of project a repository looks like, most specific first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,12 +100,9 @@ impl Starter {
 }
 
 pub fn run(ctx: &Context) -> i32 {
-    let root = match find_repo_root(&ctx.cwd) {
+    let root = match super::repo_root(ctx) {
         Ok(r) => r,
-        Err(p) => {
-            ctx.report(&[p], &Default::default());
-            return exit::BAD_INPUT;
-        }
+        Err(code) => return code,
     };
     let path = root.join(crate::pipeline::CI_FNL);
     if path.exists() {

@@ -91,6 +91,37 @@ pub fn find_repo_root(start: &Path) -> Result<PathBuf, Problem> {
         .help("run quire-ci inside a git work tree, or point at one with -C DIR"))
 }
 
+/// The repository root for commands that need one, or (after telling the
+/// user why) the exit code to leave with.
+pub fn repo_root(ctx: &Context) -> Result<PathBuf, i32> {
+    find_repo_root(&ctx.cwd).map_err(|p| {
+        ctx.report(&[p], &Sources::default());
+        exit::BAD_INPUT
+    })
+}
+
+/// The async runtime that engine calls go through (runs, watch, the hook),
+/// or (after saying why) the exit code to leave with.
+pub fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| {
+        eprintln!("quire-ci: cannot start the async runtime: {e}");
+        exit::INFRA
+    })
+}
+
+/// A second Ctrl-C: kill the live container (if any) right away, exit 130.
+pub async fn force_exit(live: &std::sync::Mutex<Option<String>>) -> ! {
+    let id = live.lock().ok().and_then(|l| l.clone());
+    if let Some(id) = id {
+        if let Ok(engine) = crate::engine::Engine::connect().await {
+            let c = crate::engine::RunContainer { id: id.clone(), name: id };
+            let _ = tokio::time::timeout(Duration::from_secs(3), engine.kill(&c)).await;
+        }
+    }
+    eprintln!("quire-ci: forced exit");
+    std::process::exit(exit::INTERRUPTED);
+}
+
 /// The repository's files, with `.quire/ci.fnl` optionally taken from elsewhere.
 struct FilesWithCiOverride {
     root: DirFiles,

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
-use super::{exit, find_repo_root, Context};
+use super::{exit, Context};
 use crate::cli::{Pull, RunArgs};
 use crate::emitter::EventSink;
 use crate::engine::PullPolicy;
@@ -12,19 +12,13 @@ use crate::render::{RenderOptions, Renderer};
 use crate::run::{self, Cancel, FailedJob, OnJobFailed, RunError, RunOutcome, RunRequest};
 
 pub fn run(ctx: &Context, args: &RunArgs) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("quire-ci: cannot start the async runtime: {e}");
-            return exit::INFRA;
-        }
+        Err(code) => return code,
     };
-    let repo = match find_repo_root(&ctx.cwd) {
+    let repo = match super::repo_root(ctx) {
         Ok(r) => r,
-        Err(p) => {
-            ctx.report(&[p], &Default::default());
-            return exit::BAD_INPUT;
-        }
+        Err(code) => return code,
     };
     let request = match build_request(ctx, args, &repo) {
         Ok(r) => r,
@@ -103,15 +97,7 @@ pub fn install_signal_handlers(rt: &tokio::runtime::Runtime, cancel: Cancel, liv
                 eprintln!("{lead}quire-ci: {name}: canceling the run and removing its container (again to force)");
                 cancel.cancel(RunStatus::Canceled, format!("canceled by {name}"));
             } else {
-                let id = live.lock().ok().and_then(|l| l.clone());
-                if let Some(id) = id {
-                    if let Ok(engine) = crate::engine::Engine::connect().await {
-                        let c = crate::engine::RunContainer { id: id.clone(), name: id };
-                        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), engine.kill(&c)).await;
-                    }
-                }
-                eprintln!("quire-ci: forced exit");
-                std::process::exit(exit::INTERRUPTED);
+                super::force_exit(&live).await;
             }
         }
     });

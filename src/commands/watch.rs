@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{exit, find_repo_root, Context};
+use super::{exit, Context};
 use crate::cli::WatchArgs;
 use crate::events::RunStatus;
 use crate::run::{self, Cancel};
@@ -32,19 +32,13 @@ struct Shared {
 }
 
 pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("quire-ci: cannot start the async runtime: {e}");
-            return exit::INFRA;
-        }
+        Err(code) => return code,
     };
-    let repo = match find_repo_root(&ctx.cwd) {
+    let repo = match super::repo_root(ctx) {
         Ok(r) => r,
-        Err(p) => {
-            ctx.report(&[p], &Default::default());
-            return exit::BAD_INPUT;
-        }
+        Err(code) => return code,
     };
     // Check the arguments once, up front: a bad --event is not worth watching for.
     if let Err(msg) = super::run::build_request(ctx, &args.run, &repo) {
@@ -239,15 +233,7 @@ fn install_signal_handlers(rt: &tokio::runtime::Runtime, shared: Arc<Mutex<Share
                     }
                 }
             } else {
-                let id = live.lock().ok().and_then(|l| l.clone());
-                if let Some(id) = id {
-                    if let Ok(engine) = crate::engine::Engine::connect().await {
-                        let c = crate::engine::RunContainer { id: id.clone(), name: id };
-                        let _ = tokio::time::timeout(Duration::from_secs(3), engine.kill(&c)).await;
-                    }
-                }
-                eprintln!("quire-ci: forced exit");
-                std::process::exit(exit::INTERRUPTED);
+                super::force_exit(&live).await;
             }
         }
     });

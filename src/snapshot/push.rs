@@ -189,20 +189,20 @@ fn diff_trees(
 
 /// The tree a revision (commit, tag or tree id) names.
 pub(super) fn resolve_tree(repo: &gix::Repository, rev: &str) -> Result<ObjectId, SnapshotError> {
-    let bad_rev = |source| SnapshotError::BadRevision {
-        rev: rev.to_owned(),
-        repo: super::repo_display_path(repo),
-        source,
-    };
-    let object = repo
-        .rev_parse_single(rev)
-        .map_err(bad_rev)?
-        .object()
-        .map_err(bad_rev)?;
-    Ok(object.peel_to_tree().map_err(bad_rev)?.id)
+    resolve(repo, rev, |o| Ok(o.peel_to_tree()?.id))
 }
 
 fn resolve_commit(repo: &gix::Repository, rev: &str) -> Result<ObjectId, SnapshotError> {
+    resolve(repo, rev, |o| Ok(o.peel_to_commit()?.id))
+}
+
+/// Parses `rev` and peels what it names with `peel`; every failure names
+/// the revision and the repository.
+fn resolve(
+    repo: &gix::Repository,
+    rev: &str,
+    peel: impl FnOnce(gix::Object<'_>) -> Result<ObjectId, gix::Error>,
+) -> Result<ObjectId, SnapshotError> {
     let bad_rev = |source| SnapshotError::BadRevision {
         rev: rev.to_owned(),
         repo: super::repo_display_path(repo),
@@ -213,7 +213,7 @@ fn resolve_commit(repo: &gix::Repository, rev: &str) -> Result<ObjectId, Snapsho
         .map_err(bad_rev)?
         .object()
         .map_err(bad_rev)?;
-    Ok(object.peel_to_commit().map_err(bad_rev)?.id)
+    peel(object).map_err(bad_rev)
 }
 
 fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId, SnapshotError> {
