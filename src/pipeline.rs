@@ -570,6 +570,27 @@ pub fn module_path(name: &str) -> Result<String, String> {
     Ok(format!(".quire/{}.fnl", name.replace('.', "/")))
 }
 
+/// Libraries a Lua programmer may reach for with `require`; none is
+/// loadable from ci.fnl (unless the repo has a `.quire/` module so named).
+const HOST_LIBRARIES: &[&str] = &[
+    "os", "io", "debug", "package", "coroutine", "ffi", "jit", "fennel", "lfs", "socket", "posix", "luv",
+];
+
+/// Globals ci.fnl already has, which Lua 5.1 habits may still `require`.
+const GLOBAL_LIBRARIES: &[&str] = &["string", "table", "math", "utf8", "bit32", "bit"];
+
+fn missing_module(name: &str, path: &str) -> String {
+    if HOST_LIBRARIES.contains(&name) {
+        format!(
+            "require of \"{name}\" is refused: ci.fnl cannot load host libraries; it can require only quire.ci and modules inside .quire/ (there is no {path})"
+        )
+    } else if GLOBAL_LIBRARIES.contains(&name) {
+        format!("module '{name}' is not loaded with require in ci.fnl: `{name}` is already a global (there is no {path})")
+    } else {
+        format!("module '{name}' not found: there is no {path} (modules resolve only inside .quire/)")
+    }
+}
+
 fn load_module(
     lua: &Lua,
     name: &str,
@@ -586,11 +607,7 @@ fn load_module(
                 return Err(mlua::Error::runtime(format!("{REPORTED}{name}")));
             }
         },
-        Ok(None) => {
-            return Err(mlua::Error::runtime(format!(
-                "module '{name}' not found: there is no {path} (modules resolve only inside .quire/)"
-            )))
-        }
+        Ok(None) => return Err(mlua::Error::runtime(missing_module(name, &path))),
         Err(e) => return Err(mlua::Error::runtime(format!("cannot read {path}: {e}"))),
     };
     registry.borrow_mut().sources.insert(path.clone(), text.clone());

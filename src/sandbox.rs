@@ -71,12 +71,14 @@ impl Clock {
     /// Starts the wall-clock deadline for top-level evaluation.
     pub fn start_deadline(&self, limit: Duration) {
         self.0.tripped.replace(None);
+        EVERY_TICK.with(|e| e.set(false));
         self.0.mode.set(Mode::Deadline { at: Instant::now() + limit, limit });
     }
 
     /// Starts a fresh Lua-time budget (for one run-fn).
     pub fn start_budget(&self, limit: Duration) {
         self.0.tripped.replace(None);
+        EVERY_TICK.with(|e| e.set(false));
         self.0.mode.set(Mode::Budget { used: Duration::ZERO, since: Some(Instant::now()), limit });
     }
 
@@ -102,6 +104,7 @@ impl Clock {
     /// start): used when the run must stop, so a `pcall` cannot carry on.
     pub fn trip(&self, message: &str) {
         self.0.tripped.replace(Some(message.to_string()));
+        EVERY_TICK.with(|e| e.set(true));
     }
 
     /// Once `flag` is set, checks fail with `message` (stickily).
@@ -152,25 +155,69 @@ impl Clock {
         }
     }
 
-    /// Makes `lua` call this clock at every interrupt point (loop back
-    /// edges, calls, returns).
+    /// Makes `lua` consult this clock at interrupt points (loop back edges,
+    /// calls, returns): every `INTERRUPT_STRIDE`th one, and every one once a
+    /// limit has been hit, so a `pcall` in a loop cannot outrun it.
     pub fn install(&self, lua: &Lua) {
         let clock = self.clone();
-        // Interrupts fire at every loop edge and call; reading the clock at
-        // each one was ~10% of a `validate`. Every 16th is still far finer
-        // than any deadline. A tripped limit is re-raised at every one.
-        let ticks = Cell::new(0u32);
-        lua.set_interrupt(move |_| {
-            let n = ticks.get().wrapping_add(1);
-            ticks.set(n);
-            if n % 16 != 0 && clock.0.tripped.borrow().is_none() {
-                return Ok(VmState::Continue);
-            }
-            match clock.check() {
-                Ok(()) => Ok(VmState::Continue),
-                Err(m) => Err(mlua::Error::runtime(m)),
+        lua.set_interrupt(move |_| match clock.check() {
+            Ok(()) => Ok(VmState::Continue),
+            Err(m) => {
+                EVERY_TICK.with(|e| e.set(true));
+                Err(mlua::Error::runtime(m))
             }
         });
+        // mlua's entry point costs ~130 instructions per call, and Luau calls
+        // it at every call and loop edge: that was 14% of a `validate`. Put a
+        // counter in front of it. Its address is the same for every VM.
+        // SAFETY: runs inside a protected call on this VM's own state; only
+        // the interrupt slot of its callbacks is read and written.
+        let thinned = unsafe {
+            lua.exec_raw::<()>((), |state| {
+                let callbacks = mlua::ffi::lua_callbacks(state);
+                if let Some(entry) = (*callbacks).interrupt {
+                    let _ = MLUA_INTERRUPT.set(entry);
+                    (*callbacks).interrupt = Some(thinned_interrupt);
+                }
+            })
+        };
+        debug_assert!(thinned.is_ok());
+    }
+}
+
+type InterruptFn = unsafe extern "C-unwind" fn(*mut mlua::ffi::lua_State, std::ffi::c_int);
+
+/// mlua's interrupt entry point (which calls the `Clock` closure).
+static MLUA_INTERRUPT: std::sync::OnceLock<InterruptFn> = std::sync::OnceLock::new();
+
+/// How many interrupt points pass between two clock checks. Luau reaches
+/// one every ~150 ns of interpreting, so this is still a check every few
+/// microseconds, far finer than any limit.
+const INTERRUPT_STRIDE: u32 = 64;
+
+thread_local! {
+    static TICKS: Cell<u32> = const { Cell::new(0) };
+    /// Set once a limit has tripped on this thread, until the next clock
+    /// start: then every interrupt point re-raises it.
+    static EVERY_TICK: Cell<bool> = const { Cell::new(false) };
+}
+
+unsafe extern "C-unwind" fn thinned_interrupt(state: *mut mlua::ffi::lua_State, gc: std::ffi::c_int) {
+    if gc >= 0 {
+        return; // GC safepoints cannot raise.
+    }
+    let n = TICKS.with(|t| {
+        let n = t.get().wrapping_add(1);
+        t.set(n);
+        n
+    });
+    if n % INTERRUPT_STRIDE != 0 && !EVERY_TICK.with(Cell::get) {
+        return;
+    }
+    if let Some(entry) = MLUA_INTERRUPT.get() {
+        // No Rust value with a destructor is live here: the Lua error mlua
+        // raises may unwind through this frame.
+        entry(state, gc);
     }
 }
 

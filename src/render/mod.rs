@@ -56,6 +56,8 @@ struct JobView {
     failed_cmd: Option<(String, i64, VecDeque<String>)>,
     /// The command now running (or last run), as shown after `$`.
     cmd: String,
+    /// Its run-fn started (a `job-start` event), so its time means something.
+    started: bool,
     outcome: Option<summary::JobRow>,
 }
 
@@ -143,6 +145,7 @@ impl Renderer {
                     tail: VecDeque::new(),
                     failed_cmd: None,
                     cmd: String::new(),
+                    started: false,
                     outcome: None,
                 },
             );
@@ -364,6 +367,7 @@ impl EventSink for Renderer {
                 }
             }
             EventKind::JobStart {} => {
+                self.view(&job).started = true;
                 let l = format!("{} {}", self.style(Style::new().bold()).apply_to("==>"), self.view(&job).colour.apply_to(&job));
                 self.job_line(&job, l, false);
                 if let Some(live) = &mut self.live {
@@ -460,6 +464,7 @@ impl EventSink for Renderer {
                 v.outcome = Some(summary::JobRow {
                     outcome: *outcome,
                     duration_ms: *duration_ms,
+                    started: v.started,
                     reason: reason.clone(),
                     line: *line,
                     last_exit: v.failed_cmd.as_ref().map(|(c, e, _)| (c.clone(), *e)),

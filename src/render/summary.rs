@@ -13,6 +13,8 @@ use crate::events::{Outcome, RunStatus};
 pub struct JobRow {
     pub outcome: Outcome,
     pub duration_ms: u64,
+    /// False for a job skipped before its run-fn ran: its time shows as `-`.
+    pub started: bool,
     pub reason: Option<String>,
     pub line: Option<u32>,
     /// The last command of the job that exited non-zero, and its code.
@@ -69,7 +71,7 @@ pub fn lines(r: &Renderer) -> Vec<String> {
                 why.push(format!("`{}` exited {exit}", shorten(first_line(cmd), 40)));
             }
         }
-        let time = if row.outcome == Outcome::Skipped && row.duration_ms == 0 { "-".to_string() } else { human_ms(row.duration_ms) };
+        let time = if !row.started { "-".to_string() } else { human_ms(row.duration_ms) };
         lines.push(format!(
             "{:<width$}  {}  {:>7}  {}",
             job,
