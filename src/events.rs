@@ -206,7 +206,11 @@ pub enum EventKind {
         /// Why it was skipped or failed, in words.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         reason: Option<String>,
-        /// ci.fnl line of the failure, when known.
+        /// The file `line` is in (`.quire/ci.fnl`, or a module under
+        /// `.quire/`); absent in records written before it existed.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        file: Option<String>,
+        /// Line of the failure, when known.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         line: Option<u32>,
         #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -60,10 +60,11 @@ debug.getinfo = function(what, fields)
 end
 "#;
 
-/// A Fennel compiler plugin that records where each call to something
-/// named `…job` or `…image` starts and ends. Luau attributes a multi-line
-/// call to the line where it closes; the registration functions map that
-/// back to the line where the form opens, which is what a user reads.
+/// A Fennel compiler plugin that records where each multi-line call starts
+/// and ends, marking calls to something named `…job` or `…image`. Luau
+/// attributes a multi-line call to the line where it closes; the
+/// registration functions map that back to the line where the form opens,
+/// which is what a user reads.
 const POSITIONS_PLUGIN: &str = r#"
 local fennel, forms = ...
 return { name = "quire-ci-positions", versions = { fennel.version },
@@ -71,8 +72,10 @@ return { name = "quire-ci-positions", versions = { fennel.version },
     local head = ast[1]
     if fennel["sym?"](head) and ast.line then
       local name = tostring(head)
-      if name:match("job$") or name:match("image$") then
-        table.insert(forms, { ast.line, ast.endline or ast.line })
+      local registration = name:match("job$") ~= nil or name:match("image$") ~= nil
+      local last = ast.endline or ast.line
+      if registration or last > ast.line then
+        table.insert(forms, { ast.line, last, registration })
       end
     end
   end }
@@ -84,6 +87,8 @@ pub struct Compiled {
     pub lua: String,
     /// (first line, last line) of each `(… job …)` / `(… image …)` form.
     pub forms: Vec<(usize, usize)>,
+    /// (first line, last line) of every call that spans lines.
+    pub calls: Vec<(usize, usize)>,
 }
 
 impl Compiled {
@@ -95,6 +100,12 @@ impl Compiled {
             .map(|(a, _)| *a)
             .max()
             .unwrap_or(line)
+    }
+
+    /// The line where the call that Luau reports at `line` opens: the
+    /// outermost multi-line call closing on that line.
+    pub fn call_start(&self, line: usize) -> usize {
+        self.calls.iter().filter(|(_, b)| *b == line).map(|(a, _)| *a).min().unwrap_or(line)
     }
 }
 
@@ -180,12 +191,18 @@ impl Compiler {
         let opts = self.options(file, &forms).map_err(|e| internal(file, e))?;
         match self.compile_string.call::<String>((source, opts)) {
             Ok(lua) => {
-                let forms = forms
-                    .sequence_values::<Vec<usize>>()
-                    .filter_map(Result::ok)
-                    .filter_map(|v| Some((*v.first()?, *v.get(1)?)))
-                    .collect();
-                Ok(Compiled { lua, forms })
+                let (mut registrations, mut calls) = (Vec::new(), Vec::new());
+                for form in forms.sequence_values::<Table>().filter_map(Result::ok) {
+                    let (Ok(first), Ok(last)) = (form.raw_get::<usize>(1), form.raw_get::<usize>(2)) else { continue };
+                    let registration = form.raw_get::<bool>(3).unwrap_or(false);
+                    if registration {
+                        registrations.push((first, last));
+                    }
+                    if last > first {
+                        calls.push((first, last));
+                    }
+                }
+                Ok(Compiled { lua, forms: registrations, calls })
             }
             Err(e) => Err(parse_error(file, &e)),
         }

@@ -127,6 +127,9 @@ struct Registry {
     sources: BTreeMap<String, String>,
     /// Registration form positions per file, to report where a call opens.
     forms: HashMap<String, crate::fennel::Compiled>,
+    /// The main chunks of ci.fnl and its modules (by address): a frame of
+    /// one is "the top level of a file".
+    chunks: HashSet<usize>,
 }
 
 /// Compiles and evaluates `.quire/ci.fnl` from `files`, then validates it.
@@ -310,6 +313,7 @@ fn evaluate_inner(
 
     let chunk = sandbox::load_chunk(&lua, CI_FNL, &lua_text)
         .map_err(|e| vec![Problem::new("quire_ci::fennel", format!("compiled ci.fnl did not load in Luau: {e}"))])?;
+    registry.borrow_mut().chunks.insert(chunk.to_pointer() as usize);
     let result = chunk.call::<mlua::MultiValue>(());
     let mut problems = Vec::new();
     if let Err(e) = &result {
@@ -421,16 +425,35 @@ fn display_value(v: &Value) -> String {
     }
 }
 
-/// Where the calling registration form opens: (file, line).
+/// Where a registration (`ci.job`, `ci.image`) was written: (file, line).
+///
+/// Normally the line where its form opens. When it runs inside a function
+/// (a helper such as `(shell-job :unit [:lint] "make test")`), it is the call
+/// of that function from the top level of a file (ci.fnl, or a module's
+/// body): that is where the id and inputs were written, and each call gets a
+/// line of its own rather than all of them sharing the helper's.
 fn caller_location(lua: &Lua, registry: &Registry) -> (String, usize) {
-    let (file, line) = lua
-        .inspect_stack(1, |d| {
-            let src = d.source().short_src.map(|s| s.into_owned()).unwrap_or_default();
-            (src, d.current_line().unwrap_or(0))
-        })
-        .unwrap_or_else(|| (CI_FNL.to_string(), 0));
-    let line = registry.forms.get(&file).map(|c| c.form_start(line)).unwrap_or(line);
-    (file, line)
+    let mut found: Option<(String, usize)> = None;
+    let mut level = 1;
+    while let Some((file, line, main)) = lua.inspect_stack(level, |d| {
+        let source = d.source();
+        let file = source.short_src.map(|s| s.into_owned()).unwrap_or_default();
+        let main = registry.chunks.contains(&(d.function().to_pointer() as usize));
+        (file, d.current_line().unwrap_or(0), main)
+    }) {
+        level += 1;
+        // Frames of host functions (`require`, `pcall`) are not in a file.
+        let Some(compiled) = registry.forms.get(&file) else { continue };
+        let line = match found {
+            None => compiled.form_start(line),
+            Some(_) => compiled.call_start(line),
+        };
+        found = Some((file, line));
+        if main {
+            break;
+        }
+    }
+    found.unwrap_or_else(|| (CI_FNL.to_string(), 0))
 }
 
 fn quire_ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Table> {
@@ -623,6 +646,7 @@ fn load_module(
         }
     };
     let f = sandbox::load_chunk(lua, &path, &lua_text)?;
+    registry.borrow_mut().chunks.insert(f.to_pointer() as usize);
     let v: Value = f.call(name)?;
     Ok(if v.is_nil() { Value::Boolean(true) } else { v })
 }

@@ -115,6 +115,32 @@ pub struct RunRequest {
     pub on_job_failed: Option<OnJobFailed>,
 }
 
+impl RunRequest {
+    /// A run of `repo_dir`'s working tree with every default: all jobs, the
+    /// ref HEAD is on, `--pull missing`, the default limits, no secrets,
+    /// no sinks but the record, the result cache consulted.
+    pub fn new(repo_dir: impl Into<PathBuf>) -> RunRequest {
+        RunRequest {
+            repo_dir: repo_dir.into(),
+            pushed: None,
+            selected: vec![],
+            git_ref: None,
+            event: None,
+            image_override: None,
+            pull: PullPolicy::Missing,
+            keep: false,
+            runs_dir: None,
+            secrets: BTreeMap::new(),
+            limits: Limits::default(),
+            cancel: Cancel::default(),
+            sinks: vec![],
+            live_container: Arc::new(Mutex::new(None)),
+            no_cache: false,
+            on_job_failed: None,
+        }
+    }
+}
+
 /// See [`RunRequest::on_job_failed`].
 pub type OnJobFailed = Box<dyn Fn(&FailedJob)>;
 
@@ -754,7 +780,7 @@ fn run_jobs(
         if let Some((_, why)) = &stop {
             emitter.borrow_mut().emit(
                 Some(id),
-                EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some(format!("not run: {why}")), line: None, outputs: None },
+                EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some(format!("not run: {why}")), file: None, line: None, outputs: None },
             );
             blocked.insert(id.clone(), why.clone());
             continue;
@@ -763,7 +789,7 @@ fn run_jobs(
             let reason = format!("skipped because :{up} {}", if blocked[up] == "failed" { "failed" } else { "did not run" });
             emitter.borrow_mut().emit(
                 Some(id),
-                EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some(reason), line: None, outputs: None },
+                EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some(reason), file: None, line: None, outputs: None },
             );
             blocked.insert(id.clone(), "blocked".into());
             inputs.outputs.insert(id.clone(), Value::Nil);
@@ -783,7 +809,8 @@ fn run_jobs(
                 outcome: result.outcome,
                 duration_ms,
                 reason: result.reason.clone(),
-                line: result.line,
+                file: result.at.as_ref().map(|(f, _)| f.clone()),
+                line: result.at.as_ref().map(|(_, l)| *l),
                 outputs: result.outputs.clone(),
             },
         );

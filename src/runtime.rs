@@ -65,7 +65,8 @@ pub struct JobResult {
     /// The outputs table as JSON (succeeded, or failed by `:exit`).
     pub outputs: Option<Json>,
     pub reason: Option<String>,
-    pub line: Option<u32>,
+    /// (file, line) of the failure, when known.
+    pub at: Option<(String, u32)>,
     /// Set when the run itself must stop (the job is failed too).
     pub abort: Option<Abort>,
     /// What dependents see through `(jobs :this)`: the outputs table, or nil.
@@ -117,7 +118,7 @@ pub fn run_job(pipeline: &Pipeline, job: &Job, inputs: &RunInputs, secrets: &Sec
             outcome: Outcome::Skipped,
             outputs: None,
             reason: Some("its run-fn returned nil".into()),
-            line: None,
+            at: None,
             abort: None,
             value: Value::Nil,
         },
@@ -133,7 +134,7 @@ pub fn run_job(pipeline: &Pipeline, job: &Job, inputs: &RunInputs, secrets: &Sec
                     outcome: Outcome::Failed,
                     outputs: Some(outputs),
                     reason: Some(format!("its outputs have :exit {}", fmt_num(code))),
-                    line: Some(job.line as u32),
+                    at: Some((job.file.clone(), job.line as u32)),
                     abort: None,
                     value: Value::Table(t),
                 },
@@ -141,7 +142,7 @@ pub fn run_job(pipeline: &Pipeline, job: &Job, inputs: &RunInputs, secrets: &Sec
                     outcome: Outcome::Succeeded,
                     outputs: Some(outputs),
                     reason: None,
-                    line: None,
+                    at: None,
                     abort: None,
                     value: Value::Table(t),
                 },
@@ -149,17 +150,17 @@ pub fn run_job(pipeline: &Pipeline, job: &Job, inputs: &RunInputs, secrets: &Sec
         }
         Ok(other) => failed(
             format!("its run-fn returned {} instead of a table of outputs (or nil to skip)", other.type_name()),
-            Some(job.line as u32),
+            Some((job.file.clone(), job.line as u32)),
         ),
         Err(e) => {
             let text = crate::fennel::root_message(&e);
             let (loc, msg) = split_location(&text);
-            let line = loc.map(|(_, l)| l as u32).or(Some(job.line as u32));
+            let at = loc.map(|(f, l)| (f, l as u32)).or(Some((job.file.clone(), job.line as u32)));
             let msg = match runtime_problem(&e, "quire_ci::run_fn", "run-fn raised") {
                 Some(p) if p.code == "quire_ci::limit" => p.message,
                 _ => msg,
             };
-            failed(msg, line)
+            failed(msg, at)
         }
     }
 }
@@ -172,8 +173,8 @@ fn fmt_num(n: f64) -> String {
     }
 }
 
-fn failed(reason: String, line: Option<u32>) -> JobResult {
-    JobResult { outcome: Outcome::Failed, outputs: None, reason: Some(reason), line, abort: None, value: Value::Nil }
+fn failed(reason: String, at: Option<(String, u32)>) -> JobResult {
+    JobResult { outcome: Outcome::Failed, outputs: None, reason: Some(reason), at, abort: None, value: Value::Nil }
 }
 
 fn runtime_table(

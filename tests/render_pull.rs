@@ -55,24 +55,7 @@ fn docker_pull_progress_is_live_only() {
     ));
     let seen = Rc::new(RefCell::new(Vec::new()));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let req = RunRequest {
-        repo_dir: repo.path().to_path_buf(),
-        pushed: None,
-        selected: vec![],
-        git_ref: None,
-        event: None,
-        image_override: None,
-        pull: PullPolicy::Missing,
-        keep: false,
-        runs_dir: None,
-        secrets: Default::default(),
-        limits: Default::default(),
-        cancel: Cancel::default(),
-        sinks: vec![Box::new(Collect(seen.clone()))],
-        live_container: Arc::new(Mutex::new(None)),
-        on_job_failed: None,
-        no_cache: true,
-    };
+    let req = RunRequest { sinks: vec![Box::new(Collect(seen.clone()))], no_cache: true, ..RunRequest::new(repo.path()) };
     let outcome = run::execute(rt.handle(), req);
     let _ = Command::new("docker").args(["rmi", &image]).output();
     assert_eq!(outcome.exit_code, 0, "{:?}", outcome.error);

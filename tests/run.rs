@@ -93,6 +93,39 @@ fn docker_outputs_skips_and_failures_flow_between_jobs() {
 }
 
 #[test]
+fn docker_failure_in_a_helper_module_names_its_file_and_line() {
+    let repo = Repo::new(&ci(r#"
+(local {: checked} (require :helpers))
+(checked :lint [:quire/push] "exit 3")
+(checked :unit [:quire/push] "exit 1")"#));
+    // Line 5 raises inside the run-fn; each job is declared where `checked`
+    // is called in ci.fnl.
+    repo.write(
+        ".quire/helpers.fnl",
+        r#"(local ci (require :quire.ci))
+(fn checked [id inputs cmd]
+  (ci.job id inputs (fn [{: sh}]
+    (let [r (sh cmd)]
+      (when (= r.exit 3) (error "exit 3 means a lint error"))
+      {:exit r.exit}))))
+{: checked}
+"#,
+    );
+    repo.commit("helpers");
+    let r = repo.run(&["run"]);
+    r.expect_code(1).assert_clean();
+    let lint = r.job_end("lint");
+    assert_eq!((lint["file"].as_str(), lint["line"].as_u64()), (Some(".quire/helpers.fnl"), Some(5)), "{lint}");
+    let unit = r.job_end("unit");
+    assert_eq!((unit["file"].as_str(), unit["line"].as_u64()), (Some(".quire/ci.fnl"), Some(5)), "{unit}");
+    assert_eq!(r.job_state("lint")["file"], ".quire/helpers.fnl");
+    let out = r.terminal();
+    assert!(out.contains("FAILED lint: exit 3 means a lint error (helpers.fnl:5)"), "{out}");
+    assert!(out.contains("at helpers.fnl:5"), "{out}");
+    assert!(out.contains("its outputs have :exit 1 · at ci.fnl:5"), "{out}");
+}
+
+#[test]
 fn docker_jobs_of_a_non_ancestor_unknown_or_self_raises() {
     let repo = Repo::new(&ci(r#"
 (ci.job :a [:quire/push] (fn [] {:x 1}))

@@ -212,8 +212,68 @@ fn repo_local_module_declares_jobs_from_a_function() {
     let v = out.stdout_json();
     let ids: Vec<&str> = v["jobs"].as_array().expect("jobs").iter().filter_map(|j| j["id"].as_str()).collect();
     assert_eq!(ids, ["lint", "unit", "package"]);
-    // Jobs declared inside the helper function point at the helper.
-    assert_eq!(v["jobs"][1]["file"], ".quire/helpers.fnl");
+    // A job declared inside a helper function points at the helper's call
+    // in ci.fnl, where its id and inputs were written: one line per job.
+    let at = |i: usize| (v["jobs"][i]["file"].as_str().map(str::to_owned), v["jobs"][i]["line"].as_u64());
+    assert_eq!(at(1), (Some(".quire/ci.fnl".into()), Some(9)));
+    assert_eq!(at(2), (Some(".quire/ci.fnl".into()), Some(10)));
+}
+
+#[test]
+fn job_location_is_where_the_job_was_written() {
+    let ci = [
+        "(local ci (require :quire.ci))",                        // 1
+        "(local {: module-job} (require :mods))",               // 2
+        "(fn mk [id]",                                          // 3
+        "  (ci.job id [:quire/push]",                           // 4
+        "    (fn [] {})))",                                     // 5
+        "(mk :a)",                                              // 6
+        "(mk",                                                  // 7
+        "  :b)",                                                // 8
+        "(each [_ id (ipairs [:c :d])]",                        // 9
+        "  (ci.job id [:quire/push] (fn [] {})))",              // 10
+        "(module-job",                                          // 11
+        "  :e)",                                                // 12
+    ]
+    .join("\n");
+    let module = [
+        "(local ci (require :quire.ci))",                        // 1
+        "(ci.job :in-module [:quire/push] (fn [] {}))",         // 2
+        "{:module-job (fn [id] (ci.job id [:quire/push] (fn [] {})))}", // 3
+    ]
+    .join("\n");
+    let out = Test::new().ci(&format!("{ci}\n")).file(".quire/mods.fnl", format!("{module}\n")).args(&["list", "--json"]).run();
+    out.status(0);
+    let v = out.stdout_json();
+    let got: Vec<String> = v["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| format!("{} {}:{}", j["id"].as_str().unwrap_or("?"), j["file"].as_str().unwrap_or("?"), j["line"]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            // Declared at the top level of the module: the module's line.
+            "in-module .quire/mods.fnl:2",
+            // Through a helper: the helper's call, where it opens.
+            "a .quire/ci.fnl:6",
+            "b .quire/ci.fnl:7",
+            // In a loop at the top level: the ci.job form itself.
+            "c .quire/ci.fnl:10",
+            "d .quire/ci.fnl:10",
+            // Through a module's function: the call in ci.fnl.
+            "e .quire/ci.fnl:11",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_id_through_a_helper_labels_both_calls() {
+    let ci = "(fn mk [id] (ci.job id [:quire/push] (fn [] {})))\n(mk :x)\n(mk :x)\n";
+    let err = rejected(ci);
+    assert!(err.contains("job :x is declared twice (first at .quire/ci.fnl:3)"), "{err}");
+    assert!(err.contains("4 │ (mk :x)"), "{err}");
 }
 
 #[test]

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use super::{exit, Context};
 use crate::cli::HookCommand;
-use crate::engine::PullPolicy;
 use crate::hook::{self, HookError, Installed, Uninstalled};
 use crate::render::{RenderOptions, Renderer};
 use crate::run::{self, Cancel, PushedCommit, RunRequest};
@@ -149,22 +148,12 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             RenderOptions { color: ctx.color_stderr, quiet: ctx.quiet, verbose: ctx.verbose, run_dir: None },
         );
         let request = RunRequest {
-            repo_dir: repo.clone(),
             pushed: Some(PushedCommit { sha: pushed.local_sha.clone(), facts }),
-            selected: vec![],
-            git_ref: None,
-            event: None,
-            image_override: None,
-            pull: PullPolicy::Missing,
-            keep: false,
-            runs_dir: None,
             secrets: secrets.clone(),
-            limits: Default::default(),
             cancel: cancel.clone(),
             sinks: vec![Box::new(renderer)],
             live_container: live.clone(),
-            no_cache: false,
-            on_job_failed: None,
+            ..RunRequest::new(&repo)
         };
         let outcome = run::execute(rt.handle(), request);
         // The renderer writes the summary to stderr itself.

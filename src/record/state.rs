@@ -45,7 +45,10 @@ pub struct JobState {
     /// Why it was skipped, failed or canceled, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// ci.fnl line of the failure, when known.
+    /// The file `line` is in (`.quire/ci.fnl` or a module in `.quire/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Line of the failure, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
 }
@@ -136,6 +139,7 @@ impl RunState {
                 outcome,
                 duration_ms,
                 reason,
+                file,
                 line,
                 ..
             } => {
@@ -145,6 +149,7 @@ impl RunState {
                 job.ended_at = Some(ev.ts.clone());
                 job.duration_ms = Some(*duration_ms);
                 job.reason = reason.clone();
+                job.file = file.clone();
                 job.line = *line;
             }
             EventKind::RunEnd {
@@ -201,6 +206,7 @@ impl RunState {
                     ended_at: None,
                     duration_ms: None,
                     reason: None,
+                    file: None,
                     line: None,
                 });
                 self.jobs.len() - 1
@@ -273,6 +279,7 @@ mod tests {
                 outcome: Outcome::Failed,
                 duration_ms: 5,
                 reason: Some("exit 1".into()),
+                file: Some(".quire/ci.fnl".into()),
                 line: Some(7),
                 outputs: None,
             },
@@ -284,6 +291,7 @@ mod tests {
                 outcome: Outcome::Skipped,
                 duration_ms: 0,
                 reason: Some("input a failed".into()),
+                file: None,
                 line: None,
                 outputs: None,
             },

@@ -61,6 +61,13 @@ struct JobView {
     outcome: Option<summary::JobRow>,
 }
 
+/// `ci.fnl:12`, or `helpers.fnl:7` for a module in `.quire/` (a record
+/// written before job-end carried its file means ci.fnl).
+fn source_ref(file: Option<&str>, line: u32) -> String {
+    let file = file.unwrap_or(crate::pipeline::CI_FNL);
+    format!("{}:{line}", file.strip_prefix(".quire/").unwrap_or(file))
+}
+
 pub struct Renderer {
     out: Box<dyn Write>,
     /// Lines of the event being handled; written in one piece at its end so
@@ -426,7 +433,8 @@ impl EventSink for Renderer {
                     self.job_line(&job, format!("{prefix}{line}"), true);
                 }
             }
-            EventKind::JobEnd { outcome, duration_ms, reason, line, .. } => {
+            EventKind::JobEnd { outcome, duration_ms, reason, file, line, .. } => {
+                let at = line.map(|l| source_ref(file.as_deref(), l));
                 if let Some(live) = &mut self.live {
                     live.hide();
                 }
@@ -455,7 +463,7 @@ impl EventSink for Renderer {
                         self.style(Style::new().red().bold()).apply_to("FAILED"),
                         job,
                         reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(),
-                        line.map(|l| format!(" (ci.fnl:{l})")).unwrap_or_default()
+                        at.as_ref().map(|a| format!(" ({a})")).unwrap_or_default()
                     ),
                 };
                 let failed = *outcome == Outcome::Failed;
@@ -466,7 +474,7 @@ impl EventSink for Renderer {
                     duration_ms: *duration_ms,
                     started: v.started,
                     reason: reason.clone(),
-                    line: *line,
+                    at,
                     last_exit: v.failed_cmd.as_ref().map(|(c, e, _)| (c.clone(), *e)),
                 });
                 let held = std::mem::take(&mut v.held);
@@ -598,8 +606,8 @@ mod tests {
             ev(Some("a"), EventKind::Stdout { n: 1, data: "allocating\npartial".into(), encoding: None }),
             ev(Some("a"), EventKind::ShExit { n: 1, exit: 137, signal: Some("SIGKILL".into()), duration_ms: 2500 }),
             ev(None, EventKind::ContainerDied { reason: "oom-killed".into() }),
-            ev(Some("a"), EventKind::JobEnd { outcome: Outcome::Failed, duration_ms: 2600, reason: Some("the container died: oom-killed".into()), line: None, outputs: None }),
-            ev(Some("b"), EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some("not run: the container died (oom-killed)".into()), line: None, outputs: None }),
+            ev(Some("a"), EventKind::JobEnd { outcome: Outcome::Failed, duration_ms: 2600, reason: Some("the container died: oom-killed".into()), file: None, line: None, outputs: None }),
+            ev(Some("b"), EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some("not run: the container died (oom-killed)".into()), file: None, line: None, outputs: None }),
             ev(None, EventKind::RunEnd { status: RunStatus::Error, duration_ms: 3000, error: Some("the container died (oom-killed)".into()) }),
         ]
     }

@@ -16,7 +16,8 @@ pub struct JobRow {
     /// False for a job skipped before its run-fn ran: its time shows as `-`.
     pub started: bool,
     pub reason: Option<String>,
-    pub line: Option<u32>,
+    /// Where it failed: `ci.fnl:12`, `helpers.fnl:7`.
+    pub at: Option<String>,
     /// The last command of the job that exited non-zero, and its code.
     pub last_exit: Option<(String, i64)>,
 }
@@ -64,8 +65,8 @@ pub fn lines(r: &Renderer) -> Vec<String> {
             why.push(reason.trim().to_string());
         }
         if row.outcome == Outcome::Failed {
-            if let Some(l) = row.line {
-                why.push(format!("at ci.fnl:{l}"));
+            if let Some(at) = &row.at {
+                why.push(format!("at {at}"));
             }
             if let Some((cmd, exit)) = &row.last_exit {
                 why.push(format!("`{}` exited {exit}", shorten(first_line(cmd), 40)));
