@@ -9,12 +9,10 @@ mod repo;
 use std::cell::RefCell;
 use std::process::Command;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
 
 use quire_ci::emitter::EventSink;
-use quire_ci::engine::PullPolicy;
 use quire_ci::events::{Event, EventKind};
-use quire_ci::run::{self, Cancel, RunRequest};
+use quire_ci::run::{self, RunRequest};
 use repo::Repo;
 
 fn sh(cmd: &mut Command) -> String {
