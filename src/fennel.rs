@@ -65,9 +65,32 @@ end
 /// attributes a multi-line call to the line where it closes; the
 /// registration functions map that back to the line where the form opens,
 /// which is what a user reads.
+///
+/// It also moves code a macro defined in the same file expands to onto the
+/// line of the macro's call (Fennel does this itself for macros from other
+/// files): `(defjob :lint ...)` is declared where it is written, not where
+/// `defjob`'s template sits. Nodes that came from the call's own arguments
+/// lie inside the call's lines and keep their positions.
 const POSITIONS_PLUGIN: &str = r#"
 local fennel, forms = ...
+local source = fennel["ast-source"]
 return { name = "quire-ci-positions", versions = { fennel.version },
+  macroexpand = function(ast, transformed, scope)
+    local call = source(ast)
+    local file, first, last = call.filename, call.line, call.endline or call.line
+    if not first then return end
+    local seen = {}
+    local function walk(node)
+      if type(node) ~= "table" or seen[node] then return end
+      seen[node] = true
+      local src = source(node)
+      if src.line and src.filename == file and (src.line < first or src.line > last) then
+        src.line, src.endline = first, last
+      end
+      for _, child in pairs(node) do walk(child) end
+    end
+    walk(transformed)
+  end,
   call = function(ast, scope)
     local head = ast[1]
     if fennel["sym?"](head) and ast.line then
@@ -79,6 +102,30 @@ return { name = "quire-ci-positions", versions = { fennel.version },
       end
     end
   end }
+"#;
+
+/// Replaces Fennel's macro searchers (a search of the filesystem through
+/// `io.open`, which this VM does not have) with one that serves
+/// `(import-macros … :name)` from `.quire/name.fnl` through the host.
+///
+/// A module that fails to compile or load leaves Fennel's own message for
+/// it in `failures`, so the diagnostic points into the module rather than
+/// only at the `import-macros` form.
+const MACRO_SEARCHER: &str = r#"
+local fennel, read, failures, pin_open, pin_close = ...
+local searchers = fennel["macro-searchers"]
+for i = #searchers, 1, -1 do table.remove(searchers, i) end
+table.insert(searchers, function(module_name)
+  local path, source = read(module_name)
+  return function(...)
+    local ok, result = pcall(fennel.eval, source, { env = "_COMPILER", filename = path,
+      ["module-name"] = module_name, requireAsInclude = false, correlate = true, useBitLib = true,
+      ["error-pinpoint"] = { pin_open, pin_close } }, ...)
+    if ok then return result end
+    table.insert(failures, tostring(result))
+    error(result, 0)
+  end, path
+end)
 "#;
 
 /// Compiled Lua plus where the registration calls in it sit.
@@ -138,6 +185,8 @@ pub struct Compiler {
     fennel: Table,
     compile_string: Function,
     plugin: Function,
+    /// Error texts of macro modules that failed while compiling.
+    macro_failures: Table,
 }
 
 impl Compiler {
@@ -182,12 +231,31 @@ impl Compiler {
             .call(())?;
         let compile_string: Function = fennel.get("compileString")?;
         let plugin = lua.load(POSITIONS_PLUGIN).set_name("=quire-ci/positions").set_mode(ChunkMode::Text).into_function()?;
-        Ok(Compiler { lua, fennel, compile_string, plugin })
+        let macro_failures = lua.create_table()?;
+        Ok(Compiler { lua, fennel, compile_string, plugin, macro_failures })
+    }
+
+    /// Serves macro modules (`import-macros`, `require-macros`) through
+    /// `read`, which maps a module name to its (path, text), or says why
+    /// there is none.
+    pub fn serve_macro_modules<F>(&self, read: F) -> mlua::Result<()>
+    where
+        F: Fn(&str) -> Result<(String, String), String> + 'static,
+    {
+        let read = self.lua.create_function(move |_, name: String| read(&name).map_err(mlua::Error::runtime))?;
+        self.lua.load(MACRO_SEARCHER).set_name("=quire-ci/macro-searcher").set_mode(ChunkMode::Text).call::<()>((
+            self.fennel.clone(),
+            read,
+            self.macro_failures.clone(),
+            PIN_OPEN,
+            PIN_CLOSE,
+        ))
     }
 
     /// Compiles one Fennel source to Lua with line correlation.
     pub fn compile(&self, file: &str, source: &str) -> Result<Compiled, CompileError> {
         let forms = self.lua.create_table().map_err(|e| internal(file, e))?;
+        self.macro_failures.clear().map_err(|e| internal(file, e))?;
         let opts = self.options(file, &forms).map_err(|e| internal(file, e))?;
         match self.compile_string.call::<String>((source, opts)) {
             Ok(lua) => {
@@ -204,7 +272,16 @@ impl Compiler {
                 }
                 Ok(Compiled { lua, forms: registrations, calls })
             }
-            Err(e) => Err(parse_error(file, &e)),
+            Err(e) => {
+                let outer = parse_error(file, &e);
+                // The innermost macro module that failed says where, unless
+                // a limit stopped everything.
+                let inner: Option<String> = self.macro_failures.raw_get(1).ok();
+                Err(match inner {
+                    Some(text) if outer.kind != CompileErrorKind::Limit => parse_error_text(file, &text),
+                    _ => outer,
+                })
+            }
         }
     }
 
@@ -251,7 +328,11 @@ fn internal(file: &str, e: mlua::Error) -> CompileError {
 /// could show the source, the line with the span between the pinpoint
 /// markers, then `* Try ...` suggestions.
 fn parse_error(file: &str, err: &mlua::Error) -> CompileError {
-    let text = root_message(err);
+    parse_error_text(file, &root_message(err))
+}
+
+fn parse_error_text(file: &str, text: &str) -> CompileError {
+    let text = text.to_string();
     if std::env::var_os("QUIRE_CI_DEBUG_FENNEL").is_some() {
         eprintln!("fennel said: {text:?}");
     }
@@ -267,8 +348,13 @@ fn parse_error(file: &str, err: &mlua::Error) -> CompileError {
     }
     let mut lines = text.lines();
     let first = lines.next().unwrap_or("").trim();
-    let (kind, line, message) = split_header(first)
-        .unwrap_or((CompileErrorKind::Compile, None, first.to_string()));
+    let (kind, named, line, message) = split_header(first)
+        .unwrap_or((CompileErrorKind::Compile, None, None, first.to_string()));
+    // An error inside a macro module names that module's file.
+    let file = named.filter(|f| f.ends_with(".fnl")).unwrap_or_else(|| file.to_string());
+    let file = file.as_str();
+    // How Fennel words an error raised while running a macro or a searcher.
+    let message = message.strip_prefix("runtime error: ").map(str::to_string).unwrap_or(message);
     let mut span = None;
     let mut help = Vec::new();
     for l in lines {
@@ -287,7 +373,7 @@ fn parse_error(file: &str, err: &mlua::Error) -> CompileError {
     CompileError { kind, file: file.to_string(), line, span, message, help }
 }
 
-fn split_header(first: &str) -> Option<(CompileErrorKind, Option<usize>, String)> {
+fn split_header(first: &str) -> Option<(CompileErrorKind, Option<String>, Option<usize>, String)> {
     for (needle, kind) in [(" Parse error: ", CompileErrorKind::Parse), (" Compile error: ", CompileErrorKind::Compile)] {
         if let Some(at) = first.find(needle) {
             let loc = first[..at].trim_end_matches(':');
@@ -295,7 +381,8 @@ fn split_header(first: &str) -> Option<(CompileErrorKind, Option<usize>, String)
             let mut parts = loc.rsplitn(3, ':');
             let _col = parts.next();
             let line = parts.next().and_then(|l| l.parse().ok());
-            return Some((kind, line, message));
+            let file = parts.next().map(str::to_string);
+            return Some((kind, file, line, message));
         }
     }
     None

@@ -143,10 +143,15 @@ pub fn evaluate(files: Rc<dyn RepoFiles>, limits: Limits) -> Result<Pipeline, In
 
     let clock = Clock::default();
     clock.start_deadline(limits.eval_timeout);
-    let outcome = evaluate_inner(files, &text, limits, &clock);
+    // Macro modules read while compiling: shown in diagnostics, hashed.
+    let macro_sources: Rc<RefCell<BTreeMap<String, String>>> = Rc::default();
+    let outcome = evaluate_inner(files, &text, limits, &clock, &macro_sources);
     let tripped = clock.tripped();
     clock.stop();
-    let (evaluated, registry) = match outcome {
+    for (f, t) in macro_sources.borrow().iter() {
+        sources.insert(f, t);
+    }
+    let (evaluated, mut registry) = match outcome {
         Ok(v) => v,
         Err(mut problems) => {
             if let Some(limit) = tripped {
@@ -184,6 +189,7 @@ pub fn evaluate(files: Rc<dyn RepoFiles>, limits: Limits) -> Result<Pipeline, In
         .filter_map(|i| slots[i].take())
         .map(|d| Job { id: d.id, inputs: d.inputs, file: d.file, line: d.line, run: d.run })
         .collect();
+    registry.sources.extend(macro_sources.take());
     let source_hash = hash_sources(&registry.sources, &text);
     Ok(Pipeline { jobs, image: images.into_iter().next(), sources, source_hash, lua, clock, limits, print_sink })
 }
@@ -250,9 +256,29 @@ fn evaluate_inner(
     text: &str,
     limits: Limits,
     clock: &Clock,
+    macro_sources: &Rc<RefCell<BTreeMap<String, String>>>,
 ) -> Result<(Evaluated, Registry), Vec<Problem>> {
     let compiler = Compiler::new(clock, limits.memory)
         .map_err(|e| vec![Problem::new("quire_ci::fennel", format!("cannot load the Fennel compiler: {e}"))])?;
+    {
+        let (files, seen) = (files.clone(), macro_sources.clone());
+        compiler
+            .serve_macro_modules(move |name| {
+                let path = module_path(name).map_err(|_| {
+                    format!("import-macros of \"{name}\" is refused: macro modules resolve only inside .quire/ (names like macros or lib.macros)")
+                })?;
+                match files.read(&path) {
+                    Ok(Some(bytes)) => {
+                        let text = decode_source(&path, bytes).map_err(|p| p.message)?;
+                        seen.borrow_mut().insert(path.clone(), text.clone());
+                        Ok((path, text))
+                    }
+                    Ok(None) => Err(format!("macro module '{name}' not found: there is no {path} (macro modules resolve only inside .quire/)")),
+                    Err(e) => Err(format!("cannot read {path}: {e}")),
+                }
+            })
+            .map_err(|e| vec![Problem::new("quire_ci::fennel", format!("cannot set up macro modules: {e}"))])?;
+    }
     let compiled = compiler.compile(CI_FNL, text).map_err(|e| vec![compile_problem(e)])?;
     let lua_text = compiled.lua.clone();
 

@@ -269,6 +269,57 @@ fn job_location_is_where_the_job_was_written() {
 }
 
 #[test]
+fn macros_local_and_imported_from_quire_declare_at_their_call() {
+    let ci = [
+        "(macro defjob [id inputs cmd]",                                   // 2
+        "  `(ci.job ,id ,inputs (fn [ctx#] (ctx#.sh ,cmd) {})))",          // 3
+        "(defjob :lint [:quire/push] \"make lint\")",                      // 4
+        "(import-macros {: checked} :macros)",                             // 5
+        "(checked :unit",                                                  // 6
+        "  [:lint] \"make test\")",                                        // 7
+        "(require-macros :lib.more)",                                      // 8
+        "(later :docs)",                                                   // 9
+    ]
+    .join("\n");
+    let out = Test::new()
+        .ci(&format!("{PRELUDE}{ci}\n"))
+        .file(".quire/macros.fnl", "(fn checked [id inputs cmd]\n  `(ci.job ,id ,inputs (fn [ctx#] (ctx#.sh ,cmd) {})))\n{: checked}\n")
+        .file(".quire/lib/more.fnl", "{:later (fn [id] `(ci.job ,id [:unit] (fn [] {})))}\n")
+        .args(&["list", "--json"])
+        .run();
+    out.status(0);
+    let v = out.stdout_json();
+    let got: Vec<String> =
+        v["jobs"].as_array().expect("jobs").iter().map(|j| format!("{} {}", j["id"].as_str().unwrap_or("?"), j["line"])).collect();
+    assert_eq!(got, ["lint 4", "unit 6", "docs 9"]);
+}
+
+#[test]
+fn macro_module_errors_point_into_the_module() {
+    let t = |macros: &str, ci: &str| {
+        Test::new().ci(&format!("{PRELUDE}{ci}\n")).file(".quire/macros.fnl", macros).args(&["validate"]).run()
+    };
+    // The sandbox holds in a macro module too.
+    let out = t("(fn x []\n  (os.execute \"touch /tmp/x\"))\n{: x}\n", "(import-macros {: x} :macros)\n(x)");
+    out.status(2).stderr_has("compile error in .quire/macros.fnl: unknown identifier: os").stderr_has("2 │   (os.execute");
+    let out = t("(fn x []\n  (let [a (+ 1\n{: x}\n", "(import-macros {: x} :macros)");
+    out.status(2).stderr_has("parse error in .quire/macros.fnl: expected closing delimiters");
+    let out = t("{}\n", "(import-macros {: x} :nope)");
+    out.status(2).stderr_has("macro module 'nope' not found: there is no .quire/nope.fnl");
+    let out = t("{}\n", "(import-macros {: x} \"../../etc/passwd\")");
+    out.status(2).stderr_has("import-macros of \"../../etc/passwd\" is refused");
+    // A loop in a macro module meets the deadline like any macro.
+    let started = std::time::Instant::now();
+    let out = Test::new()
+        .ci(&format!("{PRELUDE}(import-macros {{: x}} :macros)\n(x)\n"))
+        .file(".quire/macros.fnl", "(fn x [] (while true nil))\n{: x}\n")
+        .args(&["validate", "--eval-timeout", "1"])
+        .run();
+    out.status(2).stderr_has("exceeded its 1 s deadline");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "took {:?}", started.elapsed());
+}
+
+#[test]
 fn duplicate_id_through_a_helper_labels_both_calls() {
     let ci = "(fn mk [id] (ci.job id [:quire/push] (fn [] {})))\n(mk :x)\n(mk :x)\n";
     let err = rejected(ci);
