@@ -118,6 +118,12 @@ struct Declared {
     run: Function,
 }
 
+/// The most `ci.job` calls one evaluation may make. Each declared job is
+/// held on the host side (outside `--lua-memory`) and its run-fn pins a slot
+/// of mlua's reference stack (about a million in all); no real pipeline
+/// comes near this.
+pub const MAX_JOBS: usize = 10_000;
+
 #[derive(Default)]
 struct Registry {
     jobs: Vec<Declared>,
@@ -130,6 +136,8 @@ struct Registry {
     /// The main chunks of ci.fnl and its modules (by address): a frame of
     /// one is "the top level of a file".
     chunks: HashSet<usize>,
+    /// `ci.job` calls so far, declared or refused.
+    job_calls: usize,
 }
 
 /// Compiles and evaluates `.quire/ci.fnl` from `files`, then validates it.
@@ -489,6 +497,22 @@ fn quire_ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<T
         "job",
         lua.create_function(move |lua, (id, inputs, run): (Value, Value, Value)| {
             let mut reg = reg.borrow_mut();
+            reg.job_calls += 1;
+            if reg.job_calls > MAX_JOBS {
+                // Once, then every further call fails again (a pcall in a
+                // loop cannot get past it).
+                if reg.job_calls == MAX_JOBS + 1 {
+                    let (file, line) = caller_location(lua, &reg);
+                    let msg = format!("ci.fnl declares more than {MAX_JOBS} jobs, quire-ci's limit");
+                    reg.problems.push(
+                        Problem::new("quire_ci::too_many_jobs", msg.clone())
+                            .at(&file, line)
+                            .label("this call went past the limit")
+                            .help("a pipeline this size is almost certainly a loop gone wrong; check its bounds"),
+                    );
+                }
+                return Err(mlua::Error::runtime(format!("{REPORTED}too many jobs")));
+            }
             let (file, line) = caller_location(lua, &reg);
             let problem = |code, msg: String, help: &str| Problem::new(code, msg.clone()).at(&file, line).label(msg).help(help.to_string());
             let id = match id {

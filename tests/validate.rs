@@ -452,6 +452,19 @@ fn hostile_memory_exhaustion() {
 }
 
 #[test]
+fn hostile_job_flood_is_cut_off() {
+    // A million jobs used to exhaust mlua's reference stack and panic; the
+    // declared jobs live outside --lua-memory, so their number is capped.
+    hostile(&format!("{PRELUDE}(for [i 1 1000000] (ci.job (.. \"j\" i) [:quire/push] (fn [] {{}})))"), &[], "declares more than 10000 jobs");
+    // A pcall around each call does not get past the cap either.
+    hostile(
+        &format!("{PRELUDE}(for [i 1 1000000] (pcall ci.job (.. \"j\" i) [:quire/push] (fn [] {{}})))"),
+        &[],
+        "declares more than 10000 jobs",
+    );
+}
+
+#[test]
 fn hostile_macros_get_no_more_than_ci_fnl() {
     hostile("(macro m [] (os.execute \"touch {MARKER}\") nil)\n(m)", &[], "unknown identifier: os");
     hostile("(macro m [] (io.open \"{MARKER}\" :w) nil)\n(m)", &[], "unknown identifier: io");
@@ -462,13 +475,14 @@ fn hostile_macros_get_no_more_than_ci_fnl() {
 #[test]
 fn hostile_huge_generated_pipelines_validate_in_bounded_time() {
     // Validation runs after the deadline's clock stops, so it must be fast
-    // by construction: 20 000 jobs as one chain declared backwards, closed
-    // into a cycle (deep search), and 20 000 unknown inputs.
+    // by construction: 10 000 jobs (the most ci.fnl may declare) as one
+    // chain declared backwards, closed into a cycle (deep search), and
+    // 10 000 unknown inputs.
     let cycle = format!(
-        "{PRELUDE}(for [i 20000 1 -1] (ci.job (.. \"j\" i) [(if (= i 1) :j20000 (.. \"j\" (- i 1)))] (fn [] {{}})))"
+        "{PRELUDE}(for [i 10000 1 -1] (ci.job (.. \"j\" i) [(if (= i 1) :j10000 (.. \"j\" (- i 1)))] (fn [] {{}})))"
     );
-    let unknown = format!("{PRELUDE}(for [i 1 20000] (ci.job (.. \"j\" i) [(.. \"k\" i)] (fn [] {{}})))");
-    for (text, needle) in [(cycle, "jobs form a cycle: :j20000 → :j19999"), (unknown, "20000 problems")] {
+    let unknown = format!("{PRELUDE}(for [i 1 10000] (ci.job (.. \"j\" i) [(.. \"k\" i)] (fn [] {{}})))");
+    for (text, needle) in [(cycle, "jobs form a cycle: :j10000 → :j9999"), (unknown, "10000 problems")] {
         let out = Test::new().ci(&text).args(&["validate", "--eval-timeout", "20"]).timeout(Duration::from_secs(60)).run();
         out.status(2).stderr_has(needle);
         assert!(out.elapsed < Duration::from_secs(30), "took {:?}", out.elapsed);
