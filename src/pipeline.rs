@@ -376,7 +376,9 @@ pub fn compile_problem(e: CompileError) -> Problem {
     if let Some(line) = e.line {
         p = p.at(&e.file, line).columns(e.span);
     }
-    let help = if e.help.is_empty() {
+    let help = if e.message.ends_with("stack overflow") {
+        "the Fennel compiler ran out of stack: forms nested thousands deep, or a macro that recurses without end".to_string()
+    } else if e.help.is_empty() {
         "fix the form at the marked place; docs/ci-fnl.md shows the ci.fnl surface".to_string()
     } else {
         // Fennel ends each suggestion with a full stop; joined, they read as one line.

@@ -384,6 +384,14 @@ fn hostile_huge_string_rep() {
 }
 
 #[test]
+fn hostile_deep_nesting_and_recursing_macro() {
+    let deep = format!("{PRELUDE}{}nil{}", "(do ".repeat(100_000), ")".repeat(100_000));
+    hostile(&deep, &[], "the Fennel compiler ran out of stack");
+    hostile(&format!("{PRELUDE}{}{}", "[".repeat(100_000), "]".repeat(100_000)), &[], "stack overflow");
+    hostile("(macro m [] (fn f [] (+ 1 (f))) (f))\n(m)", &[], "stack overflow");
+}
+
+#[test]
 fn hostile_unbounded_recursion() {
     hostile(&format!("{PRELUDE}(fn f [x] (+ 1 (f x)))\n(f 1)"), &[], "stack overflow");
 }
