@@ -688,7 +688,7 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__run)
-            opts="-C -q -v -h -V --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
+            opts="-C -q -v -h -V --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --memory --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -719,6 +719,10 @@ _quire__ci() {
                     return 0
                     ;;
                 --secrets-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memory)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -814,7 +818,7 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__watch)
-            opts="-C -q -v -h -V --debounce --clear --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
+            opts="-C -q -v -h -V --debounce --clear --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --memory --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -849,6 +853,10 @@ _quire__ci() {
                     return 0
                     ;;
                 --secrets-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memory)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

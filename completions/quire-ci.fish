@@ -53,6 +53,7 @@ never\t'Never pull; a missing image is an error'"
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l out -d 'Where run records go (default: <git-dir>/quire-ci/runs)' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secret -d 'Provide secret NAME from the environment variable NAME (repeatable)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines)' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l memory -d 'Memory limit of the run\'s container, e.g. 512m or 2g (no swap beyond it)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l job-lua-timeout -d 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`' -r
@@ -64,6 +65,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l keep -d 'Keep 
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l json -d 'Print the run\'s events as JSON lines on stdout instead of the live view'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l no-cache -d 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l shell-on-failure -d 'When a job fails, open a shell in the run\'s container at /work (needs a terminal)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l cache-volume -d 'Mount this repository\'s cache volume at /cache; what jobs put there is kept for the next run'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -103,6 +105,7 @@ never\t'Never pull; a missing image is an error'"
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l out -d 'Where run records go (default: <git-dir>/quire-ci/runs)' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secret -d 'Provide secret NAME from the environment variable NAME (repeatable)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines)' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l memory -d 'Memory limit of the run\'s container, e.g. 512m or 2g (no swap beyond it)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l job-lua-timeout -d 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`' -r
@@ -115,6 +118,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l keep -d 'Kee
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l json -d 'Print the run\'s events as JSON lines on stdout instead of the live view'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l no-cache -d 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l shell-on-failure -d 'When a job fails, open a shell in the run\'s container at /work (needs a terminal)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l cache-volume -d 'Mount this repository\'s cache volume at /cache; what jobs put there is kept for the next run'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -142,9 +142,34 @@ pub struct RunArgs {
     /// When a job fails, open a shell in the run's container at /work (needs a terminal).
     #[arg(long, conflicts_with = "json")]
     pub shell_on_failure: bool,
+    /// Mount this repository's cache volume at /cache; what jobs put there is kept for the next run.
+    #[arg(long, env = "QUIRE_CI_CACHE_VOLUME", value_parser = clap::builder::BoolishValueParser::new())]
+    pub cache_volume: bool,
+    /// Memory limit of the run's container, e.g. 512m or 2g (no swap beyond it).
+    #[arg(long, value_name = "SIZE", env = "QUIRE_CI_MEMORY", value_parser = memory_size)]
+    pub memory: Option<i64>,
 
     #[command(flatten)]
     pub eval: EvalArgs,
+}
+
+/// A memory size: bytes, or a number with k, m, g (powers of 1024), as
+/// `docker run --memory` takes it; at least 6 MiB, the engine's minimum.
+fn memory_size(s: &str) -> Result<i64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, 'k')) => (&t[..i], 1i64 << 10),
+        Some((i, 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: i64 = digits.parse().map_err(|_| format!("{s:?} is not a memory size (e.g. 512m, 2g)"))?;
+    match n.checked_mul(unit) {
+        Some(bytes) if bytes >= 6 << 20 => Ok(bytes),
+        Some(_) => Err(format!("{s} is below the engine's minimum of 6m")),
+        None => Err(format!("{s} is too large")),
+    }
 }
 
 /// A positive, finite number of seconds, at most a day: `inf`, `nan`, 0 or a

@@ -113,6 +113,10 @@ pub struct RunRequest {
     /// Called right after a job fails, while its container is still up
     /// (`--shell-on-failure`); the run goes on when it returns.
     pub on_job_failed: Option<OnJobFailed>,
+    /// `--cache-volume`: mount [`cache_volume_name`] at /cache.
+    pub cache_volume: bool,
+    /// `--memory`: the container's memory limit in bytes.
+    pub memory_limit: Option<i64>,
 }
 
 impl RunRequest {
@@ -137,8 +141,23 @@ impl RunRequest {
             live_container: Arc::new(Mutex::new(None)),
             no_cache: false,
             on_job_failed: None,
+            cache_volume: false,
+            memory_limit: None,
         }
     }
+}
+
+/// The engine volume `--cache-volume` mounts at /cache: one per repository
+/// (by its path), named so `docker volume ls` shows whose it is.
+pub fn cache_volume_name(repo_dir: &Path) -> String {
+    let path = repo_dir.canonicalize().unwrap_or_else(|_| repo_dir.to_path_buf());
+    let base: String = path
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect())
+        .unwrap_or_default();
+    let hash = Sha256::digest(path.to_string_lossy().as_bytes());
+    let hex: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("quire-ci-cache-{}{hex}", if base.is_empty() { String::new() } else { format!("{base}-") })
 }
 
 /// See [`RunRequest::on_job_failed`].
@@ -665,6 +684,8 @@ fn run_in_container(
         run_id: run_id.to_string(),
         repo_path_label: req.repo_dir.display().to_string(),
         keep: req.keep,
+        cache_volume: req.cache_volume.then(|| cache_volume_name(&req.repo_dir)),
+        memory_limit: req.memory_limit,
         ..RunContainerSpec::default()
     };
     let container = rt.block_on(engine.create_stopped_run_container(&spec)).map_err(|e| e.to_string())?;

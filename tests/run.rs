@@ -126,6 +126,29 @@ fn docker_failure_in_a_helper_module_names_its_file_and_line() {
 }
 
 #[test]
+fn docker_cache_volume_keeps_slash_cache_between_runs_of_a_repo() {
+    let repo = Repo::new(&ci(r#"
+(ci.job :c [:quire/push] (fn [{: sh}]
+  (let [seen (sh "cat /cache/count 2>/dev/null || echo 0")
+        n (+ 1 (tonumber (seen.stdout:match "%d+")))]
+    (sh (.. "echo " n " > /cache/count"))
+    {:n n})))"#));
+    let volume = quire_ci::run::cache_volume_name(&repo.path);
+    let _ = Command::new("docker").args(["volume", "rm", "-f", &volume]).output();
+    let first = repo.run(&["run", "--cache-volume"]);
+    first.expect_code(0).assert_clean();
+    assert_eq!(first.job_end("c")["outputs"]["n"], 1, "{}", first.terminal());
+    let second = repo.run(&["run", "--cache-volume"]);
+    second.expect_code(0).assert_clean();
+    assert_eq!(second.job_end("c")["outputs"]["n"], 2, "/cache did not persist: {}", second.terminal());
+    // Without the flag the volume is not there: nothing counted so far.
+    let without = repo.run(&["run"]);
+    without.expect_code(0).assert_clean();
+    assert_eq!(without.job_end("c")["outputs"]["n"], 1, "{}", without.terminal());
+    let _ = Command::new("docker").args(["volume", "rm", "-f", &volume]).output();
+}
+
+#[test]
 fn docker_jobs_of_a_non_ancestor_unknown_or_self_raises() {
     let repo = Repo::new(&ci(r#"
 (ci.job :a [:quire/push] (fn [] {:x 1}))

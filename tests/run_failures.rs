@@ -197,6 +197,37 @@ fn docker_container_killed_from_outside_is_container_died_exit_3() {
 }
 
 #[test]
+fn docker_out_of_memory_under_memory_flag_is_container_died_oom_exit_3() {
+    let _serial = serial();
+    let repo = Repo::new(
+        r#"(local ci (require :quire.ci))
+(ci.job :hog [:quire/push] (fn [{: sh}] (sh "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}") {}))
+(ci.job :after [:hog] (fn [{: sh}] (sh "echo after") {}))
+"#,
+    );
+    let r = repo.run(&["run", "--memory", "32m"]);
+    r.expect_code(3).assert_clean();
+    assert_eq!(r.status(), "error");
+    let died: Vec<_> = r.run_log().into_iter().filter(|e| e["kind"] == "container-died").collect();
+    assert_eq!(died.len(), 1, "{:?}", r.run_log());
+    assert_eq!(died[0]["reason"], "oom-killed");
+    assert!(r.stderr.contains("oom-killed") || r.stdout.contains("oom-killed"), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.job_status("after"), "skipped");
+}
+
+#[test]
+fn bad_memory_size_is_refused_before_anything_runs() {
+    let _serial = serial();
+    let repo = Repo::new(SLEEPER);
+    for bad in ["lots", "1k", "12q"] {
+        let r = repo.run(&["run", "--memory", bad]);
+        r.expect_code(2);
+        assert!(r.stderr.contains("--memory"), "{bad}: {}", r.stderr);
+    }
+    assert!(repo.run_ids().is_empty(), "a refused flag wrote a run record");
+}
+
+#[test]
 fn no_engine_reachable_exits_3_naming_where_it_looked() {
     let _serial = serial();
     let repo = Repo::new(SLEEPER);

@@ -115,6 +115,13 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             return exit::BAD_INPUT;
         }
     };
+    let settings = match super::run::settings_from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("quire-ci: {}", e.trim_end());
+            return exit::BAD_INPUT;
+        }
+    };
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -153,6 +160,10 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             cancel: cancel.clone(),
             sinks: vec![Box::new(renderer)],
             live_container: live.clone(),
+            image_override: settings.image.clone(),
+            no_cache: settings.no_cache,
+            cache_volume: settings.cache_volume,
+            memory_limit: settings.memory,
             ..RunRequest::new(&repo)
         };
         let outcome = run::execute(rt.handle(), request);

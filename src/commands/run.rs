@@ -35,6 +35,22 @@ pub fn run(ctx: &Context, args: &RunArgs) -> i32 {
     outcome.exit_code
 }
 
+/// The `run` settings the environment gives (`QUIRE_CI_IMAGE`,
+/// `QUIRE_CI_CACHE_VOLUME`, `QUIRE_CI_MEMORY`, `QUIRE_CI_NO_CACHE`), parsed
+/// exactly as `run` parses them: for the pre-push hook, which git starts
+/// with no flags of ours.
+pub fn settings_from_env() -> Result<RunArgs, String> {
+    use clap::{Args, FromArgMatches};
+    let cmd = RunArgs::augment_args(clap::Command::new("quire-ci").no_binary_name(true));
+    let explain = |e: clap::Error| {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+        format!("{first} (from the environment: QUIRE_CI_IMAGE, QUIRE_CI_CACHE_VOLUME, QUIRE_CI_MEMORY, QUIRE_CI_NO_CACHE)")
+    };
+    let matches = cmd.try_get_matches_from(std::iter::empty::<String>()).map_err(explain)?;
+    RunArgs::from_arg_matches(&matches).map_err(explain)
+}
+
 /// Everything but the sinks that need the run directory.
 pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> Result<RunRequest, String> {
     let event = match &args.event {
@@ -72,6 +88,8 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         live_container: Arc::new(Mutex::new(None)),
         no_cache: args.no_cache,
         on_job_failed,
+        cache_volume: args.cache_volume,
+        memory_limit: args.memory,
     })
 }
 
