@@ -350,8 +350,9 @@ fn parse_error_text(file: &str, text: &str) -> CompileError {
     let first = lines.next().unwrap_or("").trim();
     let (kind, named, line, message) = split_header(first)
         .unwrap_or((CompileErrorKind::Compile, None, None, first.to_string()));
-    // An error inside a macro module names that module's file.
-    let file = named.filter(|f| f.ends_with(".fnl")).unwrap_or_else(|| file.to_string());
+    // An error inside a macro module names that module's file (Fennel's
+    // own built-in macros name files that are not the repo's: not those).
+    let file = named.filter(|f| f.starts_with(".quire/") && f.ends_with(".fnl")).unwrap_or_else(|| file.to_string());
     let file = file.as_str();
     // How Fennel words an error raised while running a macro or a searcher.
     let message = message.strip_prefix("runtime error: ").map(str::to_string).unwrap_or(message);

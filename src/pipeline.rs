@@ -133,9 +133,9 @@ struct Registry {
     sources: BTreeMap<String, String>,
     /// Registration form positions per file, to report where a call opens.
     forms: HashMap<String, crate::fennel::Compiled>,
-    /// The main chunks of ci.fnl and its modules (by address): a frame of
-    /// one is "the top level of a file".
-    chunks: HashSet<usize>,
+    /// The main chunks of ci.fnl and its modules: a frame of one is "the
+    /// top level of a file". Held, so no other function reuses an address.
+    chunks: Vec<Function>,
     /// `ci.job` calls so far, declared or refused.
     job_calls: usize,
 }
@@ -347,7 +347,7 @@ fn evaluate_inner(
 
     let chunk = sandbox::load_chunk(&lua, CI_FNL, &lua_text)
         .map_err(|e| vec![Problem::new("quire_ci::fennel", format!("compiled ci.fnl did not load in Luau: {e}"))])?;
-    registry.borrow_mut().chunks.insert(chunk.to_pointer() as usize);
+    registry.borrow_mut().chunks.push(chunk.clone());
     let result = chunk.call::<mlua::MultiValue>(());
     let mut problems = Vec::new();
     if let Err(e) = &result {
@@ -474,7 +474,8 @@ fn caller_location(lua: &Lua, registry: &Registry) -> (String, usize) {
     while let Some((file, line, main)) = lua.inspect_stack(level, |d| {
         let source = d.source();
         let file = source.short_src.map(|s| s.into_owned()).unwrap_or_default();
-        let main = registry.chunks.contains(&(d.function().to_pointer() as usize));
+        let here = d.function().to_pointer();
+        let main = registry.chunks.iter().any(|c| c.to_pointer() == here);
         (file, d.current_line().unwrap_or(0), main)
     }) {
         level += 1;
@@ -698,7 +699,7 @@ fn load_module(
         }
     };
     let f = sandbox::load_chunk(lua, &path, &lua_text)?;
-    registry.borrow_mut().chunks.insert(f.to_pointer() as usize);
+    registry.borrow_mut().chunks.push(f.clone());
     let v: Value = f.call(name)?;
     Ok(if v.is_nil() { Value::Boolean(true) } else { v })
 }
