@@ -512,6 +512,14 @@ fn no_ci_fnl() {
 }
 
 #[test]
+fn a_long_order_is_shortened_on_the_ok_line() {
+    let body: String = (1..=20).map(|i| format!("(ci.job :j{i} [:quire/push] {NOOP})\n")).collect();
+    let out = validate(&body);
+    out.status(0)
+        .stdout_has("20 jobs: j1 → j2 → j3 → j4 → j5 → j6 → j7 → j8 → j9 → … 9 more … → j19 → j20 (quire-ci list shows all)");
+}
+
+#[test]
 fn empty_ci_fnl_is_valid_with_zero_jobs() {
     let out = Test::new().ci("").args(&["validate"]).run();
     out.status(0).stdout_has("0 jobs");

@@ -16,7 +16,19 @@ pub fn run(ctx: &Context, args: &ValidateArgs) -> i32 {
                     1 => "1 job".to_string(),
                     n => format!("{n} jobs"),
                 };
-                let order = if order.is_empty() { String::new() } else { format!(": {}", order.join(" → ")) };
+                // The whole order fits one line up to a dozen jobs; past that,
+                // the first and last few (`list` shows every one).
+                const SHOWN: usize = 12;
+                let order = match order.len() {
+                    0 => String::new(),
+                    n if n <= SHOWN => format!(": {}", order.join(" → ")),
+                    n => format!(
+                        ": {} → … {} more … → {} (quire-ci list shows all)",
+                        order[..SHOWN - 3].join(" → "),
+                        n - SHOWN + 1,
+                        order[n - 2..].join(" → ")
+                    ),
+                };
                 println!("ok: .quire/ci.fnl is valid, {jobs}{order}; image {image}");
             }
             exit::OK
