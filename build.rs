@@ -62,7 +62,46 @@ fn main() {
             std::process::exit(1);
         });
     write(&out.join("fennel.luau"), &bytecode);
+    precompile_builtin_macros(&text, &out);
     println!("cargo:rustc-env=QUIRE_FENNEL_VERSION={version}");
+}
+
+/// fennel.lua carries its built-in macros (macros.fnl, match.fnl) as Lua
+/// source in long strings, `load_macros([===[...]===], env)`, which it hands
+/// to `loadstring` on every start: 69 KB for Luau to compile each time.
+/// Compile them here too; `src/fennel.rs` serves the bytecode when
+/// `loadstring` is given exactly that text. A fennel.lua shaped otherwise
+/// just gets no precompiled macros.
+fn precompile_builtin_macros(text: &str, out: &Path) {
+    const OPEN: &str = "load_macros([===[";
+    const CLOSE: &str = "]===]";
+    let mut entries = Vec::new();
+    let mut rest = text;
+    // Lua turns a \r\n inside a long string into \n; keep to exact bytes.
+    while let (Some(at), false) = (rest.find(OPEN), text.contains('\r')) {
+        let body = &rest[at + OPEN.len()..];
+        let Some(end) = body.find(CLOSE) else { break };
+        let source = &body[..end];
+        // A newline right after the opening bracket is not part of the string.
+        let source = source.strip_prefix('\n').unwrap_or(source);
+        let bytecode = mlua::chunk::Compiler::new()
+            .set_optimization_level(2)
+            .set_debug_level(1)
+            .compile(source)
+            .unwrap_or_else(|e| {
+                eprintln!("error: Luau cannot compile fennel.lua's built-in macros: {e}");
+                std::process::exit(1);
+            });
+        let n = entries.len();
+        write(&out.join(format!("fennel-macros-{n}.lua")), source.as_bytes());
+        write(&out.join(format!("fennel-macros-{n}.luau")), &bytecode);
+        entries.push(format!(
+            "(include_str!(concat!(env!(\"OUT_DIR\"), \"/fennel-macros-{n}.lua\")), include_bytes!(concat!(env!(\"OUT_DIR\"), \"/fennel-macros-{n}.luau\")))"
+        ));
+        rest = &body[end + CLOSE.len()..];
+    }
+    let list = format!("&[{}]\n", entries.join(",\n"));
+    write(&out.join("fennel_macros.rs"), list.as_bytes());
 }
 
 fn fennel_version(text: &str) -> Option<String> {

@@ -20,6 +20,25 @@ use crate::sandbox::Clock;
 /// repo's: chunks from the repo are only ever loaded as text.
 const FENNEL_BYTECODE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fennel.luau"));
 
+/// fennel.lua's built-in macros as (the Lua source it passes to `loadstring`,
+/// that source compiled by build.rs).
+const BUILTIN_MACROS: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/fennel_macros.rs"));
+
+/// Serves build.rs's bytecode when fennel.lua `loadstring`s the exact text
+/// of a built-in macro module (once each); anything else goes to the real
+/// `loadstring`, as text.
+const LOADSTRING_SHIM: &str = r#"
+local precompiled, loadstring_text = ...
+loadstring = function(code, name)
+  local f = precompiled[code]
+  if f ~= nil then
+    precompiled[code] = nil
+    return f
+  end
+  return loadstring_text(code, name)
+end
+"#;
+
 /// The version of the embedded fennel.lua, read by build.rs.
 pub const FENNEL_VERSION: &str = env!("QUIRE_FENNEL_VERSION");
 
@@ -218,6 +237,15 @@ impl Compiler {
         })?;
         g.raw_set("print", print)?;
         lua.load(SHIMS).set_name("=quire-ci/fennel-shims").set_mode(ChunkMode::Text).exec()?;
+        let precompiled = lua.create_table()?;
+        for (source, bytecode) in BUILTIN_MACROS {
+            let f = lua.load(*bytecode).set_name("src/fennel/macros.fnl").set_mode(ChunkMode::Binary).into_function()?;
+            precompiled.raw_set(lua.create_string(source)?, f)?;
+        }
+        lua.load(LOADSTRING_SHIM)
+            .set_name("=quire-ci/loadstring")
+            .set_mode(ChunkMode::Text)
+            .call::<()>((precompiled.clone(), g.raw_get::<mlua::Value>("loadstring")?))?;
         // Sealed like the execute VM: library tables read-only, and Luau's
         // "safe environment", which is also what lets its interpreter cache
         // global lookups and fast-call builtins (Fennel compiles ~20% faster).
@@ -229,6 +257,9 @@ impl Compiler {
             .set_name("=fennel.lua")
             .set_mode(ChunkMode::Binary)
             .call(())?;
+        // Every precompiled macro module was asked for: build.rs read this
+        // fennel.lua right (else it still works, compiling them as text).
+        debug_assert!(precompiled.is_empty(), "fennel.lua did not loadstring its built-in macros as build.rs expected");
         let compile_string: Function = fennel.get("compileString")?;
         let plugin = lua.load(POSITIONS_PLUGIN).set_name("=quire-ci/positions").set_mode(ChunkMode::Text).into_function()?;
         let macro_failures = lua.create_table()?;
