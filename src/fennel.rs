@@ -110,15 +110,16 @@ return { name = "quire-ci-positions", versions = { fennel.version },
     end
     walk(transformed)
   end,
+  -- Runs for every call form Fennel compiles: kept cheap.
   call = function(ast, scope)
+    local first = ast.line
+    if not first then return end
+    local last = ast.endline or first
     local head = ast[1]
-    if fennel["sym?"](head) and ast.line then
-      local name = tostring(head)
-      local registration = name:match("job$") ~= nil or name:match("image$") ~= nil
-      local last = ast.endline or ast.line
-      if registration or last > ast.line then
-        table.insert(forms, { ast.line, last, registration })
-      end
+    local name = type(head) == "table" and fennel["sym?"](head) and head[1]
+    local registration = type(name) == "string" and (name:sub(-3) == "job" or name:sub(-5) == "image")
+    if registration or last > first then
+      forms[#forms + 1] = { first, last, registration }
     end
   end }
 "#;

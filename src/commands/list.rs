@@ -22,6 +22,7 @@ pub fn run(ctx: &Context, args: &ListArgs) -> i32 {
         table(&p)
     };
     print!("{out}");
+    super::done_with(p);
     exit::OK
 }
 

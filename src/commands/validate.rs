@@ -31,6 +31,7 @@ pub fn run(ctx: &Context, args: &ValidateArgs) -> i32 {
                 };
                 println!("ok: .quire/ci.fnl is valid, {jobs}{order}; image {image}");
             }
+            super::done_with(p);
             exit::OK
         }
         Err(invalid) => {
