@@ -29,7 +29,7 @@ use futures_util::StreamExt;
 
 pub use crate::events::Stream;
 pub use error::EngineError;
-use error::{message_of, status_of};
+use error::{message_of, status_of, transport_failure};
 use owner::{Owner, Verdict, LABEL_KEEP, LABEL_REPO, LABEL_RUN};
 
 /// Where the run's files live inside the container.
@@ -763,7 +763,7 @@ impl Engine {
                 })
             }
             Err(e) if status_of(&e) == Some(404) => Some("removed".to_string()),
-            Err(e) => Some(format!("engine connection lost: {}", message_of(&e))),
+            Err(e) => Some(format!("engine connection lost, was it stopped or restarted? ({})", transport_failure(&e).unwrap_or_else(|| message_of(&e)))),
         }
     }
 

@@ -744,7 +744,10 @@ impl Drop for Teardown {
     fn drop(&mut self) {
         if !self.keep {
             if let Err(e) = self.rt.block_on(self.engine.remove(&self.container)) {
-                eprintln!("quire-ci: warning: could not remove container {}: {e}", self.container.name);
+                eprintln!(
+                    "quire-ci: warning: could not remove container {name}: {e}\n  the next quire-ci run removes it once the engine answers again (or: docker rm -f {name})",
+                    name = self.container.name
+                );
             }
         }
         if let Ok(mut live) = self.live.lock() {

@@ -1,4 +1,5 @@
-//! `quire-ci run` when things go wrong: signals, a SIGKILLed quire-ci, a
+//! `quire-ci run` when things go wrong: signals, a SIGKILLed quire-ci, the
+//! engine going away mid-run, a
 //! container killed from outside, no engine, a missing image, run-fns that
 //! raise, `--keep`, a broken ci.fnl. Real binary, real Docker engine.
 
@@ -33,7 +34,11 @@ struct Running {
 
 impl Running {
     fn spawn(repo: &Repo, args: &[&str]) -> Running {
-        let mut child = repo.cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn quire-ci");
+        Running::spawn_cmd(repo.cmd(args))
+    }
+
+    fn spawn_cmd(mut cmd: Command) -> Running {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn quire-ci");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -225,6 +230,95 @@ fn bad_memory_size_is_refused_before_anything_runs() {
         assert!(r.stderr.contains("--memory"), "{bad}: {}", r.stderr);
     }
     assert!(repo.run_ids().is_empty(), "a refused flag wrote a run record");
+}
+
+/// A unix socket relaying to the real engine, which the test can cut: to
+/// quire-ci that is the engine stopping mid-run (its socket gone, every
+/// connection dropped), without stopping the engine other tests share.
+struct EngineRelay {
+    path: std::path::PathBuf,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+}
+
+impl EngineRelay {
+    fn start(dir: &std::path::Path) -> EngineRelay {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        use std::sync::atomic::Ordering;
+        let engine = std::env::var("DOCKER_HOST")
+            .ok()
+            .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
+            .unwrap_or_else(|| "/var/run/docker.sock".to_string());
+        let path = dir.join("engine.sock");
+        let listener = UnixListener::bind(&path).expect("bind the relay socket");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let relay = EngineRelay { path, cut: Default::default(), open: Default::default() };
+        let (cut, open) = (relay.cut.clone(), relay.open.clone());
+        std::thread::spawn(move || {
+            while !cut.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(upstream) = UnixStream::connect(&engine) else { continue };
+                let pairs = [(client.try_clone(), upstream.try_clone()), (upstream.try_clone(), client.try_clone())];
+                open.lock().expect("lock").extend([client, upstream]);
+                for (from, to) in pairs {
+                    if let (Ok(mut from), Ok(mut to)) = (from, to) {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Write);
+                        });
+                    }
+                }
+            }
+        });
+        relay
+    }
+
+    /// The engine "stops": no socket, and every connection is dropped.
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::fs::remove_file(&self.path);
+        for s in self.open.lock().expect("lock").iter() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn docker_engine_gone_mid_run_is_container_died_exit_3_and_the_next_run_cleans_up() {
+    let _serial = serial();
+    let repo = Repo::new(SLEEPER);
+    let relay = EngineRelay::start(&repo.path);
+    let before = repo.run_ids();
+    let mut cmd = repo.cmd(&["run"]);
+    cmd.env("DOCKER_HOST", format!("unix://{}", relay.path.display()));
+    let mut run = Running::spawn_cmd(cmd);
+    run.wait_for_line("started");
+    let dir = repo.new_run_dir(&before).expect("run dir");
+    let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).expect("id");
+    relay.cut();
+    let (code, took, stderr) = run.wait(Duration::from_secs(30));
+    let f = Finished { code, stdout: String::new(), stderr, dir: Some(dir) };
+    f.expect_code(3);
+    assert!(took < Duration::from_secs(10), "took {took:?} to notice the engine was gone");
+    run_support::schema::assert_run_dir_valid(f.dir());
+    assert_eq!(f.status(), "error");
+    let died: Vec<_> = f.run_log().into_iter().filter(|e| e["kind"] == "container-died").collect();
+    assert_eq!(died.len(), 1, "{:?}", f.run_log());
+    let reason = died[0]["reason"].as_str().unwrap_or("").to_string();
+    assert!(reason.starts_with("engine connection lost"), "{reason}");
+    assert_eq!(f.job_status("after"), "skipped");
+    // It could not remove its container, and says what happens to it.
+    assert!(f.stderr.contains("could not remove container"), "{}", f.stderr);
+    assert!(f.stderr.contains("the next quire-ci run removes it"), "{}", f.stderr);
+    assert_eq!(containers_of_run(&id).len(), 1, "the container should still be there");
+    // With the engine back (here: asked directly), the next run reaps it.
+    let next = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [] {}))\n");
+    next.run(&["run"]).expect_code(0).assert_clean();
+    assert!(containers_of_run(&id).is_empty(), "the next run did not remove the left-behind container");
 }
 
 #[test]

@@ -44,7 +44,7 @@ pub enum EngineError {
 
     /// The run container stopped existing or running under a command; distinct
     /// from the command's own non-zero exit. `reason` is one of `oom-killed`,
-    /// `killed (exit 137)`, `exited (exit N)`, `removed`, `engine connection lost: ...`.
+    /// `killed (exit 137)`, `exited (exit N)`, `removed`, `engine connection lost, was it stopped or restarted? (...)`.
     #[error("container {container} died: {reason}")]
     #[diagnostic(
         code(quire_ci::engine::container_died),
@@ -61,7 +61,7 @@ pub enum EngineError {
     BadCwd { cwd: String },
 
     /// Anything else the engine said no to, with what we were doing at the time.
-    #[error("container engine error while {action}: {source}")]
+    #[error("container engine error while {action}: {}", message_of(.source))]
     #[diagnostic(code(quire_ci::engine::api))]
     Api {
         action: String,
@@ -96,11 +96,43 @@ pub(crate) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
     }
 }
 
-/// The engine's own words for an error, without bollard's wrapping.
+/// The engine's own words for an error, without bollard's wrapping. When the
+/// engine did not answer at all, what the socket said ("connection refused",
+/// "no such socket") rather than the HTTP client's layers of wrapping.
 pub(crate) fn message_of(e: &bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
         bollard::errors::Error::DockerStreamError { error } => error.clone(),
-        other => other.to_string(),
+        other => match transport_failure(other) {
+            Some(cause) => format!("the engine is not answering ({cause})"),
+            None => other.to_string(),
+        },
+    }
+}
+
+/// Why no HTTP exchange with the engine happened, if that is what `e` is:
+/// the I/O error at the bottom of its source chain, in words.
+pub(crate) fn transport_failure(e: &bollard::errors::Error) -> Option<String> {
+    use std::io::ErrorKind;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return Some(match io.kind() {
+                ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                ErrorKind::NotFound => "its socket is gone".to_string(),
+                ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::UnexpectedEof => {
+                    "the connection was cut".to_string()
+                }
+                ErrorKind::PermissionDenied => "permission denied on its socket".to_string(),
+                _ => io.to_string(),
+            });
+        }
+        cause = c.source();
+    }
+    match e {
+        bollard::errors::Error::HyperLegacyError { .. } | bollard::errors::Error::RequestTimeoutError => {
+            Some("no answer".to_string())
+        }
+        _ => None,
     }
 }
