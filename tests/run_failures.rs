@@ -1,7 +1,7 @@
 //! `quire-ci run` when things go wrong: signals, a SIGKILLed quire-ci, the
-//! engine going away mid-run, a
-//! container killed from outside, no engine, a missing image, run-fns that
-//! raise, `--keep`, a broken ci.fnl. Real binary, real Docker engine.
+//! engine going away mid-run, a container killed from outside, no engine, a
+//! missing image, an OOM under `--memory`, run-fns that raise, `--keep`, a
+//! broken ci.fnl. Real binary, real Docker engine.
 
 mod run_support;
 
