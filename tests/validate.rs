@@ -516,7 +516,9 @@ fn a_long_order_is_shortened_on_the_ok_line() {
     let body: String = (1..=20).map(|i| format!("(ci.job :j{i} [:quire/push] {NOOP})\n")).collect();
     let out = validate(&body);
     out.status(0)
-        .stdout_has("20 jobs: j1 → j2 → j3 → j4 → j5 → j6 → j7 → j8 → j9 → … 9 more … → j19 → j20 (quire-ci list shows all)");
+        .stdout_has("20 jobs: j1 → j2 → j3 → j4 → j5 → j6 → j7 → j8 → j9 → … 9 more … → j19 → j20 (-v or quire-ci list shows all)");
+    let all = (1..=20).map(|i| format!("j{i}")).collect::<Vec<_>>().join(" → ");
+    Test::new().ci(&format!("{PRELUDE}{body}")).args(&["-v", "validate"]).run().status(0).stdout_has(&format!("20 jobs: {all};"));
 }
 
 #[test]

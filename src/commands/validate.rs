@@ -17,11 +17,11 @@ pub fn run(ctx: &Context, args: &ValidateArgs) -> i32 {
                     n => format!("{n} jobs"),
                 };
                 // The whole order fits one line up to a dozen jobs; past that,
-                // the first and last few (`list` shows every one).
+                // the first and last few (`-v` or `list` shows every one).
                 const SHOWN: usize = 12;
                 let order = match order.len() {
                     0 => String::new(),
-                    n if n <= SHOWN => format!(": {}", order.join(" → ")),
+                    n if n <= SHOWN || ctx.verbose => format!(": {}", order.join(" → ")),
                     n => format!(
                         ": {} → … {} more … → {} (quire-ci list shows all)",
                         order[..SHOWN - 3].join(" → "),
