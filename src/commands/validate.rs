@@ -23,7 +23,7 @@ pub fn run(ctx: &Context, args: &ValidateArgs) -> i32 {
                     0 => String::new(),
                     n if n <= SHOWN || ctx.verbose => format!(": {}", order.join(" → ")),
                     n => format!(
-                        ": {} → … {} more … → {} (quire-ci list shows all)",
+                        ": {} → … {} more … → {} (-v or quire-ci list shows all)",
                         order[..SHOWN - 3].join(" → "),
                         n - SHOWN + 1,
                         order[n - 2..].join(" → ")
