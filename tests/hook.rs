@@ -356,6 +356,30 @@ fn hook_goes_where_git_looks_core_hooks_path_and_skip() {
 }
 
 #[test]
+fn hook_reads_run_settings_from_the_environment_and_refuses_a_bad_one() {
+    // git passes the hook no flags of ours: QUIRE_CI_MEMORY and friends are
+    // how a push gets `run`'s settings, parsed as `run` parses them. A bad
+    // value refuses the push before any engine is asked (none needed here).
+    let repo = Repo::new();
+    install(&repo);
+    repo.commit("one");
+    let out = Command::new("git")
+        .args(["push", "-q", "origin", "main"])
+        .current_dir(&repo.dir)
+        .env("QUIRE_CI_MEMORY", "lots")
+        .env("DOCKER_HOST", "unix:///nonexistent-for-this-test.sock")
+        .env_remove("QUIRE_CI_SKIP")
+        .output()
+        .expect("git");
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "a bad QUIRE_CI_MEMORY let the push through:\n{err}");
+    assert!(err.contains("\"lots\" is not a memory size") && err.contains("QUIRE_CI_MEMORY"), "{err}");
+    assert!(!err.contains("nonexistent-for-this-test"), "the engine was asked first:\n{err}");
+    assert_eq!(repo.remote_ref("refs/heads/main"), None, "the push went through");
+    assert_eq!(repo.runs().len(), 0);
+}
+
+#[test]
 fn hook_in_a_linked_worktree_goes_to_the_common_hooks_dir() {
     let repo = Repo::new();
     repo.write("state.txt", "green\n");
