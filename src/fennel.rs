@@ -364,11 +364,10 @@ fn parse_error(file: &str, err: &mlua::Error) -> CompileError {
 }
 
 fn parse_error_text(file: &str, text: &str) -> CompileError {
-    let text = text.to_string();
     if std::env::var_os("QUIRE_CI_DEBUG_FENNEL").is_some() {
         eprintln!("fennel said: {text:?}");
     }
-    if let Some(limit) = crate::sandbox::limit_message(&text) {
+    if let Some(limit) = crate::sandbox::limit_message(text) {
         return CompileError {
             kind: CompileErrorKind::Limit,
             file: file.to_string(),

@@ -211,7 +211,7 @@ unsafe extern "C-unwind" fn thinned_interrupt(state: *mut mlua::ffi::lua_State, 
         t.set(n);
         n
     });
-    if n % INTERRUPT_STRIDE != 0 && !EVERY_TICK.with(Cell::get) {
+    if !n.is_multiple_of(INTERRUPT_STRIDE) && !EVERY_TICK.with(Cell::get) {
         return;
     }
     if let Some(entry) = MLUA_INTERRUPT.get() {

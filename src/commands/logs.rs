@@ -13,19 +13,9 @@ use crate::record::{self, RunSummary};
 use crate::render::{RenderOptions, Renderer};
 
 pub fn run(ctx: &Context, args: &LogsArgs) -> i32 {
-    let runs_dir = match super::runs::runs_dir(ctx, args.out.as_deref()) {
-        Ok(d) => d,
-        Err(msg) => {
-            eprintln!("quire-ci: {msg}");
-            return exit::BAD_INPUT;
-        }
-    };
-    let runs = match record::list_runs(&runs_dir) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("quire-ci: {e}");
-            return exit::INFRA;
-        }
+    let (runs_dir, runs) = match super::runs::recorded_runs(ctx, args.out.as_deref()) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
     let dir = match pick(&runs, args.run.as_deref()) {
         Ok(d) => d,

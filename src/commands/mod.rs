@@ -109,6 +109,35 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, i32> {
     })
 }
 
+/// Listens for SIGINT and SIGTERM: the first calls `first` with the signal's
+/// name (each command decides what stopping means for it); any later one
+/// is [`force_exit`].
+pub fn on_interrupt(
+    rt: &tokio::runtime::Runtime,
+    live: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    first: impl Fn(&'static str) + Send + 'static,
+) {
+    rt.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return;
+        };
+        let mut count = 0;
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            count += 1;
+            if count == 1 {
+                first(name);
+            } else {
+                force_exit(&live).await;
+            }
+        }
+    });
+}
+
 /// A second Ctrl-C: kill the live container (if any) right away, exit 130.
 pub async fn force_exit(live: &std::sync::Mutex<Option<String>>) -> ! {
     let id = live.lock().ok().and_then(|l| l.clone());

@@ -96,28 +96,12 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
 /// First SIGINT/SIGTERM: cancel and clean up (the run ends with 130).
 /// Second: remove the container right away and exit 130.
 pub fn install_signal_handlers(rt: &tokio::runtime::Runtime, cancel: Cancel, live: Arc<Mutex<Option<String>>>) {
-    rt.spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-            return;
-        };
-        let mut count = 0;
-        loop {
-            let name = tokio::select! {
-                _ = int.recv() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-            };
-            count += 1;
-            if count == 1 {
-                // On a terminal, take over the line the status line (and the
-                // echoed ^C) are on, so neither is left behind on screen.
-                let lead = if std::io::stderr().is_terminal() { "\r\x1b[K" } else { "\n" };
-                eprintln!("{lead}quire-ci: {name}: canceling the run and removing its container (again to force)");
-                cancel.cancel(RunStatus::Canceled, format!("canceled by {name}"));
-            } else {
-                super::force_exit(&live).await;
-            }
-        }
+    super::on_interrupt(rt, live, move |name| {
+        // On a terminal, take over the line the status line (and the echoed
+        // ^C) are on, so neither is left behind on screen.
+        let lead = if std::io::stderr().is_terminal() { "\r\x1b[K" } else { "\n" };
+        eprintln!("{lead}quire-ci: {name}: canceling the run and removing its container (again to force)");
+        cancel.cancel(RunStatus::Canceled, format!("canceled by {name}"));
     });
 }
 

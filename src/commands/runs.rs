@@ -7,19 +7,9 @@ use crate::record::{self, RunSummary};
 use crate::render::human_ms;
 
 pub fn run(ctx: &Context, args: &RunsArgs) -> i32 {
-    let dir = match runs_dir(ctx, args.out.as_deref()) {
-        Ok(d) => d,
-        Err(msg) => {
-            eprintln!("quire-ci: {msg}");
-            return exit::BAD_INPUT;
-        }
-    };
-    let runs = match record::list_runs(&dir) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("quire-ci: {e}");
-            return exit::INFRA;
-        }
+    let (dir, runs) = match recorded_runs(ctx, args.out.as_deref()) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
     if args.json {
         for r in &runs {
@@ -74,6 +64,21 @@ pub fn status_word(s: RunStatus) -> &'static str {
 
 /// `--out DIR` (relative to -C), else `<git-dir>/quire-ci/runs` of the
 /// repository around the working directory, as `run` writes them.
+/// The runs directory (`--out`, else the repository's) and its runs, newest
+/// first; or, after saying why, the exit code: 2 when there is no runs
+/// directory to speak of, 3 when it cannot be read.
+pub fn recorded_runs(ctx: &Context, out: Option<&std::path::Path>) -> Result<(std::path::PathBuf, Vec<RunSummary>), i32> {
+    let dir = runs_dir(ctx, out).map_err(|msg| {
+        eprintln!("quire-ci: {msg}");
+        exit::BAD_INPUT
+    })?;
+    let runs = record::list_runs(&dir).map_err(|e| {
+        eprintln!("quire-ci: {e}");
+        exit::INFRA
+    })?;
+    Ok((dir, runs))
+}
+
 pub fn runs_dir(ctx: &Context, out: Option<&std::path::Path>) -> Result<std::path::PathBuf, String> {
     if let Some(o) = out {
         return Ok(if o.is_absolute() { o.to_path_buf() } else { ctx.cwd.join(o) });

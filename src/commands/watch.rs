@@ -205,35 +205,19 @@ fn coordinate(
 /// (the main loop exits 130 once its container is removed). Second: remove
 /// the container right away and exit 130.
 fn install_signal_handlers(rt: &tokio::runtime::Runtime, shared: Arc<Mutex<Shared>>, live: Arc<Mutex<Option<String>>>) {
-    rt.spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-            return;
-        };
-        let mut count = 0;
-        loop {
-            let name = tokio::select! {
-                _ = int.recv() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-            };
-            count += 1;
-            if count == 1 {
-                // Holding the lock, so the main thread cannot start a run
-                // between this check and the exit.
-                let Ok(mut s) = shared.lock() else { std::process::exit(exit::INTERRUPTED) };
-                s.stopping = true;
-                match &s.inflight {
-                    None => {
-                        eprintln!("\nquire-ci: {name}: stopped watching");
-                        std::process::exit(exit::INTERRUPTED);
-                    }
-                    Some(c) => {
-                        eprintln!("\nquire-ci: {name}: canceling the run and removing its container (again to force)");
-                        c.cancel(RunStatus::Canceled, format!("canceled by {name}"));
-                    }
-                }
-            } else {
-                super::force_exit(&live).await;
+    super::on_interrupt(rt, live, move |name| {
+        // Holding the lock, so the main thread cannot start a run between
+        // this check and the exit.
+        let Ok(mut s) = shared.lock() else { std::process::exit(exit::INTERRUPTED) };
+        s.stopping = true;
+        match &s.inflight {
+            None => {
+                eprintln!("\nquire-ci: {name}: stopped watching");
+                std::process::exit(exit::INTERRUPTED);
+            }
+            Some(c) => {
+                eprintln!("\nquire-ci: {name}: canceling the run and removing its container (again to force)");
+                c.cancel(RunStatus::Canceled, format!("canceled by {name}"));
             }
         }
     });
