@@ -20,10 +20,105 @@ pub struct Location {
     pub columns: Option<(usize, usize)>,
 }
 
+/// The stable code of a problem, shown as `quire_ci::<name>` (in miette's
+/// output and in `validate --json`); control flow matches on these, never on
+/// the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// Fennel refused a form (unknown identifier, bad binding).
+    Compile,
+    /// Jobs that need themselves, directly or through others.
+    Cycle,
+    /// Two `ci.job` calls with one id.
+    DuplicateJob,
+    /// A job with `[]` as its inputs.
+    EmptyInputs,
+    /// ci.fnl's top level raised an error.
+    Eval,
+    /// The Fennel compiler itself could not be loaded or set up.
+    Fennel,
+    /// `ci.image` called more than once.
+    ImageTwice,
+    /// `ci.image` given something other than one name.
+    ImageType,
+    /// A job's inputs are not a sequence of names.
+    InputsType,
+    /// A job id that is empty or contains `/`.
+    JobId,
+    /// A job id that is not a string or keyword.
+    JobIdType,
+    /// An evaluation limit (time, memory, instructions) tripped.
+    Limit,
+    /// The repository has no `.quire/ci.fnl`.
+    NoCiFnl,
+    /// The directory is not inside a git repository.
+    NoRepo,
+    /// A source file that is not UTF-8.
+    NotUtf8,
+    /// Fennel could not read the text (unclosed or mismatched delimiters).
+    Parse,
+    /// A source file could not be read.
+    Read,
+    /// A run-fn raised an error.
+    RunFn,
+    /// A job's run-fn is not a function.
+    RunType,
+    /// The sandbox VM could not be set up.
+    Sandbox,
+    /// More `ci.job` calls than quire-ci allows.
+    TooManyJobs,
+    /// An input that is neither a job id nor a source.
+    UnknownInput,
+    /// A job that nothing starting at `:quire/push` triggers.
+    Unreachable,
+}
+
+impl Code {
+    /// The code as the user reads it, e.g. `quire_ci::cycle`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Compile => "quire_ci::compile",
+            Code::Cycle => "quire_ci::cycle",
+            Code::DuplicateJob => "quire_ci::duplicate_job",
+            Code::EmptyInputs => "quire_ci::empty_inputs",
+            Code::Eval => "quire_ci::eval",
+            Code::Fennel => "quire_ci::fennel",
+            Code::ImageTwice => "quire_ci::image_twice",
+            Code::ImageType => "quire_ci::image_type",
+            Code::InputsType => "quire_ci::inputs_type",
+            Code::JobId => "quire_ci::job_id",
+            Code::JobIdType => "quire_ci::job_id_type",
+            Code::Limit => "quire_ci::limit",
+            Code::NoCiFnl => "quire_ci::no_ci_fnl",
+            Code::NoRepo => "quire_ci::no_repo",
+            Code::NotUtf8 => "quire_ci::not_utf8",
+            Code::Parse => "quire_ci::parse",
+            Code::Read => "quire_ci::read",
+            Code::RunFn => "quire_ci::run_fn",
+            Code::RunType => "quire_ci::run_type",
+            Code::Sandbox => "quire_ci::sandbox",
+            Code::TooManyJobs => "quire_ci::too_many_jobs",
+            Code::UnknownInput => "quire_ci::unknown_input",
+            Code::Unreachable => "quire_ci::unreachable",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
-    /// Stable code, e.g. `quire_ci::cycle`.
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
@@ -34,7 +129,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Problem {
+    pub fn new(code: Code, message: impl Into<String>) -> Problem {
         Problem { code, message: message.into(), location: None, label: String::new(), help: None }
     }
     pub fn at(mut self, file: &str, line: usize) -> Problem {
@@ -92,7 +187,7 @@ impl std::error::Error for Rendered {}
 
 impl Diagnostic for Rendered {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.problem.code))
+        Some(Box::new(self.problem.code.as_str()))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.problem.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)

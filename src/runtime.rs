@@ -13,6 +13,7 @@ use std::rc::Rc;
 use mlua::{Lua, Table, Value};
 use serde_json::Value as Json;
 
+use crate::diagnostic::Code;
 use crate::events::Outcome;
 use crate::pipeline::{runtime_problem, split_location, Job, Pipeline, PUSH_SOURCE};
 
@@ -156,8 +157,8 @@ pub fn run_job(pipeline: &Pipeline, job: &Job, inputs: &RunInputs, secrets: &Sec
             let text = crate::fennel::root_message(&e);
             let (loc, msg) = split_location(&text);
             let at = loc.map(|(f, l)| (f, l as u32)).or(Some((job.file.clone(), job.line as u32)));
-            let msg = match runtime_problem(&e, "quire_ci::run_fn", "run-fn raised") {
-                Some(p) if p.code == "quire_ci::limit" => p.message,
+            let msg = match runtime_problem(&e, Code::RunFn, "run-fn raised") {
+                Some(p) if p.code == Code::Limit => p.message,
                 _ => msg,
             };
             failed(msg, at)

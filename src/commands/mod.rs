@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::cli::{ColorChoice, EvalArgs};
-use crate::diagnostic::{render_all, Problem, Sources};
+use crate::diagnostic::{render_all, Code, Problem, Sources};
 use crate::pipeline::{self, DirFiles, Invalid, Pipeline, RepoFiles};
 use crate::sandbox::Limits;
 
@@ -87,7 +87,7 @@ pub fn find_repo_root(start: &Path) -> Result<PathBuf, Problem> {
         }
         dir = d.parent();
     }
-    Err(Problem::new("quire_ci::no_repo", format!("{} is not inside a git repository", start.display()))
+    Err(Problem::new(Code::NoRepo, format!("{} is not inside a git repository", start.display()))
         .help("run quire-ci inside a git work tree, or point at one with -C DIR"))
 }
 

@@ -1,0 +1,94 @@
+//! Problems found while evaluating: Fennel compile errors, Lua runtime
+//! errors and tripped limits, turned into [`Problem`]s pointing at a line.
+//!
+//! Owns: the conversion of errors to problems, the "already reported"
+//! marker. Must not know about: the job graph, Docker.
+
+use crate::diagnostic::{Code, Problem};
+use crate::fennel::{CompileError, CompileErrorKind};
+use crate::sandbox;
+
+/// A tripped evaluation limit (time, memory, instructions).
+pub(super) fn limit_problem(msg: &str) -> Problem {
+    Problem::new(Code::Limit, msg.to_string())
+        .help("ci.fnl's top level should only declare jobs; move heavy work into a run-fn or into (sh ...)")
+}
+
+/// Turns a Fennel compile error into a problem.
+pub fn compile_problem(e: CompileError) -> Problem {
+    let (code, what) = match e.kind {
+        CompileErrorKind::Parse => (Code::Parse, "parse error"),
+        CompileErrorKind::Compile => (Code::Compile, "compile error"),
+        CompileErrorKind::Limit => return limit_problem(&e.message),
+    };
+    let mut p = Problem::new(code, format!("{what} in {}: {}", e.file, e.message)).label(e.message.clone());
+    if let Some(line) = e.line {
+        p = p.at(&e.file, line).columns(e.span);
+    }
+    let help = if e.message.ends_with("stack overflow") {
+        "the Fennel compiler ran out of stack: forms nested thousands deep, or a macro that recurses without end".to_string()
+    } else if e.help.is_empty() {
+        "fix the form at the marked place; docs/ci-fnl.md shows the ci.fnl surface".to_string()
+    } else {
+        // Fennel ends each suggestion with a full stop; joined, they read as one line.
+        e.help.iter().map(|h| h.trim_end_matches('.')).collect::<Vec<_>>().join("; ")
+    };
+    p.help(help)
+}
+
+/// Marks an error that was already recorded as a problem, so the top-level
+/// error it causes is not reported a second time.
+pub(super) const REPORTED: &str = "quire-ci: already reported: ";
+
+/// Turns a Lua runtime error into a problem pointing at its line.
+pub fn runtime_problem(e: &mlua::Error, code: Code, what: &str) -> Option<Problem> {
+    let text = crate::fennel::root_message(e);
+    if text.contains(REPORTED) {
+        return None;
+    }
+    if let Some(limit) = sandbox::limit_message(&text) {
+        return Some(limit_problem(&limit));
+    }
+    if sandbox::is_memory_error(e) {
+        return Some(
+            Problem::new(Code::Limit, "ci.fnl exceeded its memory cap (raise it with --lua-memory)")
+                .help("ci.fnl's top level should only declare jobs; build big strings inside (sh ...)"),
+        );
+    }
+    let (loc, msg) = split_location(&text);
+    let mut p = Problem::new(code, format!("{what}: {msg}")).label(msg.clone());
+    if let Some((file, line)) = loc {
+        p = p.at(&file, line);
+    }
+    Some(p.help(runtime_help(&msg)))
+}
+
+fn runtime_help(msg: &str) -> String {
+    if msg.contains("not available in ci.fnl") {
+        "ci.fnl runs in a sandbox: (sh ...) is the only way to touch files or run processes, inside the run's container; see docs/sandbox.md".into()
+    } else if msg.contains("readonly") || msg.contains("read-only") {
+        "library tables are shared and read-only in ci.fnl; build your own table instead".into()
+    } else if msg.contains("stack overflow") {
+        "a function recursed without end".into()
+    } else {
+        "see the marked line".into()
+    }
+}
+
+/// Splits `file.fnl:LINE: message` into its location and message.
+pub fn split_location(text: &str) -> (Option<(String, usize)>, String) {
+    let first = text.lines().next().unwrap_or("").trim();
+    // Fennel's own runtime errors may lead with "runtime error: ".
+    let first = first.strip_prefix("runtime error: ").unwrap_or(first);
+    if let Some(idx) = first.find(".fnl:") {
+        let file = &first[..idx + 4];
+        let rest = &first[idx + 5..];
+        if let Some(colon) = rest.find(':') {
+            if let Ok(line) = rest[..colon].parse::<usize>() {
+                let msg = rest[colon + 1..].trim().to_string();
+                return (Some((file.to_string(), line)), msg);
+            }
+        }
+    }
+    (None, first.to_string())
+}
