@@ -3,34 +3,35 @@
 //! same thing. Plain mode (no TTY, `NO_COLOR`, `--color never`) prints only
 //! what the events say, so a replay prints exactly what the live run did.
 //!
-//! Owns: how a run looks — job prefixes, `$ cmd` / `exit N · 2.3s` lines,
-//! skip and failure lines, the status line (live.rs), the summary
-//! (summary.rs), `--json` (json.rs). Must not know about: Docker, Lua,
+//! Rooms: `lines` (assembling output chunks into lines), `format` (how one
+//! fact reads), `tally` (per-job view state, what the summary reads),
+//! `summary`, `live` (the status line), `json` (`--json`). This file turns
+//! each event into lines, in order. Must not know about: Docker, Lua,
 //! where events come from.
 
+mod format;
 mod json;
+mod lines;
 mod live;
 mod summary;
+mod tally;
 
+pub use format::human_ms;
 pub use json::JsonLines;
+pub use lines::visible_text;
 
-use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
 
 use console::Style;
 
 use crate::emitter::EventSink;
-use crate::events::{Event, EventKind, Outcome, RunStatus, Stream};
+use crate::events::{Event, EventKind, Outcome, Stream};
 use crate::record::decode_data;
+use format::{ImageAction, Paint};
+use lines::LineAssembler;
 use live::StatusLine;
-
-/// How many trailing output lines of a failed command the summary repeats.
-const TAIL_LINES: usize = 15;
-
-/// Under `-q` a job's output is held until it ends (it is shown only if the
-/// job fails); at most this many lines, so memory stays bounded.
-const HELD_LINES: usize = 5000;
+use tally::{FailedCommand, JobView, RunEnd, Tally};
 
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
@@ -43,31 +44,6 @@ pub struct RenderOptions {
     pub run_dir: Option<PathBuf>,
 }
 
-/// What the renderer remembers about one job.
-struct JobView {
-    colour: Style,
-    /// Output lines of the job, kept for `-q` (printed if it fails): the
-    /// last HELD_LINES of them, and how many earlier ones were let go.
-    held: VecDeque<String>,
-    held_dropped: usize,
-    /// The last lines of the current (or last) command.
-    tail: VecDeque<String>,
-    /// The last lines and exit code of the last command that exited non-zero.
-    failed_cmd: Option<(String, i64, VecDeque<String>)>,
-    /// The command now running (or last run), as shown after `$`.
-    cmd: String,
-    /// Its run-fn started (a `job-start` event), so its time means something.
-    started: bool,
-    outcome: Option<summary::JobRow>,
-}
-
-/// `ci.fnl:12`, or `helpers.fnl:7` for a module in `.quire/` (a record
-/// written before job-end carried its file means ci.fnl).
-fn source_ref(file: Option<&str>, line: u32) -> String {
-    let file = file.unwrap_or(crate::pipeline::CI_FNL);
-    format!("{}:{line}", file.strip_prefix(".quire/").unwrap_or(file))
-}
-
 pub struct Renderer {
     out: Box<dyn Write>,
     /// Lines of the event being handled; written in one piece at its end so
@@ -76,20 +52,13 @@ pub struct Renderer {
     opts: RenderOptions,
     /// The status line; None in plain mode.
     live: Option<StatusLine>,
-    /// Partial lines per (job, n, stream), waiting for their newline.
-    partial: HashMap<(String, u32, Stream), Vec<u8>>,
-    jobs: Vec<String>,
-    views: HashMap<String, JobView>,
-    width: usize,
-    run_end: Option<(RunStatus, u64, Option<String>)>,
-    died: Option<String>,
+    lines: LineAssembler,
+    tally: Tally,
     /// `logs --job`: print only this job's lines (the summary stays whole).
     only: Option<String>,
     /// When the running job started (live only: the status line's clock).
     job_started: Option<std::time::Instant>,
 }
-
-const PALETTE: [u8; 6] = [6, 5, 3, 4, 2, 14];
 
 impl Renderer {
     /// A plain renderer writing to `out`: no cursor movement, no spinner;
@@ -100,12 +69,8 @@ impl Renderer {
             buf: Vec::with_capacity(64 * 1024),
             opts,
             live: None,
-            partial: HashMap::new(),
-            jobs: Vec::new(),
-            views: HashMap::new(),
-            width: 0,
-            run_end: None,
-            died: None,
+            lines: LineAssembler::default(),
+            tally: Tally::default(),
             only: None,
             job_started: None,
         }
@@ -131,41 +96,20 @@ impl Renderer {
         r
     }
 
+    fn paint(&self) -> Paint {
+        Paint { color: self.opts.color }
+    }
+
     fn style(&self, s: Style) -> Style {
-        if self.opts.color {
-            s.force_styling(true)
-        } else {
-            Style::new()
-        }
+        self.paint().style(s)
     }
 
     fn view(&mut self, job: &str) -> &mut JobView {
-        if !self.views.contains_key(job) {
-            let colour = Style::new().color256(PALETTE[self.views.len() % PALETTE.len()]);
-            let colour = if self.opts.color { colour.force_styling(true) } else { Style::new() };
-            self.views.insert(
-                job.to_string(),
-                JobView {
-                    colour,
-                    held: VecDeque::new(),
-                    held_dropped: 0,
-                    tail: VecDeque::new(),
-                    failed_cmd: None,
-                    cmd: String::new(),
-                    started: false,
-                    outcome: None,
-                },
-            );
-            if !self.jobs.iter().any(|j| j == job) {
-                self.jobs.push(job.to_string());
-            }
-            self.width = self.width.max(job.chars().count());
-        }
-        self.views.get_mut(job).expect("inserted above")
+        self.tally.view(job, self.opts.color)
     }
 
     fn prefix(&mut self, job: &str, mark: &str) -> String {
-        let width = self.width.max(job.chars().count());
+        let width = self.tally.width.max(job.chars().count());
         let v = self.view(job);
         format!("{} {mark} ", v.colour.apply_to(format!("{job:<width$}")))
     }
@@ -196,57 +140,20 @@ impl Renderer {
     /// under `-q` until we know whether the job fails.
     fn job_line(&mut self, job: &str, line: String, output: bool) {
         if output {
-            let v = self.view(job);
-            v.tail.push_back(line.clone());
-            if v.tail.len() > TAIL_LINES {
-                v.tail.pop_front();
-            }
+            self.view(job).remember_tail(line.clone());
         }
         if !self.shown(job) {
             return;
         }
         if self.opts.quiet {
-            let v = self.view(job);
-            v.held.push_back(line);
-            if v.held.len() > HELD_LINES {
-                v.held.pop_front();
-                v.held_dropped += 1;
-            }
+            self.view(job).hold(line);
         } else {
             self.write_line(&line);
         }
     }
 
     fn output(&mut self, job: &str, n: u32, stream: Stream, bytes: &[u8], flush: bool) {
-        /// The longest piece of a newline-free output line shown at once.
-        const MAX_LINE: usize = 64 * 1024;
-        let key = (job.to_string(), n, stream);
-        let mut buf = self.partial.remove(&key).unwrap_or_default();
-        // Only the new bytes can hold a newline: rescanning the held part on
-        // every chunk made a long newline-free output quadratic.
-        let mut scan_from = buf.len();
-        buf.extend_from_slice(bytes);
-        let mut start = 0;
-        let mut lines: Vec<&[u8]> = Vec::new();
-        while let Some(pos) = buf[scan_from..].iter().position(|&b| b == b'\n') {
-            let end = scan_from + pos;
-            lines.push(&buf[start..end]);
-            start = end + 1;
-            scan_from = start;
-        }
-        // A line that never ends is shown in MAX_LINE pieces, so memory stays
-        // bounded whatever a command prints (the log keeps every byte).
-        while buf.len() - start >= MAX_LINE {
-            lines.push(&buf[start..start + MAX_LINE]);
-            start += MAX_LINE;
-        }
-        let rest = &buf[start..];
-        let mut keep = None;
-        if flush && !rest.is_empty() {
-            lines.push(rest);
-        } else if !rest.is_empty() {
-            keep = Some(rest.to_vec());
-        }
+        let assembled = self.lines.push((job.to_string(), n, stream), bytes, flush);
         let mark = match stream {
             Stream::Stdout => "|",
             Stream::Stderr => "!",
@@ -254,11 +161,11 @@ impl Renderer {
         let prefix = self.prefix(job, mark);
         // Live only: a line wider than the terminal is cut into rows that
         // each carry a continuation prefix, so the job column stays readable.
-        let room = self.live.as_ref().map(|l| l.cols().saturating_sub(self.width + 3).max(20));
-        let texts: Vec<String> = lines.iter().map(|raw| visible_text(raw)).collect();
-        for text in texts {
+        let width = self.tally.width;
+        let room = self.live.as_ref().map(|l| l.cols().saturating_sub(width + 3).max(20));
+        for text in assembled.lines {
             let pieces = match room {
-                Some(room) if text.len() > room => wrap(&text, room),
+                Some(room) if text.len() > room => lines::wrap(&text, room),
                 _ => vec![text],
             };
             for (i, piece) in pieces.into_iter().enumerate() {
@@ -270,27 +177,21 @@ impl Renderer {
                     format!("{prefix}{body}")
                 } else {
                     let cont = self.style(Style::new().dim()).apply_to("↳");
-                    format!("{:w$} {cont} {body}", "", w = self.width)
+                    format!("{:w$} {cont} {body}", "", w = width)
                 };
                 self.job_line(job, line, true);
             }
         }
         // A partial line that a tool keeps redrawing with `\r` (a progress
         // bar) shows on the status line instead of flooding the screen.
-        if self.live.is_some() {
-            let segment = keep.as_deref().map(visible_text).unwrap_or_default();
-            if let Some(l) = &mut self.live {
-                l.set_segment(segment);
-            }
-        }
-        if let Some(k) = keep {
-            self.partial.insert(key, k);
+        if let Some(l) = &mut self.live {
+            l.set_segment(assembled.pending);
         }
     }
 
     fn flush_partials(&mut self, job: &str, n: u32) {
         for stream in [Stream::Stdout, Stream::Stderr] {
-            if self.partial.contains_key(&(job.to_string(), n, stream)) {
+            if self.lines.holds(&(job.to_string(), n, stream)) {
                 self.output(job, n, stream, &[], true);
             }
         }
@@ -303,9 +204,9 @@ impl Renderer {
         }
     }
 
-    fn image(&mut self, image: &str, action: &str, detail: &Option<String>) {
+    fn image(&mut self, image: &str, action: ImageAction, detail: &Option<String>) {
         match (action, detail) {
-            ("build", Some(d)) => {
+            (ImageAction::Build, Some(d)) => {
                 let step = d.trim_start().starts_with("Step ");
                 if step {
                     if let Some(l) = &mut self.live {
@@ -317,34 +218,102 @@ impl Renderer {
                     self.dim_line(format!("image {image} | {}", d.trim_end()));
                 }
             }
-            ("present", _) => {
+            (ImageAction::Present, _) => {
                 if self.opts.verbose {
                     self.dim_line(format!("image {image} is present"));
                 }
             }
             (a, d) => {
-                match a {
-                    "pulling" => {
-                        if let Some(l) = &mut self.live {
-                            l.start_pull(image);
-                        }
-                    }
-                    "building" => {
-                        if let Some(l) = &mut self.live {
-                            l.show(format!("building {image}"), true);
-                        }
-                    }
-                    _ => {
-                        if let Some(l) = &mut self.live {
-                            l.hide();
-                        }
+                if let Some(l) = &mut self.live {
+                    match a {
+                        ImageAction::Pulling => l.start_pull(image),
+                        ImageAction::Building => l.show(format!("building {image}"), true),
+                        _ => l.hide(),
                     }
                 }
+                let a = a.as_str();
                 match d {
                     Some(d) => self.dim_line(format!("image {image}: {a} ({d})")),
                     None => self.dim_line(format!("image {image}: {a}")),
                 }
             }
+        }
+    }
+
+    fn job_start(&mut self, job: &str) {
+        self.view(job).started = true;
+        let l = format!("{} {}", self.style(Style::new().bold()).apply_to("==>"), self.view(job).colour.apply_to(job));
+        self.job_line(job, l, false);
+        if let Some(live) = &mut self.live {
+            live.show(job.to_string(), true);
+            self.job_started = Some(std::time::Instant::now());
+        }
+    }
+
+    fn sh_start(&mut self, job: &str, cmd: &serde_json::Value) {
+        let shown = format::command_text(cmd);
+        let v = self.view(job);
+        v.cmd = shown.clone();
+        v.tail.clear();
+        // A multi-line script keeps the job column: its first line
+        // after `$`, the rest after `>` (as a shell's PS2 would).
+        for (i, piece) in shown.split('\n').enumerate() {
+            let prefix = self.prefix(job, if i == 0 { "$" } else { ">" });
+            let l = format!("{prefix}{}", self.style(Style::new().bold()).apply_to(piece));
+            self.job_line(job, l, false);
+        }
+        if let Some(live) = &mut self.live {
+            // Short, so a `\r` progress segment still fits after it.
+            let first_line: String = shown.lines().next().unwrap_or("").chars().take(40).collect();
+            let more = if first_line.len() < shown.len() { "…" } else { "" };
+            live.show(format!("{job} $ {first_line}{more}"), true);
+        }
+    }
+
+    fn sh_exit(&mut self, job: &str, n: u32, exit: i64, signal: Option<&str>, duration_ms: u64) {
+        self.flush_partials(job, n);
+        let text = format::exit_text(exit, signal, duration_ms);
+        let style = if exit == 0 { Style::new().dim() } else { Style::new().red() };
+        let prefix = self.prefix(job, " ");
+        let l = format!("{prefix}{}", self.style(style).apply_to(text));
+        self.job_line(job, l, false);
+        let v = self.view(job);
+        if exit != 0 {
+            v.failed_cmd = Some(FailedCommand { cmd: v.cmd.clone(), exit, tail: v.tail.clone() });
+        }
+        if let Some(live) = &mut self.live {
+            let elapsed = self.job_started.map(|t| t.elapsed()).unwrap_or_default();
+            live.show_since(job.to_string(), elapsed);
+        }
+    }
+
+    fn job_end(&mut self, job: &str, outcome: Outcome, duration_ms: u64, reason: &Option<String>, at: Option<String>) {
+        if let Some(live) = &mut self.live {
+            live.hide();
+        }
+        let l = format::job_end_line(self.paint(), job, outcome, duration_ms, reason.as_deref(), at.as_deref());
+        let failed = outcome == Outcome::Failed;
+        let quiet = self.opts.quiet;
+        let v = self.view(job);
+        v.outcome = Some(summary::JobRow {
+            outcome,
+            duration_ms,
+            started: v.started,
+            reason: reason.clone(),
+            at,
+            last_exit: v.failed_cmd.as_ref().map(|f| (f.cmd.clone(), f.exit)),
+        });
+        let held = std::mem::take(&mut v.held);
+        let dropped = std::mem::take(&mut v.held_dropped);
+        if self.shown(job) && (!quiet || failed) {
+            if dropped > 0 {
+                let note = format!("… {dropped} earlier lines of :{job} not shown (quire-ci logs shows them all)");
+                self.write_line(&note);
+            }
+            for h in held {
+                self.write_line(&h);
+            }
+            self.write_line(&l);
         }
     }
 }
@@ -361,7 +330,7 @@ impl EventSink for Renderer {
                     self.opts.run_dir = dir.as_ref().map(PathBuf::from);
                 }
             }
-            EventKind::Image { image, action, detail } => self.image(image, action, detail),
+            EventKind::Image { image, action, detail } => self.image(image, ImageAction::parse(action), detail),
             EventKind::ImageProgress { layer, status, current, total, .. } => {
                 if let Some(l) = &mut self.live {
                     l.pull_progress(layer.as_deref(), status, *current, *total);
@@ -373,60 +342,11 @@ impl EventSink for Renderer {
                     self.dim_line(format!("container {short} from {image}"));
                 }
             }
-            EventKind::JobStart {} => {
-                self.view(&job).started = true;
-                let l = format!("{} {}", self.style(Style::new().bold()).apply_to("==>"), self.view(&job).colour.apply_to(&job));
-                self.job_line(&job, l, false);
-                if let Some(live) = &mut self.live {
-                    live.show(job.clone(), true);
-                    self.job_started = Some(std::time::Instant::now());
-                }
-            }
-            EventKind::ShStart { cmd, .. } => {
-                let shown = match cmd {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Array(a) => a.iter().map(|v| shell_word(v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(" "),
-                    other => other.to_string(),
-                };
-                let v = self.view(&job);
-                v.cmd = shown.clone();
-                v.tail.clear();
-                // A multi-line script keeps the job column: its first line
-                // after `$`, the rest after `>` (as a shell's PS2 would).
-                for (i, piece) in shown.split('\n').enumerate() {
-                    let prefix = self.prefix(&job, if i == 0 { "$" } else { ">" });
-                    let l = format!("{prefix}{}", self.style(Style::new().bold()).apply_to(piece));
-                    self.job_line(&job, l, false);
-                }
-                if let Some(live) = &mut self.live {
-                    // Short, so a `\r` progress segment still fits after it.
-                    let first_line: String = shown.lines().next().unwrap_or("").chars().take(40).collect();
-                    let more = if first_line.len() < shown.len() { "…" } else { "" };
-                    live.show(format!("{job} $ {first_line}{more}"), true);
-                }
-            }
+            EventKind::JobStart {} => self.job_start(&job),
+            EventKind::ShStart { cmd, .. } => self.sh_start(&job, cmd),
             EventKind::Stdout { n, .. } => self.output(&job, *n, Stream::Stdout, &decode_data(&ev.kind), false),
             EventKind::Stderr { n, .. } => self.output(&job, *n, Stream::Stderr, &decode_data(&ev.kind), false),
-            EventKind::ShExit { n, exit, signal, duration_ms } => {
-                self.flush_partials(&job, *n);
-                let mut text = format!("exit {exit}");
-                if let Some(s) = signal {
-                    text.push_str(&format!(" ({s})"));
-                }
-                text.push_str(&format!(" · {}", human_ms(*duration_ms)));
-                let style = if *exit == 0 { Style::new().dim() } else { Style::new().red() };
-                let prefix = self.prefix(&job, " ");
-                let l = format!("{prefix}{}", self.style(style).apply_to(text));
-                self.job_line(&job, l, false);
-                let v = self.view(&job);
-                if *exit != 0 {
-                    v.failed_cmd = Some((v.cmd.clone(), *exit, v.tail.clone()));
-                }
-                if let Some(live) = &mut self.live {
-                    let elapsed = self.job_started.map(|t| t.elapsed()).unwrap_or_default();
-                    live.show_since(job.clone(), elapsed);
-                }
-            }
+            EventKind::ShExit { n, exit, signal, duration_ms } => self.sh_exit(&job, *n, *exit, signal.as_deref(), *duration_ms),
             EventKind::Print { data } => {
                 let prefix = self.prefix(&job, ":");
                 for line in data.lines() {
@@ -434,64 +354,11 @@ impl EventSink for Renderer {
                 }
             }
             EventKind::JobEnd { outcome, duration_ms, reason, file, line, .. } => {
-                let at = line.map(|l| source_ref(file.as_deref(), l));
-                if let Some(live) = &mut self.live {
-                    live.hide();
-                }
-                let l = match outcome {
-                    Outcome::Succeeded => format!(
-                        "{} {} {}",
-                        self.style(Style::new().green()).apply_to("ok"),
-                        job,
-                        self.style(Style::new().dim()).apply_to(human_ms(*duration_ms))
-                    ),
-                    Outcome::Skipped => format!(
-                        "{} {}{}",
-                        self.style(Style::new().dim()).apply_to("skipped"),
-                        job,
-                        // The executor's reasons may start "skipped because ...".
-                        reason.as_ref().map(|r| format!(": {}", r.strip_prefix("skipped ").unwrap_or(r))).unwrap_or_default()
-                    ),
-                    Outcome::Canceled => format!(
-                        "{} {}{}",
-                        self.style(Style::new().yellow()).apply_to("canceled"),
-                        job,
-                        reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
-                    ),
-                    Outcome::Failed => format!(
-                        "{} {}{}{}",
-                        self.style(Style::new().red().bold()).apply_to("FAILED"),
-                        job,
-                        reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(),
-                        at.as_ref().map(|a| format!(" ({a})")).unwrap_or_default()
-                    ),
-                };
-                let failed = *outcome == Outcome::Failed;
-                let quiet = self.opts.quiet;
-                let v = self.view(&job);
-                v.outcome = Some(summary::JobRow {
-                    outcome: *outcome,
-                    duration_ms: *duration_ms,
-                    started: v.started,
-                    reason: reason.clone(),
-                    at,
-                    last_exit: v.failed_cmd.as_ref().map(|(c, e, _)| (c.clone(), *e)),
-                });
-                let held = std::mem::take(&mut v.held);
-                let dropped = std::mem::take(&mut v.held_dropped);
-                if self.shown(&job) && (!quiet || failed) {
-                    if dropped > 0 {
-                        let note = format!("… {dropped} earlier lines of :{job} not shown (quire-ci logs shows them all)");
-                        self.write_line(&note);
-                    }
-                    for h in held {
-                        self.write_line(&h);
-                    }
-                    self.write_line(&l);
-                }
+                let at = line.map(|l| format::source_ref(file.as_deref(), l));
+                self.job_end(&job, *outcome, *duration_ms, reason, at);
             }
             EventKind::ContainerDied { reason } => {
-                self.died = Some(format!("the container died: {reason}"));
+                self.tally.died = Some(format!("the container died: {reason}"));
                 let l = self.style(Style::new().red().bold()).apply_to(format!("container died: {reason}")).to_string();
                 self.write_line(&l);
             }
@@ -500,7 +367,7 @@ impl EventSink for Renderer {
                 if let Some(live) = &mut self.live {
                     live.hide();
                 }
-                self.run_end = Some((*status, *duration_ms, error.clone()));
+                self.tally.run_end = Some(RunEnd { status: *status, duration_ms: *duration_ms, error: error.clone() });
             }
         }
         self.flush();
@@ -510,7 +377,7 @@ impl EventSink for Renderer {
         if let Some(live) = &mut self.live {
             live.hide();
         }
-        let lines = summary::lines(self);
+        let lines = summary::lines(&self.tally, self.paint(), self.opts.run_dir.as_deref());
         for l in lines {
             self.write_line(&l);
         }
@@ -518,47 +385,10 @@ impl EventSink for Renderer {
     }
 }
 
-/// What a terminal would leave visible of a line written with `\r`
-/// redraws (progress bars): the text after the last carriage return.
-pub fn visible_text(raw: &[u8]) -> String {
-    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-    let last = match raw.iter().rposition(|&b| b == b'\r') {
-        Some(p) => &raw[p + 1..],
-        None => raw,
-    };
-    String::from_utf8_lossy(last).into_owned()
-}
-
-/// Cuts `text` into pieces of at most `room` characters.
-fn wrap(text: &str, room: usize) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() <= room {
-        return vec![text.to_string()];
-    }
-    chars.chunks(room.max(1)).map(|c| c.iter().collect()).collect()
-}
-
-fn shell_word(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-pub fn human_ms(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::RunStatus;
     use std::cell::RefCell;
     use std::rc::Rc;
 
@@ -682,17 +512,5 @@ record: /runs/r
         let screen = Screen::default();
         let coloured = render(Renderer::new(Box::new(screen.clone()), RenderOptions { color: true, ..opts() }), &screen, &died_run());
         assert!(coloured.contains('\x1b'), "--color always keeps colours in plain mode");
-    }
-
-    #[test]
-    fn carriage_return_redraws_keep_the_last_segment() {
-        assert_eq!(visible_text(b"10%\r50%\r100%"), "100%");
-        assert_eq!(visible_text(b"done\r"), "done");
-    }
-
-    #[test]
-    fn wrap_cuts_long_lines_only() {
-        assert_eq!(wrap("abcdef", 4), vec!["abcd", "ef"]);
-        assert_eq!(wrap("abc", 4), vec!["abc"]);
     }
 }

@@ -1,11 +1,14 @@
 //! The end-of-run summary: the failing command's last lines, a table of
 //! job, outcome, duration and why, the total time and the run directory.
-//! Built only from what the renderer learned from events, so a replay
+//! Built only from the tally the renderer kept from events, so a replay
 //! prints the same summary.
 
 use console::Style;
 
-use super::{human_ms, Renderer};
+use std::path::Path;
+
+use super::format::{human_ms, Paint};
+use super::tally::{FailedCommand, RunEnd, Tally};
 use crate::events::{Outcome, RunStatus};
 
 /// One row of the table, remembered from a `job-end` event.
@@ -22,28 +25,28 @@ pub struct JobRow {
     pub last_exit: Option<(String, i64)>,
 }
 
-pub fn lines(r: &Renderer) -> Vec<String> {
-    let Some((status, duration_ms, error)) = r.run_end.clone() else {
+pub fn lines(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
+    let Some(RunEnd { status, duration_ms, error }) = r.run_end.clone() else {
         // Only a replay gets here: the live run always ends with run-end.
         let mut lines = vec![String::new(), "the run did not finish: no run-end was recorded (still running, or quire-ci was killed)".to_string()];
-        if let Some(dir) = &r.opts.run_dir {
+        if let Some(dir) = run_dir {
             lines.push(format!("record: {}", dir.display()));
         }
         return lines;
     };
-    let dim = r.style(Style::new().dim());
+    let dim = paint.style(Style::new().dim());
     let mut lines = Vec::new();
     // The failing commands' last lines come first, closest to the table.
     for job in &r.jobs {
         let v = &r.views[job];
         let Some(JobRow { outcome: Outcome::Failed, .. }) = v.outcome else { continue };
         let (title, tail) = match &v.failed_cmd {
-            Some((cmd, exit, tail)) => (format!("last lines of :{job} `{}` (exit {exit}):", first_line(cmd)), tail),
+            Some(FailedCommand { cmd, exit, tail }) => (format!("last lines of :{job} `{}` (exit {exit}):", first_line(cmd)), tail),
             None => (format!("last lines of :{job}:"), &v.tail),
         };
         if !tail.is_empty() {
             lines.push(String::new());
-            lines.push(r.style(Style::new().bold()).apply_to(title).to_string());
+            lines.push(paint.style(Style::new().bold()).apply_to(title).to_string());
             lines.extend(tail.iter().cloned());
         }
     }
@@ -76,7 +79,7 @@ pub fn lines(r: &Renderer) -> Vec<String> {
         lines.push(format!(
             "{:<width$}  {}  {:>7}  {}",
             job,
-            r.style(style).apply_to(format!("{word:<9}")),
+            paint.style(style).apply_to(format!("{word:<9}")),
             time,
             why.join(" · ")
         ).trim_end().to_string());
@@ -90,12 +93,12 @@ pub fn lines(r: &Renderer) -> Vec<String> {
         RunStatus::Running => ("running", Style::new()),
     };
     lines.push(String::new());
-    let mut end = format!("run {} in {}", r.style(style).apply_to(word), human_ms(duration_ms));
+    let mut end = format!("run {} in {}", paint.style(style).apply_to(word), human_ms(duration_ms));
     if let Some(e) = error.or(r.died.clone()) {
         end.push_str(&format!(": {e}"));
     }
     lines.push(end);
-    if let Some(dir) = &r.opts.run_dir {
+    if let Some(dir) = run_dir {
         lines.push(dim.apply_to(format!("record: {}", dir.display())).to_string());
     }
     lines

@@ -1,0 +1,141 @@
+//! Line assembly: output arrives in chunks that split lines anywhere; the
+//! renderer shows whole lines. Holds each stream's unfinished line until
+//! its newline (or until the command exits), cuts lines that never end,
+//! and reduces `\r` redraws to what a terminal would leave visible.
+//!
+//! Owns: partial lines per (job, command, stream). Must not know about:
+//! prefixes, colours, the status line.
+
+use std::collections::HashMap;
+
+use crate::events::Stream;
+
+/// The longest piece of a newline-free output line shown at once.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Which command's stream a chunk belongs to.
+pub type StreamKey = (String, u32, Stream);
+
+/// Unfinished lines, waiting for their newline.
+#[derive(Default)]
+pub struct LineAssembler {
+    partial: HashMap<StreamKey, Vec<u8>>,
+}
+
+/// What one chunk completed.
+pub struct Assembled {
+    /// Whole lines, as a terminal would show them.
+    pub lines: Vec<String>,
+    /// The visible text of the line still unfinished ("" when none).
+    pub pending: String,
+}
+
+impl LineAssembler {
+    /// Adds `bytes` to the stream's unfinished line; with `flush`, the
+    /// rest counts as a line too (the command exited).
+    pub fn push(&mut self, key: StreamKey, bytes: &[u8], flush: bool) -> Assembled {
+        let mut buf = self.partial.remove(&key).unwrap_or_default();
+        // Only the new bytes can hold a newline: rescanning the held part on
+        // every chunk made a long newline-free output quadratic.
+        let mut scan_from = buf.len();
+        buf.extend_from_slice(bytes);
+        let mut start = 0;
+        let mut lines: Vec<&[u8]> = Vec::new();
+        while let Some(pos) = buf[scan_from..].iter().position(|&b| b == b'\n') {
+            let end = scan_from + pos;
+            lines.push(&buf[start..end]);
+            start = end + 1;
+            scan_from = start;
+        }
+        // A line that never ends is shown in MAX_LINE pieces, so memory stays
+        // bounded whatever a command prints (the log keeps every byte).
+        while buf.len() - start >= MAX_LINE {
+            lines.push(&buf[start..start + MAX_LINE]);
+            start += MAX_LINE;
+        }
+        let rest = &buf[start..];
+        let mut keep = None;
+        if flush && !rest.is_empty() {
+            lines.push(rest);
+        } else if !rest.is_empty() {
+            keep = Some(rest.to_vec());
+        }
+        let assembled = Assembled {
+            lines: lines.iter().map(|raw| visible_text(raw)).collect(),
+            pending: keep.as_deref().map(visible_text).unwrap_or_default(),
+        };
+        if let Some(k) = keep {
+            self.partial.insert(key, k);
+        }
+        assembled
+    }
+
+    /// True when the stream has an unfinished line.
+    pub fn holds(&self, key: &StreamKey) -> bool {
+        self.partial.contains_key(key)
+    }
+}
+
+/// What a terminal would leave visible of a line written with `\r`
+/// redraws (progress bars): the text after the last carriage return.
+pub fn visible_text(raw: &[u8]) -> String {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let last = match raw.iter().rposition(|&b| b == b'\r') {
+        Some(p) => &raw[p + 1..],
+        None => raw,
+    };
+    String::from_utf8_lossy(last).into_owned()
+}
+
+/// Cuts `text` into pieces of at most `room` characters.
+pub fn wrap(text: &str, room: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= room {
+        return vec![text.to_string()];
+    }
+    chars.chunks(room.max(1)).map(|c| c.iter().collect()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> StreamKey {
+        ("a".into(), 1, Stream::Stdout)
+    }
+
+    #[test]
+    fn carriage_return_redraws_keep_the_last_segment() {
+        assert_eq!(visible_text(b"10%\r50%\r100%"), "100%");
+        assert_eq!(visible_text(b"done\r"), "done");
+    }
+
+    #[test]
+    fn wrap_cuts_long_lines_only() {
+        assert_eq!(wrap("abcdef", 4), vec!["abcd", "ef"]);
+        assert_eq!(wrap("abc", 4), vec!["abc"]);
+    }
+
+    #[test]
+    fn a_line_split_across_chunks_is_shown_once_whole() {
+        let mut a = LineAssembler::default();
+        let first = a.push(key(), b"hel", false);
+        assert!(first.lines.is_empty());
+        assert_eq!(first.pending, "hel");
+        let second = a.push(key(), b"lo\nwor", false);
+        assert_eq!(second.lines, vec!["hello"]);
+        assert!(a.holds(&key()));
+        let last = a.push(key(), b"", true);
+        assert_eq!(last.lines, vec!["wor"]);
+        assert!(!a.holds(&key()));
+    }
+
+    #[test]
+    fn a_line_that_never_ends_is_cut() {
+        let mut a = LineAssembler::default();
+        let out = a.push(key(), &vec![b'x'; MAX_LINE + 3], false);
+        assert_eq!(out.lines.len(), 1);
+        assert_eq!(out.lines[0].len(), MAX_LINE);
+        assert_eq!(out.pending, "xxx");
+    }
+}
