@@ -708,7 +708,7 @@ impl Engine {
             let (Some(id), Some(labels)) = (c.id, c.labels) else {
                 continue;
             };
-            if owner::judge(&labels, &me, owner::process_alive) == Verdict::Orphan {
+            if owner::judge(&labels, &me, &owner::ProcHost) == Verdict::Orphan {
                 self.remove_id(&id).await?;
                 let name = c
                     .names

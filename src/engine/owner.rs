@@ -16,7 +16,15 @@ pub const LABEL_OWNER_START: &str = "quire-ci.owner-start";
 /// The owner's hostname: with a shared or remote engine, a different boot id
 /// may just be another machine whose quire-ci is alive.
 pub const LABEL_OWNER_HOST: &str = "quire-ci.owner-host";
+/// The owner's pid namespace (the inode of /proc/self/ns/pid): the pid label
+/// means something only inside that namespace. A quire-ci under `unshare
+/// --pid` or in a container (even with `--network host`: same hostname and
+/// boot id) has pids of its own.
+pub const LABEL_OWNER_PIDNS: &str = "quire-ci.owner-pidns";
 pub const LABEL_REPO: &str = "quire-ci.repo";
+/// The initial pid namespace's inode (PROC_PID_INIT_INO in the kernel): a
+/// process in it sees every process of the machine.
+const INIT_PIDNS: &str = "4026531836";
 /// Set on a container kept with `--keep`: the user asked for it to outlive
 /// its run, so reaping never takes it (they remove it with `docker rm -f`).
 pub const LABEL_KEEP: &str = "quire-ci.keep";
@@ -28,6 +36,8 @@ pub struct Owner {
     pub boot: String,
     pub start: Option<u64>,
     pub host: String,
+    /// Inode of the pid namespace, "" when /proc does not tell.
+    pub pidns: String,
 }
 
 impl Owner {
@@ -36,8 +46,9 @@ impl Owner {
         Owner {
             pid,
             boot: boot_id(),
-            start: process_start(pid),
+            start: if proc_is_mine() { process_start(pid) } else { None },
             host: hostname(),
+            pidns: pid_namespace(),
         }
     }
 
@@ -49,6 +60,9 @@ impl Owner {
         ];
         if let Some(s) = self.start {
             l.push((LABEL_OWNER_START.to_string(), s.to_string()));
+        }
+        if !self.pidns.is_empty() {
+            l.push((LABEL_OWNER_PIDNS.to_string(), self.pidns.clone()));
         }
         l
     }
@@ -63,15 +77,27 @@ pub enum Verdict {
     Keep,
 }
 
-/// The reaping rule. `me` is this process's view of the host; `alive(pid,
-/// start)` answers whether a process with that pid (and start time, when
-/// known) exists on this host now. Conservative: whatever we cannot judge is
-/// kept, because removing a live run's container would break someone's run.
-pub fn judge(
-    labels: &HashMap<String, String>,
-    me: &Owner,
-    alive: impl Fn(u32, Option<u64>) -> bool,
-) -> Verdict {
+/// What the judge may ask about processes. Real answers come from /proc
+/// ([`ProcHost`]); unit tests give their own.
+pub trait Processes {
+    /// Is a process with this pid (in our own pid namespace) alive, and
+    /// when `start` is given the one started then rather than a recycled pid?
+    /// `None` when /proc is not our namespace's and cannot tell.
+    fn alive_here(&self, pid: u32, start: Option<u64>) -> Option<bool>;
+    /// `Some(answer)` when we can see every process of the machine (we are
+    /// in the initial pid namespace with its /proc): is there a process, in
+    /// any namespace, whose own pid is `pid` and which started at `start`?
+    /// `None` when processes of other namespaces may be hidden from us.
+    fn alive_anywhere(&self, pid: u32, start: u64) -> Option<bool>;
+}
+
+/// The reaping rule. `me` is this process's view of the host. Conservative:
+/// a container is an orphan only when its owner is proven gone; whatever
+/// we cannot judge is kept, because removing a live run's container breaks
+/// someone's run. A pid is only compared within the pid namespace that
+/// wrote it; an owner in another namespace is proven gone only by a
+/// quire-ci that sees every process (one in the initial namespace).
+pub fn judge(labels: &HashMap<String, String>, me: &Owner, procs: &impl Processes) -> Verdict {
     if labels.get(LABEL_KEEP).is_some_and(|v| v == "true") {
         return Verdict::Keep;
     }
@@ -101,14 +127,86 @@ pub fn judge(
             let start = labels
                 .get(LABEL_OWNER_START)
                 .and_then(|s| s.parse::<u64>().ok());
-            if alive(pid, start) {
-                Verdict::Keep
+            let same_ns = !me.pidns.is_empty()
+                && labels.get(LABEL_OWNER_PIDNS).is_some_and(|ns| ns == &me.pidns);
+            let alive = if same_ns {
+                procs.alive_here(pid, start)
             } else {
-                Verdict::Orphan
+                // Another (or an unrecorded) pid namespace: its pid 7 is not
+                // our pid 7. Only a start time seen from above every
+                // namespace can prove the owner gone.
+                start.and_then(|s| procs.alive_anywhere(pid, s))
+            };
+            match alive {
+                Some(false) => Verdict::Orphan,
+                Some(true) | None => Verdict::Keep,
             }
         }
         None => Verdict::Keep,
     }
+}
+
+/// The machine's processes as /proc shows them to this process.
+pub struct ProcHost;
+
+impl Processes for ProcHost {
+    fn alive_here(&self, pid: u32, start: Option<u64>) -> Option<bool> {
+        proc_is_mine().then(|| process_alive(pid, start))
+    }
+
+    fn alive_anywhere(&self, pid: u32, start: u64) -> Option<bool> {
+        if !sees_every_process() {
+            return None;
+        }
+        let dir = std::fs::read_dir("/proc").ok()?;
+        for e in dir.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            // NSpid lists the process's pid in each namespace, outermost
+            // first; the owner wrote the innermost one.
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) else {
+                continue;
+            };
+            let own = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|l| l.split_whitespace().last())
+                .and_then(|n| n.parse::<u32>().ok());
+            if own == Some(pid) && process_start(p) == Some(start) {
+                return Some(true);
+            }
+        }
+        Some(false)
+    }
+}
+
+/// True when this process is in the initial pid namespace and /proc is that
+/// namespace's (its `self` is us): then no process is hidden from /proc.
+fn sees_every_process() -> bool {
+    proc_is_mine() && pid_namespace() == INIT_PIDNS
+}
+
+/// True when /proc numbers processes as our pid namespace does (after
+/// `unshare --pid` without `--mount-proc` it is the parent's).
+fn proc_is_mine() -> bool {
+    let mine = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<u32>().ok()));
+    mine == Some(std::process::id())
+}
+
+/// The inode number of this process's pid namespace ("pid:[N]" → "N").
+fn pid_namespace() -> String {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|l| {
+            let s = l.to_string_lossy().into_owned();
+            s.strip_prefix("pid:[")
+                .and_then(|r| r.strip_suffix(']'))
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
 }
 
 /// Is `pid` alive on this host, and (when `start` is given) the same process
@@ -156,7 +254,28 @@ mod tests {
             boot: "boot-a".into(),
             start: Some(5),
             host: "h".into(),
+            pidns: "ns-a".into(),
         }
+    }
+
+    /// /proc as a test wants it: `here` answers for our namespace,
+    /// `anywhere` (None: we cannot see every namespace) for the machine.
+    struct Fake {
+        here: fn(u32, Option<u64>) -> bool,
+        anywhere: Option<fn(u32, u64) -> bool>,
+    }
+
+    impl Processes for Fake {
+        fn alive_here(&self, pid: u32, start: Option<u64>) -> Option<bool> {
+            Some((self.here)(pid, start))
+        }
+        fn alive_anywhere(&self, pid: u32, start: u64) -> Option<bool> {
+            self.anywhere.map(|f| f(pid, start))
+        }
+    }
+
+    fn here(f: fn(u32, Option<u64>) -> bool) -> Fake {
+        Fake { here: f, anywhere: None }
     }
 
     fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -172,9 +291,10 @@ mod tests {
             (LABEL_OWNER_PID, "77"),
             (LABEL_OWNER_BOOT, "boot-a"),
             (LABEL_OWNER_HOST, "h"),
+            (LABEL_OWNER_PIDNS, "ns-a"),
             (LABEL_KEEP, "true"),
         ]);
-        assert_eq!(judge(&l, &me(), |_, _| false), Verdict::Keep);
+        assert_eq!(judge(&l, &me(), &here(|_, _| false)), Verdict::Keep);
     }
 
     #[test]
@@ -183,9 +303,10 @@ mod tests {
             (LABEL_OWNER_PID, "77"),
             (LABEL_OWNER_BOOT, "boot-a"),
             (LABEL_OWNER_HOST, "h"),
+            (LABEL_OWNER_PIDNS, "ns-a"),
         ]);
-        assert_eq!(judge(&l, &me(), |_, _| false), Verdict::Orphan);
-        assert_eq!(judge(&l, &me(), |_, _| true), Verdict::Keep);
+        assert_eq!(judge(&l, &me(), &here(|_, _| false)), Verdict::Orphan);
+        assert_eq!(judge(&l, &me(), &here(|_, _| true)), Verdict::Keep);
     }
 
     #[test]
@@ -195,7 +316,7 @@ mod tests {
             (LABEL_OWNER_BOOT, "boot-old"),
             (LABEL_OWNER_HOST, "h"),
         ]);
-        assert_eq!(judge(&l, &me(), |_, _| true), Verdict::Orphan);
+        assert_eq!(judge(&l, &me(), &here(|_, _| true)), Verdict::Orphan);
     }
 
     #[test]
@@ -205,9 +326,9 @@ mod tests {
             (LABEL_OWNER_BOOT, "boot-b"),
             (LABEL_OWNER_HOST, "elsewhere"),
         ]);
-        assert_eq!(judge(&other, &me(), |_, _| false), Verdict::Keep);
+        assert_eq!(judge(&other, &me(), &here(|_, _| false)), Verdict::Keep);
         let junk = labels(&[(LABEL_OWNER_PID, "x"), (LABEL_OWNER_BOOT, "boot-a")]);
-        assert_eq!(judge(&junk, &me(), |_, _| false), Verdict::Keep);
+        assert_eq!(judge(&junk, &me(), &here(|_, _| false)), Verdict::Keep);
     }
 
     #[test]
@@ -216,9 +337,33 @@ mod tests {
             (LABEL_OWNER_PID, "77"),
             (LABEL_OWNER_BOOT, "boot-a"),
             (LABEL_OWNER_START, "123"),
+            (LABEL_OWNER_PIDNS, "ns-a"),
         ]);
-        assert_eq!(judge(&l, &me(), |_, s| s == Some(123)), Verdict::Keep);
-        assert_eq!(judge(&l, &me(), |_, s| s == Some(999)), Verdict::Orphan);
+        assert_eq!(judge(&l, &me(), &here(|_, s| s == Some(123))), Verdict::Keep);
+        assert_eq!(judge(&l, &me(), &here(|_, s| s == Some(999))), Verdict::Orphan);
+    }
+
+    #[test]
+    fn an_owner_in_another_pid_namespace_is_never_judged_by_our_pids() {
+        // Its pid 1 is not our pid 1; from inside a namespace of our own (we
+        // cannot see the others) it is kept whatever our /proc says.
+        let l = labels(&[
+            (LABEL_OWNER_PID, "1"),
+            (LABEL_OWNER_BOOT, "boot-a"),
+            (LABEL_OWNER_HOST, "h"),
+            (LABEL_OWNER_START, "123"),
+            (LABEL_OWNER_PIDNS, "ns-b"),
+        ]);
+        assert_eq!(judge(&l, &me(), &here(|_, _| false)), Verdict::Keep);
+        // Seen from the initial namespace: alive somewhere is kept, gone
+        // everywhere is an orphan.
+        let above = |alive: fn(u32, u64) -> bool| Fake { here: |_, _| false, anywhere: Some(alive) };
+        assert_eq!(judge(&l, &me(), &above(|p, s| p == 1 && s == 123)), Verdict::Keep);
+        assert_eq!(judge(&l, &me(), &above(|_, _| false)), Verdict::Orphan);
+        // An old label without a namespace is judged the same way, and
+        // without a start time it cannot be judged at all.
+        let old = labels(&[(LABEL_OWNER_PID, "1"), (LABEL_OWNER_BOOT, "boot-a"), (LABEL_OWNER_HOST, "h")]);
+        assert_eq!(judge(&old, &me(), &above(|_, _| false)), Verdict::Keep);
     }
 
     #[test]
@@ -228,10 +373,15 @@ mod tests {
             me.start.is_some(),
             "/proc/self/stat should give a start time on Linux"
         );
+        assert!(!me.pidns.is_empty(), "/proc/self/ns/pid names the namespace");
         assert!(process_alive(me.pid, me.start));
         assert!(
             !process_alive(me.pid, me.start.map(|s| s + 1)),
             "a recycled pid must not count"
         );
+        if sees_every_process() {
+            assert_eq!(ProcHost.alive_anywhere(me.pid, me.start.unwrap()), Some(true));
+            assert_eq!(ProcHost.alive_anywhere(me.pid, me.start.unwrap() + 1), Some(false));
+        }
     }
 }
