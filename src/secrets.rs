@@ -7,13 +7,17 @@
 //! Docker, the terminal. Masking itself is `redact.rs`.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::Path;
 
 /// Later sources override earlier ones: file < `QUIRE_SECRET_*` < `--secret`.
+/// `env` is the raw environment (`std::env::vars_os()`): variables that are
+/// not UTF-8 are no concern unless a secret is read from one, which is an
+/// error naming the variable.
 pub fn resolve(
     named: &[String],
     file: Option<&Path>,
-    env: impl Iterator<Item = (String, String)>,
+    env: impl Iterator<Item = (OsString, OsString)>,
 ) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     if let Some(path) = file {
@@ -23,18 +27,23 @@ pub fn resolve(
             out.insert(k, v);
         }
     }
-    let env: BTreeMap<String, String> = env.collect();
+    let env: BTreeMap<String, OsString> = env.filter_map(|(k, v)| k.into_string().ok().map(|k| (k, v))).collect();
+    let text = |k: &str, v: &OsString| {
+        v.clone()
+            .into_string()
+            .map_err(|_| format!("the environment variable {k} is not UTF-8 text; a secret's value must be"))
+    };
     for (k, v) in &env {
         if let Some(name) = k.strip_prefix("QUIRE_SECRET_") {
             if !name.is_empty() {
-                out.insert(name.to_string(), v.clone());
+                out.insert(name.to_string(), text(k, v)?);
             }
         }
     }
     for name in named {
         match env.get(name) {
             Some(v) => {
-                out.insert(name.clone(), v.clone());
+                out.insert(name.clone(), text(name, v)?);
             }
             None => return Err(format!("--secret {name}: the environment variable {name} is not set")),
         }
@@ -110,7 +119,7 @@ mod tests {
     fn precedence_and_missing() {
         let dir = std::env::temp_dir().join(format!("quire-secrets-{}", std::process::id()));
         std::fs::write(&dir, "TOKEN=file\nOTHER=o\n").unwrap();
-        let env = vec![("QUIRE_SECRET_TOKEN".to_string(), "env".to_string()), ("MINE".to_string(), "m".to_string())];
+        let env: Vec<(OsString, OsString)> = vec![("QUIRE_SECRET_TOKEN".into(), "env".into()), ("MINE".into(), "m".into())];
         let got = resolve(&["MINE".into()], Some(&dir), env.clone().into_iter()).unwrap();
         assert_eq!(got.get("TOKEN").unwrap(), "env");
         assert_eq!(got.get("OTHER").unwrap(), "o");
@@ -118,5 +127,17 @@ mod tests {
         let err = resolve(&["ABSENT".into()], None, env.into_iter()).unwrap_err();
         assert!(err.contains("ABSENT"), "{err}");
         std::fs::remove_file(dir).ok();
+    }
+
+    #[test]
+    fn non_utf8_variables_matter_only_when_they_hold_a_secret() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = OsString::from_vec(b"/tmp/caf\xe9".to_vec());
+        let env = vec![(OsString::from("OLDPWD"), bad.clone()), (OsString::from_vec(b"K\xff".to_vec()), "v".into())];
+        assert!(resolve(&[], None, env.clone().into_iter()).unwrap().is_empty());
+        let err = resolve(&["OLDPWD".into()], None, env.into_iter()).unwrap_err();
+        assert!(err.contains("OLDPWD") && err.contains("UTF-8"), "{err}");
+        let err = resolve(&[], None, vec![(OsString::from("QUIRE_SECRET_X"), bad)].into_iter()).unwrap_err();
+        assert!(err.contains("QUIRE_SECRET_X"), "{err}");
     }
 }

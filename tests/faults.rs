@@ -168,3 +168,49 @@ fn docker_reaper_outside_spares_a_run_under_unshare_pid() {
 fn docker_reaper_under_unshare_pid_spares_a_run_outside() {
     reaper_spares_a_live_run_across_namespaces(false);
 }
+
+fn non_utf8() -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    std::ffi::OsString::from_vec(b"/tmp/caf\xe9".to_vec())
+}
+
+/// Item 3: a variable that is not UTF-8 (and holds no secret) is no
+/// concern of `run`; one that holds a secret is a plain error.
+#[test]
+fn docker_non_utf8_environment_does_not_panic_run() {
+    let repo = Repo::new(QUICK);
+    let mut cmd = repo.cmd(&["run"]);
+    cmd.env("OLDPWD", non_utf8());
+    let f = repo.run_cmd(cmd);
+    f.expect_code(0);
+    assert!(!f.terminal().contains("panicked"), "{}", f.terminal());
+
+    let mut cmd = repo.cmd(&["run", "--secret", "OLDPWD"]);
+    cmd.env("OLDPWD", non_utf8());
+    let f = repo.run_cmd(cmd);
+    f.expect_code(2);
+    assert!(f.stderr.contains("OLDPWD") && f.stderr.contains("UTF-8"), "{}", f.terminal());
+}
+
+/// Item 3 through the hook: the push goes through.
+#[test]
+fn docker_non_utf8_environment_does_not_refuse_a_push() {
+    let repo = Repo::new(QUICK);
+    let remote = repo.path.parent().unwrap().join("remote.git");
+    sh_ok(Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&remote));
+    repo.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let install = repo.cmd(&["hook", "install"]).output().expect("hook install");
+    assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
+    let out = Command::new("git")
+        .args(["push", "-q", "origin", "main"])
+        .current_dir(&repo.path)
+        .env("QUIRE_CI_IMAGE", run_support::IMAGE)
+        .env("NO_COLOR", "1")
+        .env("QUIRE_CI_NO_CACHE", "1")
+        .env("OLDPWD", non_utf8())
+        .output()
+        .expect("git push");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "push refused:\n{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}

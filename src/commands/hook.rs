@@ -108,7 +108,7 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let secrets = match crate::secrets::resolve(&[], None, std::env::vars()) {
+    let secrets = match crate::secrets::resolve(&[], None, std::env::vars_os()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("quire-ci: {e}");
