@@ -18,13 +18,20 @@
 //!   pipelines commonly branch on it),
 //! * the `--event` overrides, and the *names* of the secrets provided
 //!   (never their values: the key is on disk),
-//! * the quire-ci version.
+//! * the quire-ci version,
+//! * every run setting that can change a result (`settings`): the
+//!   container's `--memory`, `--cache-volume`, and the Lua limits
+//!   (`--lua-memory`, `--eval-timeout`, `--job-lua-timeout`) — a green run
+//!   under 1 GiB says nothing about a run under 8 MiB.
 //!
 //! Deliberately not in the key: `previous-sha`, `files-changed`, `pusher`,
 //! `commit-message` and `sha` — the same tree pushed from another commit or
 //! against another base is the same code; counting them would make
 //! `quire-ci run` followed by `git push` always miss (the pre-push run has a
-//! different `previous-sha` than the local one). See docs/daily-use.md.
+//! different `previous-sha` than the local one). Secret *values* are not in
+//! the key either (it is on disk, and a hash of a short secret is a guess
+//! away from it): after rotating a secret, `--no-cache` runs for real.
+//! See docs/daily-use.md.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -42,6 +49,10 @@ pub struct CacheKey {
     /// `--event` overrides as canonical JSON, if any.
     pub event: Option<String>,
     pub secret_names: Vec<String>,
+    /// Run settings that can change the outcome, as (name, value) pairs
+    /// (see `run::outcome_settings`); a setting at its default is still
+    /// listed, so the key does not depend on how it was given.
+    pub settings: Vec<(String, String)>,
 }
 
 impl CacheKey {
@@ -69,6 +80,10 @@ impl CacheKey {
         names.sort();
         for n in &names {
             part("secret", n);
+        }
+        for (name, value) in &self.settings {
+            part("setting", name);
+            part("value", value);
         }
         format!("{:x}", h.finalize())
     }
@@ -159,6 +174,7 @@ mod tests {
             git_ref: "refs/heads/main".into(),
             event: None,
             secret_names: vec![],
+            settings: vec![("memory".into(), "none".into())],
         }
     }
 
@@ -174,6 +190,7 @@ mod tests {
             Box::new(|k| k.git_ref = "refs/tags/v1".into()),
             Box::new(|k| k.event = Some("{}".into())),
             Box::new(|k| k.secret_names = vec!["TOKEN".into()]),
+            Box::new(|k| k.settings = vec![("memory".into(), "8388608".into())]),
         ];
         for change in variants {
             let mut k = key();

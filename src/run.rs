@@ -260,6 +260,7 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
             git_ref: git_ref.clone(),
             event: req.event.as_ref().map(|e| Json::Object(e.clone()).to_string()),
             secret_names: req.secrets.keys().cloned().collect(),
+            settings: outcome_settings(&req),
         }),
         Err(_) => None,
     };
@@ -498,6 +499,19 @@ fn fallback_image(req: &RunRequest) -> String {
         .clone()
         .or_else(|| std::env::var("QUIRE_CI_IMAGE").ok().filter(|s| !s.is_empty()))
         .unwrap_or_else(|| DEFAULT_IMAGE.to_string())
+}
+
+/// The run settings that can change a result, for the cache key: a green
+/// run under one of them says nothing about a run under another. (The
+/// image is in the key by id; `--pull` only decides which id that is.)
+fn outcome_settings(req: &RunRequest) -> Vec<(String, String)> {
+    vec![
+        ("memory".into(), req.memory_limit.map_or("none".into(), |m| m.to_string())),
+        ("cache-volume".into(), req.cache_volume.to_string()),
+        ("lua-memory".into(), req.limits.memory.to_string()),
+        ("eval-timeout".into(), format!("{:?}", req.limits.eval_timeout)),
+        ("job-lua-timeout".into(), format!("{:?}", req.limits.run_fn_budget)),
+    ]
 }
 
 /// The engine connection, made on a runtime task from the start of a run.

@@ -214,3 +214,44 @@ fn docker_non_utf8_environment_does_not_refuse_a_push() {
     assert!(out.status.success(), "push refused:\n{text}");
     assert!(!text.contains("panicked"), "{text}");
 }
+
+/// `quire-ci run` with the result cache on (Repo::cmd turns it off).
+fn cached_run(repo: &Repo, args: &[&str]) -> Finished {
+    let mut cmd = repo.cmd(args);
+    cmd.env_remove("QUIRE_CI_NO_CACHE");
+    repo.run_cmd(cmd)
+}
+
+/// Item 8: a green run answers only runs under the same settings.
+#[test]
+fn docker_cache_key_covers_memory_and_lua_limits() {
+    let repo = Repo::new(
+        r#"(local ci (require :quire.ci))
+(ci.job :hog [:quire/push]
+  (fn [{: sh}]
+    (local big (string.rep "x" (* 24 1024 1024)))
+    (sh "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}")
+    {:len (# big)}))
+"#,
+    );
+    let green = cached_run(&repo, &["run"]);
+    green.expect_code(0);
+    let again = cached_run(&repo, &["run"]);
+    again.expect_code(0);
+    assert!(again.stderr.contains("cached"), "the same run is a hit:\n{}", again.terminal());
+
+    let oom = cached_run(&repo, &["run", "--memory", "16m"]);
+    assert!(!oom.terminal().contains("cached"), "--memory 16m answered from the cache:\n{}", oom.terminal());
+    oom.expect_code(3);
+    assert!(oom.terminal().contains("oom-killed"), "{}", oom.terminal());
+
+    let lua = cached_run(&repo, &["run", "--lua-memory", "8"]);
+    assert!(!lua.terminal().contains("cached"), "--lua-memory 8 answered from the cache:\n{}", lua.terminal());
+    assert_eq!(lua.code, Some(1), "a run-fn over its Lua memory fails the job\n{}", lua.terminal());
+
+    for args in [&["run", "--eval-timeout", "9"][..], &["run", "--job-lua-timeout", "9"][..]] {
+        let other = cached_run(&repo, args);
+        other.expect_code(0);
+        assert!(!other.terminal().contains("cached"), "{args:?} answered from the cache:\n{}", other.terminal());
+    }
+}
