@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mlua::Value;
 use serde_json::Value as Json;
@@ -365,8 +365,10 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         Ok(status) => (status, None),
         Err(e) => (RunStatus::Error, Some(e)),
     };
-    let status = if req.cancel.is_canceled() && matches!(status, RunStatus::Error | RunStatus::Failed) {
-        // A failure caused by tearing down is the cancel, not a failure.
+    let status = if req.cancel.is_canceled() {
+        // A failure caused by tearing down is the cancel, not a failure; and
+        // a run interrupted before its end (even in its teardown, after its
+        // last job passed) is not green: it exits 130 and is never cached.
         req.cancel.status_and_reason().0
     } else {
         status
@@ -746,6 +748,11 @@ fn run_in_container(
     }
 }
 
+/// How long removing the run's container may take: an engine that accepts
+/// the request and never answers (frozen, overloaded) must not keep a
+/// canceled run, or a finished one, from ending.
+const TEARDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
 struct Teardown {
     rt: tokio::runtime::Handle,
     engine: Engine,
@@ -757,7 +764,13 @@ struct Teardown {
 impl Drop for Teardown {
     fn drop(&mut self) {
         if !self.keep {
-            if let Err(e) = self.rt.block_on(self.engine.remove(&self.container)) {
+            let removed = self.rt.block_on(async {
+                match tokio::time::timeout(TEARDOWN_DEADLINE, self.engine.remove(&self.container)).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("the engine did not answer within {} s", TEARDOWN_DEADLINE.as_secs())),
+                }
+            });
+            if let Err(e) = removed {
                 eprintln!(
                     "quire-ci: warning: could not remove container {name}: {e}\n  the next quire-ci run removes it once the engine answers again (or: docker rm -f {name})",
                     name = self.container.name

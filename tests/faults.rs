@@ -13,41 +13,65 @@ use run_support::{containers_of_run, sh_ok, Finished, Repo};
 struct Running {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
+    errs: std::sync::mpsc::Receiver<String>,
+}
+
+fn line_reader(r: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Blocks until a line from `rx` contains `needle`; returns the lines so far.
+fn wait_in(rx: &std::sync::mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let hit = l.contains(needle);
+                seen.push(l);
+                if hit {
+                    return true;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
 }
 
 impl Running {
     fn spawn(mut cmd: Command) -> Running {
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn quire-ci");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines: rx }
+        let lines = line_reader(child.stdout.take().expect("stdout"));
+        let errs = line_reader(child.stderr.take().expect("stderr"));
+        Running { child, lines, errs }
     }
 
     /// Blocks until a stdout line contains `needle`; returns the lines so far.
     fn wait_for_line(&mut self, needle: &str) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(120);
         let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => {
-                    seen.push(l);
-                    return seen;
-                }
-                Ok(l) => seen.push(l),
-                Err(_) => {
-                    let _ = self.child.kill();
-                    panic!("quire-ci never printed {needle:?}; it printed:\n{}", seen.join("\n"));
-                }
-            }
+        if !wait_in(&self.lines, needle, &mut seen) {
+            let _ = self.child.kill();
+            panic!("quire-ci never printed {needle:?}; it printed:\n{}", seen.join("\n"));
         }
+        seen
+    }
+
+    /// The same for stderr.
+    fn wait_for_err(&mut self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        if !wait_in(&self.errs, needle, &mut seen) {
+            let _ = self.child.kill();
+            panic!("quire-ci never said {needle:?} on stderr; it said:\n{}", seen.join("\n"));
+        }
+        seen
     }
 
     fn signal(&self, sig: i32) {
@@ -62,13 +86,10 @@ impl Running {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                let mut err = String::new();
-                if let Some(mut e) = self.child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
-                let out: Vec<String> = self.lines.try_iter().collect();
-                return (status.code(), out.join("\n"), err);
+                // The readers end at EOF once the process is gone.
+                let out: Vec<String> = self.lines.iter().collect();
+                let err: Vec<String> = self.errs.iter().collect();
+                return (status.code(), out.join("\n"), err.join("\n"));
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
@@ -76,6 +97,77 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// A unix socket relaying to the shared engine that the test can freeze:
+/// to quire-ci that is an engine that takes requests and never answers
+/// (a stopped or wedged dockerd), without touching the engine others use.
+/// With `hold_delete`, the relay freezes by itself on the first container
+/// removal (`DELETE /…`), so a test can act while quire-ci tears down.
+struct Relay {
+    path: std::path::PathBuf,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn start(dir: &std::path::Path, hold_delete: bool) -> Relay {
+        use std::io::{Read, Write};
+        use std::os::unix::net::{UnixListener, UnixStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let engine = std::env::var("DOCKER_HOST")
+            .ok()
+            .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
+            .unwrap_or_else(|| "/var/run/docker.sock".to_string());
+        let path = dir.join("engine.sock");
+        let listener = UnixListener::bind(&path).expect("bind the relay socket");
+        let relay = Relay { path, frozen: Arc::new(AtomicBool::new(false)), held: Arc::new(AtomicBool::new(false)) };
+        let (frozen, held) = (relay.frozen.clone(), relay.held.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(upstream) = UnixStream::connect(&engine) else { continue };
+                for (from, to, requests) in [(client.try_clone(), upstream.try_clone(), true), (upstream.try_clone(), client.try_clone(), false)] {
+                    let (Ok(mut from), Ok(mut to)) = (from, to) else { continue };
+                    let (frozen, held) = (frozen.clone(), held.clone());
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if requests && hold_delete && buf[..n].windows(8).any(|w| w == b"DELETE /") {
+                                held.store(true, Ordering::SeqCst);
+                                frozen.store(true, Ordering::SeqCst);
+                            }
+                            while frozen.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        relay
+    }
+
+    fn docker_host(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    fn freeze(&self, on: bool) {
+        self.frozen.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn holding_a_removal(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -254,4 +346,61 @@ fn docker_cache_key_covers_memory_and_lua_limits() {
         other.expect_code(0);
         assert!(!other.terminal().contains("cached"), "{args:?} answered from the cache:\n{}", other.terminal());
     }
+}
+
+/// Item 9: a SIGINT that arrives while the container is being removed,
+/// after the last job passed, is still an interrupted run: exit 130,
+/// `canceled`, not cached.
+#[test]
+fn docker_sigint_during_teardown_is_canceled_not_green() {
+    let repo = Repo::new(QUICK);
+    let relay = Relay::start(repo.path.parent().unwrap(), true);
+    let before = repo.run_ids();
+    let mut cmd = repo.cmd(&["run"]);
+    cmd.env_remove("QUIRE_CI_NO_CACHE").env("DOCKER_HOST", relay.docker_host());
+    let mut running = Running::spawn(cmd);
+    poll("quire-ci removing its container", || relay.holding_a_removal().then_some(()));
+    running.signal(libc::SIGINT);
+    // The signal has landed before the removal goes through.
+    running.wait_for_err("canceling the run");
+    let id = new_run_id(&repo, &before);
+    relay.freeze(false);
+    let (code, out, err) = running.finish();
+    assert_eq!(code, Some(130), "SIGINT during teardown\n{out}\n{err}");
+    let f = Finished { code, stdout: out, stderr: err, dir: Some(repo.runs_dir().join(&id)) };
+    assert_eq!(f.status(), "canceled", "{}", f.terminal());
+    assert_eq!(f.job_status("quick"), "succeeded");
+    let end = f.run_log().into_iter().find(|e| e["kind"] == "run-end").expect("run-end");
+    assert_eq!(end["status"], "canceled");
+    f.assert_clean();
+    // Not green: the next run is a real one.
+    let next = cached_run(&repo, &["run"]);
+    next.expect_code(0);
+    assert!(!next.terminal().contains("cached"), "an interrupted run was cached:\n{}", next.terminal());
+}
+
+/// Item 9: with an engine that takes requests and never answers, the first
+/// Ctrl-C still ends the run (teardown has a deadline), recorded canceled,
+/// saying which container it could not remove.
+#[test]
+fn docker_first_sigint_with_a_frozen_engine_ends_the_run() {
+    let repo = Repo::new(WAITER);
+    let relay = Relay::start(repo.path.parent().unwrap(), false);
+    let before = repo.run_ids();
+    let mut cmd = repo.cmd(&["run"]);
+    cmd.env("DOCKER_HOST", relay.docker_host());
+    let mut running = Running::spawn(cmd);
+    running.wait_for_line("started");
+    let id = new_run_id(&repo, &before);
+    relay.freeze(true);
+    running.signal(libc::SIGINT);
+    let (code, out, err) = running.finish();
+    relay.freeze(false);
+    // Thawed, the engine carries out the removal it was asked for.
+    poll("the held removal to go through", || containers_of_run(&id).is_empty().then_some(()));
+    assert_eq!(code, Some(130), "\n{out}\n{err}");
+    assert!(err.contains("could not remove container") && err.contains("did not answer"), "{err}");
+    let f = Finished { code, stdout: out, stderr: err, dir: Some(repo.runs_dir().join(&id)) };
+    assert_eq!(f.status(), "canceled");
+    run_support::schema::assert_run_dir_valid(f.dir());
 }

@@ -142,10 +142,14 @@ pub fn on_interrupt(
 pub async fn force_exit(live: &std::sync::Mutex<Option<String>>) -> ! {
     let id = live.lock().ok().and_then(|l| l.clone());
     if let Some(id) = id {
-        if let Ok(engine) = crate::engine::Engine::connect().await {
-            let c = crate::engine::RunContainer { id: id.clone(), name: id };
-            let _ = tokio::time::timeout(Duration::from_secs(3), engine.kill(&c)).await;
-        }
+        // Bounded as a whole: a frozen engine may not even answer the connect.
+        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+            if let Ok(engine) = crate::engine::Engine::connect().await {
+                let c = crate::engine::RunContainer { id: id.clone(), name: id };
+                let _ = engine.kill(&c).await;
+            }
+        })
+        .await;
     }
     eprintln!("quire-ci: forced exit");
     std::process::exit(exit::INTERRUPTED);
