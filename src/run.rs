@@ -458,7 +458,7 @@ fn resolve_image(
 ) -> Result<String, String> {
     let (tag, from_dockerfile) = image_choice(req, pipeline, snapshot);
     if !from_dockerfile {
-        return pull(rt, engine, &tag, req.pull, emitter);
+        return pull(rt, engine, &tag, req.pull, &req.cancel, emitter);
     }
     if let Ok(Some(_)) = rt.block_on(engine.image_id(&tag)) {
         emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "present".into(), detail: None });
@@ -471,9 +471,9 @@ fn resolve_image(
     let tar = snapshot.tar_reader().map_err(|e| format!("cannot stream the snapshot for the build: {e}"))?;
     let em = emitter.clone();
     let tag2 = tag.clone();
-    let built = rt.block_on(engine.build_image(tar, ".quire/Dockerfile", &tag, move |line| {
+    let built = until_canceled(rt, &req.cancel, engine.build_image(tar, ".quire/Dockerfile", &tag, move |line| {
         em.borrow_mut().emit(None, EventKind::Image { image: tag2.clone(), action: "build".into(), detail: Some(line) });
-    }));
+    }))?;
     match built {
         Ok(_) => {
             emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "built".into(), detail: None });
@@ -481,6 +481,17 @@ fn resolve_image(
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Runs `work` (a pull, a build) until it ends or the run is canceled; a
+/// cancel drops the request, which makes the engine stop the pull or build.
+fn until_canceled<T>(rt: &tokio::runtime::Handle, cancel: &Cancel, work: impl std::future::Future<Output = T>) -> Result<T, String> {
+    rt.block_on(async {
+        tokio::select! {
+            r = work => Ok(r),
+            _ = cancel.wait() => Err(cancel.status_and_reason().1),
+        }
+    })
 }
 
 /// Which image a run uses (DESIGN.md §2 order), and whether it is built
@@ -607,6 +618,7 @@ fn pull(
     engine: &Engine,
     name: &str,
     policy: PullPolicy,
+    cancel: &Cancel,
     emitter: &Rc<RefCell<Emitter>>,
 ) -> Result<String, String> {
     let present = rt.block_on(engine.image_id(name)).ok().flatten().is_some();
@@ -627,7 +639,7 @@ fn pull(
         };
         emitter.borrow_mut().emit(None, kind);
     };
-    match rt.block_on(engine.ensure_image(name, policy, on_progress)) {
+    match until_canceled(rt, cancel, engine.ensure_image(name, policy, on_progress))? {
         Ok(_) => {
             if policy != PullPolicy::Never {
                 emitter.borrow_mut().emit(None, EventKind::Image { image: name.to_string(), action: "pulled".into(), detail: None });

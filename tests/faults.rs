@@ -404,3 +404,133 @@ fn docker_first_sigint_with_a_frozen_engine_ends_the_run() {
     assert_eq!(f.status(), "canceled");
     run_support::schema::assert_run_dir_valid(f.dir());
 }
+
+/// A TCP relay in front of the local registry (scripts/registry) that
+/// holds every blob download until released: a pull that does not end.
+struct SlowRegistry {
+    addr: String,
+    release: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SlowRegistry {
+    fn start() -> SlowRegistry {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/registry");
+        let upstream_addr = sh_ok(Command::new("bash").arg(script)).trim().to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let release = std::sync::Arc::new(AtomicBool::new(false));
+        let rel = release.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(upstream) = TcpStream::connect(&upstream_addr) else { continue };
+                let blob = std::sync::Arc::new(AtomicBool::new(false));
+                for (from, to, requests) in [(client.try_clone(), upstream.try_clone(), true), (upstream.try_clone(), client.try_clone(), false)] {
+                    let (Ok(mut from), Ok(mut to)) = (from, to) else { continue };
+                    let (rel, blob) = (rel.clone(), blob.clone());
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if requests && buf[..n].windows(7).any(|w| w == b"/blobs/") {
+                                blob.store(true, Ordering::SeqCst);
+                            }
+                            while !requests && blob.load(Ordering::SeqCst) && !rel.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        SlowRegistry { addr, release }
+    }
+
+    /// A fresh image (a layer of its own) pushed straight to the registry,
+    /// named through this relay, absent from the engine.
+    fn image(&self, upstream: &str) -> String {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let path = format!("quire-ci-test/faults-pull:{}-{nanos}", std::process::id());
+        let direct = format!("{upstream}/{path}");
+        let dockerfile = format!("FROM {}\nRUN head -c 3000000 /dev/urandom > /blob\n", run_support::IMAGE);
+        let ctx = tempfile::tempdir().expect("build context");
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
+        sh_ok(Command::new("docker").args(["build", "-q", "-t", &direct]).arg(ctx.path()));
+        sh_ok(Command::new("docker").args(["push", &direct]));
+        sh_ok(Command::new("docker").args(["rmi", &direct]));
+        format!("{}/{path}", self.addr)
+    }
+}
+
+impl Drop for SlowRegistry {
+    fn drop(&mut self) {
+        self.release.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn interrupt_while(repo: &Repo, needle: &str, sig: i32) -> Finished {
+    let before = repo.run_ids();
+    let mut running = Running::spawn(repo.cmd(&["run"]));
+    running.wait_for_line(needle);
+    running.signal(sig);
+    let (code, out, err) = running.finish();
+    let id = new_run_id(repo, &before);
+    Finished { code, stdout: out, stderr: err, dir: Some(repo.runs_dir().join(id)) }
+}
+
+/// Item 4: a signal during a pull that would not end stops the run.
+#[test]
+fn docker_sigint_and_sigterm_during_an_image_pull_stop_the_run() {
+    let slow = SlowRegistry::start();
+    let upstream = sh_ok(Command::new("bash").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/registry"))).trim().to_string();
+    let image = slow.image(&upstream);
+    let repo = Repo::new(&format!(
+        "(local ci (require :quire.ci))\n(ci.image {image:?})\n(ci.job :t [:quire/push] (fn [{{: sh}}] (sh \"echo ran\") {{}}))\n"
+    ));
+    for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+        let f = interrupt_while(&repo, "pulling", sig);
+        assert_eq!(f.code, Some(130), "{name} during a pull\n{}", f.terminal());
+        assert_eq!(f.status(), "canceled", "{name}");
+        assert!(!f.terminal().contains("ran\n"), "the job ran: {}", f.terminal());
+        f.assert_clean();
+    }
+    drop(slow);
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+}
+
+/// Item 4: a signal during a `.quire/Dockerfile` build that would not end.
+#[test]
+fn docker_sigint_during_a_dockerfile_build_stops_the_run() {
+    let repo = Repo::empty();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    repo.write(".quire/Dockerfile", format!("FROM {}\nRUN echo building-{nanos}; sleep 3600\n", run_support::IMAGE));
+    repo.write(".quire/ci.fnl", QUICK);
+    repo.commit("ci");
+    let mut cmd = repo.cmd(&["run"]);
+    cmd.env_remove("QUIRE_CI_IMAGE");
+    let before = repo.run_ids();
+    let mut running = Running::spawn(cmd);
+    running.wait_for_line(&format!("building-{nanos}"));
+    running.signal(libc::SIGINT);
+    let (code, out, err) = running.finish();
+    let f = Finished { code, stdout: out, stderr: err, dir: Some(repo.runs_dir().join(new_run_id(&repo, &before))) };
+    assert_eq!(f.code, Some(130), "SIGINT during a build\n{}", f.terminal());
+    assert_eq!(f.status(), "canceled");
+    f.assert_clean();
+    // The engine stopped the build too: no build step is left running.
+    let marker = format!("building-{nanos}");
+    poll("the build step to stop", || {
+        let ps = sh_ok(Command::new("docker").args(["ps", "-a", "--no-trunc", "--format", "{{.Command}}"]));
+        (!ps.contains(&marker)).then_some(())
+    });
+}
