@@ -225,7 +225,11 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
 
     // 1. Snapshot.
     let snapshot = match &req.pushed {
-        None => Snapshot::of_worktree(&req.repo_dir),
+        // An `--out` inside the working tree is never part of the snapshot.
+        None => Snapshot::of_worktree(&req.repo_dir).and_then(|s| match &req.runs_dir {
+            Some(out) => s.excluding(out),
+            None => Ok(s),
+        }),
         Some(p) => Snapshot::of_commit(&req.repo_dir, &p.sha),
     };
     let snapshot = match snapshot {

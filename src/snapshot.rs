@@ -156,6 +156,30 @@ impl SnapshotError {
     }
 }
 
+/// `dir` relative to `workdir` when it lies strictly inside it, comparing
+/// canonical paths (of `dir`'s nearest existing ancestor, when it does not
+/// exist yet).
+fn relative_inside(workdir: &Path, dir: &Path) -> Option<PathBuf> {
+    let root = workdir.canonicalize().ok()?;
+    let full = canonical_even_if_missing(dir)?;
+    let rel = full.strip_prefix(&root).ok()?;
+    (!rel.as_os_str().is_empty()).then(|| rel.to_path_buf())
+}
+
+/// `path` made canonical through its nearest existing ancestor (the rest
+/// appended as given), so a directory not made yet compares like one made.
+pub fn canonical_even_if_missing(path: &Path) -> Option<PathBuf> {
+    let mut rest = Vec::new();
+    let mut cur = path.to_path_buf();
+    loop {
+        if let Ok(c) = cur.canonicalize() {
+            return Some(rest.iter().rev().fold(c, |p: PathBuf, part| p.join(part)));
+        }
+        rest.push(cur.file_name()?.to_owned());
+        cur = cur.parent()?.to_path_buf();
+    }
+}
+
 fn repo_display_path(repo: &gix::Repository) -> PathBuf {
     repo.workdir().unwrap_or_else(|| repo.git_dir()).to_owned()
 }
@@ -207,6 +231,25 @@ impl Snapshot {
             tree,
             head_tree,
         })
+    }
+
+    /// This snapshot without whatever lies under `dir` (a run directory
+    /// given with `--out` inside the working tree: a run's own record is
+    /// never part of what it, or the next run, sees). `dir` need not exist;
+    /// outside the working tree it changes nothing.
+    pub fn excluding(mut self, dir: &Path) -> Result<Snapshot, SnapshotError> {
+        let Some(workdir) = &self.workdir else { return Ok(self) };
+        let Some(rel) = relative_inside(workdir, dir) else { return Ok(self) };
+        let Ok(rel) = gix::path::into_bstr(rel).map(|r| r.into_owned()) else { return Ok(self) };
+        let before = self.entries.len();
+        self.entries.retain(|e| {
+            !(e.path.starts_with(rel.as_slice()) && (e.path.len() == rel.len() || e.path[rel.len()] == b'/'))
+        });
+        if self.entries.len() != before {
+            let repo = self.repo.to_thread_local();
+            self.tree = tree::tree_id(&repo, &self.entries)?;
+        }
+        Ok(self)
     }
 
     /// The tree of the commit `rev` resolves to (pre-push runs). Every byte of

@@ -534,3 +534,112 @@ fn docker_sigint_during_a_dockerfile_build_stops_the_run() {
         (!ps.contains(&marker)).then_some(())
     });
 }
+
+/// Lists /work as the job sees it, and the content of `x`.
+const LISTER: &str = r#"(local ci (require :quire.ci))
+(ci.job :t [:quire/push] (fn [{: sh}] (sh "ls -a /work; cat x") {}))
+"#;
+
+/// Item 5: `--out` inside the working tree is never in the snapshot: the
+/// second run neither sees the first one's record nor gets another tree.
+#[test]
+fn docker_out_inside_the_tree_is_not_in_the_snapshot() {
+    let repo = Repo::new(LISTER);
+    repo.write("x", "v1\n");
+    repo.commit("x");
+    let out = repo.path.join("ci-runs");
+    let first = repo.run(&["run", "--out", "ci-runs"]);
+    first.expect_code(0);
+    let runs: Vec<_> = std::fs::read_dir(&out).expect("--out dir").flatten().collect();
+    assert_eq!(runs.len(), 1);
+    let first_dir = runs[0].path();
+    let first = Finished { dir: Some(first_dir.clone()), ..first };
+    let second = repo.run(&["run", "--out", "ci-runs"]);
+    second.expect_code(0);
+    let second_dir = std::fs::read_dir(&out).expect("--out").flatten().map(|e| e.path()).find(|p| p != &first_dir).expect("second run");
+    let second = Finished { dir: Some(second_dir), ..second };
+    let listing = String::from_utf8_lossy(&second.output("t", 1, "stdout")).into_owned();
+    assert!(listing.contains("x\n") && !listing.contains("ci-runs"), "the record went into /work:\n{listing}");
+    assert_eq!(first.meta()["tree"], second.meta()["tree"], "the run directory changed the tree");
+}
+
+/// `quire-ci watch` in the background, its output in a file.
+struct Watching {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Watching {
+    fn start(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Watching {
+        let log = repo.path.parent().unwrap().join("watch.log");
+        let f = std::fs::File::create(&log).expect("log");
+        let mut cmd = repo.cmd(args);
+        cmd.stdout(f.try_clone().expect("clone")).stderr(f);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Watching { child: cmd.spawn().expect("spawn watch"), log }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+    }
+}
+
+/// The finished runs in `dir`, oldest first, with what `cat x` printed.
+fn finished_runs(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut runs: Vec<_> = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    runs.sort();
+    runs.into_iter()
+        .filter(|d| {
+            std::fs::read_to_string(d.join("log.jsonl")).unwrap_or_default().lines().last().is_some_and(|l| l.contains("\"run-end\""))
+        })
+        .map(|d| {
+            let f = Finished { code: None, stdout: String::new(), stderr: String::new(), dir: Some(d.clone()) };
+            let out = String::from_utf8_lossy(&f.output("t", 1, "stdout")).into_owned();
+            (d, out)
+        })
+        .collect()
+}
+
+fn watch_with_out_inside(env: &[(&str, &str)]) {
+    let repo = Repo::new(LISTER);
+    repo.write("x", "v1\n");
+    repo.commit("x");
+    let out = repo.path.join("ci-runs");
+    let w = Watching::start(&repo, &["watch", "--out", "ci-runs", "--debounce", "50"], env);
+    for (n, v) in ["v1", "v2", "v3"].iter().enumerate() {
+        if n > 0 {
+            repo.write("x", format!("{v}\n"));
+        }
+        poll(&format!("a run that saw {v}"), || {
+            finished_runs(&out).iter().any(|(_, o)| o.contains(&format!("{v}\n"))).then_some(())
+        });
+    }
+    let runs = finished_runs(&out);
+    let seen: Vec<String> = runs.iter().map(|(_, o)| o.lines().last().unwrap_or("").to_string()).collect();
+    assert_eq!(seen, ["v1", "v2", "v3"], "one run per edit, none set off by the run directory\n{}", w.output());
+    for (_, o) in &runs {
+        assert!(!o.contains("ci-runs"), "the record went into /work:\n{o}");
+    }
+}
+
+/// Item 5, polling watcher (also the fallback when inotify limits are hit).
+#[test]
+fn docker_watch_polling_with_out_inside_runs_once_per_edit() {
+    watch_with_out_inside(&[("QUIRE_CI_WATCH_POLL", "1")]);
+}
+
+/// Item 5, inotify watcher.
+#[test]
+fn docker_watch_inotify_with_out_inside_runs_once_per_edit() {
+    watch_with_out_inside(&[]);
+}

@@ -53,9 +53,13 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
         }
     };
     let mut ignored = vec![git_dir];
-    if let Some(out) = &args.run.out {
-        let out = if out.is_absolute() { out.clone() } else { ctx.cwd.join(out) };
-        ignored.push(out.canonicalize().unwrap_or(out));
+    let out_dir = args.run.out.as_ref().map(|out| if out.is_absolute() { out.clone() } else { ctx.cwd.join(out) });
+    if let Some(out) = &out_dir {
+        // Both spellings: the watcher may report either.
+        ignored.push(out.clone());
+        if let Some(c) = crate::snapshot::canonical_even_if_missing(out) {
+            ignored.push(c);
+        }
     }
 
     let force_poll = std::env::var(watch::FORCE_POLL_ENV).is_ok_and(|v| v == "1");
@@ -79,12 +83,15 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
     {
         let shared = shared.clone();
         let repo = repo.clone();
-        std::thread::spawn(move || coordinate(watcher, PathFilter::new(&repo, ignored), &repo, &index_lock, quiet, shared, wake_tx));
+        let out_dir = out_dir.clone();
+        std::thread::spawn(move || {
+            coordinate(watcher, PathFilter::new(&repo, ignored), &repo, out_dir.as_deref(), &index_lock, quiet, shared, wake_tx)
+        });
     }
 
     // The first run: its tree is what later changes are compared with.
     if let Ok(mut s) = shared.lock() {
-        s.last_tree = Snapshot::of_worktree(&repo).ok().map(|s| s.tree_id());
+        s.last_tree = tree_of(&repo, out_dir.as_deref());
     }
     loop {
         if args.clear {
@@ -133,10 +140,12 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
 }
 
 /// The coordinator thread: debounce, compare trees, supersede, wake.
+#[allow(clippy::too_many_arguments)]
 fn coordinate(
     watcher: watch::TreeWatcher,
     filter: PathFilter,
     repo: &std::path::Path,
+    out_dir: Option<&std::path::Path>,
     index_lock: &std::path::Path,
     quiet: Duration,
     shared: Arc<Mutex<Shared>>,
@@ -184,7 +193,7 @@ fn coordinate(
         // Only a change of content is a change: a touched file, a write of
         // the same bytes, or an ignored path the filter let through does
         // not start a run. A broken snapshot does (the run reports it).
-        let tree = Snapshot::of_worktree(repo).ok().map(|s| s.tree_id());
+        let tree = tree_of(repo, out_dir);
         {
             let Ok(mut s) = shared.lock() else { return };
             if tree.is_some() && tree == s.last_tree {
@@ -199,6 +208,17 @@ fn coordinate(
             return;
         }
     }
+}
+
+/// The tree a run would see: the working tree without the run directory
+/// (`--out`), which every run writes into.
+fn tree_of(repo: &std::path::Path, out_dir: Option<&std::path::Path>) -> Option<String> {
+    let snap = Snapshot::of_worktree(repo).ok()?;
+    let snap = match out_dir {
+        Some(out) => snap.excluding(out).ok()?,
+        None => snap,
+    };
+    Some(snap.tree_id())
 }
 
 /// First SIGINT/SIGTERM: idle → exit 130 at once; during a run → cancel it
