@@ -728,8 +728,16 @@ fn run_in_container(
     let guard = Teardown { rt: rt.clone(), engine: engine.clone(), container: container.clone(), keep: req.keep, live: req.live_container.clone() };
 
     // The snapshot goes in while the container starts: the engine takes an
-    // archive into a created container, and the two overlap.
-    let tar = snapshot.tar_reader().map_err(|e| format!("cannot stream the snapshot: {e}"))?;
+    // archive into a created container, and the two overlap. Links that
+    // climb out of the repository are made afterwards, by `ln -s` (the
+    // engine's unpacker refuses them), so they arrive as git stores them.
+    let outside = snapshot.links_out_of_tree().map_err(|e| format!("cannot read the snapshot's links: {e}"))?;
+    let tar = if outside.is_empty() {
+        snapshot.tar_reader()
+    } else {
+        snapshot.without_paths(&outside.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()).tar_reader()
+    }
+    .map_err(|e| format!("cannot stream the snapshot: {e}"))?;
     let (started, uploaded) = rt.block_on(async {
         tokio::join!(engine.start_run_container(&container), async {
             tokio::select! {
@@ -743,12 +751,18 @@ fn run_in_container(
     let status = match uploaded {
         None => (req.cancel.status_and_reason().0, None),
         Some(Err(e)) => {
-            let reason = e.to_string();
-            emitter.borrow_mut().emit(None, EventKind::ContainerDied { reason: reason.clone() });
+            // The engine refusing the archive is not the container dying: it
+            // is running (it just started), and the message says what failed.
+            if let EngineError::ContainerDied { reason, .. } = &e {
+                emitter.borrow_mut().emit(None, EventKind::ContainerDied { reason: reason.clone() });
+            }
             emitter.borrow_mut().emit(None, EventKind::ContainerEnd { status: RunStatus::Error });
-            return Err(format!("uploading the snapshot failed: {reason}"));
+            return Err(format!("uploading the snapshot into /work failed: {e}"));
         }
-        Some(Ok(())) => run_jobs(rt, req, pipeline, selected, facts, git_ref, snapshot, &engine, &container, emitter),
+        Some(Ok(())) => match make_links(rt, engine, &container, &outside) {
+            Err(e) => (RunStatus::Error, Some(e)),
+            Ok(()) => run_jobs(rt, req, pipeline, selected, facts, git_ref, snapshot, &engine, &container, emitter),
+        },
     };
     emitter.borrow_mut().emit(None, EventKind::ContainerEnd { status: status.0 });
     drop(guard);
@@ -768,6 +782,44 @@ fn run_in_container(
 /// the request and never answers (frozen, overloaded) must not keep a
 /// canceled run, or a finished one, from ending.
 const TEARDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Makes the links of [`Snapshot::links_out_of_tree`] in /work, each with
+/// its target byte for byte, in one exec; an error names the link.
+fn make_links(rt: &tokio::runtime::Handle, engine: &Engine, container: &RunContainer, links: &[(String, Vec<u8>)]) -> Result<(), String> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let mut argv = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        r#"while [ $# -gt 0 ]; do case "$2" in */*) mkdir -p -- "${2%/*}" || exit 1;; esac; ln -s -- "$1" "$2" || { echo "$2" >&2; exit 1; }; shift 2; done"#.to_string(),
+        "sh".to_string(),
+    ];
+    for (path, target) in links {
+        let Ok(target) = String::from_utf8(target.clone()) else {
+            return Err(format!("the symbolic link {path} points at a name that is not UTF-8, which quire-ci cannot make in /work"));
+        };
+        argv.push(target);
+        argv.push(path.clone());
+    }
+    let spec = ExecSpec { argv, env: vec![], cwd: None };
+    let mut err = Vec::new();
+    let out = rt
+        .block_on(engine.exec(container, &spec, |stream, bytes| {
+            if stream == Stream::Stderr {
+                err.extend_from_slice(bytes);
+            }
+        }))
+        .map_err(|e| format!("making the symbolic links that point out of the repository failed: {e}"))?;
+    if out.exit != 0 {
+        let said = String::from_utf8_lossy(&err).trim().to_string();
+        return Err(format!(
+            "cannot make the symbolic link(s) that point out of the repository in /work ({}): {said}",
+            links.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(())
+}
 
 struct Teardown {
     rt: tokio::runtime::Handle,

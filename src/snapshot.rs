@@ -156,6 +156,29 @@ impl SnapshotError {
     }
 }
 
+/// True when the relative link `target` at `path` leaves the directory tree
+/// it is in: more `..` than the directories above it (absolute targets stay
+/// inside, the engine takes them relative to the container's root).
+fn climbs_out(path: &[u8], target: &[u8]) -> bool {
+    if target.first() == Some(&b'/') {
+        return false;
+    }
+    let mut depth = path.iter().filter(|&&b| b == b'/').count() as i64;
+    for part in target.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
 /// `dir` relative to `workdir` when it lies strictly inside it, comparing
 /// canonical paths (of `dir`'s nearest existing ancestor, when it does not
 /// exist yet).
@@ -359,6 +382,43 @@ impl Snapshot {
         }
     }
 
+    /// Symbolic links whose relative target climbs above the repository root
+    /// from the link's directory (`docs/x -> ../../shared/x`), as (path,
+    /// target). git stores them as any link; the engine's archive upload
+    /// refuses them, so the run makes them in the container itself.
+    pub fn links_out_of_tree(&self) -> Result<Vec<(String, Vec<u8>)>, SnapshotError> {
+        let mut out = Vec::new();
+        for entry in self.entries.iter().filter(|e| e.kind == FileKind::Symlink) {
+            let target = match entry.source {
+                Source::Worktree => {
+                    let full = self.worktree_path(&entry.path)?;
+                    let t = std::fs::read_link(&full).map_err(|source| SnapshotError::Read { path: full, source })?;
+                    gix::path::into_bstr(t).map(|b| b.to_vec()).unwrap_or_default()
+                }
+                Source::Object => {
+                    let repo = self.repo.to_thread_local();
+                    let blob = repo.find_object(entry.id).map_err(SnapshotError::git(
+                        &repo,
+                        format!("reading the link {}", entry.path),
+                    ))?;
+                    blob.detach().data
+                }
+            };
+            if climbs_out(&entry.path, &target) {
+                out.push((entry.path.to_str_lossy().into_owned(), target));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A copy without the entries at `paths`, for an upload that leaves them
+    /// to another step. The tree id stays: it names the run's input.
+    pub fn without_paths(&self, paths: &[String]) -> Snapshot {
+        let mut s = self.clone();
+        s.entries.retain(|e| !paths.iter().any(|p| e.path == p.as_bytes()));
+        s
+    }
+
     /// Paths that differ between the tree `base` (hex tree or commit id; `None`
     /// means the empty tree) and this snapshot.
     pub fn changed_since(&self, base: Option<&str>) -> Result<Vec<String>, SnapshotError> {
@@ -398,4 +458,19 @@ impl Snapshot {
 fn rela_path(rela: &[u8]) -> &Path {
     use std::os::unix::ffi::OsStrExt;
     Path::new(std::ffi::OsStr::from_bytes(rela))
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::climbs_out;
+
+    #[test]
+    fn only_relative_links_above_the_root_climb_out() {
+        assert!(climbs_out(b"docs/CONTRIBUTING.md", b"../../shared/CONTRIBUTING.md"));
+        assert!(climbs_out(b"top", b".."));
+        assert!(climbs_out(b"a/b", b"c/../../../x"));
+        assert!(!climbs_out(b"docs/x", b"../README.md"));
+        assert!(!climbs_out(b"docs/x", b"./y/../z"));
+        assert!(!climbs_out(b"docs/x", b"/etc/hostname"));
+    }
 }

@@ -284,24 +284,31 @@ fn docker_non_utf8_environment_does_not_panic_run() {
     assert!(f.stderr.contains("OLDPWD") && f.stderr.contains("UTF-8"), "{}", f.terminal());
 }
 
-/// Item 3 through the hook: the push goes through.
-#[test]
-fn docker_non_utf8_environment_does_not_refuse_a_push() {
-    let repo = Repo::new(QUICK);
+/// `git push` of main to a fresh bare remote, through quire-ci's pre-push
+/// hook, with `env` added.
+fn push_through_hook(repo: &Repo, env: &[(&str, std::ffi::OsString)]) -> std::process::Output {
     let remote = repo.path.parent().unwrap().join("remote.git");
     sh_ok(Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&remote));
     repo.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
     let install = repo.cmd(&["hook", "install"]).output().expect("hook install");
     assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
-    let out = Command::new("git")
-        .args(["push", "-q", "origin", "main"])
+    let mut push = Command::new("git");
+    push.args(["push", "-q", "origin", "main"])
         .current_dir(&repo.path)
         .env("QUIRE_CI_IMAGE", run_support::IMAGE)
         .env("NO_COLOR", "1")
-        .env("QUIRE_CI_NO_CACHE", "1")
-        .env("OLDPWD", non_utf8())
-        .output()
-        .expect("git push");
+        .env("QUIRE_CI_NO_CACHE", "1");
+    for (k, v) in env {
+        push.env(k, v);
+    }
+    push.output().expect("git push")
+}
+
+/// Item 3 through the hook: the push goes through.
+#[test]
+fn docker_non_utf8_environment_does_not_refuse_a_push() {
+    let repo = Repo::new(QUICK);
+    let out = push_through_hook(&repo, &[("OLDPWD", non_utf8())]);
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "push refused:\n{text}");
     assert!(!text.contains("panicked"), "{text}");
@@ -642,4 +649,32 @@ fn docker_watch_polling_with_out_inside_runs_once_per_edit() {
 #[test]
 fn docker_watch_inotify_with_out_inside_runs_once_per_edit() {
     watch_with_out_inside(&[]);
+}
+
+/// Item 6: relative links that climb out of the repository arrive in /work
+/// as git stores them (the engine's unpacker alone refuses them).
+#[test]
+fn docker_links_climbing_out_of_the_repo_arrive_as_git_stores_them() {
+    let repo = Repo::new(
+        r#"(local ci (require :quire.ci))
+(ci.job :t [:quire/push] (fn [{: sh}] (sh "readlink docs/CONTRIBUTING.md; readlink only/deep; readlink up; cat README") {}))
+"#,
+    );
+    repo.write("README", "readme\n");
+    std::fs::create_dir_all(repo.path.join("docs")).unwrap();
+    std::fs::create_dir_all(repo.path.join("only")).unwrap();
+    std::os::unix::fs::symlink("../../shared/CONTRIBUTING.md", repo.path.join("docs/CONTRIBUTING.md")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../../etc/hostname", repo.path.join("only/deep")).unwrap();
+    std::os::unix::fs::symlink("..", repo.path.join("up")).unwrap();
+    repo.commit("links");
+    let want = "../../shared/CONTRIBUTING.md\n../../../../../../../etc/hostname\n..\nreadme\n";
+    let f = repo.run(&["run"]);
+    f.expect_code(0).assert_clean();
+    assert_eq!(String::from_utf8_lossy(&f.output("t", 1, "stdout")), want, "{}", f.terminal());
+    // From a commit (the hook's snapshot): the links come from the objects.
+    let before = repo.run_ids();
+    let out = push_through_hook(&repo, &[]);
+    assert!(out.status.success(), "push refused:\n{}", String::from_utf8_lossy(&out.stderr));
+    let hooked = Finished { code: Some(0), stdout: String::new(), stderr: String::new(), dir: repo.new_run_dir(&before) };
+    assert_eq!(String::from_utf8_lossy(&hooked.output("t", 1, "stdout")), want);
 }
