@@ -37,10 +37,30 @@ impl Redactor {
     /// Empty values are ignored (masking "" would mean masking nothing or
     /// everything); duplicates are dropped.
     pub fn new(secrets: Vec<String>) -> Self {
+        // Each value also in the escaped forms a message may show it in
+        // (`{:?}` and JSON string escapes: `"` `\` tab, newline), so a
+        // secret quoted in an error is masked as surely as a raw one.
         let mut secrets: Vec<Vec<u8>> = secrets
             .into_iter()
             .filter(|s| !s.is_empty())
-            .map(String::into_bytes)
+            .flat_map(|s| {
+                let debug = format!("{s:?}");
+                let json = serde_json::to_string(&s).unwrap_or_default();
+                let mut forms = vec![s.clone().into_bytes()];
+                // Each line of a multi-line value as well: a message cut to
+                // its first line (a job's `why`) may hold only part of it.
+                if s.contains('\n') {
+                    forms.extend(s.lines().filter(|l| l.trim().len() >= 3).map(|l| l.as_bytes().to_vec()));
+                }
+                for quoted in [debug, json] {
+                    if let Some(inner) = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+                        if inner != s {
+                            forms.push(inner.as_bytes().to_vec());
+                        }
+                    }
+                }
+                forms
+            })
             .collect();
         secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
@@ -116,7 +136,21 @@ impl Redactor {
                 }
                 *map = new;
             }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+            // A number made from a secret (`(tonumber (secret :PIN))`) is
+            // as secret as the string: its digits, or its value, give it away.
+            Value::Number(n) => {
+                let text = n.to_string();
+                let masked = self.redact_str(&text);
+                let equal = n.as_f64().is_some_and(|v| {
+                    self.secrets.iter().any(|s| {
+                        std::str::from_utf8(s).ok().and_then(|s| s.trim().parse::<f64>().ok()) == Some(v)
+                    })
+                });
+                if masked != text || equal {
+                    *value = Value::String(if equal { MASK.to_string() } else { masked });
+                }
+            }
+            Value::Null | Value::Bool(_) => {}
         }
     }
 }
@@ -377,5 +411,28 @@ mod tests {
                 "***": {"nested": "x *** y", "n": 1, "b": true}
             })
         );
+    }
+
+    #[test]
+    fn escaped_forms_of_a_secret_are_masked_too() {
+        let red = r(&["a\"b\\c\td\ne"]);
+        let debug = format!("{:?}", "x a\"b\\c\td\ne y");
+        assert_eq!(red.redact_str(&debug), "\"x *** y\"");
+        let json = serde_json::to_string("a\"b\\c\td\ne").unwrap();
+        assert_eq!(red.redact_str(&json), "\"***\"");
+    }
+
+    #[test]
+    fn each_line_of_a_multi_line_secret_is_masked() {
+        let red = r(&["first-line\nsecond-line"]);
+        assert_eq!(red.redact_str("why: x first-line"), "why: x ***");
+    }
+
+    #[test]
+    fn numbers_made_from_a_secret_are_masked() {
+        let red = r(&["4711", "0042"]);
+        let mut v = serde_json::json!({"pin": 4711, "padded": 42, "long": 947110, "other": 5, "f": 4711.0});
+        red.redact_json(&mut v);
+        assert_eq!(v, serde_json::json!({"pin": "***", "padded": "***", "long": "9***0", "other": 5, "f": "***"}));
     }
 }

@@ -678,3 +678,53 @@ fn docker_links_climbing_out_of_the_repo_arrive_as_git_stores_them() {
     let hooked = Finished { code: Some(0), stdout: String::new(), stderr: String::new(), dir: repo.new_run_dir(&before) };
     assert_eq!(String::from_utf8_lossy(&hooked.output("t", 1, "stdout")), want);
 }
+
+fn assert_nowhere(f: &Finished, what: &str, needles: &[&str]) {
+    let record = f.all_record_bytes();
+    let terminal = f.terminal();
+    for n in needles {
+        assert!(!run_support::contains_bytes(&record, n.as_bytes()), "{what}: {n:?} is in the run record");
+        assert!(!terminal.contains(n), "{what}: {n:?} is on the terminal:\n{terminal}");
+    }
+}
+
+/// Item 7: a secret in a bad `:cwd` is masked in every form the error shows.
+#[test]
+fn docker_a_secret_in_a_bad_cwd_is_masked_everywhere() {
+    let secret = "/etc/s3cr\"et\\x\tz\nq";
+    let repo = Repo::new(
+        r#"(local ci (require :quire.ci))
+(ci.job :t [:quire/push] (fn [{: sh : secret}] (sh "pwd" {:cwd (secret :DIR)}) {}))
+"#,
+    );
+    for json in [false, true] {
+        let mut cmd = repo.cmd(if json { &["run", "--json"][..] } else { &["run"][..] });
+        cmd.env("QUIRE_SECRET_DIR", secret);
+        let f = repo.run_cmd(cmd);
+        assert_eq!(f.code, Some(1), "{}", f.terminal());
+        assert!(f.terminal().contains("outside /work"), "{}", f.terminal());
+        let escaped_debug = format!("{secret:?}");
+        let escaped_json = serde_json::to_string(secret).unwrap();
+        let inner = |q: &str| q[1..q.len() - 1].to_string();
+        let (d, j) = (inner(&escaped_debug), inner(&escaped_json));
+        assert_nowhere(&f, "cwd error", &[secret, "s3cr", &d, &j]);
+    }
+}
+
+/// Item 7: a number made from a secret is masked in outputs, the log and --json.
+#[test]
+fn docker_a_numeric_output_made_from_a_secret_is_masked() {
+    let repo = Repo::new(
+        r#"(local ci (require :quire.ci))
+(ci.job :t [:quire/push] (fn [{: secret}] {:pin (tonumber (secret :PIN)) :twice (* 2 (tonumber (secret :PIN)))}))
+"#,
+    );
+    for json in [false, true] {
+        let mut cmd = repo.cmd(if json { &["run", "--json"][..] } else { &["run", "-v"][..] });
+        cmd.env("QUIRE_SECRET_PIN", "734519");
+        let f = repo.run_cmd(cmd);
+        f.expect_code(0);
+        assert_nowhere(&f, "numeric output", &["734519"]);
+        assert_eq!(f.job_end("t")["outputs"]["pin"], "***");
+    }
+}
