@@ -510,6 +510,9 @@ fn docker_sigint_and_sigterm_during_an_image_pull_stop_the_run() {
         assert_eq!(f.status(), "canceled", "{name}");
         assert!(!f.terminal().contains("ran\n"), "the job ran: {}", f.terminal());
         f.assert_clean();
+        // It stopped during the pull, not after it: the image never arrived.
+        let present = Command::new("docker").args(["image", "inspect", &image]).output().expect("docker").status.success();
+        assert!(!present, "{name}: quire-ci waited for the pull to finish");
     }
     drop(slow);
     let _ = Command::new("docker").args(["rmi", &image]).output();
