@@ -761,7 +761,7 @@ fn run_in_container(
         }
         Some(Ok(())) => match make_links(rt, engine, &container, &outside) {
             Err(e) => (RunStatus::Error, Some(e)),
-            Ok(()) => run_jobs(rt, req, pipeline, selected, facts, git_ref, snapshot, &engine, &container, emitter),
+            Ok(()) => run_jobs(rt, req, pipeline, selected, facts, git_ref, snapshot, engine, &container, emitter),
         },
     };
     emitter.borrow_mut().emit(None, EventKind::ContainerEnd { status: status.0 });
