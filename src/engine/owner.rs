@@ -86,9 +86,10 @@ pub trait Processes {
     fn alive_here(&self, pid: u32, start: Option<u64>) -> Option<bool>;
     /// `Some(answer)` when we can see every process of the machine (we are
     /// in the initial pid namespace with its /proc): is there a process, in
-    /// any namespace, whose own pid is `pid` and which started at `start`?
-    /// `None` when processes of other namespaces may be hidden from us.
-    fn alive_anywhere(&self, pid: u32, start: u64) -> Option<bool>;
+    /// any namespace, whose own pid is `pid` (and which started at `start`,
+    /// when given)? `None` when processes of other namespaces may be hidden
+    /// from us.
+    fn alive_anywhere(&self, pid: u32, start: Option<u64>) -> Option<bool>;
 }
 
 /// The reaping rule. `me` is this process's view of the host. Conservative:
@@ -133,9 +134,9 @@ pub fn judge(labels: &HashMap<String, String>, me: &Owner, procs: &impl Processe
                 procs.alive_here(pid, start)
             } else {
                 // Another (or an unrecorded) pid namespace: its pid 7 is not
-                // our pid 7. Only a start time seen from above every
-                // namespace can prove the owner gone.
-                start.and_then(|s| procs.alive_anywhere(pid, s))
+                // our pid 7. Only a look from above every namespace can
+                // prove the owner gone.
+                procs.alive_anywhere(pid, start)
             };
             match alive {
                 Some(false) => Verdict::Orphan,
@@ -154,7 +155,7 @@ impl Processes for ProcHost {
         proc_is_mine().then(|| process_alive(pid, start))
     }
 
-    fn alive_anywhere(&self, pid: u32, start: u64) -> Option<bool> {
+    fn alive_anywhere(&self, pid: u32, start: Option<u64>) -> Option<bool> {
         if !sees_every_process() {
             return None;
         }
@@ -173,7 +174,7 @@ impl Processes for ProcHost {
                 .find_map(|l| l.strip_prefix("NSpid:"))
                 .and_then(|l| l.split_whitespace().last())
                 .and_then(|n| n.parse::<u32>().ok());
-            if own == Some(pid) && process_start(p) == Some(start) {
+            if own == Some(pid) && (start.is_none() || process_start(p) == start) {
                 return Some(true);
             }
         }
@@ -262,14 +263,14 @@ mod tests {
     /// `anywhere` (None: we cannot see every namespace) for the machine.
     struct Fake {
         here: fn(u32, Option<u64>) -> bool,
-        anywhere: Option<fn(u32, u64) -> bool>,
+        anywhere: Option<fn(u32, Option<u64>) -> bool>,
     }
 
     impl Processes for Fake {
         fn alive_here(&self, pid: u32, start: Option<u64>) -> Option<bool> {
             Some((self.here)(pid, start))
         }
-        fn alive_anywhere(&self, pid: u32, start: u64) -> Option<bool> {
+        fn alive_anywhere(&self, pid: u32, start: Option<u64>) -> Option<bool> {
             self.anywhere.map(|f| f(pid, start))
         }
     }
@@ -357,13 +358,15 @@ mod tests {
         assert_eq!(judge(&l, &me(), &here(|_, _| false)), Verdict::Keep);
         // Seen from the initial namespace: alive somewhere is kept, gone
         // everywhere is an orphan.
-        let above = |alive: fn(u32, u64) -> bool| Fake { here: |_, _| false, anywhere: Some(alive) };
-        assert_eq!(judge(&l, &me(), &above(|p, s| p == 1 && s == 123)), Verdict::Keep);
+        let above = |alive: fn(u32, Option<u64>) -> bool| Fake { here: |_, _| false, anywhere: Some(alive) };
+        assert_eq!(judge(&l, &me(), &above(|p, s| p == 1 && s == Some(123))), Verdict::Keep);
         assert_eq!(judge(&l, &me(), &above(|_, _| false)), Verdict::Orphan);
-        // An old label without a namespace is judged the same way, and
-        // without a start time it cannot be judged at all.
+        // An old label without a namespace is judged the same way: its pid
+        // (any start) alive in some namespace keeps it.
         let old = labels(&[(LABEL_OWNER_PID, "1"), (LABEL_OWNER_BOOT, "boot-a"), (LABEL_OWNER_HOST, "h")]);
-        assert_eq!(judge(&old, &me(), &above(|_, _| false)), Verdict::Keep);
+        assert_eq!(judge(&old, &me(), &above(|p, s| p == 1 && s.is_none())), Verdict::Keep);
+        assert_eq!(judge(&old, &me(), &above(|_, _| false)), Verdict::Orphan);
+        assert_eq!(judge(&old, &me(), &here(|_, _| false)), Verdict::Keep);
     }
 
     #[test]
@@ -380,8 +383,8 @@ mod tests {
             "a recycled pid must not count"
         );
         if sees_every_process() {
-            assert_eq!(ProcHost.alive_anywhere(me.pid, me.start.unwrap()), Some(true));
-            assert_eq!(ProcHost.alive_anywhere(me.pid, me.start.unwrap() + 1), Some(false));
+            assert_eq!(ProcHost.alive_anywhere(me.pid, me.start), Some(true));
+            assert_eq!(ProcHost.alive_anywhere(me.pid, me.start.map(|s| s + 1)), Some(false));
         }
     }
 }
