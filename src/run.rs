@@ -7,6 +7,7 @@
 //! know about: how events are shown or stored (sinks do that).
 
 use std::cell::RefCell;
+use std::error::Error as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -233,7 +234,10 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         Some(p) => Snapshot::of_commit(&req.repo_dir, &p.sha),
     };
     let snapshot = match snapshot {
-        Ok(s) => Rc::new(s),
+        Ok(mut s) => {
+            stamp_times(&mut s);
+            Rc::new(s)
+        }
         Err(e) => return fail(RunError::Usage(format!("cannot snapshot {}: {e}", req.repo_dir.display())), None),
     };
     let tree = snapshot.tree_id();
@@ -399,6 +403,18 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         eprintln!("quire-ci: warning: pruning the result cache: {e}");
     }
     outcome
+}
+
+/// Gives the snapshot's files times that move when their content moves (see
+/// src/snapshot/times.rs), so mtime-deciding builds in a kept /cache rebuild
+/// what changed. Without a usable ledger, natural times still apply.
+fn stamp_times(snapshot: &mut Snapshot) {
+    let ledger = crate::snapshot::mtime_ledger_path(snapshot.git_dir());
+    let now = std::time::SystemTime::now();
+    if let Err(e) = snapshot.stamp_times(Some(&ledger), now) {
+        eprintln!("quire-ci: warning: {e}: {}; files get their own times this run", e.source().map(|s| s.to_string()).unwrap_or_default());
+        let _ = snapshot.stamp_times(None, now);
+    }
 }
 
 fn emit_run_start(

@@ -12,6 +12,7 @@
 
 mod archive;
 mod push;
+mod times;
 mod tree;
 mod worktree;
 
@@ -22,6 +23,7 @@ use gix::ObjectId;
 
 pub use archive::TarReader;
 pub use push::{push_facts_for_push, push_facts_for_worktree, tree_diff_paths, PushFacts};
+pub use times::{mtime_ledger_path, StampReport};
 
 /// What a snapshot entry is, in the terms a tar and a git tree share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -98,6 +100,13 @@ pub struct Snapshot {
     entries: Vec<Entry>,
     tree: ObjectId,
     head_tree: Option<ObjectId>,
+    /// The committer time (Unix seconds) of the commit a commit snapshot was
+    /// taken of, or of HEAD for a working-tree snapshot; `None` before the
+    /// first commit.
+    commit_time: Option<i64>,
+    /// The mtimes the tar gives its entries, once [`Snapshot::stamp_times`]
+    /// decided them; without it every entry has mtime 0.
+    stamps: Option<std::sync::Arc<times::Stamps>>,
 }
 
 /// Everything that can go wrong while taking, reading or streaming a snapshot.
@@ -138,6 +147,12 @@ pub enum SnapshotError {
     SparseIndex { repo: PathBuf },
     #[error("a thread hashing untracked files panicked")]
     HasherPanicked,
+    #[error("cannot keep the file-time ledger {path}")]
+    Ledger {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("writing the snapshot tar failed")]
     Tar {
         #[source]
@@ -231,6 +246,15 @@ fn head_tree(repo: &gix::Repository) -> Result<Option<ObjectId>, SnapshotError> 
     Ok(Some(tree.detach()))
 }
 
+/// HEAD's committer time, when HEAD is a readable commit.
+fn head_commit_time(repo: &gix::Repository) -> Option<i64> {
+    let mut head = repo.head().ok()?;
+    if head.is_unborn() {
+        return None;
+    }
+    head.peel_to_commit().ok()?.time().ok().map(|t| t.seconds)
+}
+
 impl Snapshot {
     /// The working tree of the repository containing `repo_dir`, as `git add -A`
     /// would stage it: tracked files with their edits (deleted ones absent),
@@ -246,6 +270,7 @@ impl Snapshot {
         let entries = worktree::collect(&repo, &workdir)?;
         let tree = tree::tree_id(&repo, &entries)?;
         let head_tree = head_tree(&repo)?;
+        let commit_time = head_commit_time(&repo);
         Ok(Snapshot {
             repo: repo.into_sync(),
             workdir: Some(workdir),
@@ -253,6 +278,8 @@ impl Snapshot {
             entries,
             tree,
             head_tree,
+            commit_time,
+            stamps: None,
         })
     }
 
@@ -284,7 +311,7 @@ impl Snapshot {
             repo: repo_display_path(&repo),
             source,
         };
-        let (commit_id, tree) = {
+        let (commit_id, tree, commit_time) = {
             let commit = repo
                 .rev_parse_single(rev)
                 .map_err(bad_rev)?
@@ -292,7 +319,8 @@ impl Snapshot {
                 .map_err(bad_rev)?
                 .peel_to_commit()
                 .map_err(bad_rev)?;
-            (commit.id, commit.tree_id().map_err(bad_rev)?.detach())
+            let time = commit.time().ok().map(|t| t.seconds);
+            (commit.id, commit.tree_id().map_err(bad_rev)?.detach(), time)
         };
         let entries = tree::flatten(&repo, tree)?
             .into_iter()
@@ -312,6 +340,8 @@ impl Snapshot {
             entries,
             tree,
             head_tree,
+            commit_time,
+            stamps: None,
         })
     }
 

@@ -1,7 +1,8 @@
 //! The snapshot as a tar stream.
 //!
 //! Deterministic: entries in path order, explicit 0755 directories, files
-//! 0644/0755, symlinks as symlinks, mtime 0, uid/gid 0, no user names. Each
+//! 0644/0755, symlinks as symlinks, mtime 0 unless the snapshot was stamped
+//! (`times.rs`), uid/gid 0, no user names. Each
 //! file is read straight into the stream (no temp copy). A reader thread
 //! opens and reads worktree files ahead of the writer; memory in flight stays
 //! bounded (see `PREFETCH_*`), plus one blob for object-database entries.
@@ -73,7 +74,7 @@ impl Snapshot {
         let mut builder = tar::Builder::new(&mut counted);
         let mut dirs: HashSet<&BStr> = HashSet::new();
         let mut prefetched = Vec::new().into_iter();
-        for entry in &self.entries {
+        for (index, entry) in self.entries.iter().enumerate() {
             let parents = entry
                 .path
                 .iter()
@@ -82,7 +83,7 @@ impl Snapshot {
                 .map(|(end, _)| entry.path[..end].as_bstr());
             for parent in parents {
                 if dirs.insert(parent) {
-                    append_dir(&mut builder, parent)?;
+                    append_dir(&mut builder, parent, self.dir_mtime())?;
                 }
             }
             let data = match prefetched.next() {
@@ -99,7 +100,7 @@ impl Snapshot {
                     })?
                 }
             };
-            self.append_entry(&repo, &mut builder, entry, data)?;
+            self.append_entry(&repo, &mut builder, entry, self.entry_mtime(index), data)?;
         }
         builder
             .finish()
@@ -187,15 +188,17 @@ impl Snapshot {
         repo: &gix::Repository,
         builder: &mut tar::Builder<W>,
         entry: &Entry,
+        mtime: u64,
         prefetched: Prefetched,
     ) -> Result<(), SnapshotError> {
+        let header = |kind, mode, size| header(kind, mode, size, mtime);
         let path = rela_path(&entry.path);
         let tar_err = |source| SnapshotError::Tar { source };
         match (entry.kind, prefetched) {
             (_, Prefetched::Failed(err)) => Err(err),
             // Submodule content is not part of the snapshot; an empty
             // directory keeps the path, as an uninitialised checkout would.
-            (FileKind::Submodule, _) => append_dir(builder, entry.path.as_bstr()),
+            (FileKind::Submodule, _) => append_dir(builder, entry.path.as_bstr(), mtime),
             (FileKind::Symlink, Prefetched::Link(target)) => builder
                 .append_link(&mut header(tar::EntryType::Symlink, 0o777, 0), path, target)
                 .map_err(tar_err),
@@ -314,21 +317,21 @@ fn file_mode(kind: FileKind) -> u32 {
     }
 }
 
-fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_mode(mode);
     h.set_size(size);
-    h.set_mtime(0);
+    h.set_mtime(mtime);
     h.set_uid(0);
     h.set_gid(0);
     h
 }
 
-fn append_dir<W: Write>(builder: &mut tar::Builder<W>, path: &BStr) -> Result<(), SnapshotError> {
+fn append_dir<W: Write>(builder: &mut tar::Builder<W>, path: &BStr, mtime: u64) -> Result<(), SnapshotError> {
     builder
         .append_data(
-            &mut header(tar::EntryType::Directory, 0o755, 0),
+            &mut header(tar::EntryType::Directory, 0o755, 0, mtime),
             rela_path(path),
             io::empty(),
         )

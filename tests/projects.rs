@@ -1,0 +1,173 @@
+//! Real project shapes (issue 16): what a user of a crate, a library or a C
+//! program needs from a run. The real binary, real git repos, the real
+//! Docker engine (quire-ci-test/busybox:latest).
+
+mod run_support;
+
+use std::process::Command;
+use std::time::UNIX_EPOCH;
+
+use run_support::{Repo, IMAGE};
+
+const HEADER: &str = "(local ci (require :quire.ci))\n";
+
+/// A crate-shaped repository whose build decides by mtime, as cargo and make
+/// do: `build.sh` "compiles" src/lib.rs into /cache/target only when the
+/// source is newer than the output (busybox has no make; `test -nt` is the
+/// rule make applies), and the test runs the built output.
+const BUILD_SH: &str = r#"set -e
+mkdir -p /cache/target
+if [ ! -e /cache/target/lib.out ] || [ src/lib.rs -nt /cache/target/lib.out ]; then
+  cp src/lib.rs /cache/target/lib.out
+  echo "   Compiling crate"
+else
+  echo "       Fresh crate"
+fi
+"#;
+
+const CI_BUILD: &str = r#"(ci.job :test [:quire/push]
+  (fn [{: sh}]
+    (let [b (sh "sh build.sh")
+          t (sh "grep -q 'answer() -> u32 { 42 }' /cache/target/lib.out")
+          m (sh "stat -c %Y Cargo.toml")]
+      {:exit t.exit
+       :compiled (not= nil (b.stdout:find "Compiling"))
+       :cargo-toml-mtime (tonumber (m.stdout:match "%d+"))})))"#;
+
+const GOOD: &str = "pub fn answer() -> u32 { 42 }\n";
+const BUGGY: &str = "pub fn answer() -> u32 { 41 }\n";
+
+fn crate_repo() -> Repo {
+    let repo = Repo::empty();
+    repo.write("Cargo.toml", "[package]\nname = \"answer\"\nversion = \"0.1.0\"\n");
+    repo.write("src/lib.rs", GOOD);
+    repo.write("build.sh", BUILD_SH);
+    repo.write(".quire/ci.fnl", format!("{HEADER}{CI_BUILD}\n"));
+    repo.commit("crate");
+    repo
+}
+
+struct Volume(String);
+
+impl Volume {
+    fn fresh(repo: &Repo) -> Volume {
+        let name = quire_ci::run::cache_volume_name(&repo.path);
+        let _ = Command::new("docker").args(["volume", "rm", "-f", &name]).output();
+        Volume(name)
+    }
+}
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["volume", "rm", "-f", &self.0]).output();
+    }
+}
+
+/// A run with the result cache consulted (the harness turns it off).
+fn run_cached(repo: &Repo, args: &[&str]) -> run_support::Finished {
+    let mut cmd = repo.cmd(args);
+    cmd.env("QUIRE_CI_NO_CACHE", "0");
+    repo.run_cmd(cmd)
+}
+
+fn mtime_secs(path: &std::path::Path) -> i64 {
+    let d = std::fs::metadata(path).expect("stat").modified().expect("mtime").duration_since(UNIX_EPOCH).expect("epoch");
+    d.as_secs() as i64 + i64::from(d.subsec_nanos() > 0)
+}
+
+// ---- 1. no false green from a warm cache -----------------------------------
+
+#[test]
+fn docker_edit_after_a_warm_cache_volume_rebuilds_and_goes_red() {
+    let repo = crate_repo();
+    let _volume = Volume::fresh(&repo);
+
+    let first = run_cached(&repo, &["run", "--cache-volume"]);
+    first.expect_code(0).assert_clean();
+    assert_eq!(first.job_end("test")["outputs"]["compiled"], true, "{}", first.terminal());
+    // Files arrive with the working tree's own times, not 1970.
+    assert_eq!(
+        first.job_end("test")["outputs"]["cargo-toml-mtime"],
+        mtime_secs(&repo.path.join("Cargo.toml")),
+        "{}",
+        first.terminal()
+    );
+
+    // Same content: the kept build is fresh (times did not move), and a
+    // second run with the result cache is answered by it.
+    let again = repo.run(&["run", "--cache-volume"]);
+    again.expect_code(0).assert_clean();
+    assert_eq!(again.job_end("test")["outputs"]["compiled"], false, "an unchanged tree rebuilt: {}", again.terminal());
+
+    // The edit: within the same second as the build is the hard case for
+    // whole-second tools; the buggy source must be rebuilt and fail.
+    repo.write("src/lib.rs", BUGGY);
+    let red = run_cached(&repo, &["run", "--cache-volume"]);
+    red.expect_code(1).assert_clean();
+    assert_eq!(red.job_end("test")["outputs"]["compiled"], true, "the edit was not rebuilt: {}", red.terminal());
+    assert_eq!(red.status(), "failed");
+    // The result cache cannot hide it: a red run is never an answer.
+    let still_red = run_cached(&repo, &["run", "--cache-volume"]);
+    still_red.expect_code(1).assert_clean();
+    assert!(!still_red.terminal().contains("already passed"), "{}", still_red.terminal());
+
+    // Back to the good source: rebuilt again (its content moved back), green.
+    repo.write("src/lib.rs", GOOD);
+    let fixed = repo.run(&["run", "--cache-volume"]);
+    fixed.expect_code(0).assert_clean();
+    assert_eq!(fixed.job_end("test")["outputs"]["compiled"], true, "{}", fixed.terminal());
+}
+
+#[test]
+fn docker_pushed_commits_get_commit_times_and_a_buggy_push_is_refused_with_a_warm_cache() {
+    let repo = crate_repo();
+    let _volume = Volume::fresh(&repo);
+    let remote = repo.path.parent().expect("parent").join("remote.git");
+    sh(Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&remote));
+    repo.git(&["remote", "add", "origin", &format!("file://{}", remote.display())]);
+    let hook = repo.run(&["hook", "install"]);
+    hook.expect_code(0);
+    let push = || {
+        Command::new("git")
+            .args(["push", "-q", "origin", "main"])
+            .current_dir(&repo.path)
+            .env("QUIRE_CI_IMAGE", IMAGE)
+            .env("NO_COLOR", "1")
+            .env("QUIRE_CI_CACHE_VOLUME", "1")
+            .env_remove("QUIRE_CI_SKIP")
+            .env_remove("QUIRE_CI_NO_CACHE")
+            .output()
+            .expect("git push")
+    };
+    let first = push();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let runs = repo.run_ids();
+    let dir = repo.runs_dir().join(runs.last().expect("a run"));
+    let end = job_end(&dir, "test");
+    assert_eq!(end["outputs"]["compiled"], true);
+    // A pushed commit's files carry its committer time, as `git archive` gives them.
+    let commit_time: i64 = repo.git(&["log", "-1", "--format=%ct"]).trim().parse().expect("time");
+    assert_eq!(end["outputs"]["cargo-toml-mtime"], commit_time);
+
+    // The buggy commit is made in the same second or so: its commit time
+    // alone would not be newer than the kept build.
+    repo.write("src/lib.rs", BUGGY);
+    repo.commit("bug");
+    let refused = push();
+    assert!(!refused.status.success(), "a buggy push went through:\n{}", String::from_utf8_lossy(&refused.stderr));
+    let runs = repo.run_ids();
+    let dir = repo.runs_dir().join(runs.last().expect("a run"));
+    assert_eq!(job_end(&dir, "test")["outputs"]["compiled"], true);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("push refused"));
+}
+
+fn sh(cmd: &mut Command) -> String {
+    run_support::sh_ok(cmd)
+}
+
+fn job_end(run_dir: &std::path::Path, job: &str) -> serde_json::Value {
+    run_support::read_jsonl(&run_dir.join("log.jsonl"))
+        .into_iter()
+        .find(|e| e["kind"] == "job-end" && e["job"] == job)
+        .unwrap_or_else(|| panic!("no job-end for {job} in {}", run_dir.display()))
+}
