@@ -100,6 +100,11 @@ pub struct RunArgs {
     #[arg(value_name = "JOB")]
     pub jobs: Vec<String>,
 
+    /// Never run job JOB here (repeatable, or comma-separated in
+    /// QUIRE_CI_SKIP_JOBS): it is recorded as skipped, and so are the jobs that need it.
+    #[arg(long = "skip", value_name = "JOB", env = "QUIRE_CI_SKIP_JOBS", value_delimiter = ',')]
+    pub skip: Vec<String>,
+
     /// Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0).
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
@@ -129,7 +134,7 @@ pub struct RunArgs {
     pub secrets: Vec<String>,
 
     /// Read secrets from a dotenv file (KEY=value lines).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "QUIRE_CI_SECRETS_FILE")]
     pub secrets_file: Option<PathBuf>,
 
     /// Print the run's events as JSON lines on stdout instead of the live view.

@@ -118,6 +118,12 @@ pub struct RunRequest {
     pub cache_volume: bool,
     /// `--memory`: the container's memory limit in bytes.
     pub memory_limit: Option<i64>,
+    /// `--skip` and the hook's own list: jobs never run here, each with
+    /// where the user said so (shown in the skip reason).
+    pub skip: BTreeMap<String, String>,
+    /// The pre-push hook started this run: hints name what the hook reads
+    /// (the environment), not flags it cannot take.
+    pub in_hook: bool,
 }
 
 impl RunRequest {
@@ -144,6 +150,8 @@ impl RunRequest {
             on_job_failed: None,
             cache_volume: false,
             memory_limit: None,
+            skip: BTreeMap::new(),
+            in_hook: false,
         }
     }
 }
@@ -264,7 +272,8 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
             tree: tree.clone(),
             ci_fnl_hash: p.source_hash.clone(),
             image_id: String::new(),
-            jobs,
+            // A run that skipped a job does not vouch for it.
+            jobs: jobs.into_iter().filter(|j| !req.skip.contains_key(j)).collect(),
             git_ref: git_ref.clone(),
             event: req.event.as_ref().map(|e| Json::Object(e.clone()).to_string()),
             secret_names: req.secrets.keys().cloned().collect(),
@@ -352,7 +361,7 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
     };
 
     // Which jobs: the ones asked for and their ancestors, in run order.
-    let selected = match select_jobs(&pipeline, &req.selected) {
+    let selected = match select_jobs(&pipeline, &req.selected).and_then(|s| check_skips(&pipeline, &req.skip).map(|()| s)) {
         Ok(s) => s,
         Err(msg) => {
             emit_run_start(&emitter, &dir, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), vec![]);
@@ -464,6 +473,17 @@ pub fn select_jobs(p: &Pipeline, wanted: &[String]) -> Result<Vec<String>, Strin
         keep.extend(p.ancestors(w));
     }
     Ok(p.jobs.iter().filter(|j| keep.contains(&j.id)).map(|j| j.id.clone()).collect())
+}
+
+/// Every job named to skip must exist: a misspelt `--skip` would otherwise
+/// run the very job it was meant to keep off this machine.
+fn check_skips(p: &Pipeline, skip: &BTreeMap<String, String>) -> Result<(), String> {
+    let unknown: Vec<String> = skip.iter().filter(|(j, _)| p.job(j).is_none()).map(|(j, from)| format!("{j:?} (from {from})")).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let have: Vec<String> = p.jobs.iter().map(|j| j.id.clone()).collect();
+    Err(format!("cannot skip {}: no such job in .quire/ci.fnl (jobs: {})", unknown.join(", "), have.join(", ")))
 }
 
 /// Image resolution (DESIGN.md §2): ci.image → .quire/Dockerfile →
@@ -920,6 +940,15 @@ fn run_jobs(
             blocked.insert(id.clone(), why.clone());
             continue;
         }
+        if let Some(from) = req.skip.get(id) {
+            emitter.borrow_mut().emit(
+                Some(id),
+                EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some(format!("skipped by {from}")), file: None, line: None, outputs: None },
+            );
+            blocked.insert(id.clone(), "skipped".into());
+            inputs.outputs.insert(id.clone(), Value::Nil);
+            continue;
+        }
         if let Some(up) = job.inputs.iter().find(|i| blocked.contains_key(*i)) {
             let reason = format!("skipped because :{up} {}", if blocked[up] == "failed" { "failed" } else { "did not run" });
             emitter.borrow_mut().emit(
@@ -938,12 +967,16 @@ fn run_jobs(
         let result = runtime::run_job(pipeline, job, &inputs, &secrets, host.clone());
         pipeline.set_print_sink(|line| eprintln!("ci.fnl: {line}"));
         let duration_ms = started.elapsed().as_millis() as u64;
+        let reason = match (&result.reason, req.in_hook) {
+            (Some(r), true) => Some(hook_secret_hint(r)),
+            (r, _) => r.clone(),
+        };
         emitter.borrow_mut().emit(
             Some(id),
             EventKind::JobEnd {
                 outcome: result.outcome,
                 duration_ms,
-                reason: result.reason.clone(),
+                reason,
                 file: result.at.as_ref().map(|(f, _)| f.clone()),
                 line: result.at.as_ref().map(|(_, l)| *l),
                 outputs: result.outputs.clone(),
@@ -985,6 +1018,20 @@ fn run_jobs(
         None if any_failed => (RunStatus::Failed, None),
         None => (RunStatus::Succeeded, None),
     }
+}
+
+/// The runtime's missing-secret message names `run`'s flags; in the pre-push
+/// hook, which git starts without flags of ours, name what the hook reads.
+fn hook_secret_hint(reason: &str) -> String {
+    let Some(at) = reason.find(" is not provided: pass --secret ") else { return reason.to_string() };
+    let Some(start) = reason[..at].rfind("secret ") else { return reason.to_string() };
+    let name = &reason[start + "secret ".len()..at];
+    let end = reason[at..].find("--secrets-file").map_or(reason.len(), |i| at + i + "--secrets-file".len());
+    format!(
+        "{}secret {name} is not provided: the pre-push hook takes no flags; set QUIRE_SECRET_{name} in the environment you run `git push` in, or put {name}=… in a dotenv file and name it in QUIRE_CI_SECRETS_FILE (or never run the job here: QUIRE_CI_HOOK_SKIP_JOBS){}",
+        &reason[..start],
+        &reason[end..]
+    )
 }
 
 /// `sh` on top of the engine: one exec per call, output streamed to the

@@ -171,3 +171,120 @@ fn job_end(run_dir: &std::path::Path, job: &str) -> serde_json::Value {
         .find(|e| e["kind"] == "job-end" && e["job"] == job)
         .unwrap_or_else(|| panic!("no job-end for {job} in {}", run_dir.display()))
 }
+
+// ---- 2. jobs that never run here; secrets where the user is ----------------
+
+/// A library with a tag-only publish job that needs a token, and an
+/// announcement after it, as translated from a project's release workflow.
+const CI_RELEASE: &str = r#"(ci.job :test [:quire/push] (fn [{: sh}] (sh "true") {}))
+(ci.job :publish [:test :quire/push]
+  (fn [{: sh : jobs : secret}]
+    (let [p (jobs :quire/push)]
+      (when p.tag
+        (let [token (secret :PYPI_TOKEN)]
+          (sh "echo uploading dist")
+          {:published p.tag :token-length (length token)})))))
+(ci.job :announce [:publish] (fn [{: jobs}] {:after (. (or (jobs :publish) {}) :published)}))"#;
+
+fn release_repo() -> (Repo, std::path::PathBuf) {
+    let repo = Repo::empty();
+    repo.write("pyproject.toml", "[project]\nname = \"lib\"\nversion = \"1.0.0\"\n");
+    repo.write(".quire/ci.fnl", format!("{HEADER}{CI_RELEASE}\n"));
+    repo.commit("lib");
+    let remote = repo.path.parent().expect("parent").join("remote.git");
+    sh(Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&remote));
+    repo.git(&["remote", "add", "origin", &format!("file://{}", remote.display())]);
+    repo.run(&["hook", "install"]).expect_code(0);
+    (repo, remote)
+}
+
+fn git_push(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new("git");
+    cmd.arg("push").arg("origin").args(args).current_dir(&repo.path);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("QUIRE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("QUIRE_CI_IMAGE", IMAGE).env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("git push")
+}
+
+fn latest_run(repo: &Repo) -> std::path::PathBuf {
+    repo.runs_dir().join(repo.run_ids().last().expect("a run"))
+}
+
+#[test]
+fn docker_hook_skips_its_own_list_and_says_how_to_give_a_secret_in_the_hook() {
+    let (repo, remote) = release_repo();
+    repo.git(&["tag", "v1.0.0"]);
+
+    // Unskipped, the tag push runs publish, whose secret the hook lacks: the
+    // hint names what the hook reads, not a flag it cannot take.
+    let refused = git_push(&repo, &["v1.0.0"], &[]);
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(!refused.status.success(), "{err}");
+    let reason = job_end(&latest_run(&repo), "publish")["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("QUIRE_SECRET_PYPI_TOKEN") && reason.contains("QUIRE_CI_SECRETS_FILE"), "{reason}");
+    assert!(!reason.contains("pass --secret"), "{reason}");
+    assert!(err.contains("QUIRE_SECRET_PYPI_TOKEN"), "{err}");
+
+    // The hook's own list: publish never runs from the laptop; what needs it
+    // is skipped too, and both say why in the record.
+    let pushed = git_push(&repo, &["v1.0.0"], &[("QUIRE_CI_HOOK_SKIP_JOBS", "publish")]);
+    let err = String::from_utf8_lossy(&pushed.stderr).into_owned();
+    assert!(pushed.status.success(), "{err}");
+    let run = latest_run(&repo);
+    let publish = job_end(&run, "publish");
+    assert_eq!(publish["outcome"], "skipped");
+    assert_eq!(publish["reason"], "skipped by QUIRE_CI_HOOK_SKIP_JOBS");
+    assert_eq!(job_end(&run, "announce")["outcome"], "skipped");
+    assert_eq!(job_end(&run, "test")["outcome"], "succeeded");
+    assert!(err.contains("skipped by QUIRE_CI_HOOK_SKIP_JOBS"), "the summary does not say why: {err}");
+    let publish_log = run.join("jobs/publish/log.jsonl");
+    assert!(
+        !publish_log.exists() || run_support::read_jsonl(&publish_log).iter().all(|e| e["kind"] != "sh-start"),
+        "a skipped job ran a command"
+    );
+    let tags = sh(Command::new("git").arg("-C").arg(&remote).args(["tag"]));
+    assert_eq!(tags.trim(), "v1.0.0");
+
+    // A secrets file named in the environment reaches the hook's run.
+    repo.git(&["tag", "v1.0.1"]);
+    let file = repo.path.parent().expect("parent").join("secrets.env");
+    std::fs::write(&file, "PYPI_TOKEN=pypi-abcdef\n").expect("write");
+    let with_file = git_push(&repo, &["v1.0.1"], &[("QUIRE_CI_SECRETS_FILE", file.to_str().expect("utf8"))]);
+    assert!(with_file.status.success(), "{}", String::from_utf8_lossy(&with_file.stderr));
+    let run = latest_run(&repo);
+    assert_eq!(job_end(&run, "publish")["outputs"]["token-length"], 11);
+    assert_eq!(job_end(&run, "announce")["outputs"]["after"], "v1.0.1");
+}
+
+#[test]
+fn docker_run_skip_flag_and_env_record_the_reason_and_refuse_unknown_names() {
+    let (repo, _remote) = release_repo();
+    let r = repo.run(&["run", "--ref", "refs/tags/v2.0.0", "--skip", "publish"]);
+    r.expect_code(0).assert_clean();
+    assert_eq!(r.job_end("publish")["reason"], "skipped by --skip");
+    assert_eq!(r.job_end("announce")["outcome"], "skipped");
+    assert_eq!(r.job_status("test"), "succeeded");
+
+    let mut cmd = repo.cmd(&["run", "--ref", "refs/tags/v2.0.0"]);
+    cmd.env("QUIRE_CI_SKIP_JOBS", "publish,announce");
+    let r = repo.run_cmd(cmd);
+    r.expect_code(0).assert_clean();
+    assert_eq!(r.job_end("publish")["reason"], "skipped by QUIRE_CI_SKIP_JOBS");
+    assert_eq!(r.job_end("announce")["reason"], "skipped by QUIRE_CI_SKIP_JOBS");
+
+    // Outside the hook the missing-secret hint names run's own flags.
+    let r = repo.run(&["run", "--ref", "refs/tags/v2.0.0"]);
+    r.expect_code(1).assert_clean();
+    assert!(r.job_end("publish")["reason"].as_str().unwrap_or_default().contains("pass --secret PYPI_TOKEN"));
+
+    let typo = repo.run(&["run", "--skip", "pubish"]);
+    typo.expect_code(2);
+    assert!(typo.stderr.contains("cannot skip \"pubish\" (from --skip): no such job"), "{}", typo.stderr);
+}

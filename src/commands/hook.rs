@@ -108,13 +108,6 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let secrets = match crate::secrets::resolve(&[], None, std::env::vars_os()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("quire-ci: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
     let settings = match super::run::settings_from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -122,6 +115,20 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             return exit::BAD_INPUT;
         }
     };
+    let secrets = match crate::secrets::resolve(&[], settings.secrets_file.as_deref(), std::env::vars_os()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("quire-ci: {} (from QUIRE_CI_SECRETS_FILE)", e.replace("--secrets-file ", ""));
+            return exit::BAD_INPUT;
+        }
+    };
+    // QUIRE_CI_SKIP_JOBS applies to every run; QUIRE_CI_HOOK_SKIP_JOBS is
+    // the hook's own list (publish and release jobs that must never run
+    // from a laptop before the push lands).
+    let mut skip = super::run::skips(&settings.skip, "QUIRE_CI_SKIP_JOBS");
+    for name in std::env::var("QUIRE_CI_HOOK_SKIP_JOBS").unwrap_or_default().split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        skip.insert(name.to_string(), "QUIRE_CI_HOOK_SKIP_JOBS".to_string());
+    }
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -164,6 +171,8 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             no_cache: settings.no_cache,
             cache_volume: settings.cache_volume,
             memory_limit: settings.memory,
+            skip: skip.clone(),
+            in_hook: true,
             ..RunRequest::new(&repo)
         };
         let outcome = run::execute(rt.handle(), request);

@@ -45,7 +45,7 @@ pub fn settings_from_env() -> Result<RunArgs, String> {
     let explain = |e: clap::Error| {
         let text = e.to_string();
         let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
-        format!("{first} (from the environment: QUIRE_CI_IMAGE, QUIRE_CI_CACHE_VOLUME, QUIRE_CI_MEMORY, QUIRE_CI_NO_CACHE)")
+        format!("{first} (from the environment: QUIRE_CI_IMAGE, QUIRE_CI_CACHE_VOLUME, QUIRE_CI_MEMORY, QUIRE_CI_NO_CACHE, QUIRE_CI_SKIP_JOBS, QUIRE_CI_SECRETS_FILE)")
     };
     let matches = cmd.try_get_matches_from(std::iter::empty::<String>()).map_err(explain)?;
     RunArgs::from_arg_matches(&matches).map_err(explain)
@@ -90,7 +90,21 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         on_job_failed,
         cache_volume: args.cache_volume,
         memory_limit: args.memory,
+        skip: skips(&args.skip, "--skip"),
+        in_hook: false,
     })
+}
+
+/// Jobs to skip, each with where it was asked: `flag` when the names came
+/// from the command line, `QUIRE_CI_SKIP_JOBS` when they are exactly that
+/// variable's list.
+pub fn skips(names: &[String], flag: &str) -> std::collections::BTreeMap<String, String> {
+    let from_env = std::env::var("QUIRE_CI_SKIP_JOBS").ok().is_some_and(|v| {
+        let listed: Vec<&str> = v.split(',').collect();
+        listed.len() == names.len() && listed.iter().zip(names).all(|(a, b)| *a == b)
+    });
+    let from = if from_env { "QUIRE_CI_SKIP_JOBS" } else { flag };
+    names.iter().filter(|n| !n.is_empty()).map(|n| (n.clone(), from.to_string())).collect()
 }
 
 /// First SIGINT/SIGTERM: cancel and clean up (the run ends with 130).
