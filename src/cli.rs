@@ -150,6 +150,9 @@ pub struct RunArgs {
     /// Mount this repository's cache volume at /cache; what jobs put there is kept for the next run.
     #[arg(long, env = "QUIRE_CI_CACHE_VOLUME", value_parser = clap::builder::BoolishValueParser::new())]
     pub cache_volume: bool,
+    /// Give /work a minimal .git holding the snapshot's commit (for setuptools-scm, git describe, …).
+    #[arg(long, env = "QUIRE_CI_WITH_GIT", value_parser = clap::builder::BoolishValueParser::new())]
+    pub with_git: bool,
     /// Memory limit of the run's container, e.g. 512m or 2g (no swap beyond it).
     #[arg(long, value_name = "SIZE", env = "QUIRE_CI_MEMORY", value_parser = memory_size)]
     pub memory: Option<i64>,

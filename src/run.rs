@@ -124,6 +124,8 @@ pub struct RunRequest {
     /// The pre-push hook started this run: hints name what the hook reads
     /// (the environment), not flags it cannot take.
     pub in_hook: bool,
+    /// `--with-git`: a minimal `.git` in /work holding the snapshot's commit.
+    pub with_git: bool,
 }
 
 impl RunRequest {
@@ -152,6 +154,7 @@ impl RunRequest {
             memory_limit: None,
             skip: BTreeMap::new(),
             in_hook: false,
+            with_git: false,
         }
     }
 }
@@ -561,6 +564,8 @@ fn outcome_settings(req: &RunRequest) -> Vec<(String, String)> {
     vec![
         ("memory".into(), req.memory_limit.map_or("none".into(), |m| m.to_string())),
         ("cache-volume".into(), req.cache_volume.to_string()),
+        // `--with-git` changes what jobs see.
+        ("with-git".into(), req.with_git.to_string()),
         ("lua-memory".into(), req.limits.memory.to_string()),
         ("eval-timeout".into(), format!("{:?}", req.limits.eval_timeout)),
         ("job-lua-timeout".into(), format!("{:?}", req.limits.run_fn_budget)),
@@ -795,7 +800,9 @@ fn run_in_container(
             emitter.borrow_mut().emit(None, EventKind::ContainerEnd { status: RunStatus::Error });
             return Err(format!("uploading the snapshot into /work failed: {e}"));
         }
-        Some(Ok(())) => match make_links(rt, engine, &container, &outside) {
+        Some(Ok(())) => match make_links(rt, engine, &container, &outside)
+            .and_then(|()| upload_dotgit(rt, engine, req, snapshot, git_ref, run_id, &container))
+        {
             Err(e) => (RunStatus::Error, Some(e)),
             Ok(()) => run_jobs(rt, req, pipeline, selected, facts, git_ref, snapshot, engine, &container, emitter),
         },
@@ -855,6 +862,27 @@ fn make_links(rt: &tokio::runtime::Handle, engine: &Engine, container: &RunConta
         ));
     }
     Ok(())
+}
+
+/// `--with-git`: the minimal `.git` (src/snapshot/dotgit.rs) into /work,
+/// with the branch the run is for.
+#[allow(clippy::too_many_arguments)]
+fn upload_dotgit(
+    rt: &tokio::runtime::Handle,
+    engine: &Engine,
+    req: &RunRequest,
+    snapshot: &Snapshot,
+    git_ref: &str,
+    run_id: &str,
+    container: &RunContainer,
+) -> Result<(), String> {
+    if !req.with_git {
+        return Ok(());
+    }
+    let branch = git_ref.strip_prefix("refs/heads/");
+    let scratch = snapshot.git_dir().join("quire-ci").join(format!("dotgit-{run_id}"));
+    let tar = snapshot.dotgit_tar(&scratch, branch).map_err(|e| format!("cannot build the .git for /work (--with-git): {e}"))?;
+    rt.block_on(engine.upload(container, std::io::Cursor::new(tar))).map_err(|e| format!("uploading .git (--with-git) failed: {e}"))
 }
 
 struct Teardown {

@@ -11,6 +11,7 @@
 //! gathers the push facts. See docs/snapshot.md for the rules.
 
 mod archive;
+mod dotgit;
 mod push;
 mod times;
 mod tree;

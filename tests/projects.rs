@@ -288,3 +288,67 @@ fn docker_run_skip_flag_and_env_record_the_reason_and_refuse_unknown_names() {
     typo.expect_code(2);
     assert!(typo.stderr.contains("cannot skip \"pubish\" (from --skip): no such job"), "{}", typo.stderr);
 }
+
+// ---- 3. an opt-in .git for git-aware tools ---------------------------------
+
+/// A Python library versioned by setuptools-scm: its build asks git for
+/// `describe --tags --dirty` and `status`. Busybox has no git, so the job
+/// checks the layout and the test asks the host's git about a copy of /work
+/// taken from the kept container (git is what setuptools-scm runs).
+const CI_SCM: &str = r#"(ci.job :version [:quire/push]
+  (fn [{: sh}]
+    (let [head (sh "cat .git/HEAD")
+          git (sh "test -d .git && echo yes || echo no")]
+      {:head (head.stdout:match "[^\n]*") :git (git.stdout:match "%a+")})))"#;
+
+fn host_git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).env("GIT_CONFIG_GLOBAL", "/dev/null").output().expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn docker_with_git_gives_work_a_git_that_describes_the_snapshot_and_the_default_has_none() {
+    let repo = Repo::empty();
+    repo.write("pyproject.toml", "[build-system]\nrequires = [\"setuptools-scm\"]\n[tool.setuptools_scm]\n");
+    repo.write("src/lib.py", "VALUE = 1\n");
+    repo.write(".quire/ci.fnl", format!("{HEADER}{CI_SCM}\n"));
+    repo.commit("lib");
+    repo.git(&["tag", "-a", "v1.2.0", "-m", "release 1.2.0"]);
+    let sha = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+
+    // The default is unchanged: no .git, as on the server.
+    let plain = repo.run(&["run"]);
+    plain.expect_code(0).assert_clean();
+    assert_eq!(plain.job_end("version")["outputs"]["git"], "no");
+
+    // Opt in, with an uncommitted edit: the commit is HEAD, the edit shows.
+    repo.write("src/lib.py", "VALUE = 2\n");
+    let r = repo.run(&["run", "--with-git", "--keep"]);
+    r.expect_code(0);
+    let name = r.stderr.lines().find_map(|l| l.strip_prefix("quire-ci: kept container ")).and_then(|l| l.split_whitespace().next()).expect("kept container").to_string();
+    let copy = repo.path.parent().expect("parent").join("work-copy");
+    let cp = Command::new("docker").args(["cp", &format!("{name}:/work"), copy.to_str().expect("utf8")]).output().expect("docker cp");
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    assert!(cp.status.success(), "{}", String::from_utf8_lossy(&cp.stderr));
+    assert_eq!(r.job_end("version")["outputs"]["head"], "ref: refs/heads/main");
+    assert_eq!(host_git(&copy, &["rev-parse", "HEAD"]), sha);
+    assert_eq!(host_git(&copy, &["describe", "--tags", "--dirty"]), "v1.2.0-dirty");
+    assert_eq!(host_git(&copy, &["status", "--porcelain"]), "M src/lib.py");
+    assert_eq!(host_git(&copy, &["rev-parse", "--is-shallow-repository"]), "true");
+    assert!(host_git(&copy, &["ls-files"]).lines().any(|l| l == "pyproject.toml"));
+
+    // Env setting, as the hook reads it; a clean tree describes exactly.
+    repo.write("src/lib.py", "VALUE = 1\n");
+    let mut cmd = repo.cmd(&["run", "--keep"]);
+    cmd.env("QUIRE_CI_WITH_GIT", "1");
+    let r = repo.run_cmd(cmd);
+    r.expect_code(0);
+    let name = r.stderr.lines().find_map(|l| l.strip_prefix("quire-ci: kept container ")).and_then(|l| l.split_whitespace().next()).expect("kept container").to_string();
+    let copy = repo.path.parent().expect("parent").join("work-copy-2");
+    let cp = Command::new("docker").args(["cp", &format!("{name}:/work"), copy.to_str().expect("utf8")]).output().expect("docker cp");
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    assert!(cp.status.success());
+    assert_eq!(host_git(&copy, &["describe", "--tags", "--dirty"]), "v1.2.0");
+    assert_eq!(host_git(&copy, &["status", "--porcelain"]), "");
+}

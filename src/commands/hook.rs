@@ -173,6 +173,7 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             memory_limit: settings.memory,
             skip: skip.clone(),
             in_hook: true,
+            with_git: settings.with_git,
             ..RunRequest::new(&repo)
         };
         let outcome = run::execute(rt.handle(), request);
