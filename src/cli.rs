@@ -150,6 +150,9 @@ pub struct RunArgs {
     /// Mount this repository's cache volume at /cache; what jobs put there is kept for the next run.
     #[arg(long, env = "QUIRE_CI_CACHE_VOLUME", value_parser = clap::builder::BoolishValueParser::new())]
     pub cache_volume: bool,
+    /// How many last lines of a failing job or image build to show (0: none; the record has all).
+    #[arg(long, value_name = "N", env = "QUIRE_CI_EXCERPT_LINES", default_value_t = crate::run::DEFAULT_EXCERPT_LINES)]
+    pub excerpt_lines: usize,
     /// Give /work a minimal .git holding the snapshot's commit (for setuptools-scm, git describe, …).
     #[arg(long, env = "QUIRE_CI_WITH_GIT", value_parser = clap::builder::BoolishValueParser::new())]
     pub with_git: bool,

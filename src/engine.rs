@@ -349,9 +349,13 @@ impl Engine {
                             built = Some(id);
                         }
                     }
+                    // The failing step's last output can arrive after the
+                    // error: drain the stream, keep the first error.
                     Err(e) => {
+                        if failure.is_some() {
+                            break;
+                        }
                         failure = Some(message_of(&e));
-                        break;
                     }
                 }
             }

@@ -34,6 +34,9 @@ use crate::snapshot::{PushFacts, Snapshot};
 /// `QUIRE_CI_IMAGE` names one.
 pub const DEFAULT_IMAGE: &str = "debian:bookworm-slim";
 
+/// How many last lines of a failure are shown by default (`--excerpt-lines`).
+pub const DEFAULT_EXCERPT_LINES: usize = 15;
+
 /// How many runs are kept per repository; older ones are pruned.
 pub const KEEP_RUNS: usize = 50;
 
@@ -126,6 +129,8 @@ pub struct RunRequest {
     pub in_hook: bool,
     /// `--with-git`: a minimal `.git` in /work holding the snapshot's commit.
     pub with_git: bool,
+    /// `--excerpt-lines`: how many last lines a failure shows.
+    pub excerpt_lines: usize,
 }
 
 impl RunRequest {
@@ -155,6 +160,7 @@ impl RunRequest {
             skip: BTreeMap::new(),
             in_hook: false,
             with_git: false,
+            excerpt_lines: DEFAULT_EXCERPT_LINES,
         }
     }
 }
@@ -514,7 +520,12 @@ fn resolve_image(
     let tar = snapshot.tar_reader().map_err(|e| format!("cannot stream the snapshot for the build: {e}"))?;
     let em = emitter.clone();
     let tag2 = tag.clone();
+    let tail = Rc::new(RefCell::new(BuildTail::new(req.excerpt_lines)));
+    let tail2 = tail.clone();
     let built = until_canceled(rt, &req.cancel, engine.build_image(tar, ".quire/Dockerfile", &tag, move |line| {
+        // The builder colours its stderr lines; the record keeps text.
+        let line = plain_text(&line);
+        tail2.borrow_mut().push(&line);
         em.borrow_mut().emit(None, EventKind::Image { image: tag2.clone(), action: "build".into(), detail: Some(line) });
     }))?;
     match built {
@@ -522,7 +533,11 @@ fn resolve_image(
             emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "built".into(), detail: None });
             Ok(tag)
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => {
+            let tail = tail.borrow();
+            emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "build-failed".into(), detail: tail.step.clone() });
+            Err(tail.explain(&plain_text(&e.to_string())))
+        }
     }
 }
 
@@ -535,6 +550,81 @@ fn until_canceled<T>(rt: &tokio::runtime::Handle, cancel: &Cancel, work: impl st
             _ = cancel.wait() => Err(cancel.status_and_reason().1),
         }
     })
+}
+
+/// The step a `.quire/Dockerfile` build is at and its last output lines,
+/// for the message when it fails (the whole output is in the record).
+struct BuildTail {
+    step: Option<String>,
+    lines: std::collections::VecDeque<String>,
+    keep: usize,
+}
+
+impl BuildTail {
+    fn new(keep: usize) -> BuildTail {
+        BuildTail { step: None, lines: Default::default(), keep }
+    }
+
+    fn push(&mut self, line: &str) {
+        let t = line.trim();
+        if t.starts_with("Step ") {
+            self.step = Some(t.to_string());
+            self.lines.clear();
+        } else if !(t.is_empty() || t.starts_with("---> ") || t.starts_with("Removing intermediate container")) {
+            self.lines.push_back(line.trim_end().to_string());
+            while self.lines.len() > self.keep {
+                self.lines.pop_front();
+            }
+        }
+    }
+
+    /// The engine's message, then the failing step and what it printed last.
+    fn explain(&self, message: &str) -> String {
+        let mut out = message.to_string();
+        if let Some(step) = &self.step {
+            out.push_str(&format!("\n  failing step: {step}"));
+        }
+        if !self.lines.is_empty() {
+            out.push_str(&format!("\n  its last {} line{}:", self.lines.len(), if self.lines.len() == 1 { "" } else { "s" }));
+            for l in &self.lines {
+                out.push_str(&format!("\n    {l}"));
+            }
+        }
+        out.push_str("\n  the whole build: quire-ci logs, or run with -v");
+        out
+    }
+}
+
+/// `text` without terminal escape sequences (CSI, OSC, two-byte ESC) and
+/// control characters other than tab.
+pub fn plain_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Which image a run uses (DESIGN.md §2 order), and whether it is built

@@ -352,3 +352,43 @@ fn docker_with_git_gives_work_a_git_that_describes_the_snapshot_and_the_default_
     assert_eq!(host_git(&copy, &["describe", "--tags", "--dirty"]), "v1.2.0");
     assert_eq!(host_git(&copy, &["status", "--porcelain"]), "");
 }
+
+// ---- 4. a failing .quire/Dockerfile says why --------------------------------
+
+#[test]
+fn docker_failing_dockerfile_step_shows_its_step_and_last_lines_plainly_and_logs_has_the_build() {
+    let repo = Repo::empty();
+    // An apt-style failure, coloured as apt and the builder colour it.
+    repo.write(
+        ".quire/Dockerfile",
+        format!(
+            "FROM {IMAGE}\nRUN echo preparing\nRUN echo 'Reading package lists...' && printf '\\033[31mE: Unable to locate package libfoo-dev\\033[0m\\n' >&2 && exit 100\n"
+        ),
+    );
+    repo.write(".quire/ci.fnl", format!("{HEADER}(ci.job :t [:quire/push] (fn [{{: sh}}] (sh \"true\") {{}}))\n"));
+    repo.commit("dockerfile");
+    let r = repo.run(&["run"]);
+    r.expect_code(3).assert_clean();
+    let err = r.terminal();
+    assert!(err.contains("failing step: Step 3/3 : RUN echo 'Reading package lists...'"), "{err}");
+    assert!(err.contains("E: Unable to locate package libfoo-dev"), "apt's reason is not shown by default:\n{err}");
+    assert!(err.contains("Reading package lists..."), "{err}");
+    assert!(!err.contains('\u{1b}'), "raw escape codes despite NO_COLOR:\n{err:?}");
+    // The record has the build, step by step, as events: `logs` shows it.
+    let log = r.run_log();
+    let failed = log.iter().find(|e| e["kind"] == "image" && e["action"] == "build-failed").expect("a build-failed event");
+    assert!(failed["detail"].as_str().unwrap_or_default().starts_with("Step 3/3"), "{failed}");
+    assert!(log.iter().any(|e| e["action"] == "build" && e["detail"] == "E: Unable to locate package libfoo-dev"));
+    let logs = repo.cmd(&["logs", "-v"]).output().expect("logs");
+    let shown = String::from_utf8_lossy(&logs.stdout).into_owned() + &String::from_utf8_lossy(&logs.stderr);
+    assert!(shown.contains("E: Unable to locate package libfoo-dev"), "{shown}");
+    assert!(shown.contains("failing step: Step 3/3"), "{shown}");
+
+    // The excerpt's length is a setting.
+    let mut cmd = repo.cmd(&["run"]);
+    cmd.env("QUIRE_CI_EXCERPT_LINES", "1");
+    let short = repo.run_cmd(cmd);
+    short.expect_code(3);
+    assert!(short.terminal().contains("its last 1 line:\n    E: Unable to locate package libfoo-dev"), "{}", short.terminal());
+    assert!(!short.terminal().contains("    Reading package lists"), "{}", short.terminal());
+}

@@ -174,6 +174,7 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             skip: skip.clone(),
             in_hook: true,
             with_git: settings.with_git,
+            excerpt_lines: settings.excerpt_lines,
             ..RunRequest::new(&repo)
         };
         let outcome = run::execute(rt.handle(), request);
