@@ -362,7 +362,7 @@ fn docker_failing_dockerfile_step_shows_its_step_and_last_lines_plainly_and_logs
     repo.write(
         ".quire/Dockerfile",
         format!(
-            "FROM {IMAGE}\nRUN echo preparing\nRUN echo 'Reading package lists...' && printf '\\033[31mE: Unable to locate package libfoo-dev\\033[0m\\n' >&2 && exit 100\n"
+            "FROM {IMAGE}\nRUN echo preparing\nRUN echo 'Reading package lists...' >&2 && printf '\\033[31mE: Unable to locate package libfoo-dev\\033[0m\\n' >&2 && exit 100\n"
         ),
     );
     repo.write(".quire/ci.fnl", format!("{HEADER}(ci.job :t [:quire/push] (fn [{{: sh}}] (sh \"true\") {{}}))\n"));
