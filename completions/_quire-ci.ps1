@@ -46,6 +46,7 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             break
         }
         'quire-ci;run' {
+            [CompletionResult]::new('--skip', '--skip', [CompletionResultType]::ParameterName, 'Never run job JOB here (repeatable, or comma-separated in QUIRE_CI_SKIP_JOBS): it is recorded as skipped, and so are the jobs that need it')
             [CompletionResult]::new('--ref', '--ref', [CompletionResultType]::ParameterName, 'Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0)')
             [CompletionResult]::new('--event', '--event', [CompletionResultType]::ParameterName, 'JSON object whose keys override the :quire/push table')
             [CompletionResult]::new('--image', '--image', [CompletionResultType]::ParameterName, 'Image to run in when ci.fnl declares none and there is no .quire/Dockerfile')
@@ -53,6 +54,7 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Where run records go (default: <git-dir>/quire-ci/runs)')
             [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Provide secret NAME from the environment variable NAME (repeatable)')
             [CompletionResult]::new('--secrets-file', '--secrets-file', [CompletionResultType]::ParameterName, 'Read secrets from a dotenv file (KEY=value lines)')
+            [CompletionResult]::new('--excerpt-lines', '--excerpt-lines', [CompletionResultType]::ParameterName, 'How many last lines of a failing job or image build to show (0: none; the record has all)')
             [CompletionResult]::new('--memory', '--memory', [CompletionResultType]::ParameterName, 'Memory limit of the run''s container, e.g. 512m or 2g (no swap beyond it)')
             [CompletionResult]::new('--lua-memory', '--lua-memory', [CompletionResultType]::ParameterName, 'Memory cap for each Luau VM, in MiB')
             [CompletionResult]::new('--eval-timeout', '--eval-timeout', [CompletionResultType]::ParameterName, 'Wall-clock deadline for compiling and evaluating ci.fnl''s top level, in seconds')
@@ -64,6 +66,7 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed')
             [CompletionResult]::new('--shell-on-failure', '--shell-on-failure', [CompletionResultType]::ParameterName, 'When a job fails, open a shell in the run''s container at /work (needs a terminal)')
             [CompletionResult]::new('--cache-volume', '--cache-volume', [CompletionResultType]::ParameterName, 'Mount this repository''s cache volume at /cache; what jobs put there is kept for the next run')
+            [CompletionResult]::new('--with-git', '--with-git', [CompletionResultType]::ParameterName, 'Give /work a minimal .git holding the snapshot''s commit (for setuptools-scm, git describe, …)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
@@ -111,6 +114,7 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
         }
         'quire-ci;watch' {
             [CompletionResult]::new('--debounce', '--debounce', [CompletionResultType]::ParameterName, 'Quiet period after the last change before a run starts, in milliseconds (a steady stream of changes still starts a run after 2 s, or 10× this if longer)')
+            [CompletionResult]::new('--skip', '--skip', [CompletionResultType]::ParameterName, 'Never run job JOB here (repeatable, or comma-separated in QUIRE_CI_SKIP_JOBS): it is recorded as skipped, and so are the jobs that need it')
             [CompletionResult]::new('--ref', '--ref', [CompletionResultType]::ParameterName, 'Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0)')
             [CompletionResult]::new('--event', '--event', [CompletionResultType]::ParameterName, 'JSON object whose keys override the :quire/push table')
             [CompletionResult]::new('--image', '--image', [CompletionResultType]::ParameterName, 'Image to run in when ci.fnl declares none and there is no .quire/Dockerfile')
@@ -118,6 +122,7 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Where run records go (default: <git-dir>/quire-ci/runs)')
             [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Provide secret NAME from the environment variable NAME (repeatable)')
             [CompletionResult]::new('--secrets-file', '--secrets-file', [CompletionResultType]::ParameterName, 'Read secrets from a dotenv file (KEY=value lines)')
+            [CompletionResult]::new('--excerpt-lines', '--excerpt-lines', [CompletionResultType]::ParameterName, 'How many last lines of a failing job or image build to show (0: none; the record has all)')
             [CompletionResult]::new('--memory', '--memory', [CompletionResultType]::ParameterName, 'Memory limit of the run''s container, e.g. 512m or 2g (no swap beyond it)')
             [CompletionResult]::new('--lua-memory', '--lua-memory', [CompletionResultType]::ParameterName, 'Memory cap for each Luau VM, in MiB')
             [CompletionResult]::new('--eval-timeout', '--eval-timeout', [CompletionResultType]::ParameterName, 'Wall-clock deadline for compiling and evaluating ci.fnl''s top level, in seconds')
@@ -130,6 +135,7 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed')
             [CompletionResult]::new('--shell-on-failure', '--shell-on-failure', [CompletionResultType]::ParameterName, 'When a job fails, open a shell in the run''s container at /work (needs a terminal)')
             [CompletionResult]::new('--cache-volume', '--cache-volume', [CompletionResultType]::ParameterName, 'Mount this repository''s cache volume at /cache; what jobs put there is kept for the next run')
+            [CompletionResult]::new('--with-git', '--with-git', [CompletionResultType]::ParameterName, 'Give /work a minimal .git holding the snapshot''s commit (for setuptools-scm, git describe, …)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')

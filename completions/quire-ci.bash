@@ -688,12 +688,16 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__run)
-            opts="-C -q -v -h -V --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --memory --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
+            opts="-C -q -v -h -V --skip --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --with-git --memory --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --skip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ref)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -719,6 +723,10 @@ _quire__ci() {
                     return 0
                     ;;
                 --secrets-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --excerpt-lines)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -818,13 +826,17 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__watch)
-            opts="-C -q -v -h -V --debounce --clear --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --memory --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
+            opts="-C -q -v -h -V --debounce --clear --skip --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --with-git --memory --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --debounce)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --skip)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -853,6 +865,10 @@ _quire__ci() {
                     return 0
                     ;;
                 --secrets-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --excerpt-lines)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -42,6 +42,7 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'quire-ci;run'= {
+            cand --skip 'Never run job JOB here (repeatable, or comma-separated in QUIRE_CI_SKIP_JOBS): it is recorded as skipped, and so are the jobs that need it'
             cand --ref 'Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0)'
             cand --event 'JSON object whose keys override the :quire/push table'
             cand --image 'Image to run in when ci.fnl declares none and there is no .quire/Dockerfile'
@@ -49,6 +50,7 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand --out 'Where run records go (default: <git-dir>/quire-ci/runs)'
             cand --secret 'Provide secret NAME from the environment variable NAME (repeatable)'
             cand --secrets-file 'Read secrets from a dotenv file (KEY=value lines)'
+            cand --excerpt-lines 'How many last lines of a failing job or image build to show (0: none; the record has all)'
             cand --memory 'Memory limit of the run''s container, e.g. 512m or 2g (no swap beyond it)'
             cand --lua-memory 'Memory cap for each Luau VM, in MiB'
             cand --eval-timeout 'Wall-clock deadline for compiling and evaluating ci.fnl''s top level, in seconds'
@@ -60,6 +62,7 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand --no-cache 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed'
             cand --shell-on-failure 'When a job fails, open a shell in the run''s container at /work (needs a terminal)'
             cand --cache-volume 'Mount this repository''s cache volume at /cache; what jobs put there is kept for the next run'
+            cand --with-git 'Give /work a minimal .git holding the snapshot''s commit (for setuptools-scm, git describe, …)'
             cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
             cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
             cand -v 'Print more detail'
@@ -104,6 +107,7 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
         }
         &'quire-ci;watch'= {
             cand --debounce 'Quiet period after the last change before a run starts, in milliseconds (a steady stream of changes still starts a run after 2 s, or 10× this if longer)'
+            cand --skip 'Never run job JOB here (repeatable, or comma-separated in QUIRE_CI_SKIP_JOBS): it is recorded as skipped, and so are the jobs that need it'
             cand --ref 'Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0)'
             cand --event 'JSON object whose keys override the :quire/push table'
             cand --image 'Image to run in when ci.fnl declares none and there is no .quire/Dockerfile'
@@ -111,6 +115,7 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand --out 'Where run records go (default: <git-dir>/quire-ci/runs)'
             cand --secret 'Provide secret NAME from the environment variable NAME (repeatable)'
             cand --secrets-file 'Read secrets from a dotenv file (KEY=value lines)'
+            cand --excerpt-lines 'How many last lines of a failing job or image build to show (0: none; the record has all)'
             cand --memory 'Memory limit of the run''s container, e.g. 512m or 2g (no swap beyond it)'
             cand --lua-memory 'Memory cap for each Luau VM, in MiB'
             cand --eval-timeout 'Wall-clock deadline for compiling and evaluating ci.fnl''s top level, in seconds'
@@ -123,6 +128,7 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand --no-cache 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed'
             cand --shell-on-failure 'When a job fails, open a shell in the run''s container at /work (needs a terminal)'
             cand --cache-volume 'Mount this repository''s cache volume at /cache; what jobs put there is kept for the next run'
+            cand --with-git 'Give /work a minimal .git holding the snapshot''s commit (for setuptools-scm, git describe, …)'
             cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
             cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
             cand -v 'Print more detail'

@@ -44,6 +44,7 @@ complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "doctor" -d 'Check
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "man" -d 'Print the manual page (roff)'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l skip -d 'Never run job JOB here (repeatable, or comma-separated in QUIRE_CI_SKIP_JOBS): it is recorded as skipped, and so are the jobs that need it' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l ref -d 'Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l event -d 'JSON object whose keys override the :quire/push table' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l image -d 'Image to run in when ci.fnl declares none and there is no .quire/Dockerfile' -r
@@ -53,6 +54,7 @@ never\t'Never pull; a missing image is an error'"
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l out -d 'Where run records go (default: <git-dir>/quire-ci/runs)' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secret -d 'Provide secret NAME from the environment variable NAME (repeatable)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines)' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l excerpt-lines -d 'How many last lines of a failing job or image build to show (0: none; the record has all)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l memory -d 'Memory limit of the run\'s container, e.g. 512m or 2g (no swap beyond it)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
@@ -66,6 +68,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l json -d 'Print
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l no-cache -d 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l shell-on-failure -d 'When a job fails, open a shell in the run\'s container at /work (needs a terminal)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l cache-volume -d 'Mount this repository\'s cache volume at /cache; what jobs put there is kept for the next run'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l with-git -d 'Give /work a minimal .git holding the snapshot\'s commit (for setuptools-scm, git describe, …)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -96,6 +99,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -s v -l verbose 
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -s h -l help -d 'Print help'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand list" -s V -l version -d 'Print version'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l debounce -d 'Quiet period after the last change before a run starts, in milliseconds (a steady stream of changes still starts a run after 2 s, or 10× this if longer)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l skip -d 'Never run job JOB here (repeatable, or comma-separated in QUIRE_CI_SKIP_JOBS): it is recorded as skipped, and so are the jobs that need it' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l ref -d 'Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l event -d 'JSON object whose keys override the :quire/push table' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l image -d 'Image to run in when ci.fnl declares none and there is no .quire/Dockerfile' -r
@@ -105,6 +109,7 @@ never\t'Never pull; a missing image is an error'"
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l out -d 'Where run records go (default: <git-dir>/quire-ci/runs)' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secret -d 'Provide secret NAME from the environment variable NAME (repeatable)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines)' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l excerpt-lines -d 'How many last lines of a failing job or image build to show (0: none; the record has all)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l memory -d 'Memory limit of the run\'s container, e.g. 512m or 2g (no swap beyond it)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
@@ -119,6 +124,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l json -d 'Pri
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l no-cache -d 'Run even if a run with the same tree, ci.fnl, image, jobs and ref already passed'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l shell-on-failure -d 'When a job fails, open a shell in the run\'s container at /work (needs a terminal)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l cache-volume -d 'Mount this repository\'s cache volume at /cache; what jobs put there is kept for the next run'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l with-git -d 'Give /work a minimal .git holding the snapshot\'s commit (for setuptools-scm, git describe, …)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
