@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use mlua::chunk::ChunkMode;
 use mlua::{Lua, LuaOptions, StdLib, Table, Value, VmState};
 
+pub mod lua54;
+
 /// Every limit message starts with this, so it can be recognised after it
 /// has travelled through Lua error values and `pcall`s.
 const LIMIT_PREFIX: &str = "quire-ci limit: ";
@@ -320,6 +322,8 @@ pub fn execute_vm(limits: &Limits, clock: &Clock, setup: impl FnOnce(&Lua, &Tabl
         .set_mode(ChunkMode::Text)
         .call((limits.memory, g.raw_get::<Table>("math")?.raw_get::<mlua::Function>("floor")?))?;
     g.raw_get::<Table>("string")?.raw_set("rep", guard)?;
+    // Lua 5.4's integer questions, which ci.fnl written for the server asks.
+    lua54::install(&lua, &g.raw_get::<Table>("math")?)?;
     // Fennel compiles bitwise forms to `bit.band` etc. under useBitLib.
     g.raw_set("bit", g.raw_get::<Value>("bit32")?)?;
     setup(&lua, &g)?;
