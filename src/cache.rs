@@ -25,7 +25,7 @@
 //!   under 1 GiB says nothing about a run under 8 MiB.
 //!
 //! Deliberately not in the key: `previous-sha`, `files-changed`, `pusher`,
-//! `commit-message` and `sha` — the same tree pushed from another commit or
+//! `commit-message`, `pushed-at` and `sha` — the same tree pushed from another commit or
 //! against another base is the same code; counting them would make
 //! `quire-ci run` followed by `git push` always miss (the pre-push run has a
 //! different `previous-sha` than the local one). Secret *values* are not in

@@ -810,6 +810,7 @@ fn push_table(
     m.insert("files-changed".into(), Json::Array(facts.files_changed.iter().cloned().map(Json::String).collect()));
     m.insert("pusher".into(), facts.pusher.clone().map(Json::String).unwrap_or(Json::Null));
     m.insert("commit-message".into(), facts.commit_message.clone().map(Json::String).unwrap_or(Json::Null));
+    m.insert("pushed-at".into(), Json::String(facts.pushed_at.clone()));
     m.insert("dirty".into(), Json::Bool(dirty));
     m.insert("tree".into(), Json::String(tree.to_string()));
     if let Some(ev) = event {

@@ -10,7 +10,7 @@ use crate::cli::HookCommand;
 use crate::hook::{self, HookError, Installed, Uninstalled};
 use crate::render::{RenderOptions, Renderer};
 use crate::run::{self, Cancel, PushedCommit, RunRequest};
-use crate::snapshot::push_facts_for_push;
+use crate::snapshot::{push_facts_for_push, PushFacts};
 
 pub fn run(ctx: &Context, cmd: &HookCommand) -> i32 {
     match cmd {
@@ -138,6 +138,8 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
     let live = Arc::new(Mutex::new(None));
     super::run::install_signal_handlers(&rt, cancel.clone(), live.clone());
     let default_sha = hook::remote_default_sha(&repo, remote);
+    // The server stamps a push once, for all its refs.
+    let pushed_at = crate::record::now_ts();
 
     for pushed in &refs {
         let short = &pushed.local_sha[..pushed.local_sha.len().min(10)];
@@ -149,7 +151,7 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             pushed.remote_sha.as_deref(),
             default_sha.as_deref(),
         ) {
-            Ok(f) => f,
+            Ok(f) => PushFacts { pushed_at: pushed_at.clone(), ..f },
             Err(e) => {
                 eprintln!("quire-ci: cannot read what is pushed to {}: {e}", pushed.remote_ref);
                 return exit::INFRA;

@@ -51,6 +51,19 @@ pub fn settings_from_env() -> Result<RunArgs, String> {
     RunArgs::from_arg_matches(&matches).map_err(explain)
 }
 
+/// The server's `pushed-at` is always an RFC 3339 time; an `--event` that
+/// sets it to anything else would rehearse a push the server cannot make.
+fn check_pushed_at(event: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+    use time::format_description::well_known::Rfc3339;
+    match event.get("pushed-at") {
+        None => Ok(()),
+        Some(serde_json::Value::String(s)) if time::OffsetDateTime::parse(s, &Rfc3339).is_ok() => Ok(()),
+        Some(other) => Err(format!(
+            "\"pushed-at\" must be an RFC 3339 time such as \"2026-12-01T11:00:00.000Z\", got {other}"
+        )),
+    }
+}
+
 /// Everything but the sinks that need the run directory.
 pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> Result<RunRequest, String> {
     let event = match &args.event {
@@ -58,7 +71,10 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("--event {}: {e}", path.display()))?;
             match serde_json::from_str::<serde_json::Value>(&text) {
-                Ok(serde_json::Value::Object(m)) => Some(m),
+                Ok(serde_json::Value::Object(m)) => {
+                    check_pushed_at(&m).map_err(|e| format!("--event {}: {e}", path.display()))?;
+                    Some(m)
+                }
                 Ok(_) => return Err(format!("--event {}: expected a JSON object", path.display())),
                 Err(e) => return Err(format!("--event {}: {e}", path.display())),
             }

@@ -30,6 +30,10 @@ pub struct PushFacts {
     /// `user.name`.
     pub pusher: Option<String>,
     pub commit_message: Option<String>,
+    /// When the push happened, RFC 3339 UTC with milliseconds (the server's
+    /// `pushed-at`): when these facts were read for `run`/`watch`, when git
+    /// ran the hook for a push (one instant for every ref of it).
+    pub pushed_at: String,
 }
 
 impl PushFacts {
@@ -114,6 +118,7 @@ pub fn push_facts_for_worktree(snapshot: &Snapshot) -> Result<PushFacts, Snapsho
         commit_message: head_commit
             .map(|id| commit_message(&repo, id))
             .transpose()?,
+        pushed_at: crate::record::now_ts(),
     })
 }
 
@@ -159,6 +164,7 @@ pub fn push_facts_for_push(
         files_changed,
         pusher: pusher(&repo),
         commit_message: Some(commit_message(&repo, local)?),
+        pushed_at: crate::record::now_ts(),
     })
 }
 
@@ -269,6 +275,7 @@ mod tests {
             files_changed: vec!["a".into()],
             pusher: None,
             commit_message: None,
+            pushed_at: "2026-12-01T11:00:00.000Z".into(),
         };
         let tag = facts.clone().with_ref("refs/tags/v1.2.0");
         assert_eq!(

@@ -1,0 +1,153 @@
+//! ci.fnl written for the forge's server (quire at 5be79b0) run through the
+//! real binary against the real Docker engine: one fixture per server idiom
+//! (fixtures/server-*), each asserting the outcome quire-ci gives
+//! (docs/server-differences.md).
+
+mod run_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use run_support::{Repo, IMAGE};
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// `pushed-at` as a time, checked to be RFC 3339 in UTC with milliseconds.
+fn pushed_at(v: &Value) -> OffsetDateTime {
+    let s = v.as_str().unwrap_or_else(|| panic!("pushed-at is not a string: {v}"));
+    assert!(s.ends_with('Z') && s.len() == "2026-12-01T11:00:00.000Z".len(), "pushed-at {s} is not UTC with milliseconds");
+    OffsetDateTime::parse(s, &Rfc3339).unwrap_or_else(|e| panic!("pushed-at {s} is not RFC 3339: {e}"))
+}
+
+/// Now, truncated to the millisecond the record keeps.
+fn now_ms() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.millisecond() as u32 * 1_000_000).expect("ms")
+}
+
+// ---- :pushed-at ---------------------------------------------------------------
+
+#[test]
+fn docker_pushed_at_is_when_run_reads_the_push_and_event_can_set_it() {
+    let repo = Repo::fixture("server-pushed-at");
+    let before = now_ms();
+    let r = repo.run(&["run"]);
+    let after = OffsetDateTime::now_utc();
+    r.expect_code(0).assert_clean();
+    let out = &r.job_end("stamp")["outputs"];
+    let at = pushed_at(&out["pushed-at"]);
+    assert!(before <= at && at <= after, "pushed-at {at} is not within the run ({before} .. {after})");
+    assert_eq!(out["ref"], "refs/heads/main");
+
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let event = scratch.path().join("event.json");
+    std::fs::write(&event, r#"{"pushed-at": "2026-08-20T00:34:34.123Z"}"#).expect("event");
+    let r = repo.run(&["run", "--event", event.to_str().expect("utf-8")]);
+    r.expect_code(0).assert_clean();
+    assert_eq!(r.job_end("stamp")["outputs"]["pushed-at"], "2026-08-20T00:34:34.123Z");
+}
+
+#[test]
+fn event_with_a_pushed_at_the_server_cannot_send_is_bad_usage() {
+    let repo = Repo::fixture("server-pushed-at");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    for bad in [r#""yesterday""#, "1767225600", r#""2026-08-20 00:34:34""#] {
+        let event = scratch.path().join("event.json");
+        std::fs::write(&event, format!(r#"{{"pushed-at": {bad}}}"#)).expect("event");
+        let before = repo.run_ids();
+        let o = repo.cmd(&["run", "--event", event.to_str().expect("utf-8")]).output().expect("run");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("\"pushed-at\" must be an RFC 3339 time") && stderr.contains("--event"), "{bad}: {stderr}");
+        assert_eq!(repo.new_run_dir(&before), None, "{bad}: a refused --event made a run record");
+    }
+}
+
+/// The hook's runs, newest last.
+fn runs_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(".git/quire-ci/runs"))
+        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn job_end_outputs(run: &Path, job: &str) -> Value {
+    // job-end sits in the run's log.jsonl or the job's, by kind: read both.
+    let text = ["log.jsonl".to_string(), format!("jobs/{job}/log.jsonl")]
+        .iter()
+        .map(|f| std::fs::read_to_string(run.join(f)).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["kind"] == "job-end" && (e["job"] == job || e["job"].is_null()))
+        .map(|e| e["outputs"].clone())
+        .unwrap_or_else(|| panic!("no job-end for {job} in {}", run.display()))
+}
+
+#[test]
+fn docker_pushed_at_is_one_instant_for_every_ref_of_a_push() {
+    let repo = Repo::fixture("server-pushed-at");
+    let remote = repo.path.parent().expect("tmp").join("remote.git");
+    run_support::sh_ok(Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&remote));
+    repo.git(&["remote", "add", "origin", &format!("file://{}", remote.display())]);
+    repo.git(&["branch", "second"]);
+    let install = repo.cmd(&["hook", "install"]).output().expect("hook install");
+    assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
+    let before = now_ms();
+    let push = Command::new("git")
+        .args(["push", "-q", "origin", "main", "second"])
+        .current_dir(&repo.path)
+        .env("QUIRE_CI_IMAGE", IMAGE)
+        .env("NO_COLOR", "1")
+        // Both refs are the same tree: without this the second is a cache hit.
+        .env("QUIRE_CI_NO_CACHE", "1")
+        .env_remove("QUIRE_CI_SKIP")
+        .output()
+        .expect("git push");
+    let after = OffsetDateTime::now_utc();
+    assert!(push.status.success(), "{}", String::from_utf8_lossy(&push.stderr));
+    let runs = runs_in(&repo.path);
+    assert_eq!(runs.len(), 2, "one run per ref: {runs:?}");
+    let stamps: Vec<Value> = runs.iter().map(|r| job_end_outputs(r, "stamp")["pushed-at"].clone()).collect();
+    assert_eq!(stamps[0], stamps[1], "the refs of one push got different pushed-at");
+    let at = pushed_at(&stamps[0]);
+    assert!(before <= at && at <= after, "pushed-at {at} is not within the push ({before} .. {after})");
+}
+
+#[test]
+fn docker_watch_stamps_each_run_with_its_own_pushed_at() {
+    let repo = Repo::fixture("server-pushed-at");
+    let log = repo.path.parent().expect("tmp").join("watch.log");
+    let out = std::fs::File::create(&log).expect("log");
+    let mut cmd = repo.cmd(&["watch"]);
+    cmd.stdout(out.try_clone().expect("clone")).stderr(out).stdin(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn watch");
+    let mut finished = |n: usize| -> PathBuf {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let runs = runs_in(&repo.path);
+            if runs.len() >= n {
+                let text = std::fs::read_to_string(runs[n - 1].join("log.jsonl")).unwrap_or_default();
+                if text.lines().last().is_some_and(|l| l.contains("\"run-end\"")) {
+                    return runs[n - 1].clone();
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("watch run {n} did not finish: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let first = pushed_at(&job_end_outputs(&finished(1), "stamp")["pushed-at"]);
+    let changed = now_ms();
+    repo.write("touched.txt", "a change\n");
+    let second = pushed_at(&job_end_outputs(&finished(2), "stamp")["pushed-at"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first < changed && changed <= second, "the re-run kept an old pushed-at: {first} then {second} (change at {changed})");
+}
