@@ -71,6 +71,20 @@ pub enum Code {
     UnknownInput,
     /// A job that nothing starting at `:quire/push` triggers.
     Unreachable,
+    /// Warning: a Luau-only name the server's Lua 5.4 lacks.
+    ServerLuauOnly,
+    /// Warning: a `:quire/push` key the server does not send.
+    ServerPushKey,
+    /// Warning: a repo-local (macro) module the server cannot load.
+    ServerModule,
+    /// Warning: an `sh` option the server refuses.
+    ServerShOption,
+    /// Warning: a number in an `sh` argv, which the server refuses.
+    ServerShArgv,
+    /// Warning: a non-string `sh` `:env` value, which the server refuses.
+    ServerShEnv,
+    /// Warning: reading a job's outputs, which the server does not pass on.
+    ServerJobOutputs,
 }
 
 impl Code {
@@ -100,6 +114,13 @@ impl Code {
             Code::TooManyJobs => "quire_ci::too_many_jobs",
             Code::UnknownInput => "quire_ci::unknown_input",
             Code::Unreachable => "quire_ci::unreachable",
+            Code::ServerLuauOnly => "quire_ci::server_luau_only",
+            Code::ServerPushKey => "quire_ci::server_push_key",
+            Code::ServerModule => "quire_ci::server_module",
+            Code::ServerShOption => "quire_ci::server_sh_option",
+            Code::ServerShArgv => "quire_ci::server_sh_argv",
+            Code::ServerShEnv => "quire_ci::server_sh_env",
+            Code::ServerJobOutputs => "quire_ci::server_job_outputs",
         }
     }
 }
@@ -126,11 +147,14 @@ pub struct Problem {
     pub label: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
+    /// A warning (the file is still valid), not an error.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
 }
 
 impl Problem {
     pub fn new(code: Code, message: impl Into<String>) -> Problem {
-        Problem { code, message: message.into(), location: None, label: String::new(), help: None }
+        Problem { code, message: message.into(), location: None, label: String::new(), help: None, warning: false }
     }
     pub fn at(mut self, file: &str, line: usize) -> Problem {
         self.location = Some(Location { file: file.to_string(), line, columns: None });
@@ -188,6 +212,9 @@ impl std::error::Error for Rendered {}
 impl Diagnostic for Rendered {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.problem.code.as_str()))
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        self.problem.warning.then_some(miette::Severity::Warning)
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.problem.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)

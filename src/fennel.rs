@@ -156,6 +156,8 @@ pub struct Compiled {
     pub forms: Vec<(usize, usize)>,
     /// (first line, last line) of every call that spans lines.
     pub calls: Vec<(usize, usize)>,
+    /// What the forge's server would refuse in this file (server_compat.rs).
+    pub server_notes: Vec<crate::server_compat::Note>,
 }
 
 impl Compiled {
@@ -205,6 +207,7 @@ pub struct Compiler {
     fennel: Table,
     compile_string: Function,
     plugin: Function,
+    server_plugin: Function,
     /// Error texts of macro modules that failed while compiling.
     macro_failures: Table,
 }
@@ -263,8 +266,9 @@ impl Compiler {
         debug_assert!(precompiled.is_empty(), "fennel.lua did not loadstring its built-in macros as build.rs expected");
         let compile_string: Function = fennel.get("compileString")?;
         let plugin = lua.load(POSITIONS_PLUGIN).set_name("=quire-ci/positions").set_mode(ChunkMode::Text).into_function()?;
+        let server_plugin = crate::server_compat::plugin_maker(&lua)?;
         let macro_failures = lua.create_table()?;
-        Ok(Compiler { lua, fennel, compile_string, plugin, macro_failures })
+        Ok(Compiler { lua, fennel, compile_string, plugin, server_plugin, macro_failures })
     }
 
     /// Serves macro modules (`import-macros`, `require-macros`) through
@@ -287,8 +291,9 @@ impl Compiler {
     /// Compiles one Fennel source to Lua with line correlation.
     pub fn compile(&self, file: &str, source: &str) -> Result<Compiled, CompileError> {
         let forms = self.lua.create_table().map_err(|e| internal(file, e))?;
+        let notes = self.lua.create_table().map_err(|e| internal(file, e))?;
         self.macro_failures.clear().map_err(|e| internal(file, e))?;
-        let opts = self.options(file, &forms).map_err(|e| internal(file, e))?;
+        let opts = self.options(file, &forms, &notes).map_err(|e| internal(file, e))?;
         match self.compile_string.call::<String>((source, opts)) {
             Ok(lua) => {
                 let (mut registrations, mut calls) = (Vec::new(), Vec::new());
@@ -302,7 +307,8 @@ impl Compiler {
                         calls.push((first, last));
                     }
                 }
-                Ok(Compiled { lua, forms: registrations, calls })
+                let server_notes = crate::server_compat::read_notes(file, &notes);
+                Ok(Compiled { lua, forms: registrations, calls, server_notes })
             }
             Err(e) => {
                 let outer = parse_error(file, &e);
@@ -317,11 +323,12 @@ impl Compiler {
         }
     }
 
-    fn options(&self, file: &str, forms: &Table) -> mlua::Result<Table> {
+    fn options(&self, file: &str, forms: &Table, notes: &Table) -> mlua::Result<Table> {
         let opts = self.lua.create_table()?;
         let plugin: Table = self.plugin.call((self.fennel.clone(), forms.clone()))?;
         let plugins = self.lua.create_table()?;
         plugins.raw_push(plugin)?;
+        plugins.raw_push(crate::server_compat::plugin(&self.server_plugin, &self.fennel, notes, file)?)?;
         opts.set("plugins", plugins)?;
         opts.set("filename", file)?;
         opts.set("correlate", true)?;

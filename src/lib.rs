@@ -20,5 +20,6 @@ pub mod run;
 pub mod runtime;
 pub mod sandbox;
 pub mod secrets;
+pub mod server_compat;
 pub mod snapshot;
 pub mod watch;
