@@ -71,6 +71,10 @@ pub enum Code {
     UnknownInput,
     /// A job that nothing starting at `:quire/push` triggers.
     Unreachable,
+    /// `runtime.X` for an X that is not sh, jobs or secret.
+    RuntimeKey,
+    /// Warning: a quire.stdlib helper the server's empty module lacks.
+    ServerStdlib,
     /// Warning: a Luau-only name the server's Lua 5.4 lacks.
     ServerLuauOnly,
     /// Warning: a `:quire/push` key the server does not send.
@@ -114,6 +118,8 @@ impl Code {
             Code::TooManyJobs => "quire_ci::too_many_jobs",
             Code::UnknownInput => "quire_ci::unknown_input",
             Code::Unreachable => "quire_ci::unreachable",
+            Code::RuntimeKey => "quire_ci::runtime_key",
+            Code::ServerStdlib => "quire_ci::server_stdlib",
             Code::ServerLuauOnly => "quire_ci::server_luau_only",
             Code::ServerPushKey => "quire_ci::server_push_key",
             Code::ServerModule => "quire_ci::server_module",

@@ -22,4 +22,5 @@ pub mod sandbox;
 pub mod secrets;
 pub mod server_compat;
 pub mod snapshot;
+pub mod stdlib;
 pub mod watch;

@@ -94,7 +94,10 @@ pub fn run_job(pipeline: &Pipeline, job: &Job, inputs: &RunInputs, secrets: &Sec
         Err(e) => return failed(format!("cannot build the runtime table: {e}"), None),
     };
     pipeline.clock.start_budget(pipeline.limits.run_fn_budget);
+    // `(. (require :quire.ci) :runtime)` is this job's table while it runs.
+    pipeline.lua.set_app_data(CurrentRunFn(table.clone()));
     let result = job.run.call::<Value>(table);
+    pipeline.lua.remove_app_data::<CurrentRunFn>();
     let tripped = pipeline.clock.tripped();
     pipeline.clock.stop();
     if let Some(a) = abort.borrow_mut().take() {
@@ -164,6 +167,68 @@ pub fn run_job(pipeline: &Pipeline, job: &Job, inputs: &RunInputs, secrets: &Sec
             failed(msg, at)
         }
     }
+}
+
+/// The runtime table of the run-fn that is running, while one is.
+struct CurrentRunFn(Table);
+
+/// Where a call of a host function was written: `(file, line)` of the Lua
+/// frame that called it; the `&str` is how the call reads in the source
+/// (`runtime.sh`), to tell it from calls around it.
+pub type Locate = Rc<dyn Fn(&Lua, &str) -> Option<(String, usize)>>;
+
+/// `runtime` in the `quire.ci` module, the server's way to reach the
+/// primitives (`(local {: runtime} (require :quire.ci))`, then
+/// `(runtime.sh ...)` in a run-fn): `runtime.sh`, `runtime.jobs` and
+/// `runtime.secret` call the running job's own `sh`, `jobs`, `secret`.
+/// Called outside a run-fn (the top level, a module body) they raise an
+/// error naming the call and where it was written; any other key raises at
+/// once, like the run-fn table.
+pub fn module_runtime(lua: &Lua, locate: Locate) -> mlua::Result<Table> {
+    let forwarders = lua.create_table()?;
+    for key in ["sh", "jobs", "secret"] {
+        let locate = locate.clone();
+        let f = lua.create_function(move |lua, args: mlua::MultiValue| {
+            let current = lua.app_data_ref::<CurrentRunFn>().map(|c| c.0.clone());
+            match current {
+                Some(table) => table.raw_get::<mlua::Function>(key)?.call::<mlua::MultiValue>(args),
+                None => {
+                    let at = match locate(lua, &format!("runtime.{key}")) {
+                        Some((file, line)) => format!("{file}:{line}: "),
+                        None => String::new(),
+                    };
+                    Err(mlua::Error::runtime(format!(
+                        "{at}(runtime.{key} ...) was called outside a run-fn: runtime.sh, runtime.jobs and runtime.secret work only while a job's run-fn runs"
+                    )))
+                }
+            }
+        })?;
+        forwarders.raw_set(key, f)?;
+    }
+    let t = lua.create_table()?;
+    let mt = lua.create_table()?;
+    mt.raw_set(
+        "__index",
+        lua.create_function(move |_, (_t, key): (Value, Value)| -> mlua::Result<Value> {
+            let name = match &key {
+                Value::String(s) => s.to_string_lossy(),
+                other => format!("{other:?}"),
+            };
+            match forwarders.raw_get::<Value>(name.as_str())? {
+                Value::Nil => Err(mlua::Error::runtime(format!("runtime has no key :{name} (it has {ALLOWED_KEYS})"))),
+                f => Ok(f),
+            }
+        })?,
+    )?;
+    mt.raw_set(
+        "__newindex",
+        lua.create_function(|_, (_t, _k, _v): (Value, Value, Value)| -> mlua::Result<()> {
+            Err(mlua::Error::runtime("runtime is read-only: it holds only sh, jobs and secret"))
+        })?,
+    )?;
+    mt.raw_set("__metatable", "locked")?;
+    t.set_metatable(Some(mt))?;
+    Ok(t)
 }
 
 fn fmt_num(n: f64) -> String {

@@ -53,8 +53,10 @@ local luau_only, push_keys = ...
 return function(fennel, notes, file)
 local is_sym, is_multi, is_list, is_table = fennel["sym?"], fennel["multi-sym?"], fennel["list?"], fennel["table?"]
 local source = fennel["ast-source"]
--- Names bound to the push table: (let [push (jobs :quire/push)] ...).
-local push_locals = {}
+-- Names bound to the push table: (let [push (jobs :quire/push)] ...); to
+-- quire.ci, its runtime, and quire.stdlib.
+local push_locals, ci_locals, runtime_locals, stdlib_locals = {}, {}, {}, {}
+local primitives = { sh = true, jobs = true, secret = true }
 
 local function note(kind, node, subject)
   local src = source(node)
@@ -76,6 +78,15 @@ local function is_push_call(form)
   return name ~= nil and ends_with(name, "jobs") and form[2] == "quire/push"
 end
 
+-- (require :quire.ci) and the like.
+local function is_require_of(form, module)
+  return head_name(form) == "require" and form[2] == module
+end
+
+local function check_primitive(node, key)
+  if key and not primitives[key] then note("runtime-key", node, key) end
+end
+
 local function check_push_key(node, key)
   if type(key) == "string" and push_keys[key] then note("push-key", node, key) end
 end
@@ -88,6 +99,9 @@ return { name = "quire-ci-server-compat", versions = { fennel.version },
     local root = parts[1]
     if scope.manglings[root] then
       if #parts > 1 and push_locals[root] then check_push_key(symbol, parts[2]) end
+      if #parts > 1 and runtime_locals[root] then check_primitive(symbol, parts[2]) end
+      if parts[2] == "runtime" and ci_locals[root] then check_primitive(symbol, parts[3]) end
+      if #parts > 1 and stdlib_locals[root] then note("stdlib", symbol, parts[2]) end
       return
     end
     if luau_only[root] then
@@ -97,6 +111,23 @@ return { name = "quire-ci-server-compat", versions = { fennel.version },
     end
   end,
   destructure = function(from, to)
+    if is_require_of(from, "quire.ci") then
+      if is_sym(to) then
+        ci_locals[to[1]] = true
+      elseif is_table(to) and not is_list(to) and is_sym(to.runtime) then
+        runtime_locals[to.runtime[1]] = true
+      end
+      return
+    elseif is_require_of(from, "quire.stdlib") then
+      if is_sym(to) then
+        stdlib_locals[to[1]] = true
+      elseif is_table(to) and not is_list(to) then
+        for k, v in pairs(to) do
+          if type(k) == "string" then note("stdlib", v, k) end
+        end
+      end
+      return
+    end
     if not is_push_call(from) then return end
     if is_sym(to) then
       push_locals[to[1]] = true
@@ -145,7 +176,8 @@ return { name = "quire-ci-server-compat", versions = { fennel.version },
 end
 "#;
 
-/// One thing the server would refuse, where it was written.
+/// One thing the server would refuse, where it was written. Kind
+/// `runtime-key` is an error in both places; every other kind a warning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
     pub kind: String,
@@ -196,6 +228,24 @@ pub fn read_notes(file: &str, notes: &Table) -> Vec<Note> {
 }
 
 impl Note {
+    /// Whether quire-ci refuses it too (not just the server).
+    pub fn is_error(&self) -> bool {
+        self.kind == "runtime-key"
+    }
+
+    /// The problem `validate` shows for it: an error for a runtime key that
+    /// does not exist, else a warning.
+    pub fn problem(&self) -> Problem {
+        if self.is_error() {
+            return Problem::new(Code::RuntimeKey, format!("runtime has no :{} (it has sh, jobs, secret)", self.subject))
+                .at(&self.file, self.line)
+                .columns(self.columns)
+                .label(format!("no runtime.{}", self.subject))
+                .help("use runtime.sh, runtime.jobs or runtime.secret");
+        }
+        self.warning()
+    }
+
     /// The warning `validate` shows for it.
     pub fn warning(&self) -> Problem {
         let s = &self.subject;
@@ -249,6 +299,12 @@ impl Note {
                 format!(":env value of {s} is not a string: {at} takes only strings and refuses the call"),
                 "a non-string :env value".into(),
                 "write the value as a string".into(),
+            ),
+            "stdlib" => (
+                Code::ServerStdlib,
+                format!("quire.stdlib's {s} is quire-ci's: {at} has an empty quire.stdlib"),
+                format!("{s} is nil on the server"),
+                "copy the helper into ci.fnl to run the same file on the server (docs/ci-fnl.md has its definition)".into(),
             ),
             _ => (
                 Code::ServerJobOutputs,

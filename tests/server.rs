@@ -4,6 +4,7 @@
 //! (docs/server-differences.md).
 
 mod run_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -150,4 +151,133 @@ fn docker_watch_stamps_each_run_with_its_own_pushed_at() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(first < changed && changed <= second, "the re-run kept an old pushed-at: {first} then {second} (change at {changed})");
+}
+
+// ---- runtime in the quire.ci module ----------------------------------------------
+
+#[test]
+fn docker_server_runtime_idiom_runs_each_job_through_its_own_runtime() {
+    let repo = Repo::fixture("server-runtime");
+    let mut cmd = repo.cmd(&["run", "--secret", "DEPLOY_TOKEN"]);
+    cmd.env("DEPLOY_TOKEN", "s3cr3t-value");
+    let r = repo.run_cmd(cmd);
+    r.expect_code(0).assert_clean();
+    assert_eq!(r.job_status("build"), "succeeded");
+    assert_eq!(r.job_end("build")["outputs"]["said"], "building refs/heads/main\n");
+    let publish = &r.job_end("publish")["outputs"];
+    // runtime.jobs gave publish build's outputs; runtime.secret the secret,
+    // masked wherever it was recorded.
+    assert_eq!(publish["built"], "building refs/heads/main\n");
+    assert_eq!(publish["said"], "token-is ***\n");
+    assert!(!run_support::contains_bytes(&r.all_record_bytes(), b"s3cr3t-value"), "the secret reached the record");
+    // Each runtime.sh is recorded under the job that ran it.
+    let starts = |job: &str| -> Vec<Value> {
+        r.job_log(job).into_iter().filter(|e| e["kind"] == "sh-start").map(|e| e["cmd"].clone()).collect()
+    };
+    assert_eq!(starts("build"), vec![serde_json::json!(["echo", "building", "refs/heads/main"])]);
+    assert_eq!(starts("publish").len(), 1);
+}
+
+#[test]
+fn runtime_outside_a_run_fn_is_refused_naming_the_call_and_its_line() {
+    let out = support::Test::new()
+        .ci("(local {: job : runtime} (require :quire.ci))\n(local greeting\n  (runtime.sh \"echo hi\"))\n(job :a [:quire/push] (fn [] nil))\n")
+        .args(&["validate"])
+        .run();
+    out.status(2)
+        .stderr_has("quire_ci::eval")
+        .stderr_has("(runtime.sh ...) was called outside a run-fn")
+        .stderr_has(".quire/ci.fnl:3:")
+        .stderr_has("call it inside a run-fn");
+    // The same through a module's top level, and for runtime.secret.
+    let out = support::Test::new()
+        .ci("(local ci (require :quire.ci))\n(local h (require :helpers))\n(ci.job :a [:quire/push] (fn [] nil))\n")
+        .file(".quire/helpers.fnl", "(local {: runtime} (require :quire.ci))\n{:token (runtime.secret :T)}\n")
+        .args(&["validate"])
+        .run();
+    out.status(2).stderr_has("(runtime.secret ...) was called outside a run-fn").stderr_has(".quire/helpers.fnl:2:");
+}
+
+#[test]
+fn validate_refuses_a_runtime_key_that_does_not_exist() {
+    for ci in [
+        "(local {: job : runtime} (require :quire.ci))\n(job :a [:quire/push]\n  (fn [] (runtime.shh \"make\")))\n",
+        "(local ci (require :quire.ci))\n(ci.job :a [:quire/push]\n  (fn [] (ci.runtime.secrets :T)))\n",
+    ] {
+        let out = support::Test::new().ci(ci).args(&["validate"]).run();
+        out.status(2).stderr_has("quire_ci::runtime_key").stderr_has("(it has sh, jobs, secret)").stderr_has(".quire/ci.fnl:3:");
+    }
+}
+
+#[test]
+fn docker_a_runtime_key_typo_reached_at_run_time_fails_the_job_clearly() {
+    // Not a literal key, so only the run can see it.
+    let repo = Repo::new(
+        "(local {: job : runtime} (require :quire.ci))\n(job :a [:quire/push]\n  (fn [] ((. runtime (.. :s :hh)) \"make\")))\n",
+    );
+    let r = repo.run(&["run"]);
+    r.expect_code(1).assert_clean();
+    assert_eq!(r.job_status("a"), "failed");
+    let reason = r.job_end("a")["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("runtime has no key :shh (it has sh, jobs, secret)"), "{reason}");
+}
+
+// ---- quire.stdlib -------------------------------------------------------------
+
+#[test]
+fn docker_server_stdlib_idiom_requires_the_module_and_its_helper_works() {
+    let repo = Repo::fixture("server-stdlib");
+    let r = repo.run(&["run"]);
+    r.expect_code(0).assert_clean();
+    let check = &r.job_end("check")["outputs"];
+    assert_eq!(check["all-passed"], true);
+    assert_eq!(check["some-failed"], false);
+    assert_eq!(r.job_end("gate")["outputs"]["upstream-passed"], true);
+}
+
+#[test]
+fn validate_accepts_quire_stdlib_and_warns_its_helpers_are_not_on_the_server() {
+    let out = support::Test::new().fixture("server-stdlib").args(&["validate"]).run();
+    out.status(0).stdout_has("is valid").stderr_has("quire_ci::server_stdlib").stderr_has("all-passed is nil on the server");
+}
+
+// ---- Lua 5.4 numbers ------------------------------------------------------------
+
+#[test]
+fn docker_server_number_idioms_answer_as_lua_5_4_where_luau_can() {
+    let repo = Repo::fixture("server-numbers");
+    let r = repo.run(&["run"]);
+    r.expect_code(0).assert_clean();
+    let out = &r.job_end("numbers")["outputs"];
+    assert_eq!(out["count-type"], "integer");
+    assert_eq!(out["half"], 5);
+    assert_eq!(out["fraction"], "float");
+    assert_eq!(out["from-string"], 16);
+    assert_eq!(out["not-a-number"], true);
+    // What cannot be made equal: the server prints 5.0.
+    assert_eq!(out["printed"], "5");
+}
+
+// ---- what the server refuses: validate warns ----------------------------------------
+
+#[test]
+fn validate_warns_where_the_server_would_fail_and_still_passes() {
+    let ci = r#"(local {: job} (require :quire.ci))
+(job :a [:quire/push]
+  (fn [{: sh : jobs}]
+    (let [push (jobs :quire/push)]
+      (sh ["sleep" 1] {:cwd "sub"})
+      {:b push.branch :u (unpack [1 2])})))
+"#;
+    let out = support::Test::new().ci(ci).args(&["validate"]).run();
+    out.status(0)
+        .stdout_has("is valid")
+        .stderr_has("quire_ci::server_sh_argv")
+        .stderr_has("quire_ci::server_sh_option")
+        .stderr_has("quire_ci::server_push_key")
+        .stderr_has("quire_ci::server_luau_only")
+        .stderr_has("4 warnings about the forge's server (quire 5be79b0)");
+    // A file the server runs as is gets none.
+    let out = support::Test::new().fixture("server-pushed-at").args(&["validate"]).run();
+    out.status(0).stderr_lacks("warning");
 }

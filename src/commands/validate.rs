@@ -6,6 +6,16 @@ use crate::cli::ValidateArgs;
 pub fn run(ctx: &Context, args: &ValidateArgs) -> i32 {
     match evaluate_worktree(ctx, args.file.as_deref(), &args.eval) {
         Ok(p) => {
+            // Valid here, refused by the forge's server: said, not failed.
+            if !p.warnings.is_empty() && !ctx.quiet {
+                ctx.report(&p.warnings, &p.sources);
+                let n = p.warnings.len();
+                eprintln!(
+                    "{} about the forge's server (quire {}); see docs/server-differences.md",
+                    if n == 1 { "1 warning".to_string() } else { format!("{n} warnings") },
+                    crate::server_compat::SERVER_COMMIT
+                );
+            }
             if !ctx.quiet {
                 let order: Vec<&str> = p.jobs.iter().map(|j| j.id.as_str()).collect();
                 let image = match &p.image {

@@ -68,6 +68,9 @@ pub struct Pipeline {
     pub lua: Lua,
     pub clock: Clock,
     pub limits: Limits,
+    /// What the forge's server would refuse that quire-ci accepts
+    /// (server_compat.rs), in source order: `validate` shows them.
+    pub warnings: Vec<Problem>,
     print_sink: PrintSink,
 }
 
@@ -163,6 +166,15 @@ pub fn evaluate(files: Rc<dyn RepoFiles>, limits: Limits) -> Result<Pipeline, In
         sources.insert(f, t);
     }
     let mut problems = std::mem::take(&mut evaluation.problems);
+    let mut warnings = Vec::new();
+    for note in evaluation.registry.forms.values().flat_map(|c| c.server_notes.iter()) {
+        if note.is_error() {
+            problems.push(note.problem());
+        } else {
+            warnings.push(note.problem());
+        }
+    }
+    warnings.sort_by_key(|p| p.location.as_ref().map(|l| (l.file != CI_FNL, l.file.clone(), l.line)));
     if let Some(limit) = tripped {
         lead_with_limit(&mut problems, limit);
         return Err(Invalid { problems, sources });
@@ -188,7 +200,7 @@ pub fn evaluate(files: Rc<dyn RepoFiles>, limits: Limits) -> Result<Pipeline, In
     loaded.extend(macro_sources.take());
     let source_hash = hash_sources(&loaded, &text);
     let Evaluation { lua, clock, print_sink, .. } = evaluation;
-    Ok(Pipeline { jobs, image: images.into_iter().next(), sources, source_hash, lua, clock, limits, print_sink })
+    Ok(Pipeline { jobs, image: images.into_iter().next(), sources, source_hash, lua, clock, limits, warnings, print_sink })
 }
 
 /// Compiles ci.fnl and runs its top level in the sandbox, with `require`

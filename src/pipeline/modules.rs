@@ -1,6 +1,7 @@
 //! Repo-local modules: `(require :name)` inside ci.fnl loads
 //! `.quire/name.fnl` (compiled, evaluated once, cached); `quire.ci` is the
-//! registry's table; nothing else is loadable.
+//! registry's table, `quire.stdlib` the helpers of stdlib.rs; nothing else
+//! is loadable.
 //!
 //! Owns: module names and paths, the messages for refused or missing
 //! modules, the `require` global. Must not know about: the graph, Docker.
@@ -28,6 +29,7 @@ pub(super) fn require_function(
     registry: Rc<RefCell<Registry>>,
 ) -> mlua::Result<Function> {
     let cache: RefCell<HashMap<String, Value>> = RefCell::default();
+    let stdlib = crate::stdlib::module(lua)?;
     lua.create_function(move |lua, name: Value| {
         let name = match name {
             Value::String(s) => s.to_str()?.to_string(),
@@ -37,6 +39,9 @@ pub(super) fn require_function(
         };
         if name == "quire.ci" {
             return Ok(Value::Table(ci.clone()));
+        }
+        if name == "quire.stdlib" {
+            return Ok(Value::Table(stdlib.clone()));
         }
         if let Some(v) = cache.borrow().get(&name) {
             return Ok(v.clone());
@@ -56,7 +61,7 @@ pub fn module_path(name: &str) -> Result<String, String> {
         });
     if !ok {
         return Err(format!(
-            "require of \"{name}\" is refused: ci.fnl can require only quire.ci and modules inside .quire/ (names like helpers or lib.util)"
+            "require of \"{name}\" is refused: ci.fnl can require only quire.ci, quire.stdlib and modules inside .quire/ (names like helpers or lib.util)"
         ));
     }
     Ok(format!(".quire/{}.fnl", name.replace('.', "/")))
@@ -74,7 +79,7 @@ const GLOBAL_LIBRARIES: &[&str] = &["string", "table", "math", "utf8", "bit32", 
 fn missing_module(name: &str, path: &str) -> String {
     if HOST_LIBRARIES.contains(&name) {
         format!(
-            "require of \"{name}\" is refused: ci.fnl cannot load host libraries; it can require only quire.ci and modules inside .quire/ (there is no {path})"
+            "require of \"{name}\" is refused: ci.fnl cannot load host libraries; it can require only quire.ci, quire.stdlib and modules inside .quire/ (there is no {path})"
         )
     } else if GLOBAL_LIBRARIES.contains(&name) {
         format!("module '{name}' is not loaded with require in ci.fnl: `{name}` is already a global (there is no {path})")

@@ -64,7 +64,9 @@ pub fn runtime_problem(e: &mlua::Error, code: Code, what: &str) -> Option<Proble
 }
 
 fn runtime_help(msg: &str) -> String {
-    if msg.contains("not available in ci.fnl") {
+    if msg.contains("outside a run-fn") {
+        "the top level only declares jobs; call it inside a run-fn: (ci.job :id [:quire/push] (fn [] (runtime.sh ...)))".into()
+    } else if msg.contains("not available in ci.fnl") {
         "ci.fnl runs in a sandbox: (sh ...) is the only way to touch files or run processes, inside the run's container; see docs/sandbox.md".into()
     } else if msg.contains("readonly") || msg.contains("read-only") {
         "library tables are shared and read-only in ci.fnl; build your own table instead".into()

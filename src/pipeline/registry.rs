@@ -78,9 +78,42 @@ fn caller_location(lua: &Lua, registry: &Registry) -> (String, usize) {
     found.unwrap_or_else(|| (CI_FNL.to_string(), 0))
 }
 
-/// The table `(require :quire.ci)` returns.
+/// Where the innermost call from a ci.fnl (or module) frame was written:
+/// the line Luau reports when it holds `needle`, else the line its form
+/// opens on (Luau reports a multi-line call where it closes). Frames of
+/// host functions are skipped.
+fn call_location(lua: &Lua, registry: &RefCell<Registry>, needle: &str) -> Option<(String, usize)> {
+    let reg = registry.try_borrow().ok();
+    let mut level = 1;
+    while let Some((file, line)) = lua.inspect_stack(level, |d| {
+        let file = d.source().short_src.map(|s| s.into_owned()).unwrap_or_default();
+        (file, d.current_line().unwrap_or(0))
+    }) {
+        level += 1;
+        if !file.ends_with(".fnl") {
+            continue;
+        }
+        let written_here = reg
+            .as_ref()
+            .and_then(|r| r.sources.get(&file))
+            .and_then(|text| text.lines().nth(line.saturating_sub(1)))
+            .is_some_and(|l| l.contains(needle));
+        let line = match reg.as_ref().and_then(|r| r.forms.get(&file)) {
+            Some(compiled) if !written_here => compiled.call_start(line),
+            _ => line,
+        };
+        return Some((file, line));
+    }
+    None
+}
+
+/// The table `(require :quire.ci)` returns: `job`, `image`, and the
+/// server's `runtime` (runtime.rs).
 pub(super) fn quire_ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Table> {
     let module = lua.create_table()?;
+    let reg = registry.clone();
+    let locate: crate::runtime::Locate = Rc::new(move |lua, needle| call_location(lua, &reg, needle));
+    module.raw_set("runtime", crate::runtime::module_runtime(lua, locate)?)?;
     let reg = registry.clone();
     module.raw_set(
         "job",
