@@ -92,6 +92,22 @@ pub enum Code {
 }
 
 impl Code {
+    /// A warning (the file is still valid) rather than an error: what the
+    /// forge's server would refuse (server_compat.rs).
+    pub fn is_warning(self) -> bool {
+        matches!(
+            self,
+            Code::ServerLuauOnly
+                | Code::ServerPushKey
+                | Code::ServerModule
+                | Code::ServerShOption
+                | Code::ServerShArgv
+                | Code::ServerShEnv
+                | Code::ServerJobOutputs
+                | Code::ServerStdlib
+        )
+    }
+
     /// The code as the user reads it, e.g. `quire_ci::cycle`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -153,14 +169,11 @@ pub struct Problem {
     pub label: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
-    /// A warning (the file is still valid), not an error.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub warning: bool,
 }
 
 impl Problem {
     pub fn new(code: Code, message: impl Into<String>) -> Problem {
-        Problem { code, message: message.into(), location: None, label: String::new(), help: None, warning: false }
+        Problem { code, message: message.into(), location: None, label: String::new(), help: None }
     }
     pub fn at(mut self, file: &str, line: usize) -> Problem {
         self.location = Some(Location { file: file.to_string(), line, columns: None });
@@ -220,7 +233,7 @@ impl Diagnostic for Rendered {
         Some(Box::new(self.problem.code.as_str()))
     }
     fn severity(&self) -> Option<miette::Severity> {
-        self.problem.warning.then_some(miette::Severity::Warning)
+        self.problem.code.is_warning().then_some(miette::Severity::Warning)
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.problem.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)

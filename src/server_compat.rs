@@ -313,9 +313,7 @@ impl Note {
                 "treat nil as \"no outputs\" if the same file must pass on the server".into(),
             ),
         };
-        let mut p = Problem::new(code, message).at(&self.file, self.line).columns(self.columns).label(label).help(help);
-        p.warning = true;
-        p
+        Problem::new(code, message).at(&self.file, self.line).columns(self.columns).label(label).help(help)
     }
 }
 
@@ -421,7 +419,7 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         for n in found {
             let p = n.warning();
-            assert!(p.warning && p.code.as_str().starts_with("quire_ci::server_") && p.message.contains(SERVER_COMMIT), "{p:?}");
+            assert!(p.code.is_warning() && p.code.as_str().starts_with("quire_ci::server_") && p.message.contains(SERVER_COMMIT), "{p:?}");
             assert_eq!(p.line(), Some(2));
         }
     }
