@@ -326,9 +326,9 @@ impl Compiler {
     fn options(&self, file: &str, forms: &Table, notes: &Table) -> mlua::Result<Table> {
         let opts = self.lua.create_table()?;
         let plugin: Table = self.plugin.call((self.fennel.clone(), forms.clone()))?;
+        crate::server_compat::add_hooks(&self.server_plugin, &self.fennel, notes, file, &plugin)?;
         let plugins = self.lua.create_table()?;
         plugins.raw_push(plugin)?;
-        plugins.raw_push(crate::server_compat::plugin(&self.server_plugin, &self.fennel, notes, file)?)?;
         opts.set("plugins", plugins)?;
         opts.set("filename", file)?;
         opts.set("correlate", true)?;
