@@ -179,6 +179,25 @@ fn docker_server_runtime_idiom_runs_each_job_through_its_own_runtime() {
 }
 
 #[test]
+fn docker_runtime_in_a_helper_module_means_whichever_job_calls_it() {
+    let repo = Repo::empty();
+    repo.write(".quire/helpers.fnl", "(local {: runtime} (require :quire.ci))\n(fn say [word] (runtime.sh [\"echo\" word]))\n{: say}\n");
+    repo.write(
+        ".quire/ci.fnl",
+        "(local {: job} (require :quire.ci))\n(local {: say} (require :helpers))\n(job :one [:quire/push] (fn [] {:out (. (say \"first\") :stdout)}))\n(job :two [:one] (fn [] {:out (. (say \"second\") :stdout)}))\n",
+    );
+    repo.commit("helpers");
+    let r = repo.run(&["run"]);
+    r.expect_code(0).assert_clean();
+    assert_eq!(r.job_end("one")["outputs"]["out"], "first\n");
+    assert_eq!(r.job_end("two")["outputs"]["out"], "second\n");
+    for (job, word) in [("one", "first"), ("two", "second")] {
+        let cmds: Vec<Value> = r.job_log(job).into_iter().filter(|e| e["kind"] == "sh-start").map(|e| e["cmd"].clone()).collect();
+        assert_eq!(cmds, vec![serde_json::json!(["echo", word])], "job {job}");
+    }
+}
+
+#[test]
 fn runtime_outside_a_run_fn_is_refused_naming_the_call_and_its_line() {
     let out = support::Test::new()
         .ci("(local {: job : runtime} (require :quire.ci))\n(local greeting\n  (runtime.sh \"echo hi\"))\n(job :a [:quire/push] (fn [] nil))\n")
