@@ -159,9 +159,25 @@ pub struct RunArgs {
     /// Memory limit of the run's container, e.g. 512m or 2g (no swap beyond it).
     #[arg(long, value_name = "SIZE", env = "QUIRE_CI_MEMORY", value_parser = memory_size)]
     pub memory: Option<i64>,
+    /// The run container's network: bridge (the default), none, host, or a network's name.
+    #[arg(long, value_name = "MODE", env = "QUIRE_CI_NETWORK", value_parser = network_mode)]
+    pub network: Option<String>,
 
     #[command(flatten)]
     pub eval: EvalArgs,
+}
+
+/// A network mode as `docker run --network` takes it: `bridge`, `none`,
+/// `host`, `container:NAME`, or a network's name (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
+fn network_mode(s: &str) -> Result<String, String> {
+    let name = s.strip_prefix("container:").unwrap_or(s);
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a network mode (bridge, none, host, or a network's name)"))
+    }
 }
 
 /// A memory size: bytes, or a number with k, m, g (powers of 1024), as

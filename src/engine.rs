@@ -9,8 +9,11 @@
 //! Everything here is async (tokio); a plain thread can use
 //! `Handle::block_on`.
 
+mod auth;
 mod error;
 pub mod owner;
+pub mod select;
+mod ssh;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -31,6 +34,8 @@ pub use crate::events::Stream;
 pub use error::EngineError;
 use error::{message_of, status_of, transport_failure};
 use owner::{Owner, Verdict, LABEL_KEEP, LABEL_REPO, LABEL_RUN};
+pub use select::SelectEnv;
+use select::Tls;
 
 /// Where the run's files live inside the container.
 pub const WORKDIR: &str = "/work";
@@ -63,6 +68,61 @@ const EXEC_COALESCE_BYTES: usize = 256 * 1024;
 pub struct Engine {
     docker: Docker,
     endpoint: String,
+    chosen: std::sync::Arc<Chosen>,
+    /// Per container, the cgroup's OOM kills already accounted for.
+    oom_seen: std::sync::Arc<std::sync::Mutex<HashMap<String, u64>>>,
+}
+
+/// The engine's context and endpoint, and what chose them (docs/engine.md).
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    /// `default` or the docker context's name.
+    pub context: String,
+    /// What chose it, in words: "DOCKER_CONTEXT=remote", ...
+    pub why: String,
+    pub source: select::Source,
+    pub endpoint: String,
+    /// "plain", "TLS" or "ssh".
+    pub how: &'static str,
+    /// The docker config directory (credentials live there).
+    pub config_dir: Option<std::path::PathBuf>,
+}
+
+impl Chosen {
+    /// One line for `doctor` and `-v`.
+    pub fn describe(&self) -> String {
+        let how = if self.how == "plain" { String::new() } else { format!(", {}", self.how) };
+        format!("context {} ({}): {}{how}", self.context, self.why, self.endpoint)
+    }
+
+    /// The docker CLI's global flags that reach this same engine.
+    pub fn docker_args(&self) -> Vec<String> {
+        if self.context != "default" {
+            return vec!["--context".into(), self.context.clone()];
+        }
+        let mut args = vec!["-H".to_string(), self.endpoint.replacen("https://", "tcp://", 1)];
+        if self.how == "TLS" {
+            args.push("--tlsverify".into());
+        }
+        args
+    }
+
+    /// `docker ARGS rest...` as a line a user can paste into a shell.
+    pub fn docker_command(&self, rest: &[&str]) -> String {
+        let mut words = vec!["docker".to_string()];
+        words.extend(self.docker_args());
+        words.extend(rest.iter().map(|s| s.to_string()));
+        words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// `w` quoted for a POSIX shell when it needs it.
+fn shell_quote(w: &str) -> String {
+    if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c)) {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
 }
 
 /// What `doctor` shows about the engine.
@@ -150,63 +210,130 @@ pub struct ExecOutcome {
 }
 
 impl Engine {
-    /// Find an engine: `DOCKER_HOST` when set (and then only it), else the
-    /// usual Docker socket, then Docker rootless and Podman sockets.
+    /// Find the engine the docker CLI would use (see [`select::select`]):
+    /// `DOCKER_HOST`, `DOCKER_CONTEXT`, the config's `currentContext`, else
+    /// the usual Docker socket, then Docker rootless and Podman sockets.
     pub async fn connect() -> Result<Engine, EngineError> {
-        let host = std::env::var("DOCKER_HOST").ok();
-        Self::connect_with(host.as_deref()).await
+        Self::connect_env(&SelectEnv::from_process()).await
     }
 
     /// As [`Engine::connect`], with `docker_host` in place of `$DOCKER_HOST`.
     pub async fn connect_with(docker_host: Option<&str>) -> Result<Engine, EngineError> {
-        let candidates = candidates(
-            docker_host,
-            std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
-        );
-        let explicit = docker_host.is_some_and(|h| !h.is_empty());
+        let mut env = SelectEnv::from_process();
+        env.docker_host = docker_host.filter(|h| !h.is_empty()).map(str::to_string);
+        Self::connect_env(&env).await
+    }
+
+    /// As [`Engine::connect`], from the given environment.
+    pub async fn connect_env(env: &SelectEnv) -> Result<Engine, EngineError> {
+        let selection = select::select(env)?;
+        let explicit = selection.explicit();
         let mut tried = Vec::new();
-        for c in candidates {
+        for (c, tls) in &selection.endpoints {
             if let Some(path) = c.strip_prefix("unix://") {
                 if !explicit && !std::path::Path::new(path).exists() {
                     tried.push(format!("{c} (no such socket)"));
                     continue;
                 }
             }
-            match Self::try_endpoint(&c).await {
-                Ok(engine) => return Ok(engine),
-                Err(Attempt::Unsupported) => {
-                    return Err(EngineError::UnsupportedHost { host: c });
+            match Self::try_endpoint(c, tls.as_ref()).await {
+                Ok((docker, how)) => {
+                    let chosen = Chosen {
+                        context: selection.context.clone(),
+                        why: selection.why(),
+                        source: selection.source.clone(),
+                        endpoint: c.clone(),
+                        how,
+                        config_dir: env.config_dir(),
+                    };
+                    return Ok(Engine {
+                        docker,
+                        endpoint: c.clone(),
+                        chosen: std::sync::Arc::new(chosen),
+                        oom_seen: Default::default(),
+                    });
                 }
-                Err(Attempt::Failed(why)) => tried.push(format!("{c} ({why})")),
+                Err(Attempt::Unsupported) => {
+                    return Err(EngineError::UnsupportedHost { host: c.clone() });
+                }
+                Err(Attempt::Tls(problem)) => {
+                    return Err(EngineError::TlsMaterial { endpoint: c.clone(), problem });
+                }
+                Err(Attempt::Failed(why)) => {
+                    if selection.context != "default" {
+                        return Err(EngineError::ChosenUnreachable {
+                            chosen: selection.describe(),
+                            endpoint: c.clone(),
+                            why,
+                        });
+                    }
+                    tried.push(format!("{c} ({why})"));
+                }
             }
+        }
+        if explicit && selection.source != select::Source::DockerHost {
+            // DOCKER_CONTEXT=default with nothing answering: say so.
+            tried.push(format!("(the {}: the default socket search)", selection.describe()));
         }
         Err(EngineError::Unreachable { tried })
     }
 
-    async fn try_endpoint(endpoint: &str) -> Result<Engine, Attempt> {
-        let docker = Docker::connect_with_host(endpoint).map_err(|e| match e {
+    async fn try_endpoint(endpoint: &str, tls: Option<&Tls>) -> Result<(Docker, &'static str), Attempt> {
+        let map_err = |e: bollard::errors::Error| match e {
             bollard::errors::Error::UnsupportedURISchemeError { .. } => Attempt::Unsupported,
-            bollard::errors::Error::SocketNotFoundError(_) => {
-                Attempt::Failed("no such socket".into())
-            }
+            bollard::errors::Error::SocketNotFoundError(_) => Attempt::Failed("no such socket".into()),
             other => Attempt::Failed(other.to_string()),
-        })?;
-        let docker = docker.with_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS));
+        };
+        let mut ssh_stderr = None;
+        let (docker, how) = if let Some(tls) = tls {
+            if !tls.ca.exists() {
+                return Err(Attempt::Tls(format!("no CA certificate at {}", tls.ca.display())));
+            }
+            if tls.cert.exists() != tls.key.exists() {
+                return Err(Attempt::Tls(format!(
+                    "a client certificate needs both {} and {}",
+                    tls.cert.display(),
+                    tls.key.display()
+                )));
+            }
+            let host = endpoint.replacen("https://", "tcp://", 1);
+            let d = Docker::connect_with_ssl(&host, &tls.key, &tls.cert, &tls.ca, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+                .map_err(|e| Attempt::Tls(e.to_string()))?;
+            (d, "TLS")
+        } else if endpoint.starts_with("ssh://") {
+            let target = ssh::SshTarget::parse(endpoint).map_err(Attempt::Failed)?;
+            let (d, stderr) = ssh::connect(target, REQUEST_TIMEOUT_SECS).map_err(map_err)?;
+            ssh_stderr = Some(stderr);
+            (d, "ssh")
+        } else if endpoint.starts_with("https://") {
+            return Err(Attempt::Tls("https:// needs DOCKER_CERT_PATH (or DOCKER_CONFIG) with ca.pem".into()));
+        } else {
+            let d = Docker::connect_with_host(endpoint).map_err(map_err)?;
+            (d.with_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS)), "plain")
+        };
+        let with_ssh = |why: String| match ssh_stderr.as_ref().and_then(|s| s.lock().ok().map(|s| s.clone())) {
+            Some(err) if !err.is_empty() => format!("{why}; ssh said: {err}"),
+            _ => why,
+        };
         // bollard speaks a newer API than e.g. Debian's docker 20.10 (1.41);
         // negotiation lowers our version to the server's, or requests that
-        // use newer fields are refused or misread.
-        let docker = tokio::time::timeout(PING_TIMEOUT, docker.negotiate_version())
+        // use newer fields are refused or misread. ssh's handshake needs
+        // more than a socket's budget.
+        let budget = if ssh_stderr.is_some() { PING_TIMEOUT * 6 } else { PING_TIMEOUT };
+        let docker = tokio::time::timeout(budget, docker.negotiate_version())
             .await
-            .map_err(|_| Attempt::Failed(format!("no answer within {}s", PING_TIMEOUT.as_secs())))?
-            .map_err(|e| Attempt::Failed(describe_connect_error(&e)))?;
-        tokio::time::timeout(PING_TIMEOUT, docker.ping())
+            .map_err(|_| Attempt::Failed(with_ssh(format!("no answer within {}s", budget.as_secs()))))?
+            .map_err(|e| Attempt::Failed(with_ssh(describe_connect_error(&e))))?;
+        tokio::time::timeout(budget, docker.ping())
             .await
-            .map_err(|_| Attempt::Failed(format!("no answer within {}s", PING_TIMEOUT.as_secs())))?
-            .map_err(|e| Attempt::Failed(describe_connect_error(&e)))?;
-        Ok(Engine {
-            docker,
-            endpoint: endpoint.to_string(),
-        })
+            .map_err(|_| Attempt::Failed(with_ssh(format!("no answer within {}s", budget.as_secs()))))?
+            .map_err(|e| Attempt::Failed(with_ssh(describe_connect_error(&e))))?;
+        Ok((docker, how))
+    }
+
+    /// Which engine this is and why it was chosen.
+    pub fn chosen(&self) -> &Chosen {
+        &self.chosen
     }
 
     /// Where we connected, e.g. `unix:///var/run/docker.sock`.
@@ -225,22 +352,23 @@ impl Engine {
             .version()
             .await
             .map_err(|e| EngineError::api("reading the engine version", e))?;
-        // Docker Desktop names itself in Platform; dockerd's first component
-        // is plain "Engine"; Podman's is "Podman Engine".
+        // Docker Desktop names itself in Platform ("Docker Desktop 4.x");
+        // dockerd's first component is plain "Engine"; Podman's is "Podman
+        // Engine" while its Platform is an os/arch/distro triple
+        // ("linux/amd64/debian-12"), which names no product.
+        let components = v.components.as_deref().unwrap_or_default();
+        let podman = components.iter().find(|c| c.name.starts_with("Podman")).map(|c| c.name.clone());
         let platform = v
             .platform
             .as_ref()
             .map(|p| p.name.clone())
-            .filter(|n| !n.is_empty());
-        let component =
-            v.components
-                .as_ref()
-                .and_then(|cs| cs.first())
-                .map(|c| match c.name.as_str() {
-                    "Engine" => "Docker Engine".to_string(),
-                    other => other.to_string(),
-                });
-        let product = platform
+            .filter(|n| !n.is_empty() && !n.contains('/'));
+        let component = components.first().map(|c| match c.name.as_str() {
+            "Engine" => "Docker Engine".to_string(),
+            other => other.to_string(),
+        });
+        let product = podman
+            .or(platform)
             .or(component)
             .unwrap_or_else(|| "Docker-API engine".to_string());
         Ok(EngineVersion {
@@ -288,7 +416,11 @@ impl Engine {
         let options = CreateImageOptionsBuilder::default()
             .from_image(&reference)
             .build();
-        let mut pull = self.docker.create_image(Some(options), None, None);
+        let registry = auth::registry_of(&reference);
+        let credentials = auth::credentials(self.chosen.config_dir.as_deref(), &registry)
+            .map_err(|problem| EngineError::Credentials { registry: registry.clone(), problem })?;
+        let had_credentials = credentials.is_some();
+        let mut pull = self.docker.create_image(Some(options), None, credentials);
         while let Some(item) = pull.next().await {
             match item {
                 Ok(info) => on_progress(PullProgress {
@@ -298,10 +430,14 @@ impl Engine {
                     total: info.progress_detail.as_ref().and_then(|p| p.total),
                 }),
                 Err(e) => {
+                    let reason = message_of(&e);
+                    if auth::is_auth_refusal(&reason) {
+                        return Err(self.auth_refused(name, &registry, reason, had_credentials));
+                    }
                     return Err(EngineError::ImageUnavailable {
                         image: name.to_string(),
-                        reason: format!("pull failed: {}", message_of(&e)),
-                    })
+                        reason: format!("pull failed: {reason}"),
+                    });
                 }
             }
         }
@@ -329,13 +465,18 @@ impl Engine {
             .rm(true)
             .forcerm(true)
             .build();
+        // As the docker CLI's classic build: every registry the docker
+        // config has credentials for, so a FROM from a private one pulls.
+        let credentials = auth::all_credentials(self.chosen.config_dir.as_deref())
+            .map_err(|problem| EngineError::Credentials { registry: "the Dockerfile's FROM images".into(), problem })?;
+        let credentials = (!credentials.is_empty()).then_some(credentials);
         let (body, reader) = streaming_body(context);
         let mut built = None;
         let mut failure = None;
         {
             let mut build =
                 self.docker
-                    .build_image(options, None, Some(bollard::body_try_stream(body)));
+                    .build_image(options, credentials, Some(bollard::body_try_stream(body)));
             while let Some(item) = build.next().await {
                 match item {
                     Ok(info) => {
@@ -367,6 +508,12 @@ impl Engine {
             });
         }
         if let Some(message) = failure {
+            if auth::is_auth_refusal(&message) {
+                if let Some(registry) = auth::registry_in_message(&message) {
+                    let had = self.chosen.config_dir.as_deref().and_then(|d| auth::credentials(Some(d), &registry).ok().flatten()).is_some();
+                    return Err(self.auth_refused(&format!("a FROM image of {tag}"), &registry, message.trim().to_string(), had));
+                }
+            }
             return Err(EngineError::BuildFailed {
                 tag: tag.to_string(),
                 message: message.trim().to_string(),
@@ -382,6 +529,21 @@ impl Engine {
                     message: "the builder finished without producing the image".to_string(),
                 }),
         }
+    }
+
+    /// A registry's "log in first", with how to.
+    fn auth_refused(&self, image: &str, registry: &str, reason: String, had_credentials: bool) -> EngineError {
+        let config = match &self.chosen.config_dir {
+            Some(d) => d.join("config.json").display().to_string(),
+            None => "the docker config".to_string(),
+        };
+        let login = format!("docker login {}", auth::login_host(registry)).trim_end().to_string();
+        let hint = if had_credentials {
+            format!("the credentials for {registry} in {config} were refused; log in again: `{login}`")
+        } else {
+            format!("log in to the registry: `{login}` (quire-ci reads the credentials `docker` keeps in {config})")
+        };
+        EngineError::RegistryAuth { image: image.to_string(), registry: registry.to_string(), reason, hint }
     }
 
     // ---- the run container ----------------------------------------------
@@ -598,7 +760,7 @@ impl Engine {
                     reason,
                 });
             }
-            if exit == Some(137) && self.oom_since(container, started).await {
+            if exit == Some(137) && (self.oom_since(container, started).await || self.new_cgroup_oom_kill(container).await) {
                 return Err(EngineError::ContainerDied {
                     container: container.name.clone(),
                     reason: "oom-killed".to_string(),
@@ -751,14 +913,13 @@ impl Engine {
 
     /// Why the container is no longer running, or None if it still runs.
     async fn death_reason(&self, container: &RunContainer) -> Option<String> {
-        match self.docker.inspect_container(&container.id, None).await {
-            Ok(c) => {
-                let state = c.state.unwrap_or_default();
-                if state.running == Some(true) && state.restarting != Some(true) {
+        match self.container_state(&container.id).await {
+            Ok(state) => {
+                if state.running && !state.restarting {
                     return None;
                 }
-                let code = state.exit_code.unwrap_or(-1);
-                Some(if state.oom_killed == Some(true) {
+                let code = state.exit_code;
+                Some(if state.oom_killed {
                     "oom-killed".to_string()
                 } else if code == 137 {
                     "killed (exit 137)".to_string()
@@ -768,6 +929,31 @@ impl Engine {
             }
             Err(e) if status_of(&e) == Some(404) => Some("removed".to_string()),
             Err(e) => Some(format!("engine connection lost, was it stopped or restarted? ({})", transport_failure(&e).unwrap_or_else(|| message_of(&e)))),
+        }
+    }
+
+    /// The container's state. Podman reports states the Docker API does not
+    /// have (`stopped`, `configured`), which bollard's typed inspect refuses;
+    /// then the same fields are read from the raw answer.
+    async fn container_state(&self, id: &str) -> Result<ContainerStateLite, bollard::errors::Error> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(c) => {
+                let s = c.state.unwrap_or_default();
+                Ok(ContainerStateLite {
+                    running: s.running == Some(true),
+                    restarting: s.restarting == Some(true),
+                    oom_killed: s.oom_killed == Some(true),
+                    exit_code: s.exit_code.unwrap_or(-1),
+                })
+            }
+            Err(bollard::errors::Error::JsonDataError { contents, message, column }) => {
+                let v: serde_json::Value = match serde_json::from_str(&contents) {
+                    Ok(v) => v,
+                    Err(_) => return Err(bollard::errors::Error::JsonDataError { contents, message, column }),
+                };
+                Ok(ContainerStateLite::from_json(&v["State"]))
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -812,6 +998,41 @@ impl Engine {
         found.unwrap_or(false)
     }
 
+    /// Has the container's memory cgroup counted an OOM kill since we last
+    /// looked? Podman sends no `oom` event when the kernel kills an exec's
+    /// process (its container lives on, so `State.OOMKilled` stays false);
+    /// the cgroup's own counter, read from inside the container (v2
+    /// `memory.events`, v1 `memory.oom_control`), still says so.
+    async fn new_cgroup_oom_kill(&self, container: &RunContainer) -> bool {
+        let options = CreateExecOptions::<String> {
+            cmd: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null".into(),
+            ]),
+            attach_stdout: Some(true),
+            attach_stderr: Some(false),
+            ..Default::default()
+        };
+        let Ok(exec) = self.docker.create_exec(&container.id, options).await else { return false };
+        let read = async {
+            let mut text = Vec::new();
+            if let Ok(StartExecResults::Attached { mut output, .. }) = self.docker.start_exec(&exec.id, None).await {
+                while let Some(Ok(frame)) = output.next().await {
+                    if let bollard::container::LogOutput::StdOut { message } = frame {
+                        text.extend_from_slice(&message);
+                    }
+                }
+            }
+            text
+        };
+        let Ok(text) = tokio::time::timeout(Duration::from_secs(5), read).await else { return false };
+        let kills = oom_kill_count(&String::from_utf8_lossy(&text));
+        let Ok(mut seen) = self.oom_seen.lock() else { return false };
+        let before = seen.insert(container.id.clone(), kills).unwrap_or(0);
+        kills > before
+    }
+
     /// Map an API error during work on the container to ContainerDied when
     /// the container is gone or stopped, else to a plain API error.
     async fn died_or(
@@ -830,8 +1051,31 @@ impl Engine {
     }
 }
 
+/// What [`Engine::death_reason`] needs of a container's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ContainerStateLite {
+    running: bool,
+    restarting: bool,
+    oom_killed: bool,
+    exit_code: i64,
+}
+
+impl ContainerStateLite {
+    /// From the raw `State` object of an inspect (Docker's or Podman's).
+    fn from_json(state: &serde_json::Value) -> ContainerStateLite {
+        let flag = |k: &str| state.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+        ContainerStateLite {
+            running: flag("Running"),
+            restarting: flag("Restarting"),
+            oom_killed: flag("OOMKilled"),
+            exit_code: state.get("ExitCode").and_then(|v| v.as_i64()).unwrap_or(-1),
+        }
+    }
+}
+
 enum Attempt {
     Unsupported,
+    Tls(String),
     Failed(String),
 }
 
@@ -848,22 +1092,6 @@ fn describe_connect_error(e: &bollard::errors::Error) -> String {
     }
 }
 
-/// The places to look for an engine, in order. An explicit DOCKER_HOST is
-/// the only candidate: falling back to another engine would run the user's
-/// CI somewhere they did not ask for.
-pub fn candidates(docker_host: Option<&str>, xdg_runtime_dir: Option<&str>) -> Vec<String> {
-    if let Some(h) = docker_host.filter(|h| !h.is_empty()) {
-        return vec![h.to_string()];
-    }
-    let mut c = vec!["unix:///var/run/docker.sock".to_string()];
-    if let Some(x) = xdg_runtime_dir.filter(|x| !x.is_empty()) {
-        c.push(format!("unix://{x}/docker.sock"));
-        c.push(format!("unix://{x}/podman/podman.sock"));
-    }
-    c.push("unix:///run/podman/podman.sock".to_string());
-    c
-}
-
 /// `name` with `:latest` added when it has neither a tag nor a digest. A
 /// colon before the last `/` is a registry port, not a tag.
 pub fn with_default_tag(name: &str) -> String {
@@ -873,6 +1101,16 @@ pub fn with_default_tag(name: &str) -> String {
     } else {
         format!("{name}:latest")
     }
+}
+
+/// The `oom_kill N` count in a memory cgroup's events (v2 `memory.events`,
+/// v1 `memory.oom_control`); 0 when there is none.
+fn oom_kill_count(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("oom_kill "))
+        .filter_map(|n| n.trim().parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 /// A container name from a run id: Docker allows `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
@@ -1049,22 +1287,44 @@ mod tests {
     }
 
     #[test]
-    fn explicit_docker_host_is_the_only_candidate() {
+    fn podman_states_are_read_from_the_raw_inspect() {
+        // Podman 4.3's answer for a container killed from outside.
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"Status":"stopped","Running":false,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":0,"ExitCode":137}"#,
+        )
+        .unwrap();
         assert_eq!(
-            candidates(Some("tcp://10.0.0.1:2375"), Some("/run/user/1")),
-            vec!["tcp://10.0.0.1:2375"]
+            ContainerStateLite::from_json(&v),
+            ContainerStateLite { running: false, restarting: false, oom_killed: false, exit_code: 137 }
         );
-        let c = candidates(None, Some("/run/user/1"));
-        assert_eq!(
-            c,
-            vec![
-                "unix:///var/run/docker.sock",
-                "unix:///run/user/1/docker.sock",
-                "unix:///run/user/1/podman/podman.sock",
-                "unix:///run/podman/podman.sock"
-            ]
-        );
-        assert_eq!(candidates(Some(""), None).len(), 2);
+        let oom: serde_json::Value = serde_json::from_str(r#"{"Status":"exited","Running":false,"OOMKilled":true,"ExitCode":137}"#).unwrap();
+        assert!(ContainerStateLite::from_json(&oom).oom_killed);
+    }
+
+    #[test]
+    fn oom_kills_are_counted_from_either_cgroup_version() {
+        assert_eq!(oom_kill_count("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"), 2);
+        assert_eq!(oom_kill_count("low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\noom_group_kill 0\n"), 1);
+        assert_eq!(oom_kill_count(""), 0);
+    }
+
+    #[test]
+    fn docker_commands_reach_the_chosen_engine() {
+        let mut c = Chosen {
+            context: "remote".into(),
+            why: "DOCKER_CONTEXT=remote".into(),
+            source: select::Source::ContextEnv,
+            endpoint: "tcp://127.0.0.1:2376".into(),
+            how: "TLS",
+            config_dir: None,
+        };
+        assert_eq!(c.docker_command(&["rm", "-f", "x"]), "docker --context remote rm -f x");
+        c.context = "default".into();
+        assert_eq!(c.docker_command(&["ps"]), "docker -H tcp://127.0.0.1:2376 --tlsverify ps");
+        c.how = "plain";
+        c.endpoint = "unix:///tmp/a b.sock".into();
+        assert_eq!(c.docker_command(&["ps"]), "docker -H 'unix:///tmp/a b.sock' ps");
+        assert!(c.describe().starts_with("context default (DOCKER_CONTEXT=remote): unix:///tmp/a b.sock"));
     }
 
     #[test]

@@ -131,6 +131,11 @@ pub struct RunRequest {
     pub with_git: bool,
     /// `--excerpt-lines`: how many last lines a failure shows.
     pub excerpt_lines: usize,
+    /// `--network` / `QUIRE_CI_NETWORK`: the container's network mode
+    /// (`bridge`, `none`, `host` or a network's name); None: the engine's default.
+    pub network: Option<String>,
+    /// `-v`: say which engine was chosen and why.
+    pub verbose: bool,
 }
 
 impl RunRequest {
@@ -161,6 +166,8 @@ impl RunRequest {
             in_hook: false,
             with_git: false,
             excerpt_lines: DEFAULT_EXCERPT_LINES,
+            network: None,
+            verbose: false,
         }
     }
 }
@@ -188,6 +195,9 @@ pub struct FailedJob {
     pub container: String,
     /// The engine endpoint, e.g. `unix:///var/run/docker.sock`.
     pub endpoint: String,
+    /// The docker CLI's global flags that reach that engine
+    /// (`--context NAME` or `-H HOST`).
+    pub docker_args: Vec<String>,
 }
 
 /// How a run ended.
@@ -239,7 +249,7 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
 
     // The engine is reached (and leftovers of dead quire-ci processes reaped)
     // on the runtime while the snapshot and the compile happen here.
-    let mut engine = EngineLink::start(rt);
+    let mut engine = EngineLink::start(rt, req.verbose);
 
     // 1. Snapshot.
     let snapshot = match &req.pushed {
@@ -669,9 +679,12 @@ struct EngineLink {
 }
 
 impl EngineLink {
-    fn start(rt: &tokio::runtime::Handle) -> EngineLink {
-        let task = rt.spawn(async {
+    fn start(rt: &tokio::runtime::Handle, verbose: bool) -> EngineLink {
+        let task = rt.spawn(async move {
             let engine = Engine::connect().await.map_err(|e| e.to_string())?;
+            if verbose {
+                eprintln!("quire-ci: engine: {}", engine.chosen().describe());
+            }
             let reaped = engine.reap_orphans().await.unwrap_or_default();
             Ok((engine, reaped))
         });
@@ -850,6 +863,7 @@ fn run_in_container(
         keep: req.keep,
         cache_volume: req.cache_volume.then(|| cache_volume_name(&req.repo_dir)),
         memory_limit: req.memory_limit,
+        network: req.network.clone(),
         ..RunContainerSpec::default()
     };
     let container = rt.block_on(engine.create_stopped_run_container(&spec)).map_err(|e| e.to_string())?;
@@ -902,8 +916,10 @@ fn run_in_container(
     drop(guard);
     if req.keep {
         eprintln!(
-            "quire-ci: kept container {} (image {image}); get a shell in it with:\n  docker exec -it -w /work {} sh\nremove it with:\n  docker rm -f {}",
-            container.name, container.name, container.name
+            "quire-ci: kept container {} (image {image}); get a shell in it with:\n  {}\nremove it with:\n  {}",
+            container.name,
+            engine.chosen().docker_command(&["exec", "-it", "-w", "/work", &container.name, "sh"]),
+            engine.chosen().docker_command(&["rm", "-f", &container.name])
         );
     }
     match status.1 {
@@ -1103,7 +1119,7 @@ fn run_jobs(
         );
         if result.outcome == Outcome::Failed && result.abort.is_none() && !req.cancel.is_canceled() {
             if let Some(hook) = &req.on_job_failed {
-                hook(&FailedJob { job: id.clone(), container: container.name.clone(), endpoint: engine.endpoint().to_string() });
+                hook(&FailedJob { job: id.clone(), container: container.name.clone(), endpoint: engine.endpoint().to_string(), docker_args: engine.chosen().docker_args() });
             }
         }
         match result.outcome {

@@ -87,7 +87,7 @@ pub fn checks(ctx: &Context, args: &DoctorArgs) -> Vec<Check> {
                 out.push(Check::fail(
                     "engine",
                     e.to_string(),
-                    "start the Docker daemon (or Podman's socket), or point DOCKER_HOST at one",
+                    "start the Docker daemon (or Podman's socket), or choose another engine: DOCKER_HOST, DOCKER_CONTEXT or `docker context use` (docs/engine.md)",
                     true,
                 ));
                 None
@@ -96,9 +96,16 @@ pub fn checks(ctx: &Context, args: &DoctorArgs) -> Vec<Check> {
                 match rt.block_on(engine.version()) {
                     Ok(v) => out.push(Check::ok(
                         "engine",
-                        format!("{} {} (API {}, speaking {}) at {}", v.product, v.server, v.api, v.negotiated_api, engine.endpoint()),
+                        format!(
+                            "{} {} (API {}, speaking {}) via {}",
+                            v.product,
+                            v.server,
+                            v.api,
+                            v.negotiated_api,
+                            engine.chosen().describe()
+                        ),
                     )),
-                    Err(e) => out.push(Check::warn("engine", format!("reachable at {} but: {e}", engine.endpoint()), "check the daemon's logs")),
+                    Err(e) => out.push(Check::warn("engine", format!("reachable via {} but: {e}", engine.chosen().describe()), "check the daemon's logs")),
                 }
                 Some(engine)
             }

@@ -177,6 +177,8 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             in_hook: true,
             with_git: settings.with_git,
             excerpt_lines: settings.excerpt_lines,
+            network: settings.network.clone(),
+            verbose: ctx.verbose,
             ..RunRequest::new(&repo)
         };
         let outcome = run::execute(rt.handle(), request);

@@ -45,7 +45,7 @@ pub fn settings_from_env() -> Result<RunArgs, String> {
     let explain = |e: clap::Error| {
         let text = e.to_string();
         let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
-        format!("{first} (from the environment: QUIRE_CI_IMAGE, QUIRE_CI_CACHE_VOLUME, QUIRE_CI_MEMORY, QUIRE_CI_NO_CACHE, QUIRE_CI_SKIP_JOBS, QUIRE_CI_SECRETS_FILE, QUIRE_CI_WITH_GIT, QUIRE_CI_EXCERPT_LINES)")
+        format!("{first} (from the environment: QUIRE_CI_IMAGE, QUIRE_CI_CACHE_VOLUME, QUIRE_CI_MEMORY, QUIRE_CI_NETWORK, QUIRE_CI_NO_CACHE, QUIRE_CI_SKIP_JOBS, QUIRE_CI_SECRETS_FILE, QUIRE_CI_WITH_GIT, QUIRE_CI_EXCERPT_LINES)")
     };
     let matches = cmd.try_get_matches_from(std::iter::empty::<String>()).map_err(explain)?;
     RunArgs::from_arg_matches(&matches).map_err(explain)
@@ -110,6 +110,8 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         in_hook: false,
         with_git: args.with_git,
         excerpt_lines: args.excerpt_lines,
+        network: args.network.clone(),
+        verbose: ctx.verbose,
     })
 }
 
@@ -192,9 +194,7 @@ fn shell_in_container(f: &FailedJob) {
     }
     eprintln!("quire-ci: :{} failed; opening a shell in its container {} at /work (exit the shell to go on)", f.job, f.container);
     let mut cmd = std::process::Command::new("docker");
-    if !f.endpoint.is_empty() {
-        cmd.arg("-H").arg(&f.endpoint);
-    }
+    cmd.args(&f.docker_args);
     cmd.args(["exec", "-it", "-w", "/work", &f.container, "sh"]);
     match cmd.status() {
         Ok(_) => {}

@@ -25,9 +25,50 @@ pub enum EngineError {
     #[error("DOCKER_HOST={host} uses a scheme quire-ci cannot speak")]
     #[diagnostic(
         code(quire_ci::engine::unsupported_host),
-        help("use unix:///path/to/docker.sock or tcp://HOST:PORT (for ssh://, forward the socket with `ssh -L`)")
+        help("use unix:///path/to/docker.sock, tcp://HOST:PORT (with DOCKER_TLS_VERIFY=1 for TLS), https://HOST:PORT or ssh://[USER@]HOST[:PORT]")
     )]
     UnsupportedHost { host: String },
+
+    /// A context named by DOCKER_CONTEXT or `currentContext` that does not
+    /// exist (or has no docker endpoint): never a silent fallback.
+    #[error("docker context {context} (from {why}) cannot be used: {looked}")]
+    #[diagnostic(
+        code(quire_ci::engine::context_not_found),
+        help("`docker context ls` lists the contexts; `docker context use default` or DOCKER_CONTEXT=default goes back to the local engine")
+    )]
+    ContextNotFound { context: String, why: String, looked: String },
+
+    /// The engine the user chose (a context or DOCKER_HOST) did not answer.
+    #[error("{chosen} points at {endpoint}, which does not answer: {why}")]
+    #[diagnostic(
+        code(quire_ci::engine::chosen_unreachable),
+        help("start that engine, or choose another: `docker context use NAME`, DOCKER_CONTEXT=NAME, DOCKER_HOST=...; DOCKER_CONTEXT=default is the local engine")
+    )]
+    ChosenUnreachable { chosen: String, endpoint: String, why: String },
+
+    /// The docker config (config.json, a context's meta.json) cannot be read.
+    #[error("cannot read the docker config {}: {problem}", .file.display())]
+    #[diagnostic(code(quire_ci::engine::docker_config), help("fix or remove the file (docker itself reads it too)"))]
+    DockerConfig { file: std::path::PathBuf, problem: String },
+
+    /// TLS asked for, without what it needs.
+    #[error("TLS to {endpoint}: {problem}")]
+    #[diagnostic(
+        code(quire_ci::engine::tls),
+        help("put ca.pem, cert.pem and key.pem in DOCKER_CERT_PATH (or the context's TLS store: `docker context create NAME --docker host=...,ca=...,cert=...,key=...`)")
+    )]
+    TlsMaterial { endpoint: String, problem: String },
+
+    /// The registry refused the pull for want of (valid) credentials.
+    #[error("registry {registry} refused {image}: {reason}")]
+    #[diagnostic(code(quire_ci::engine::registry_auth), help("{hint}"))]
+    RegistryAuth { image: String, registry: String, reason: String, hint: String },
+
+    /// The docker config's credentials for a registry cannot be read
+    /// (a credential helper failed, a malformed `auth`).
+    #[error("credentials for {registry}: {problem}")]
+    #[diagnostic(code(quire_ci::engine::credentials), help("check `docker login {registry}` works; a credential helper must be on PATH"))]
+    Credentials { registry: String, problem: String },
 
     /// The image is not present and could not be pulled (or pulling was not allowed).
     #[error("image {image} is not available: {reason}")]

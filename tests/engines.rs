@@ -1,0 +1,459 @@
+//! Every engine a user already has (docs/engine.md): a second dockerd with
+//! TLS reached by DOCKER_HOST and by a docker context, the same engine over
+//! ssh://, a registry with htpasswd auth, rootful Podman, `--network`. The
+//! engines and services are real and local (scripts/test-engines starts
+//! them, on 127.0.0.1); the docker config is a temporary one per test.
+
+mod run_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use run_support::{sh_ok, Finished, Repo, IMAGE};
+
+const TLS_HOST: &str = "tcp://127.0.0.1:23760";
+const SSH_HOST: &str = "ssh://root@127.0.0.1:22022";
+const REGISTRY: &str = "127.0.0.1:5001";
+const REGISTRY_USER: &str = "quire";
+const REGISTRY_PASS: &str = "ci-test-pass";
+
+/// The state directory of scripts/test-engines, after running it once
+/// (idempotent: it starts only what is not running). Fails, never skips,
+/// when the engines cannot be had.
+fn engines() -> &'static Path {
+    static STATE: OnceLock<PathBuf> = OnceLock::new();
+    STATE.get_or_init(|| {
+        run_support::require_docker();
+        let out = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-engines"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run scripts/test-engines: {e}"));
+        assert!(out.status.success(), "scripts/test-engines failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
+fn docker2_sock() -> String {
+    format!("unix://{}/docker2/docker.sock", engines().display())
+}
+
+fn podman_sock() -> String {
+    format!("unix://{}/podman/podman.sock", engines().display())
+}
+
+fn certs() -> PathBuf {
+    engines().join("certs")
+}
+
+/// `quire-ci ARGS` in `repo` with no engine or docker config of the
+/// ambient environment: `DOCKER_CONFIG` is `config` (a temp dir).
+fn cmd(repo: &Repo, config: &Path, args: &[&str]) -> Command {
+    let mut c = repo.cmd(args);
+    for k in ["DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_TLS", "DOCKER_CERT_PATH", "QUIRE_CI_NETWORK"] {
+        c.env_remove(k);
+    }
+    c.env("DOCKER_CONFIG", config);
+    c
+}
+
+/// The docker CLI against `host` (a `-H` value), with `config` as DOCKER_CONFIG.
+fn docker_at(host: &str, config: &Path) -> Command {
+    let mut c = Command::new("docker");
+    c.env("DOCKER_CONFIG", config).env_remove("DOCKER_CONTEXT").env_remove("DOCKER_HOST");
+    if host.starts_with("tcp://") {
+        c.env("DOCKER_CERT_PATH", certs()).args(["-H", host, "--tlsverify"]);
+    } else {
+        c.args(["-H", host]);
+    }
+    c
+}
+
+/// Ids of the containers of run `run_id` on the engine at `host`.
+fn containers_at(host: &str, run_id: &str) -> Vec<String> {
+    let tmp = tempfile::tempdir().expect("temp");
+    let out = sh_ok(docker_at(host, tmp.path()).args(["ps", "-aq", "--filter", &format!("label=quire-ci.run={run_id}")]));
+    out.split_whitespace().map(str::to_string).collect()
+}
+
+/// The line of the `--keep` message that is the command to enter the
+/// container, split into words (it has no quoting in these tests).
+fn kept_shell_command(f: &Finished) -> Vec<String> {
+    let text = f.terminal();
+    let line = text
+        .lines()
+        .skip_while(|l| !l.contains("get a shell in it with:"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no shell command in the --keep message:\n{text}"));
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+/// Runs the printed `docker ... exec -it -w /work NAME sh` as a
+/// non-interactive `cat /work/k.txt`, with the given environment.
+fn run_printed_command(words: &[String], env: &[(&str, &str)]) -> String {
+    assert_eq!(words.first().map(String::as_str), Some("docker"), "{words:?}");
+    let exec = words.iter().position(|w| w == "exec").expect("exec in the command");
+    let name = words.get(exec + 4).expect("container name").clone();
+    let mut c = Command::new("docker");
+    c.env_remove("DOCKER_HOST").env_remove("DOCKER_CONTEXT");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(&words[1..exec]).args(["exec", &name, "cat", "/work/k.txt"]);
+    sh_ok(&mut c)
+}
+
+/// The image a run built from .quire/Dockerfile (its `image` event `built`).
+fn built_image(r: &Finished) -> Option<String> {
+    r.run_log()
+        .into_iter()
+        .find(|e| e["kind"] == "image" && e["action"] == "built")
+        .and_then(|e| e["image"].as_str().map(str::to_string))
+}
+
+const KEEP_CI: &str = "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo kept > k.txt\") {}))\n";
+
+#[test]
+fn tls_docker_host_with_tls_verify_runs_there_and_keep_prints_a_working_command() {
+    let state = engines();
+    let repo = Repo::new(KEEP_CI);
+    let config = tempfile::tempdir().expect("temp");
+    let mut c = cmd(&repo, config.path(), &["run", "--keep", "-v"]);
+    c.env("DOCKER_HOST", TLS_HOST).env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", certs());
+    let r = repo.run_cmd(c);
+    r.expect_code(0);
+    assert!(r.stderr.contains(&format!("engine: context default (DOCKER_HOST is set): {TLS_HOST}, TLS")), "{}", r.stderr);
+    let on_second = containers_at(&docker2_sock(), &r.run_id());
+    assert_eq!(on_second.len(), 1, "the run's container must be on the TLS engine");
+    assert!(run_support::containers_of_run(&r.run_id()).is_empty(), "nothing on the shared engine");
+    let words = kept_shell_command(&r);
+    assert_eq!(words[..4], ["docker", "-H", TLS_HOST, "--tlsverify"], "{words:?}");
+    let certs = certs();
+    assert_eq!(run_printed_command(&words, &[("DOCKER_CERT_PATH", certs.to_str().unwrap())]), "kept\n");
+    sh_ok(Command::new("docker").args(["-H", &docker2_sock(), "rm", "-f", &on_second[0]]));
+
+    // Plain HTTP to the TLS port: an exit-3 error naming the endpoint.
+    let mut c = cmd(&repo, config.path(), &["run"]);
+    c.env("DOCKER_HOST", TLS_HOST);
+    let r = repo.run_cmd(c);
+    r.expect_code(3);
+    assert!(r.stderr.contains(TLS_HOST), "{}", r.stderr);
+    let _ = state;
+}
+
+/// A docker config with a context `second` made by the docker CLI itself
+/// (so the store's layout is docker's), pointing at the TLS engine.
+fn config_with_context(use_it: bool) -> tempfile::TempDir {
+    let config = tempfile::tempdir().expect("temp");
+    let certs = certs();
+    let spec = format!(
+        "host={TLS_HOST},ca={},cert={},key={}",
+        certs.join("ca.pem").display(),
+        certs.join("cert.pem").display(),
+        certs.join("key.pem").display()
+    );
+    sh_ok(Command::new("docker").env("DOCKER_CONFIG", config.path()).args(["context", "create", "second", "--docker", &spec]));
+    if use_it {
+        sh_ok(Command::new("docker").env("DOCKER_CONFIG", config.path()).args(["context", "use", "second"]));
+    }
+    config
+}
+
+#[test]
+fn current_context_lands_on_its_engine_and_docker_context_default_goes_back() {
+    engines();
+    let repo = Repo::new(KEEP_CI);
+    let config = config_with_context(true);
+    let r = repo.run_cmd(cmd(&repo, config.path(), &["run", "--keep", "-v"]));
+    r.expect_code(0);
+    let why = format!("engine: context second (currentContext in {}): {TLS_HOST}, TLS", config.path().join("config.json").display());
+    assert!(r.stderr.contains(&why), "{}", r.stderr);
+    let on_second = containers_at(&docker2_sock(), &r.run_id());
+    assert_eq!(on_second.len(), 1, "the run's container must be on the context's engine");
+    let words = kept_shell_command(&r);
+    assert_eq!(words[..3], ["docker", "--context", "second"], "{words:?}");
+    let cfg = config.path().to_str().unwrap().to_string();
+    assert_eq!(run_printed_command(&words, &[("DOCKER_CONFIG", &cfg)]), "kept\n");
+    sh_ok(Command::new("docker").args(["-H", &docker2_sock(), "rm", "-f", &on_second[0]]));
+
+    // DOCKER_CONTEXT=default: the local engine, as for `docker`.
+    let mut c = cmd(&repo, config.path(), &["run", "--keep", "-v"]);
+    c.env("DOCKER_CONTEXT", "default");
+    let r = repo.run_cmd(c);
+    r.expect_code(0);
+    assert!(r.stderr.contains("engine: context default (DOCKER_CONTEXT=default): unix:///var/run/docker.sock"), "{}", r.stderr);
+    let local = run_support::containers_of_run(&r.run_id());
+    assert_eq!(local.len(), 1, "DOCKER_CONTEXT=default must run on the local engine");
+    assert!(containers_at(&docker2_sock(), &r.run_id()).is_empty());
+    sh_ok(Command::new("docker").args(["rm", "-f", &local[0]]));
+
+    // DOCKER_CONTEXT wins over currentContext, and doctor says which and why.
+    let mut c = cmd(&repo, config.path(), &["doctor"]);
+    c.env("DOCKER_CONTEXT", "second");
+    let out = c.output().expect("doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("via context second (DOCKER_CONTEXT=second): {TLS_HOST}, TLS")), "{text}");
+}
+
+#[test]
+fn a_context_that_points_nowhere_is_an_exit_3_error_naming_it() {
+    engines();
+    let repo = Repo::new(KEEP_CI);
+    let config = tempfile::tempdir().expect("temp");
+    // No such context.
+    let mut c = cmd(&repo, config.path(), &["run"]);
+    c.env("DOCKER_CONTEXT", "nosuch");
+    let r = repo.run_cmd(c);
+    r.expect_code(3);
+    assert!(r.stderr.contains("docker context nosuch (from DOCKER_CONTEXT)"), "{}", r.stderr);
+    // A context whose engine does not answer: no fallback to the local one.
+    sh_ok(Command::new("docker").env("DOCKER_CONFIG", config.path()).args(["context", "create", "gone", "--docker", "host=tcp://127.0.0.1:1"]));
+    sh_ok(Command::new("docker").env("DOCKER_CONFIG", config.path()).args(["context", "use", "gone"]));
+    let r = repo.run_cmd(cmd(&repo, config.path(), &["run"]));
+    r.expect_code(3);
+    assert!(r.stderr.contains("context gone (currentContext in"), "{}", r.stderr);
+    assert!(r.stderr.contains("tcp://127.0.0.1:1"), "{}", r.stderr);
+    let out = cmd(&repo, config.path(), &["doctor"]).output().expect("doctor");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("context gone"), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn ssh_docker_host_runs_on_the_far_engine_and_keep_prints_a_working_command() {
+    let state = engines();
+    let repo = Repo::new(KEEP_CI);
+    let config = tempfile::tempdir().expect("temp");
+    // The real ssh, with the throwaway key and known_hosts of the test sshd
+    // (a wrapper that adds `-F`), first on PATH.
+    let path = format!("{}:{}", state.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let mut c = cmd(&repo, config.path(), &["run", "--keep", "-v"]);
+    c.env("DOCKER_HOST", SSH_HOST).env("PATH", &path);
+    let r = repo.run_cmd(c);
+    r.expect_code(0);
+    assert!(r.stderr.contains(&format!("engine: context default (DOCKER_HOST is set): {SSH_HOST}, ssh")), "{}", r.stderr);
+    let on_second = containers_at(&docker2_sock(), &r.run_id());
+    assert_eq!(on_second.len(), 1, "sshd's sessions reach the second engine; the run must be there");
+    let words = kept_shell_command(&r);
+    assert_eq!(words[..3], ["docker", "-H", SSH_HOST], "{words:?}");
+    assert_eq!(run_printed_command(&words, &[("PATH", &path)]), "kept\n");
+    sh_ok(Command::new("docker").args(["-H", &docker2_sock(), "rm", "-f", &on_second[0]]));
+}
+
+/// Pushes the test image to the htpasswd registry under a name of this
+/// test's own; returns it and a docker config logged in there.
+fn private_image(name: &str) -> (String, tempfile::TempDir) {
+    engines();
+    let logged_in = tempfile::tempdir().expect("temp");
+    let image = format!("{REGISTRY}/quire-ci-test/{name}-{}:latest", std::process::id());
+    let docker = |args: &[&str]| sh_ok(Command::new("docker").env("DOCKER_CONFIG", logged_in.path()).args(args));
+    docker(&["login", "-u", REGISTRY_USER, "-p", REGISTRY_PASS, REGISTRY]);
+    docker(&["tag", IMAGE, &image]);
+    docker(&["push", &image]);
+    // Only in the registry now: the run must pull it.
+    docker(&["rmi", &image]);
+    (image, logged_in)
+}
+
+#[test]
+fn private_registry_image_pulls_with_the_docker_config_credentials_and_says_how_to_log_in_without() {
+    let (image, logged_in) = private_image("private");
+    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo from-private\") {}))\n");
+    let anonymous = tempfile::tempdir().expect("temp");
+    let r = repo.run_cmd(cmd(&repo, anonymous.path(), &["run", "--image", &image]));
+    r.expect_code(3).assert_clean();
+    assert!(r.stderr.contains(&format!("registry {REGISTRY} refused {image}")), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("docker login {REGISTRY}")), "{}", r.stderr);
+
+    let r = repo.run_cmd(cmd(&repo, logged_in.path(), &["run", "--image", &image]));
+    r.expect_code(0).assert_clean();
+    assert!(r.terminal().contains("from-private"), "{}", r.terminal());
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+}
+
+#[test]
+fn dockerfile_from_a_private_registry_builds_with_the_docker_config_credentials() {
+    let (image, logged_in) = private_image("base");
+    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"cat /based\") {}))\n");
+    repo.write(".quire/Dockerfile", format!("FROM {image}\nRUN echo on-private-base > /based\n"));
+    repo.commit("dockerfile");
+    let anonymous = tempfile::tempdir().expect("temp");
+    let r = repo.run_cmd(cmd(&repo, anonymous.path(), &["run"]));
+    r.expect_code(3);
+    assert!(r.stderr.contains(&format!("docker login {REGISTRY}")), "{}", r.stderr);
+
+    let r = repo.run_cmd(cmd(&repo, logged_in.path(), &["run"]));
+    r.expect_code(0).assert_clean();
+    assert!(r.terminal().contains("on-private-base"), "{}", r.terminal());
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+    if let Some(b) = built_image(&r) {
+        let _ = Command::new("docker").args(["rmi", &b]).output();
+    }
+}
+
+#[test]
+fn network_flag_and_env_choose_the_container_network() {
+    engines();
+    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"ls /sys/class/net | tr '\\\\n' ' '\") {}))\n");
+    let config = tempfile::tempdir().expect("temp");
+    let r = repo.run_cmd(cmd(&repo, config.path(), &["run", "--network", "none"]));
+    r.expect_code(0);
+    assert!(r.terminal().contains("t | lo \n") || r.terminal().contains("t | lo"), "{}", r.terminal());
+    assert!(!r.terminal().contains("eth0"), "--network none has no eth0: {}", r.terminal());
+    let r = repo.run_cmd(cmd(&repo, config.path(), &["run"]));
+    r.expect_code(0);
+    assert!(r.terminal().contains("eth0"), "the default bridge has eth0: {}", r.terminal());
+    let mut c = cmd(&repo, config.path(), &["run"]);
+    c.env("QUIRE_CI_NETWORK", "none");
+    let r = repo.run_cmd(c);
+    r.expect_code(0);
+    assert!(!r.terminal().contains("eth0"), "QUIRE_CI_NETWORK=none: {}", r.terminal());
+    let r = repo.run_cmd(cmd(&repo, config.path(), &["run", "--network", "no such"]));
+    r.expect_code(2);
+    assert!(r.stderr.contains("not a network mode"), "{}", r.stderr);
+}
+
+// ---- Podman ------------------------------------------------------------------
+
+fn podman_cmd(repo: &Repo, config: &Path, args: &[&str]) -> Command {
+    let mut c = cmd(repo, config, args);
+    // Podman's API service here has no network of its own (containers.conf
+    // netns = "none", so it adds no firewall rules); the runs say so too.
+    c.env("DOCKER_HOST", podman_sock()).env("QUIRE_CI_NETWORK", "none");
+    c
+}
+
+#[test]
+fn podman_run_with_secrets_and_doctor_naming_the_product() {
+    engines();
+    let repo = Repo::new(
+        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh : secret}] (sh (.. \"test \" (secret :TOKEN) \" = s3cret && echo secret-ok\")) {}))\n",
+    );
+    let config = tempfile::tempdir().expect("temp");
+    let mut c = podman_cmd(&repo, config.path(), &["run", "--secret", "TOKEN"]);
+    c.env("TOKEN", "s3cret");
+    let r = repo.run_cmd(c);
+    r.expect_code(0);
+    assert!(r.terminal().contains("secret-ok"), "{}", r.terminal());
+    assert!(!r.terminal().contains("s3cret"), "the secret must be redacted: {}", r.terminal());
+    assert!(containers_at(&podman_sock(), &r.run_id()).is_empty(), "container left on podman");
+    let out = podman_cmd(&repo, config.path(), &["doctor"]).output().expect("doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Podman Engine 4."), "{text}");
+    assert!(!text.contains("linux/amd64/debian"), "{text}");
+}
+
+const SLEEPER: &str = "(local ci (require :quire.ci))\n(ci.job :slow [:quire/push] (fn [{: sh}] (sh \"echo started; sleep 30\") {}))\n(ci.job :after [:slow] (fn [{: sh}] (sh \"echo after\") {}))\n";
+
+/// A podman run in the background; returns it once its command printed `started`.
+fn spawn_until_started(repo: &Repo, config: &Path) -> (std::process::Child, PathBuf) {
+    let before = repo.run_ids();
+    let mut child = podman_cmd(repo, config, &["run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(dir) = repo.new_run_dir(&before) {
+            let log = dir.join("jobs/slow/log.jsonl");
+            if std::fs::read_to_string(&log).is_ok_and(|t| t.contains("started")) {
+                return (child, dir);
+            }
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the podman run never printed started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_exit(mut child: std::process::Child) -> (Option<i32>, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            return (status.code(), err);
+        }
+        assert!(Instant::now() < deadline, "quire-ci did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn podman_ctrl_c_cancels_with_130_and_removes_the_container() {
+    engines();
+    let repo = Repo::new(SLEEPER);
+    let config = tempfile::tempdir().expect("temp");
+    let (child, dir) = spawn_until_started(&repo, config.path());
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let (code, stderr) = wait_exit(child);
+    assert_eq!(code, Some(130), "{stderr}");
+    let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(containers_at(&podman_sock(), &id).is_empty(), "container left on podman");
+    let f = Finished { code, stdout: String::new(), stderr, dir: Some(dir) };
+    assert_eq!(f.status(), "canceled");
+    assert_eq!(f.job_status("after"), "skipped");
+}
+
+#[test]
+fn podman_container_killed_from_outside_is_container_died_exit_3() {
+    engines();
+    let repo = Repo::new(SLEEPER);
+    let config = tempfile::tempdir().expect("temp");
+    let (child, dir) = spawn_until_started(&repo, config.path());
+    let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let ids = containers_at(&podman_sock(), &id);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    sh_ok(docker_at(&podman_sock(), config.path()).args(["kill", &ids[0]]));
+    let (code, stderr) = wait_exit(child);
+    let f = Finished { code, stdout: String::new(), stderr, dir: Some(dir) };
+    f.expect_code(3);
+    assert!(!f.stderr.contains("deserialize"), "{}", f.stderr);
+    let died: Vec<_> = f.run_log().into_iter().filter(|e| e["kind"] == "container-died").collect();
+    assert_eq!(died.len(), 1, "{:?}", f.run_log());
+    assert_eq!(died[0]["reason"], "killed (exit 137)");
+    assert_eq!(f.job_status("after"), "skipped");
+    assert!(containers_at(&podman_sock(), &id).is_empty(), "container left on podman");
+}
+
+#[test]
+fn podman_out_of_memory_under_memory_flag_is_container_died_oom_exit_3() {
+    engines();
+    let repo = Repo::new(
+        "(local ci (require :quire.ci))\n(ci.job :hog [:quire/push] (fn [{: sh}] (sh \"x=$(head -c 200000000 /dev/zero | tr '\\\\0' a); echo ${#x}\") {}))\n(ci.job :after [:hog] (fn [{: sh}] (sh \"echo after\") {}))\n",
+    );
+    let config = tempfile::tempdir().expect("temp");
+    let r = repo.run_cmd(podman_cmd(&repo, config.path(), &["run", "--memory", "32m"]));
+    r.expect_code(3);
+    let died: Vec<_> = r.run_log().into_iter().filter(|e| e["kind"] == "container-died").collect();
+    assert_eq!(died.len(), 1, "{:?}", r.run_log());
+    assert_eq!(died[0]["reason"], "oom-killed");
+    assert_eq!(r.job_status("after"), "skipped");
+    assert!(containers_at(&podman_sock(), &r.run_id()).is_empty(), "container left on podman");
+}
+
+#[test]
+fn podman_dockerfile_build_runs_and_shows_its_steps_like_docker() {
+    engines();
+    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"cat /built; echo $FOO\") {}))\n");
+    repo.write(".quire/Dockerfile", format!("FROM {IMAGE}\nRUN echo built-by-podman > /built\nENV FOO=bar\n"));
+    repo.commit("dockerfile");
+    let config = tempfile::tempdir().expect("temp");
+    let r = repo.run_cmd(podman_cmd(&repo, config.path(), &["run"]));
+    r.expect_code(0);
+    let t = r.terminal();
+    assert!(t.contains("built-by-podman") && t.contains("t | bar"), "{t}");
+    // Without -v, Docker's `Step 1/3 :` lines are shown; Podman's `STEP 1/3:` too.
+    assert!(t.contains("STEP 1/3: FROM"), "{t}");
+    assert!(t.contains("STEP 2/3: RUN"), "{t}");
+    if let Some(b) = built_image(&r) {
+        let _ = docker_at(&podman_sock(), config.path()).args(["rmi", &b]).output();
+    }
+}
