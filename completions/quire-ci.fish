@@ -56,6 +56,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secret -d 'Pro
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines)' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l excerpt-lines -d 'How many last lines of a failing job or image build to show (0: none; the record has all)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l memory -d 'Memory limit of the run\'s container, e.g. 512m or 2g (no swap beyond it)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l network -d 'The run container\'s network: bridge (the default), none, host, or a network\'s name' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l job-lua-timeout -d 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`' -r
@@ -111,6 +112,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secret -d 'P
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines)' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l excerpt-lines -d 'How many last lines of a failing job or image build to show (0: none; the record has all)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l memory -d 'Memory limit of the run\'s container, e.g. 512m or 2g (no swap beyond it)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l network -d 'The run container\'s network: bridge (the default), none, host, or a network\'s name' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l job-lua-timeout -d 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`' -r

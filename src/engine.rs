@@ -100,6 +100,10 @@ impl Chosen {
         if self.context != "default" {
             return vec!["--context".into(), self.context.clone()];
         }
+        // The docker CLI's own default: plain `docker` reaches it.
+        if self.source != select::Source::DockerHost && self.endpoint == "unix:///var/run/docker.sock" {
+            return vec![];
+        }
         let mut args = vec!["-H".to_string(), self.endpoint.replacen("https://", "tcp://", 1)];
         if self.how == "TLS" {
             args.push("--tlsverify".into());
@@ -1325,6 +1329,10 @@ mod tests {
         c.endpoint = "unix:///tmp/a b.sock".into();
         assert_eq!(c.docker_command(&["ps"]), "docker -H 'unix:///tmp/a b.sock' ps");
         assert!(c.describe().starts_with("context default (DOCKER_CONTEXT=remote): unix:///tmp/a b.sock"));
+        c.endpoint = "unix:///var/run/docker.sock".into();
+        assert_eq!(c.docker_command(&["ps"]), "docker ps", "the docker CLI's default needs no flag");
+        c.source = select::Source::DockerHost;
+        assert_eq!(c.docker_command(&["ps"]), "docker -H unix:///var/run/docker.sock ps");
     }
 
     #[test]

@@ -60,8 +60,9 @@ pub enum EngineError {
     TlsMaterial { endpoint: String, problem: String },
 
     /// The registry refused the pull for want of (valid) credentials.
-    #[error("registry {registry} refused {image}: {reason}")]
-    #[diagnostic(code(quire_ci::engine::registry_auth), help("{hint}"))]
+    /// `hint` is part of the message: runs report engine errors as text.
+    #[error("registry {registry} refused {image}: {reason}; {hint}")]
+    #[diagnostic(code(quire_ci::engine::registry_auth))]
     RegistryAuth { image: String, registry: String, reason: String, hint: String },
 
     /// The docker config's credentials for a registry cannot be read

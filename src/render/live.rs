@@ -39,7 +39,51 @@ struct Pull {
 struct Layer {
     current: u64,
     total: u64,
+    /// Bytes unpacked so far (`Extracting`): a large layer takes seconds
+    /// after its download is complete.
+    extracted: u64,
     done: bool,
+}
+
+impl Pull {
+    /// Takes one progress message of the engine's.
+    fn update(&mut self, layer: &str, status: &str, current: Option<u64>, total: Option<u64>) {
+        let l = self.layers.entry(layer.to_string()).or_default();
+        match status {
+            "Downloading" => {
+                l.current = current.unwrap_or(l.current);
+                l.total = total.unwrap_or(l.total);
+            }
+            "Download complete" | "Verifying Checksum" => l.current = l.total,
+            "Extracting" => {
+                l.current = l.total.max(l.current);
+                l.extracted = current.unwrap_or(l.extracted);
+                if l.total == 0 {
+                    l.total = total.unwrap_or(0);
+                }
+            }
+            "Pull complete" | "Already exists" => {
+                l.current = l.total;
+                l.extracted = l.total;
+                l.done = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// The status line: layers done, bytes downloaded and, once any layer
+    /// is being unpacked, bytes extracted.
+    fn message(&self) -> String {
+        let done = self.layers.values().filter(|l| l.done).count();
+        let current: u64 = self.layers.values().map(|l| l.current).sum();
+        let total: u64 = self.layers.values().map(|l| l.total).sum();
+        let mut what = format!("pulling {}: {done}/{} layers · {} / {}", self.image, self.layers.len(), mib(current), mib(total));
+        if self.layers.values().any(|l| !l.done && l.extracted > 0) {
+            let extracted: u64 = self.layers.values().map(|l| l.extracted).sum();
+            what.push_str(&format!(" · extracting {} / {}", mib(extracted), mib(total)));
+        }
+        what
+    }
 }
 
 impl StatusLine {
@@ -117,29 +161,8 @@ impl StatusLine {
         if !is_layer_id(layer) {
             return;
         }
-        let l = pull.layers.entry(layer.to_string()).or_default();
-        match status {
-            "Downloading" => {
-                l.current = current.unwrap_or(l.current);
-                l.total = total.unwrap_or(l.total);
-            }
-            "Download complete" | "Verifying Checksum" => l.current = l.total,
-            "Pull complete" | "Already exists" => {
-                l.current = l.total;
-                l.done = true;
-            }
-            _ => {}
-        }
-        let done = pull.layers.values().filter(|l| l.done).count();
-        let current: u64 = pull.layers.values().map(|l| l.current).sum();
-        let total: u64 = pull.layers.values().map(|l| l.total).sum();
-        let what = format!(
-            "pulling {}: {done}/{} layers · {} / {}",
-            pull.image,
-            pull.layers.len(),
-            mib(current),
-            mib(total)
-        );
+        pull.update(layer, status, current, total);
+        let what = pull.message();
         if let Some(bar) = &self.bar {
             bar.set_message(fit(&what, self.cols));
         }
@@ -243,6 +266,19 @@ fn mib(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_pull_shows_extracting_after_its_download() {
+        let mut p = super::Pull { image: "img".into(), layers: Default::default() };
+        let mib = 1024 * 1024;
+        p.update("aaaaaaaaaaaa", "Downloading", Some(mib), Some(4 * mib));
+        assert_eq!(p.message(), "pulling img: 0/1 layers · 1.0 MiB / 4.0 MiB");
+        p.update("aaaaaaaaaaaa", "Download complete", None, None);
+        p.update("aaaaaaaaaaaa", "Extracting", Some(3 * mib), Some(4 * mib));
+        assert_eq!(p.message(), "pulling img: 0/1 layers · 4.0 MiB / 4.0 MiB · extracting 3.0 MiB / 4.0 MiB");
+        p.update("aaaaaaaaaaaa", "Pull complete", None, None);
+        assert_eq!(p.message(), "pulling img: 1/1 layers · 4.0 MiB / 4.0 MiB");
+    }
+
     #[test]
     fn the_status_line_never_reaches_the_last_column() {
         let long = "x".repeat(300);

@@ -207,7 +207,9 @@ impl Renderer {
     fn image(&mut self, image: &str, action: ImageAction, detail: &Option<String>) {
         match (action, detail) {
             (ImageAction::Build, Some(d)) => {
-                let step = d.trim_start().starts_with("Step ");
+                // Docker's classic builder says `Step 1/6 : FROM ...`,
+                // Podman's (buildah) `STEP 1/6: FROM ...`.
+                let step = d.trim_start().starts_with("Step ") || d.trim_start().starts_with("STEP ");
                 if step {
                     if let Some(l) = &mut self.live {
                         l.show(format!("building {image}: {}", d.trim()), false);
