@@ -1008,6 +1008,20 @@ impl Engine {
     /// the cgroup's own counter, read from inside the container (v2
     /// `memory.events`, v1 `memory.oom_control`), still says so.
     async fn new_cgroup_oom_kill(&self, container: &RunContainer) -> bool {
+        // The killed command's pipeline may still be dying and its memory
+        // still charged: an exec started now (runc's init joins the cgroup
+        // first, unkillable) could OOM the cgroup again and take the
+        // keep-alive with it. So first wait, through `top` (the engine runs
+        // ps outside the container), until only the keep-alive's `sh` and
+        // `sleep` are left.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while tokio::time::Instant::now() < deadline {
+            match self.docker.top_processes(&container.id, None).await {
+                Ok(top) if top.processes.as_ref().is_some_and(|p| p.len() > 2) => {}
+                _ => break,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let options = CreateExecOptions::<String> {
             cmd: Some(vec![
                 "sh".into(),
