@@ -688,7 +688,7 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__run)
-            opts="-C -q -v -h -V --skip --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --with-git --memory --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
+            opts="-C -q -v -h -V --skip --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --with-git --memory --network --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -731,6 +731,10 @@ _quire__ci() {
                     return 0
                     ;;
                 --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -826,7 +830,7 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__watch)
-            opts="-C -q -v -h -V --debounce --clear --skip --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --with-git --memory --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
+            opts="-C -q -v -h -V --debounce --clear --skip --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --with-git --memory --network --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -873,6 +877,10 @@ _quire__ci() {
                     return 0
                     ;;
                 --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
