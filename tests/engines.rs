@@ -345,11 +345,13 @@ fn podman_run_with_secrets_and_doctor_naming_the_product() {
 
 const SLEEPER: &str = "(local ci (require :quire.ci))\n(ci.job :slow [:quire/push] (fn [{: sh}] (sh \"echo started; sleep 30\") {}))\n(ci.job :after [:slow] (fn [{: sh}] (sh \"echo after\") {}))\n";
 
-/// A podman run in the background; returns it once its command printed `started`.
+/// A podman run in the background; returns it once its command printed
+/// `started` (the caller waits for it: `wait_exit`).
+#[allow(clippy::zombie_processes)]
 fn spawn_until_started(repo: &Repo, config: &Path) -> (std::process::Child, PathBuf) {
     let before = repo.run_ids();
     let mut child = podman_cmd(repo, config, &["run"])
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -363,6 +365,7 @@ fn spawn_until_started(repo: &Repo, config: &Path) -> (std::process::Child, Path
         }
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("the podman run never printed started");
         }
         std::thread::sleep(Duration::from_millis(50));
