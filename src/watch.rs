@@ -213,8 +213,8 @@ impl PathFilter {
 /// Waits for a burst of changes to end: returns once `quiet` passes with no
 /// counting event, or [`max_wait`] after `first`; then, while `index_lock`
 /// exists (git is mid-checkout), keeps waiting (up to `MAX_LOCK_WAIT`) and
-/// takes the events of that wait into the burst. Returns false when the
-/// watcher is gone.
+/// takes the events of that wait into the burst (`on_lock` is told once it
+/// starts waiting for git). Returns false when the watcher is gone.
 pub fn settle(
     events: &Receiver<notify::Result<Event>>,
     filter: &PathFilter,
@@ -222,6 +222,7 @@ pub fn settle(
     quiet: Duration,
     index_lock: &Path,
     mut on_error: impl FnMut(&notify::Error),
+    on_lock: impl Fn(),
 ) -> bool {
     let lock_deadline = first + MAX_LOCK_WAIT;
     let cap = first + max_wait(quiet);
@@ -250,6 +251,7 @@ pub fn settle(
             return true;
         }
         // git is writing the tree: wait for it, then for quiet again.
+        on_lock();
         while index_lock.exists() && Instant::now() < lock_deadline {
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -307,7 +309,7 @@ mod tests {
         });
         let first = Instant::now();
         let lock = dir.path().join("no-index.lock");
-        assert!(settle(&rx, &filter, first, Duration::from_millis(200), &lock, |_| {}));
+        assert!(settle(&rx, &filter, first, Duration::from_millis(200), &lock, |_| {}, || {}));
         let took = first.elapsed();
         assert!(took >= MAX_WAIT && took < MAX_WAIT + Duration::from_millis(500), "settled after {took:?}");
         drop(rx);

@@ -84,8 +84,9 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
         let shared = shared.clone();
         let repo = repo.clone();
         let out_dir = out_dir.clone();
+        let pace = Pace { quiet, trace: ctx.verbose };
         std::thread::spawn(move || {
-            coordinate(watcher, PathFilter::new(&repo, ignored), &repo, out_dir.as_deref(), &index_lock, quiet, shared, wake_tx)
+            coordinate(watcher, PathFilter::new(&repo, ignored), &repo, out_dir.as_deref(), &index_lock, pace, shared, wake_tx)
         });
     }
 
@@ -139,6 +140,12 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
     }
 }
 
+/// How the coordinator debounces, and whether it names what it sees (-v).
+struct Pace {
+    quiet: Duration,
+    trace: bool,
+}
+
 /// The coordinator thread: debounce, compare trees, supersede, wake.
 #[allow(clippy::too_many_arguments)]
 fn coordinate(
@@ -147,7 +154,7 @@ fn coordinate(
     repo: &std::path::Path,
     out_dir: Option<&std::path::Path>,
     index_lock: &std::path::Path,
-    quiet: Duration,
+    Pace { quiet, trace }: Pace,
     shared: Arc<Mutex<Shared>>,
     wake: mpsc::Sender<()>,
 ) {
@@ -178,16 +185,37 @@ fn coordinate(
                 Err(_) => return,
             }
         };
+        // Under -v every change seen is named, counted or not: what a user
+        // asks when a save did (or did not) start a run.
         let first = match next {
             None => Instant::now(),
-            Some(Ok(ev)) if filter.event_counts(&ev) => Instant::now(),
-            Some(Ok(_)) => continue,
+            Some(Ok(ev)) if filter.event_counts(&ev) => {
+                if trace {
+                    for p in &ev.paths {
+                        eprintln!("quire-ci: change: {}", p.display());
+                    }
+                }
+                Instant::now()
+            }
+            Some(Ok(ev)) => {
+                if trace {
+                    for p in &ev.paths {
+                        eprintln!("quire-ci: ignored: {}", p.display());
+                    }
+                }
+                continue;
+            }
             Some(Err(e)) => {
                 on_error(&e);
                 continue;
             }
         };
-        if !watch::settle(&watcher.events, &filter, first, quiet, index_lock, &mut on_error) {
+        let on_lock = || {
+            if trace {
+                eprintln!("quire-ci: waiting for git to finish ({} exists)", index_lock.display());
+            }
+        };
+        if !watch::settle(&watcher.events, &filter, first, quiet, index_lock, &mut on_error, on_lock) {
             return;
         }
         // Only a change of content is a change: a touched file, a write of
@@ -197,6 +225,9 @@ fn coordinate(
         {
             let Ok(mut s) = shared.lock() else { return };
             if tree.is_some() && tree == s.last_tree {
+                if trace {
+                    eprintln!("quire-ci: the tree is unchanged; no run");
+                }
                 continue;
             }
             s.last_tree = tree;

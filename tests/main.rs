@@ -1,0 +1,35 @@
+//! The integration tests: one binary, one harness (`harness/`: the scenario
+//! builder, the environment, the timeout, the Docker requirement and the
+//! clean-run invariants), one module per area under `scenarios/`.
+//!
+//! Tests with `docker` in their name need a running engine and fail loudly
+//! without one. Filter by area: `cargo test --test main validate::`.
+
+mod harness;
+
+#[path = "scenarios/engine.rs"]
+mod engine;
+#[path = "scenarios/events.rs"]
+mod events;
+#[path = "scenarios/hook.rs"]
+mod hook;
+#[path = "scenarios/record.rs"]
+mod record;
+#[path = "scenarios/render.rs"]
+mod render;
+#[path = "scenarios/render_commands.rs"]
+mod render_commands;
+#[path = "scenarios/render_pull.rs"]
+mod render_pull;
+#[path = "scenarios/run.rs"]
+mod run;
+#[path = "scenarios/run_failures.rs"]
+mod run_failures;
+#[path = "scenarios/snapshot.rs"]
+mod snapshot;
+#[path = "scenarios/tty.rs"]
+mod tty;
+#[path = "scenarios/validate.rs"]
+mod validate;
+#[path = "scenarios/watch.rs"]
+mod watch;

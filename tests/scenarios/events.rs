@@ -1,0 +1,93 @@
+//! The renderer fed recorded event streams (fixtures/events/*.jsonl, made
+//! by `scripts/record-events` from real runs), no engine needed: every
+//! rendered state has a snapshot, on any machine. The Docker tests in
+//! render.rs still prove the live path end to end.
+
+use quire_ci::render::RenderOptions;
+
+use crate::harness::events::{fixture, plain, render};
+
+fn snapshot(name: &str, opts: RenderOptions) -> String {
+    let text = render(&fixture(name), opts, None);
+    // Durations in recorded events are fixed, so nothing is normalized.
+    insta::assert_snapshot!(name.to_string(), text);
+    text
+}
+
+#[test]
+fn success() {
+    let text = snapshot("success", plain());
+    assert!(text.contains("run succeeded"), "{text}");
+}
+
+#[test]
+fn a_failed_job_skips_its_dependents() {
+    let text = snapshot("failed", plain());
+    assert!(text.contains("FAILED test"), "{text}");
+    assert!(!text.contains("never runs"), "{text}");
+}
+
+#[test]
+fn a_skipped_job_says_why() {
+    let text = snapshot("skipped", plain());
+    assert!(text.contains("skipped docs"), "{text}");
+}
+
+#[test]
+fn secrets_arrive_redacted() {
+    let text = snapshot("secrets", plain());
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("***"), "{text}");
+}
+
+#[test]
+fn binary_output_and_carriage_returns() {
+    let text = snapshot("binary", plain());
+    assert!(text.contains("bin | tick 3\n"), "only the last \\r segment stays:\n{text}");
+    assert!(!text.contains("| tick 1"), "{text}");
+}
+
+#[test]
+fn a_compile_error_is_summarised() {
+    let text = snapshot("compile_error", plain());
+    assert!(text.contains("run error"), "{text}");
+}
+
+#[test]
+fn quiet_shows_only_the_failing_job() {
+    let text = render(&fixture("failed"), RenderOptions { quiet: true, ..plain() }, None);
+    assert!(!text.contains("lint ok"), "a passing job's output shows under -q:\n{text}");
+    assert!(text.contains("FAILED test"), "{text}");
+    insta::assert_snapshot!("quiet", text);
+}
+
+#[test]
+fn one_job_only_keeps_the_whole_summary() {
+    let text = render(&fixture("failed"), plain(), Some("test"));
+    assert!(!text.contains("lint ok"), "{text}");
+    assert!(text.contains("lint    succeeded"), "the summary stays whole:\n{text}");
+}
+
+#[test]
+fn colour_only_when_asked_for() {
+    let text = render(&fixture("failed"), plain(), None);
+    assert!(!text.contains('\x1b'), "{text:?}");
+    let coloured = render(&fixture("failed"), RenderOptions { color: true, ..plain() }, None);
+    assert!(coloured.contains('\x1b'), "--color always keeps colours in plain mode");
+    let stripped = console::strip_ansi_codes(&coloured);
+    assert_eq!(stripped, text, "colour changes nothing but colour");
+}
+
+#[test]
+fn verbose_shows_image_and_container_lines() {
+    let text = render(&fixture("success"), RenderOptions { verbose: true, ..plain() }, None);
+    assert!(text.contains("image quire-ci-test/busybox:latest is present"), "{text}");
+    assert!(text.contains("container "), "{text}");
+}
+
+#[test]
+fn dockerfile_build_steps_are_shown() {
+    let text = snapshot("dockerfile", plain());
+    assert!(text.contains("| Step 1/2 : FROM quire-ci-test/busybox:latest"), "{text}");
+    assert!(text.contains(": built"), "{text}");
+}

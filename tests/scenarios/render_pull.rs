@@ -1,0 +1,89 @@
+//! Image pull progress: `image-progress` events reach the live sinks with
+//! per-layer bytes, and are transient — never in log.jsonl, never in
+//! `--json`. Pulls from the local registry of `scripts/registry` (nothing is
+//! pulled from the internet). Needs Docker.
+
+
+use std::cell::RefCell;
+use std::process::Command;
+use std::rc::Rc;
+
+use quire_ci::emitter::EventSink;
+use quire_ci::events::{Event, EventKind};
+use quire_ci::run::{self, RunRequest};
+use crate::harness::{sh_ok, Repo, IMAGE};
+
+/// A fresh image in the local registry, absent from the engine.
+fn pushed_image() -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/registry");
+    crate::harness::require_docker();
+    let addr = sh_ok(Command::new("bash").arg(script)).trim().to_string();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let name = format!("{addr}/quire-ci-test/render-pull:{}-{nanos}", std::process::id());
+    // A layer of its own (random bytes), so the pull really downloads.
+    let dockerfile = format!("FROM {}\nRUN head -c 2000000 /dev/urandom > /blob\n", IMAGE);
+    let ctx = tempfile::tempdir().expect("build context");
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
+    sh_ok(Command::new("docker").args(["build", "-q", "-t", &name]).arg(ctx.path()));
+    sh_ok(Command::new("docker").args(["push", &name]));
+    sh_ok(Command::new("docker").args(["rmi", &name]));
+    name
+}
+
+struct Collect(Rc<RefCell<Vec<Event>>>);
+
+impl EventSink for Collect {
+    fn event(&mut self, ev: &Event) {
+        self.0.borrow_mut().push(ev.clone());
+    }
+}
+
+#[test]
+fn docker_pull_progress_is_live_only() {
+    let image = pushed_image();
+    let repo = Repo::with_ci(&format!(
+        "(local ci (require :quire.ci))\n(ci.image {image:?})\n(ci.job :t [:quire/push] (fn [{{: sh}}] (sh \"echo pulled-and-ran\") {{}}))\n"
+    ));
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let req = RunRequest { sinks: vec![Box::new(Collect(seen.clone()))], no_cache: true, ..RunRequest::new(repo.path()) };
+    let outcome = run::execute(rt.handle(), req);
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+    assert_eq!(outcome.exit_code, 0, "{:?}", outcome.error);
+
+    let events = seen.borrow();
+    let progress: Vec<&EventKind> = events.iter().map(|e| &e.kind).filter(|k| matches!(k, EventKind::ImageProgress { .. })).collect();
+    assert!(!progress.is_empty(), "no image-progress events reached the sinks");
+    assert!(
+        progress.iter().any(|k| matches!(k, EventKind::ImageProgress { layer: Some(_), total: Some(t), .. } if *t > 0)),
+        "no per-layer byte counts: {progress:?}"
+    );
+    let actions: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Image { action, .. } => Some(action.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(actions, ["pulling", "pulled"]);
+
+    // The record keeps the start/end only.
+    let dir = outcome.dir.expect("a run directory");
+    let log = std::fs::read_to_string(dir.join("log.jsonl")).expect("log.jsonl");
+    assert!(!log.contains("image-progress"), "transient events were recorded:\n{log}");
+    assert!(log.contains("\"action\":\"pulling\"") && log.contains("\"action\":\"pulled\""), "{log}");
+}
+
+#[test]
+fn docker_json_leaves_pull_progress_out() {
+    let image = pushed_image();
+    let repo = Repo::with_ci(&format!(
+        "(local ci (require :quire.ci))\n(ci.image {image:?})\n(ci.job :t [:quire/push] (fn [{{: sh}}] {{}}))\n"
+    ));
+    let out = repo.quire(&["run", "--json"]).docker().run();
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+    let text = out.stdout.clone();
+    assert_eq!(out.code, Some(0), "{}", out.stderr.clone());
+    assert!(text.contains("\"action\":\"pulled\""), "{text}");
+    assert!(!text.contains("image-progress"), "{text}");
+}

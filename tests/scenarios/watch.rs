@@ -1,0 +1,250 @@
+//! `quire-ci watch` end to end: the real binary as a child process, real
+//! file changes in a real git repo, real Docker
+//! (`QUIRE_CI_IMAGE=quire-ci-test/busybox:latest`). Assertions are on the
+//! run records and on the engine's containers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{self, Repo, Running};
+
+struct Watch {
+    dir: PathBuf,
+    run: Option<Running<'static>>,
+    /// Once watch has exited: what it did (it owns the repository now).
+    done: Option<harness::Output<'static>>,
+}
+
+impl Watch {
+    fn start(ci_fnl: &str, extra: &[(&str, &str)], env: &[(&str, &str)]) -> Watch {
+        let mut repo = Repo::new().ci(ci_fnl);
+        for (p, body) in extra {
+            repo = repo.file(p, body);
+        }
+        let repo = repo.committed();
+        let dir = repo.path().to_path_buf();
+        let run = repo.into_quire(&["-v", "watch", "--no-cache"]).docker().envs(env).timeout(Duration::from_secs(600)).spawn();
+        Watch { dir, run: Some(run), done: None }
+    }
+
+    fn output(&self) -> String {
+        match (&self.run, &self.done) {
+            (Some(r), _) => format!("{}{}", r.stdout(), r.stderr()),
+            (None, Some(d)) => d.terminal(),
+            (None, None) => String::new(),
+        }
+    }
+
+    fn runs(&self) -> Vec<PathBuf> {
+        harness::record::run_dirs(&self.dir.join(".git/quire-ci/runs"))
+    }
+
+    /// Waits until `n` runs exist and the `n`th has ended (or panics).
+    fn wait_finished(&self, n: usize, limit: Duration) -> PathBuf {
+        let deadline = Instant::now() + limit;
+        loop {
+            let runs = self.runs();
+            // run-end is the record's last line: the run is complete.
+            if runs.len() >= n && jsonl(&runs[n - 1].join("log.jsonl")).last().is_some_and(|e| e["kind"] == "run-end") {
+                harness::Record::new(runs[n - 1].clone()).assert_clean();
+                return runs[n - 1].clone();
+            }
+            assert!(Instant::now() < deadline, "run {n} did not finish in {limit:?}; runs: {runs:?}\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until run `n`'s job `t` has printed something.
+    fn wait_stdout(&self, n: usize, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let runs = self.runs();
+            if runs.len() >= n && !stdout_of(&runs[n - 1]).is_empty() {
+                return stdout_of(&runs[n - 1]);
+            }
+            assert!(Instant::now() < deadline, "run {n} printed nothing in {limit:?}\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until run `n` has started its first `sh` in job `t`.
+    fn wait_sh_started(&self, n: usize, limit: Duration) -> PathBuf {
+        let deadline = Instant::now() + limit;
+        loop {
+            let runs = self.runs();
+            if runs.len() >= n && job_log(&runs[n - 1]).iter().any(|e| e["kind"] == "sh-start") {
+                return runs[n - 1].clone();
+            }
+            assert!(Instant::now() < deadline, "run {n} started no sh in {limit:?}\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until watch has said `needle`.
+    fn wait_for_stderr(&self, needle: &str) {
+        self.run.as_ref().expect("watch is running").wait_for_output(needle, Duration::from_secs(30));
+    }
+
+    fn still_running(&mut self) -> bool {
+        self.run.as_mut().is_some_and(|r| r.is_running())
+    }
+
+    fn sigint_and_wait(&mut self) -> Option<i32> {
+        let run = self.run.take().expect("watch is running");
+        run.signal("INT");
+        let done = self.done.insert(run.wait());
+        done.code
+    }
+
+    fn containers(&self) -> String {
+        let out = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &format!("label=quire-ci.repo={}", self.dir.display())])
+            .output()
+            .expect("docker ps");
+        assert!(out.status.success(), "docker ps failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+fn status(run: &Path) -> String {
+    std::fs::read_to_string(run.join("state.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .and_then(|v| v["status"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn job_log(run: &Path) -> Vec<Value> {
+    jsonl(&run.join("jobs/t/log.jsonl"))
+}
+
+fn stdout_of(run: &Path) -> String {
+    job_log(run).iter().filter(|e| e["kind"] == "stdout").filter_map(|e| e["data"].as_str()).collect()
+}
+
+const QUICK: &str = r#"(local ci (require :quire.ci))
+(ci.job :t [:quire/push] (fn [{: sh}] (sh "cat f0") {}))
+"#;
+
+#[test]
+fn docker_watch_one_run_per_burst_ignored_paths_do_nothing_sigint_exits_130() {
+    let mut w = Watch::start(QUICK, &[("f0", "0\n"), (".gitignore", "ignored/\n*.log\n")], &[]);
+    let first = w.wait_finished(1, Duration::from_secs(30));
+    assert_eq!(status(&first), "succeeded", "{}", w.output());
+
+    // Ignored paths, .git and editor droppings: watch sees each (-v names
+    // it) and counts none; so nothing can have started.
+    std::fs::create_dir_all(w.dir.join("ignored")).expect("mkdir");
+    let ignored = [w.dir.join("ignored/x.txt"), w.dir.join("build.log"), w.dir.join(".git/scratch"), w.dir.join(".f0.swp")];
+    for p in &ignored {
+        std::fs::write(p, "x").expect("write");
+    }
+    for p in &ignored {
+        w.wait_for_stderr(&format!("quire-ci: ignored: {}", p.display()));
+        assert!(!w.output().contains(&format!("quire-ci: change: {}", p.display())), "{} counted\n{}", p.display(), w.output());
+    }
+    assert_eq!(w.runs().len(), 1, "an ignored path started a run\n{}", w.output());
+
+    // A burst of 20 writes: one run.
+    for i in 0..20 {
+        std::fs::write(w.dir.join(format!("f{i}")), format!("burst {i}\n")).expect("write");
+    }
+    let second = w.wait_finished(2, Duration::from_secs(30));
+    assert_eq!(status(&second), "succeeded");
+    assert_eq!(stdout_of(&second), "burst 0\n");
+    assert!(w.output().contains("watching for changes"), "{}", w.output());
+
+    // An editor that saves by writing a temp file and renaming it over. The
+    // next run is of this save (a second run of the burst would be here,
+    // printing "burst 0").
+    std::fs::write(w.dir.join("f0.tmp"), "renamed\n").expect("write");
+    std::fs::rename(w.dir.join("f0.tmp"), w.dir.join("f0")).expect("rename");
+    let third = w.wait_finished(3, Duration::from_secs(30));
+    assert_eq!(stdout_of(&third), "renamed\n", "one burst gave several runs\n{}", w.output());
+
+    // While git holds index.lock (a checkout in progress) no run starts:
+    // watch says it is waiting for git, and nothing has run.
+    let lock = w.dir.join(".git/index.lock");
+    std::fs::write(&lock, "").expect("lock");
+    std::fs::write(w.dir.join("f0"), "after checkout\n").expect("write");
+    w.wait_for_stderr("quire-ci: waiting for git to finish");
+    assert_eq!(w.runs().len(), 3, "a run started while index.lock existed\n{}", w.output());
+    std::fs::remove_file(&lock).expect("unlock");
+    let fourth = w.wait_finished(4, Duration::from_secs(30));
+    assert_eq!(stdout_of(&fourth), "after checkout\n");
+
+    // Idle Ctrl-C: exits at once with 130, nothing left behind.
+    assert_eq!(w.sigint_and_wait(), Some(130));
+    assert_eq!(w.containers(), "");
+}
+
+const SLOW: &str = r#"(local ci (require :quire.ci))
+(ci.job :t [:quire/push] (fn [{: sh}] (sh "cat f0; sleep 30") {}))
+"#;
+
+#[test]
+fn docker_watch_change_supersedes_ci_fnl_edits_apply_broken_waits_sigint_cancels() {
+    let mut w = Watch::start(SLOW, &[("f0", "first\n")], &[]);
+    let first = w.wait_sh_started(1, Duration::from_secs(30));
+
+    // A change mid-run: the run ends superseded, its record complete, its
+    // container gone; a new run starts with the new content.
+    std::fs::write(w.dir.join("f0"), "second\n").expect("write");
+    let first_done = w.wait_finished(1, Duration::from_secs(20));
+    assert_eq!(first_done, first);
+    assert_eq!(status(&first), "superseded", "{}", w.output());
+    let run_log = jsonl(&first.join("log.jsonl"));
+    assert!(run_log.iter().any(|e| e["kind"] == "container-end"), "no container-end: {run_log:?}");
+    assert!(run_log.last().is_some_and(|e| e["kind"] == "run-end" && e["status"] == "superseded"), "{run_log:?}");
+    let second = w.wait_stdout(2, Duration::from_secs(30));
+    assert!(second.starts_with("second"), "{second}");
+    let first_id = first.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let leftover = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label=quire-ci.run={first_id}")])
+        .output()
+        .expect("docker ps");
+    assert_eq!(String::from_utf8_lossy(&leftover.stdout).trim(), "", "the superseded run's container is still there");
+
+    // An edit of ci.fnl itself takes effect (and supersedes run 2).
+    std::fs::write(
+        w.dir.join(".quire/ci.fnl"),
+        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo v2\") {}))\n",
+    )
+    .expect("write");
+    let third = w.wait_finished(3, Duration::from_secs(30));
+    assert_eq!(status(&w.runs()[1]), "superseded");
+    assert_eq!(status(&third), "succeeded", "{}", w.output());
+    assert_eq!(stdout_of(&third), "v2\n");
+
+    // A broken ci.fnl: its diagnostic, and watch keeps waiting.
+    std::fs::write(w.dir.join(".quire/ci.fnl"), "(local ci (require :quire.ci))\n(ci.job :t [:quire/push]\n").expect("write");
+    let fourth = w.wait_finished(4, Duration::from_secs(30));
+    assert_eq!(status(&fourth), "error");
+    assert!(w.still_running(), "watch exited on a broken ci.fnl\n{}", w.output());
+
+    // Fixed again, slow: Ctrl-C during the run cancels it, exits 130, and
+    // leaves no container.
+    std::fs::write(w.dir.join(".quire/ci.fnl"), SLOW).expect("write");
+    let fifth = w.wait_sh_started(5, Duration::from_secs(30));
+    assert_eq!(w.sigint_and_wait(), Some(130), "{}", w.output());
+    assert_eq!(status(&fifth), "canceled");
+    assert_eq!(w.containers(), "");
+}
+
+#[test]
+fn docker_watch_poll_fallback_runs_on_change() {
+    let mut w = Watch::start(QUICK, &[("f0", "0\n")], &[("QUIRE_CI_WATCH_POLL", "1")]);
+    w.wait_finished(1, Duration::from_secs(30));
+    assert!(w.output().contains("QUIRE_CI_WATCH_POLL=1: polling"), "{}", w.output());
+    std::fs::write(w.dir.join("f0"), "polled\n").expect("write");
+    let second = w.wait_finished(2, Duration::from_secs(30));
+    assert_eq!(stdout_of(&second), "polled\n");
+    assert_eq!(w.sigint_and_wait(), Some(130));
+}
