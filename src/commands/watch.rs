@@ -198,7 +198,8 @@ fn coordinate(
                 Instant::now()
             }
             Some(Ok(ev)) => {
-                if trace {
+                // Reads are not changes; naming them would drown the rest.
+                if trace && !matches!(ev.kind, notify::EventKind::Access(_)) {
                     for p in &ev.paths {
                         eprintln!("quire-ci: ignored: {}", p.display());
                     }

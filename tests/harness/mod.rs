@@ -170,6 +170,9 @@ impl Repo {
     pub fn new() -> Repo {
         let repo = Repo::plain_dir();
         git(&repo.path, &["init", "-q", "-b", "main"]);
+        // The same identity as the environment's, for what reads the config.
+        git(&repo.path, &["config", "user.name", "Quire Test"]);
+        git(&repo.path, &["config", "user.email", "test@quire.invalid"]);
         repo
     }
 

@@ -497,8 +497,8 @@ fn docker_push_table_has_the_servers_keys_and_the_locals() {
     assert_eq!(out["branch"], "main");
     assert!(out["tag"].is_null(), "{out}");
     assert_eq!(out["prev"], true, "no upstream: previous-sha is nil");
-    assert_eq!(out["pusher"], "Test Pusher");
-    assert_eq!(out["msg"].as_str().map(str::trim), Some("ci"));
+    assert_eq!(out["pusher"], "Quire Test");
+    assert_eq!(out["msg"].as_str().map(str::trim), Some("fixture"));
     assert_eq!(out["dirty"], false);
     assert_eq!(out["tree"], r.meta()["tree"]);
     assert_eq!(r.meta()["sha"], head.as_str());
