@@ -194,7 +194,7 @@ impl Repo {
 
     /// The run directory that is in the runs dir now and was not in `before`.
     pub fn new_run_dir(&self, before: &[String]) -> Option<PathBuf> {
-        self.run_ids().into_iter().filter(|id| !before.contains(id)).last().map(|id| self.runs_dir().join(id))
+        self.run_ids().into_iter().rev().find(|id| !before.contains(id)).map(|id| self.runs_dir().join(id))
     }
 }
 
