@@ -100,7 +100,7 @@ impl EventKind {
     }
 
     /// True for kinds that only matter while they happen (pull progress):
-    /// shown live, never written to log.jsonl nor printed by `--json`, so
+    /// shown live and printed by `--json`, never written to log.jsonl, so
     /// a replay shows only the `image` events around them.
     pub fn is_transient(&self) -> bool {
         matches!(self, EventKind::ImageProgress { .. })

@@ -272,6 +272,66 @@ fn private_registry_image_pulls_with_the_docker_config_credentials_and_says_how_
 }
 
 #[test]
+fn credential_helpers_of_the_docker_config_are_asked_for_the_registry() {
+    let (image, _logged_in) = private_image("helper");
+    // A docker config whose only credentials are a helper's (the
+    // docker-credential-* protocol: `get`, the server on stdin, JSON out).
+    let config = tempfile::tempdir().expect("temp");
+    let bin = tempfile::tempdir().expect("temp");
+    let helper = bin.path().join("docker-credential-quiretest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\necho \"$server\" >> {}/asked\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{REGISTRY_USER}\",\"Secret\":\"{REGISTRY_PASS}\"}}' \"$server\"\n",
+            bin.path().display()
+        ),
+    )
+    .expect("helper");
+    sh_ok(Command::new("chmod").arg("+x").arg(&helper));
+    std::fs::write(config.path().join("config.json"), format!(r#"{{"credHelpers":{{"{REGISTRY}":"quiretest"}}}}"#)).expect("config");
+    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo via-helper\") {}))\n");
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let mut c = cmd(&repo, config.path(), &["run", "--image", &image]);
+    c.env("PATH", &path);
+    let r = repo.run_cmd(c);
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+    r.expect_code(0).assert_clean();
+    assert!(r.terminal().contains("via-helper"), "{}", r.terminal());
+    let asked = std::fs::read_to_string(bin.path().join("asked")).expect("the helper was never asked");
+    assert_eq!(asked.trim(), REGISTRY);
+}
+
+#[test]
+fn json_carries_pull_progress_downloading_and_extracting() {
+    let (base, logged_in) = private_image("progress-base");
+    // A layer of its own (random bytes), so the pull downloads and extracts.
+    let image = format!("{REGISTRY}/quire-ci-test/progress-{}:latest", std::process::id());
+    let ctx = tempfile::tempdir().expect("temp");
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {base}\nRUN head -c 8000000 /dev/urandom > /blob\n")).expect("Dockerfile");
+    let docker = |args: &[&str]| sh_ok(Command::new("docker").env("DOCKER_CONFIG", logged_in.path()).args(args));
+    docker(&["build", "-q", "-t", &image, ctx.path().to_str().unwrap()]);
+    docker(&["push", &image]);
+    docker(&["rmi", &image, &base]);
+    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"test -s /blob\") {}))\n");
+    let r = repo.run_cmd(cmd(&repo, logged_in.path(), &["run", "--json", "--image", &image]));
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+    r.expect_code(0);
+    for l in r.stdout.lines() {
+        run_support::schema::validate_line(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+    }
+    let lines: Vec<serde_json::Value> = r.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let progress: Vec<&serde_json::Value> = lines.iter().filter(|l| l["kind"] == "image-progress").collect();
+    let statuses: Vec<&str> = progress.iter().filter_map(|p| p["status"].as_str()).collect();
+    assert!(statuses.contains(&"Downloading"), "{statuses:?}");
+    let extracting: Vec<_> = progress.iter().filter(|p| p["status"] == "Extracting").collect();
+    assert!(!extracting.is_empty(), "no Extracting progress in --json: {statuses:?}");
+    assert!(extracting.iter().any(|p| p["current"].as_u64().is_some_and(|c| c > 0)), "{extracting:?}");
+    // The record keeps none of it.
+    let log = std::fs::read_to_string(r.dir().join("log.jsonl")).expect("log");
+    assert!(!log.contains("image-progress"), "{log}");
+}
+
+#[test]
 fn dockerfile_from_a_private_registry_builds_with_the_docker_config_credentials() {
     let (image, logged_in) = private_image("base");
     let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"cat /based\") {}))\n");

@@ -1,6 +1,7 @@
-//! `--json`: every recorded event as one JSON line, with its `job`.
-//! Transient events (pull progress) are left out, so the stream is exactly
-//! what log.jsonl holds (docs/log-format.md), merged into one.
+//! `--json`: every recorded event as one JSON line, with its `job`: what
+//! log.jsonl holds (docs/log-format.md), merged into one, plus the
+//! transient pull progress (`image-progress`, downloading and extracting)
+//! that the live view shows and the record leaves out.
 
 use std::io::Write;
 
@@ -11,9 +12,6 @@ pub struct JsonLines(pub Box<dyn Write>);
 
 impl EventSink for JsonLines {
     fn event(&mut self, ev: &Event) {
-        if ev.kind.is_transient() {
-            return;
-        }
         if let Ok(line) = serde_json::to_string(ev) {
             let _ = writeln!(self.0, "{line}");
             let _ = self.0.flush();
