@@ -9,6 +9,8 @@ mod harness;
 
 #[path = "scenarios/engine.rs"]
 mod engine;
+#[path = "scenarios/engines.rs"]
+mod engines;
 #[path = "scenarios/events.rs"]
 mod events;
 #[path = "scenarios/hook.rs"]

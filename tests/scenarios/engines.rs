@@ -3,15 +3,17 @@
 //! ssh://, a registry with htpasswd auth, rootful Podman, `--network`. The
 //! engines and services are real and local (scripts/test-engines starts
 //! them, on 127.0.0.1); the docker config is a temporary one per test.
-
-mod run_support;
+//! Filter: `cargo test --test main engines::`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use run_support::{sh_ok, Finished, Repo, IMAGE};
+use crate::harness::{containers_of_run, schema, sh_ok, Cmd, Output, Repo, IMAGE};
+
+/// A bound on hangs, not a figure (timings belong to scripts/bench*).
+const LIMIT: Duration = Duration::from_secs(120);
 
 const TLS_HOST: &str = "tcp://127.0.0.1:23760";
 const SSH_HOST: &str = "ssh://root@127.0.0.1:22022";
@@ -25,7 +27,7 @@ const REGISTRY_PASS: &str = "ci-test-pass";
 fn engines() -> &'static Path {
     static STATE: OnceLock<PathBuf> = OnceLock::new();
     STATE.get_or_init(|| {
-        run_support::require_docker();
+        crate::harness::require_docker();
         let out = Command::new("bash")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-engines"))
             .output()
@@ -47,15 +49,14 @@ fn certs() -> PathBuf {
     engines().join("certs")
 }
 
-/// `quire-ci ARGS` in `repo` with no engine or docker config of the
-/// ambient environment: `DOCKER_CONFIG` is `config` (a temp dir).
-fn cmd(repo: &Repo, config: &Path, args: &[&str]) -> Command {
-    let mut c = repo.cmd(args);
-    for k in ["DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_TLS", "DOCKER_CERT_PATH", "QUIRE_CI_NETWORK"] {
-        c.env_remove(k);
+/// `quire-ci ARGS` in `repo` against an engine, with no engine or docker
+/// config of the ambient environment: `DOCKER_CONFIG` is `config` (a temp dir).
+fn cmd<'r>(repo: &'r Repo, config: &Path, args: &[&str]) -> Cmd<'r> {
+    let mut c = repo.quire(args).docker();
+    for k in ["DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_TLS", "DOCKER_CERT_PATH"] {
+        c = c.env_remove(k);
     }
-    c.env("DOCKER_CONFIG", config);
-    c
+    c.env("DOCKER_CONFIG", config)
 }
 
 /// The docker CLI against `host` (a `-H` value), with `config` as DOCKER_CONFIG.
@@ -79,7 +80,7 @@ fn containers_at(host: &str, run_id: &str) -> Vec<String> {
 
 /// The line of the `--keep` message that is the command to enter the
 /// container, split into words (it has no quoting in these tests).
-fn kept_shell_command(f: &Finished) -> Vec<String> {
+fn kept_shell_command(f: &Output) -> Vec<String> {
     let text = f.terminal();
     let line = text
         .lines()
@@ -105,8 +106,9 @@ fn run_printed_command(words: &[String], env: &[(&str, &str)]) -> String {
 }
 
 /// The image a run built from .quire/Dockerfile (its `image` event `built`).
-fn built_image(r: &Finished) -> Option<String> {
-    r.run_log()
+fn built_image(r: &Output) -> Option<String> {
+    r.rec()
+        .run_log()
         .into_iter()
         .find(|e| e["kind"] == "image" && e["action"] == "built")
         .and_then(|e| e["image"].as_str().map(str::to_string))
@@ -117,16 +119,16 @@ const KEEP_CI: &str = "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] 
 #[test]
 fn tls_docker_host_with_tls_verify_runs_there_and_keep_prints_a_working_command() {
     let state = engines();
-    let repo = Repo::new(KEEP_CI);
+    let repo = Repo::with_ci(KEEP_CI);
     let config = tempfile::tempdir().expect("temp");
-    let mut c = cmd(&repo, config.path(), &["run", "--keep", "-v"]);
-    c.env("DOCKER_HOST", TLS_HOST).env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", certs());
-    let r = repo.run_cmd(c);
-    r.expect_code(0);
+    let c = cmd(&repo, config.path(), &["run", "--keep", "-v"]).keeps_container();
+    let c = c.env("DOCKER_HOST", TLS_HOST).env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", certs());
+    let r = c.run();
+    r.status(0);
     assert!(r.stderr.contains(&format!("engine: context default (DOCKER_HOST is set): {TLS_HOST}, TLS")), "{}", r.stderr);
-    let on_second = containers_at(&docker2_sock(), &r.run_id());
+    let on_second = containers_at(&docker2_sock(), &r.rec().run_id());
     assert_eq!(on_second.len(), 1, "the run's container must be on the TLS engine");
-    assert!(run_support::containers_of_run(&r.run_id()).is_empty(), "nothing on the shared engine");
+    assert!(containers_of_run(&r.rec().run_id()).is_empty(), "nothing on the shared engine");
     let words = kept_shell_command(&r);
     assert_eq!(words[..4], ["docker", "-H", TLS_HOST, "--tlsverify"], "{words:?}");
     let certs = certs();
@@ -134,10 +136,10 @@ fn tls_docker_host_with_tls_verify_runs_there_and_keep_prints_a_working_command(
     sh_ok(Command::new("docker").args(["-H", &docker2_sock(), "rm", "-f", &on_second[0]]));
 
     // Plain HTTP to the TLS port: an exit-3 error naming the endpoint.
-    let mut c = cmd(&repo, config.path(), &["run"]);
-    c.env("DOCKER_HOST", TLS_HOST);
-    let r = repo.run_cmd(c);
-    r.expect_code(3);
+    let c = cmd(&repo, config.path(), &["run"]);
+    let c = c.env("DOCKER_HOST", TLS_HOST);
+    let r = c.run();
+    r.status(3);
     assert!(r.stderr.contains(TLS_HOST), "{}", r.stderr);
     let _ = state;
 }
@@ -163,13 +165,13 @@ fn config_with_context(use_it: bool) -> tempfile::TempDir {
 #[test]
 fn current_context_lands_on_its_engine_and_docker_context_default_goes_back() {
     engines();
-    let repo = Repo::new(KEEP_CI);
+    let repo = Repo::with_ci(KEEP_CI);
     let config = config_with_context(true);
-    let r = repo.run_cmd(cmd(&repo, config.path(), &["run", "--keep", "-v"]));
-    r.expect_code(0);
+    let r = cmd(&repo, config.path(), &["run", "--keep", "-v"]).keeps_container().run();
+    r.status(0);
     let why = format!("engine: context second (currentContext in {}): {TLS_HOST}, TLS", config.path().join("config.json").display());
     assert!(r.stderr.contains(&why), "{}", r.stderr);
-    let on_second = containers_at(&docker2_sock(), &r.run_id());
+    let on_second = containers_at(&docker2_sock(), &r.rec().run_id());
     assert_eq!(on_second.len(), 1, "the run's container must be on the context's engine");
     let words = kept_shell_command(&r);
     assert_eq!(words[..3], ["docker", "--context", "second"], "{words:?}");
@@ -178,61 +180,60 @@ fn current_context_lands_on_its_engine_and_docker_context_default_goes_back() {
     sh_ok(Command::new("docker").args(["-H", &docker2_sock(), "rm", "-f", &on_second[0]]));
 
     // DOCKER_CONTEXT=default: the local engine, as for `docker`.
-    let mut c = cmd(&repo, config.path(), &["run", "--keep", "-v"]);
-    c.env("DOCKER_CONTEXT", "default");
-    let r = repo.run_cmd(c);
-    r.expect_code(0);
+    let c = cmd(&repo, config.path(), &["run", "--keep", "-v"]).keeps_container();
+    let c = c.env("DOCKER_CONTEXT", "default");
+    let r = c.run();
+    r.status(0);
     assert!(r.stderr.contains("engine: context default (DOCKER_CONTEXT=default): unix:///var/run/docker.sock"), "{}", r.stderr);
-    let local = run_support::containers_of_run(&r.run_id());
+    let local = containers_of_run(&r.rec().run_id());
     assert_eq!(local.len(), 1, "DOCKER_CONTEXT=default must run on the local engine");
-    assert!(containers_at(&docker2_sock(), &r.run_id()).is_empty());
+    assert!(containers_at(&docker2_sock(), &r.rec().run_id()).is_empty());
     sh_ok(Command::new("docker").args(["rm", "-f", &local[0]]));
 
     // DOCKER_CONTEXT wins over currentContext, and doctor says which and why.
-    let mut c = cmd(&repo, config.path(), &["doctor"]);
-    c.env("DOCKER_CONTEXT", "second");
-    let out = c.output().expect("doctor");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let c = cmd(&repo, config.path(), &["doctor"]);
+    let c = c.env("DOCKER_CONTEXT", "second");
+    let out = c.run();
+    let text = &out.stdout;
     assert!(text.contains(&format!("via context second (DOCKER_CONTEXT=second): {TLS_HOST}, TLS")), "{text}");
 }
 
 #[test]
 fn a_context_that_points_nowhere_is_an_exit_3_error_naming_it() {
     engines();
-    let repo = Repo::new(KEEP_CI);
+    let repo = Repo::with_ci(KEEP_CI);
     let config = tempfile::tempdir().expect("temp");
     // No such context.
-    let mut c = cmd(&repo, config.path(), &["run"]);
-    c.env("DOCKER_CONTEXT", "nosuch");
-    let r = repo.run_cmd(c);
-    r.expect_code(3);
+    let c = cmd(&repo, config.path(), &["run"]);
+    let c = c.env("DOCKER_CONTEXT", "nosuch");
+    let r = c.run();
+    r.status(3);
     assert!(r.stderr.contains("docker context nosuch (from DOCKER_CONTEXT)"), "{}", r.stderr);
     // A context whose engine does not answer: no fallback to the local one.
     sh_ok(Command::new("docker").env("DOCKER_CONFIG", config.path()).args(["context", "create", "gone", "--docker", "host=tcp://127.0.0.1:1"]));
     sh_ok(Command::new("docker").env("DOCKER_CONFIG", config.path()).args(["context", "use", "gone"]));
-    let r = repo.run_cmd(cmd(&repo, config.path(), &["run"]));
-    r.expect_code(3);
+    let r = cmd(&repo, config.path(), &["run"]).run();
+    r.status(3);
     assert!(r.stderr.contains("context gone (currentContext in"), "{}", r.stderr);
     assert!(r.stderr.contains("tcp://127.0.0.1:1"), "{}", r.stderr);
-    let out = cmd(&repo, config.path(), &["doctor"]).output().expect("doctor");
-    assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("context gone"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = cmd(&repo, config.path(), &["doctor"]).run();
+    out.status(3).stdout_has("context gone");
 }
 
 #[test]
 fn ssh_docker_host_runs_on_the_far_engine_and_keep_prints_a_working_command() {
     let state = engines();
-    let repo = Repo::new(KEEP_CI);
+    let repo = Repo::with_ci(KEEP_CI);
     let config = tempfile::tempdir().expect("temp");
     // The real ssh, with the throwaway key and known_hosts of the test sshd
     // (a wrapper that adds `-F`), first on PATH.
     let path = format!("{}:{}", state.join("bin").display(), std::env::var("PATH").unwrap_or_default());
-    let mut c = cmd(&repo, config.path(), &["run", "--keep", "-v"]);
-    c.env("DOCKER_HOST", SSH_HOST).env("PATH", &path);
-    let r = repo.run_cmd(c);
-    r.expect_code(0);
+    let c = cmd(&repo, config.path(), &["run", "--keep", "-v"]).keeps_container();
+    let c = c.env("DOCKER_HOST", SSH_HOST).env("PATH", &path);
+    let r = c.run();
+    r.status(0);
     assert!(r.stderr.contains(&format!("engine: context default (DOCKER_HOST is set): {SSH_HOST}, ssh")), "{}", r.stderr);
-    let on_second = containers_at(&docker2_sock(), &r.run_id());
+    let on_second = containers_at(&docker2_sock(), &r.rec().run_id());
     assert_eq!(on_second.len(), 1, "sshd's sessions reach the second engine; the run must be there");
     let words = kept_shell_command(&r);
     assert_eq!(words[..3], ["docker", "-H", SSH_HOST], "{words:?}");
@@ -258,15 +259,15 @@ fn private_image(name: &str) -> (String, tempfile::TempDir) {
 #[test]
 fn private_registry_image_pulls_with_the_docker_config_credentials_and_says_how_to_log_in_without() {
     let (image, logged_in) = private_image("private");
-    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo from-private\") {}))\n");
+    let repo = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo from-private\") {}))\n");
     let anonymous = tempfile::tempdir().expect("temp");
-    let r = repo.run_cmd(cmd(&repo, anonymous.path(), &["run", "--image", &image]));
-    r.expect_code(3).assert_clean();
+    let r = cmd(&repo, anonymous.path(), &["run", "--image", &image]).run();
+    r.status(3);
     assert!(r.stderr.contains(&format!("registry {REGISTRY} refused {image}")), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("docker login {REGISTRY}")), "{}", r.stderr);
 
-    let r = repo.run_cmd(cmd(&repo, logged_in.path(), &["run", "--image", &image]));
-    r.expect_code(0).assert_clean();
+    let r = cmd(&repo, logged_in.path(), &["run", "--image", &image]).run();
+    r.status(0);
     assert!(r.terminal().contains("from-private"), "{}", r.terminal());
     let _ = Command::new("docker").args(["rmi", &image]).output();
 }
@@ -289,13 +290,13 @@ fn credential_helpers_of_the_docker_config_are_asked_for_the_registry() {
     .expect("helper");
     sh_ok(Command::new("chmod").arg("+x").arg(&helper));
     std::fs::write(config.path().join("config.json"), format!(r#"{{"credHelpers":{{"{REGISTRY}":"quiretest"}}}}"#)).expect("config");
-    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo via-helper\") {}))\n");
+    let repo = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo via-helper\") {}))\n");
     let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
-    let mut c = cmd(&repo, config.path(), &["run", "--image", &image]);
-    c.env("PATH", &path);
-    let r = repo.run_cmd(c);
+    let c = cmd(&repo, config.path(), &["run", "--image", &image]);
+    let c = c.env("PATH", &path);
+    let r = c.run();
     let _ = Command::new("docker").args(["rmi", &image]).output();
-    r.expect_code(0).assert_clean();
+    r.status(0);
     assert!(r.terminal().contains("via-helper"), "{}", r.terminal());
     let asked = std::fs::read_to_string(bin.path().join("asked")).expect("the helper was never asked");
     assert_eq!(asked.trim(), REGISTRY);
@@ -312,12 +313,12 @@ fn json_carries_pull_progress_downloading_and_extracting() {
     docker(&["build", "-q", "-t", &image, ctx.path().to_str().unwrap()]);
     docker(&["push", &image]);
     docker(&["rmi", &image, &base]);
-    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"test -s /blob\") {}))\n");
-    let r = repo.run_cmd(cmd(&repo, logged_in.path(), &["run", "--json", "--image", &image]));
+    let repo = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"test -s /blob\") {}))\n");
+    let r = cmd(&repo, logged_in.path(), &["run", "--json", "--image", &image]).run();
     let _ = Command::new("docker").args(["rmi", &image]).output();
-    r.expect_code(0);
+    r.status(0);
     for l in r.stdout.lines() {
-        run_support::schema::validate_line(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        schema::validate_line(l).unwrap_or_else(|e| panic!("{e}: {l}"));
     }
     let lines: Vec<serde_json::Value> = r.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
     let progress: Vec<&serde_json::Value> = lines.iter().filter(|l| l["kind"] == "image-progress").collect();
@@ -327,23 +328,23 @@ fn json_carries_pull_progress_downloading_and_extracting() {
     assert!(!extracting.is_empty(), "no Extracting progress in --json: {statuses:?}");
     assert!(extracting.iter().any(|p| p["current"].as_u64().is_some_and(|c| c > 0)), "{extracting:?}");
     // The record keeps none of it.
-    let log = std::fs::read_to_string(r.dir().join("log.jsonl")).expect("log");
+    let log = std::fs::read_to_string(r.rec().dir().join("log.jsonl")).expect("log");
     assert!(!log.contains("image-progress"), "{log}");
 }
 
 #[test]
 fn dockerfile_from_a_private_registry_builds_with_the_docker_config_credentials() {
     let (image, logged_in) = private_image("base");
-    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"cat /based\") {}))\n");
+    let repo = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"cat /based\") {}))\n");
     repo.write(".quire/Dockerfile", format!("FROM {image}\nRUN echo on-private-base > /based\n"));
     repo.commit("dockerfile");
     let anonymous = tempfile::tempdir().expect("temp");
-    let r = repo.run_cmd(cmd(&repo, anonymous.path(), &["run"]));
-    r.expect_code(3);
+    let r = cmd(&repo, anonymous.path(), &["run"]).run();
+    r.status(3);
     assert!(r.stderr.contains(&format!("docker login {REGISTRY}")), "{}", r.stderr);
 
-    let r = repo.run_cmd(cmd(&repo, logged_in.path(), &["run"]));
-    r.expect_code(0).assert_clean();
+    let r = cmd(&repo, logged_in.path(), &["run"]).run();
+    r.status(0);
     assert!(r.terminal().contains("on-private-base"), "{}", r.terminal());
     let _ = Command::new("docker").args(["rmi", &image]).output();
     if let Some(b) = built_image(&r) {
@@ -354,166 +355,113 @@ fn dockerfile_from_a_private_registry_builds_with_the_docker_config_credentials(
 #[test]
 fn network_flag_and_env_choose_the_container_network() {
     engines();
-    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"ls /sys/class/net | tr '\\\\n' ' '\") {}))\n");
+    let repo = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"ls /sys/class/net | tr '\\\\n' ' '\") {}))\n");
     let config = tempfile::tempdir().expect("temp");
-    let r = repo.run_cmd(cmd(&repo, config.path(), &["run", "--network", "none"]));
-    r.expect_code(0);
+    let r = cmd(&repo, config.path(), &["run", "--network", "none"]).run();
+    r.status(0);
     assert!(r.terminal().contains("t | lo \n") || r.terminal().contains("t | lo"), "{}", r.terminal());
     assert!(!r.terminal().contains("eth0"), "--network none has no eth0: {}", r.terminal());
-    let r = repo.run_cmd(cmd(&repo, config.path(), &["run"]));
-    r.expect_code(0);
+    let r = cmd(&repo, config.path(), &["run"]).run();
+    r.status(0);
     assert!(r.terminal().contains("eth0"), "the default bridge has eth0: {}", r.terminal());
-    let mut c = cmd(&repo, config.path(), &["run"]);
-    c.env("QUIRE_CI_NETWORK", "none");
-    let r = repo.run_cmd(c);
-    r.expect_code(0);
+    let c = cmd(&repo, config.path(), &["run"]);
+    let c = c.env("QUIRE_CI_NETWORK", "none");
+    let r = c.run();
+    r.status(0);
     assert!(!r.terminal().contains("eth0"), "QUIRE_CI_NETWORK=none: {}", r.terminal());
-    let r = repo.run_cmd(cmd(&repo, config.path(), &["run", "--network", "no such"]));
-    r.expect_code(2);
+    let r = cmd(&repo, config.path(), &["run", "--network", "no such"]).run();
+    r.status(2);
     assert!(r.stderr.contains("not a network mode"), "{}", r.stderr);
 }
 
 // ---- Podman ------------------------------------------------------------------
 
-fn podman_cmd(repo: &Repo, config: &Path, args: &[&str]) -> Command {
-    let mut c = cmd(repo, config, args);
+fn podman_cmd<'r>(repo: &'r Repo, config: &Path, args: &[&str]) -> Cmd<'r> {
     // Podman's API service here has no network of its own (containers.conf
     // netns = "none", so it adds no firewall rules); the runs say so too.
-    c.env("DOCKER_HOST", podman_sock()).env("QUIRE_CI_NETWORK", "none");
-    c
+    cmd(repo, config, args).env("DOCKER_HOST", podman_sock()).env("QUIRE_CI_NETWORK", "none")
 }
 
 #[test]
 fn podman_run_with_secrets_and_doctor_naming_the_product() {
     engines();
-    let repo = Repo::new(
+    let repo = Repo::with_ci(
         "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh : secret}] (sh (.. \"test \" (secret :TOKEN) \" = s3cret && echo secret-ok\")) {}))\n",
     );
     let config = tempfile::tempdir().expect("temp");
-    let mut c = podman_cmd(&repo, config.path(), &["run", "--secret", "TOKEN"]);
-    c.env("TOKEN", "s3cret");
-    let r = repo.run_cmd(c);
-    r.expect_code(0);
+    let r = podman_cmd(&repo, config.path(), &["run", "--secret", "TOKEN"]).env("TOKEN", "s3cret").run();
+    r.status(0);
     assert!(r.terminal().contains("secret-ok"), "{}", r.terminal());
     assert!(!r.terminal().contains("s3cret"), "the secret must be redacted: {}", r.terminal());
-    assert!(containers_at(&podman_sock(), &r.run_id()).is_empty(), "container left on podman");
-    let out = podman_cmd(&repo, config.path(), &["doctor"]).output().expect("doctor");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Podman Engine 4."), "{text}");
-    assert!(!text.contains("linux/amd64/debian"), "{text}");
+    assert!(containers_at(&podman_sock(), &r.rec().run_id()).is_empty(), "container left on podman");
+    let out = podman_cmd(&repo, config.path(), &["doctor"]).run();
+    out.stdout_has("Podman Engine 4.").stdout_lacks("linux/amd64/debian");
 }
 
 const SLEEPER: &str = "(local ci (require :quire.ci))\n(ci.job :slow [:quire/push] (fn [{: sh}] (sh \"echo started; sleep 30\") {}))\n(ci.job :after [:slow] (fn [{: sh}] (sh \"echo after\") {}))\n";
 
-/// A podman run in the background; returns it once its command printed
-/// `started` (the caller waits for it: `wait_exit`).
-#[allow(clippy::zombie_processes)]
-fn spawn_until_started(repo: &Repo, config: &Path) -> (std::process::Child, PathBuf) {
-    let before = repo.run_ids();
-    let mut child = podman_cmd(repo, config, &["run"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(dir) = repo.new_run_dir(&before) {
-            let log = dir.join("jobs/slow/log.jsonl");
-            if std::fs::read_to_string(&log).is_ok_and(|t| t.contains("started")) {
-                return (child, dir);
-            }
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the podman run never printed started");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_exit(mut child: std::process::Child) -> (Option<i32>, String) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
-            }
-            return (status.code(), err);
-        }
-        assert!(Instant::now() < deadline, "quire-ci did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn podman_ctrl_c_cancels_with_130_and_removes_the_container() {
     engines();
-    let repo = Repo::new(SLEEPER);
+    let repo = Repo::with_ci(SLEEPER);
     let config = tempfile::tempdir().expect("temp");
-    let (child, dir) = spawn_until_started(&repo, config.path());
-    // SAFETY: kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let (code, stderr) = wait_exit(child);
-    assert_eq!(code, Some(130), "{stderr}");
-    let id = dir.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(containers_at(&podman_sock(), &id).is_empty(), "container left on podman");
-    let f = Finished { code, stdout: String::new(), stderr, dir: Some(dir) };
-    assert_eq!(f.status(), "canceled");
-    assert_eq!(f.job_status("after"), "skipped");
+    let run = podman_cmd(&repo, config.path(), &["run"]).status(130).spawn();
+    run.wait_for_output("started", LIMIT);
+    run.signal("INT");
+    let r = run.wait();
+    assert!(containers_at(&podman_sock(), &r.rec().run_id()).is_empty(), "container left on podman");
+    assert_eq!(r.rec().run_status(), "canceled");
+    assert_eq!(r.rec().job_status("after"), "skipped");
 }
 
 #[test]
 fn podman_container_killed_from_outside_is_container_died_exit_3() {
     engines();
-    let repo = Repo::new(SLEEPER);
+    let repo = Repo::with_ci(SLEEPER);
     let config = tempfile::tempdir().expect("temp");
-    let (child, dir) = spawn_until_started(&repo, config.path());
-    let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let run = podman_cmd(&repo, config.path(), &["run"]).status(3).stderr_lacks("deserialize").spawn();
+    run.wait_for_output("started", LIMIT);
+    let id = run.record(LIMIT).run_id();
     let ids = containers_at(&podman_sock(), &id);
     assert_eq!(ids.len(), 1, "{ids:?}");
     sh_ok(docker_at(&podman_sock(), config.path()).args(["kill", &ids[0]]));
-    let (code, stderr) = wait_exit(child);
-    let f = Finished { code, stdout: String::new(), stderr, dir: Some(dir) };
-    f.expect_code(3);
-    assert!(!f.stderr.contains("deserialize"), "{}", f.stderr);
-    let died: Vec<_> = f.run_log().into_iter().filter(|e| e["kind"] == "container-died").collect();
-    assert_eq!(died.len(), 1, "{:?}", f.run_log());
+    let r = run.wait();
+    let died: Vec<_> = r.rec().run_log().into_iter().filter(|e| e["kind"] == "container-died").collect();
+    assert_eq!(died.len(), 1, "{:?}", r.rec().run_log());
     assert_eq!(died[0]["reason"], "killed (exit 137)");
-    assert_eq!(f.job_status("after"), "skipped");
+    assert_eq!(r.rec().job_status("after"), "skipped");
     assert!(containers_at(&podman_sock(), &id).is_empty(), "container left on podman");
 }
 
 #[test]
 fn podman_out_of_memory_under_memory_flag_is_container_died_oom_exit_3() {
     engines();
-    let repo = Repo::new(
+    let repo = Repo::with_ci(
         // One process that grows: a pipeline's survivors (head, tr) allocate
         // again after its shell is killed, and on Podman that second OOM can
         // take the keep-alive (see docs/engine.md, Podman).
         "(local ci (require :quire.ci))\n(ci.job :hog [:quire/push] (fn [{: sh}] (sh \"x=aaaaaaaaaaaaaaaa; while :; do x=\\\"$x$x\\\"; done\") {}))\n(ci.job :after [:hog] (fn [{: sh}] (sh \"echo after\") {}))\n",
     );
     let config = tempfile::tempdir().expect("temp");
-    let r = repo.run_cmd(podman_cmd(&repo, config.path(), &["run", "--memory", "32m"]));
-    r.expect_code(3);
-    let died: Vec<_> = r.run_log().into_iter().filter(|e| e["kind"] == "container-died").collect();
-    assert_eq!(died.len(), 1, "{:?}", r.run_log());
+    let r = podman_cmd(&repo, config.path(), &["run", "--memory", "32m"]).run();
+    r.status(3);
+    let died: Vec<_> = r.rec().run_log().into_iter().filter(|e| e["kind"] == "container-died").collect();
+    assert_eq!(died.len(), 1, "{:?}", r.rec().run_log());
     assert_eq!(died[0]["reason"], "oom-killed");
-    assert_eq!(r.job_status("after"), "skipped");
-    assert!(containers_at(&podman_sock(), &r.run_id()).is_empty(), "container left on podman");
+    assert_eq!(r.rec().job_status("after"), "skipped");
+    assert!(containers_at(&podman_sock(), &r.rec().run_id()).is_empty(), "container left on podman");
 }
 
 #[test]
 fn podman_dockerfile_build_runs_and_shows_its_steps_like_docker() {
     engines();
-    let repo = Repo::new("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"cat /built; echo $FOO\") {}))\n");
-    repo.write(".quire/Dockerfile", format!("FROM {IMAGE}\nRUN echo built-by-podman > /built\nENV FOO=bar\n"));
-    repo.commit("dockerfile");
+    let repo = Repo::new()
+        .ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"cat /built; echo $FOO\") {}))\n")
+        .file(".quire/Dockerfile", format!("FROM {IMAGE}\nRUN echo built-by-podman > /built\nENV FOO=bar\n"))
+        .committed();
     let config = tempfile::tempdir().expect("temp");
-    let r = repo.run_cmd(podman_cmd(&repo, config.path(), &["run"]));
-    r.expect_code(0);
+    let r = podman_cmd(&repo, config.path(), &["run"]).run();
+    r.status(0);
     let t = r.terminal();
     assert!(t.contains("built-by-podman") && t.contains("t | bar"), "{t}");
     // Without -v, Docker's `Step 1/3 :` lines are shown; Podman's `STEP 1/3:` too.
