@@ -226,6 +226,7 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
         }
         'quire-ci;logs' {
             [CompletionResult]::new('--job', '--job', [CompletionResultType]::ParameterName, 'Show only this job''s output (the summary still covers the run)')
+            [CompletionResult]::new('--excerpt-lines', '--excerpt-lines', [CompletionResultType]::ParameterName, 'How many last lines of a failing command the summary repeats')
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Where run records are (default: <git-dir>/quire-ci/runs)')
             [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'Run as if started in DIR')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')

@@ -636,13 +636,17 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__logs)
-            opts="-C -q -v -h -V --job --json --out --color --quiet --verbose --help --version"
+            opts="-C -q -v -h -V --job --excerpt-lines --json --out --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --job)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --excerpt-lines)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -209,6 +209,7 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
         }
         &'quire-ci;logs'= {
             cand --job 'Show only this job''s output (the summary still covers the run)'
+            cand --excerpt-lines 'How many last lines of a failing command the summary repeats'
             cand --out 'Where run records are (default: <git-dir>/quire-ci/runs)'
             cand -C 'Run as if started in DIR'
             cand --color 'When to use colour'

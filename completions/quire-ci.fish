@@ -173,6 +173,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from help" -f -a "pre-push" -d 'What the hook runs: reads git\'s pre-push lines on stdin, one run per updated ref'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand hook; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand logs" -l job -d 'Show only this job\'s output (the summary still covers the run)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand logs" -l excerpt-lines -d 'How many last lines of a failing command the summary repeats' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand logs" -l out -d 'Where run records are (default: <git-dir>/quire-ci/runs)' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand logs" -s C -d 'Run as if started in DIR' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand logs" -l color -d 'When to use colour' -r -f -a "auto\t''

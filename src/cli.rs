@@ -220,6 +220,10 @@ pub struct LogsArgs {
     #[arg(long, value_name = "ID")]
     pub job: Option<String>,
 
+    /// How many last lines of a failing command the summary repeats.
+    #[arg(long, value_name = "N", env = "QUIRE_CI_EXCERPT_LINES", default_value_t = crate::run::DEFAULT_EXCERPT_LINES)]
+    pub excerpt_lines: usize,
+
     /// Print the recorded events as JSON lines instead.
     #[arg(long)]
     pub json: bool,

@@ -23,4 +23,5 @@ pub mod secrets;
 pub mod server_compat;
 pub mod snapshot;
 pub mod stdlib;
+pub mod text;
 pub mod watch;

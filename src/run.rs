@@ -534,7 +534,7 @@ fn resolve_image(
     let tail2 = tail.clone();
     let built = until_canceled(rt, &req.cancel, engine.build_image(tar, ".quire/Dockerfile", &tag, move |line| {
         // The builder colours its stderr lines; the record keeps text.
-        let line = plain_text(&line);
+        let line = crate::text::plain_text(&line);
         tail2.borrow_mut().push(&line);
         em.borrow_mut().emit(None, EventKind::Image { image: tag2.clone(), action: "build".into(), detail: Some(line) });
     }))?;
@@ -546,7 +546,7 @@ fn resolve_image(
         Err(e) => {
             let tail = tail.borrow();
             emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "build-failed".into(), detail: tail.step.clone() });
-            Err(tail.explain(&plain_text(&e.to_string())))
+            Err(tail.explain(&crate::text::plain_text(&e.to_string())))
         }
     }
 }
@@ -605,37 +605,6 @@ impl BuildTail {
     }
 }
 
-/// `text` without terminal escape sequences (CSI, OSC, two-byte ESC) and
-/// control characters other than tab.
-pub fn plain_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => match chars.next() {
-                Some('[') => {
-                    for c in chars.by_ref() {
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                Some(']') => {
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
-                            break;
-                        }
-                    }
-                }
-                _ => {}
-            },
-            '\t' => out.push(c),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Which image a run uses (DESIGN.md §2 order), and whether it is built
 /// from `.quire/Dockerfile` rather than pulled.

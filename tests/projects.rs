@@ -392,3 +392,61 @@ fn docker_failing_dockerfile_step_shows_its_step_and_last_lines_plainly_and_logs
     assert!(short.terminal().contains("its last 1 line:\n    E: Unable to locate package libfoo-dev"), "{}", short.terminal());
     assert!(!short.terminal().contains("    Reading package lists"), "{}", short.terminal());
 }
+
+// ---- 5. what the job says, and how much of the failure -----------------------
+
+/// An npm package tested with tape under nyc: the failing `not ok 68` comes
+/// 180 lines above the end, under a coverage table.
+const CI_TAPE: &str = r#"(ci.job :test [:quire/push]
+  (fn [{: sh}]
+    (let [r (sh "sh test.sh")
+          failing []]
+      (each [l (r.stdout:gmatch "[^\n]+")]
+        (when (l:find "^not ok") (table.insert failing l)))
+      {:exit r.exit
+       :summary (.. (length failing) " failing\n" (table.concat failing "\n"))})))
+(ci.job :lint [:quire/push] (fn [{: sh}] (sh "true") {:summary "0 problems"}))"#;
+
+const TAPE_SH: &str = r#"i=1
+while [ $i -le 70 ]; do
+  if [ $i = 68 ]; then echo "not ok 68 adds two numbers"; else echo "ok $i"; fi
+  i=$((i+1))
+done
+echo "File      | % Stmts | % Branch"
+i=1
+while [ $i -le 180 ]; do echo "src/f$i.js |   100 |   100"; i=$((i+1)); done
+echo "All files |   99.5 |   100"
+exit 1
+"#;
+
+#[test]
+fn docker_a_returned_summary_is_shown_and_the_excerpt_length_is_a_setting() {
+    let repo = Repo::empty();
+    repo.write("package.json", "{\"name\":\"adder\",\"scripts\":{\"test\":\"nyc tape test/*.js\"}}\n");
+    repo.write("test.sh", TAPE_SH);
+    repo.write(".quire/ci.fnl", format!("{HEADER}{CI_TAPE}\n"));
+    repo.commit("npm package");
+
+    let r = repo.run(&["run"]);
+    r.expect_code(1).assert_clean();
+    let out = r.terminal();
+    let summary_at = out.rfind("summary of :test:").unwrap_or_else(|| panic!("no :summary shown:\n{out}"));
+    assert!(out[summary_at..].contains("  1 failing\n  not ok 68 adds two numbers"), "{}", &out[summary_at..]);
+    assert!(out.contains("summary of :lint:\n  0 problems"), "a green job's :summary is shown too:\n{out}");
+    // The default excerpt is the coverage table's tail, and says where the rest is.
+    let excerpt_at = out.rfind("last lines of :test").expect("an excerpt");
+    assert!(!out[excerpt_at..summary_at].contains("not ok 68"), "{out}");
+    assert!(out.contains("(all of it: quire-ci logs --job test)"), "{out}");
+
+    let long = repo.run(&["run", "--excerpt-lines", "200"]);
+    long.expect_code(1);
+    let out = long.terminal();
+    let excerpt_at = out.rfind("last lines of :test").expect("an excerpt");
+    assert!(out[excerpt_at..].contains("not ok 68 adds two numbers"), "--excerpt-lines 200 did not reach it:\n{out}");
+
+    // `logs --job` tells the whole story: every line the job printed.
+    let logs = repo.cmd(&["logs", "--job", "test"]).output().expect("logs");
+    let shown = String::from_utf8_lossy(&logs.stdout).into_owned();
+    assert!(shown.contains("not ok 68 adds two numbers") && shown.contains("ok 1\n") && shown.contains("All files"), "{shown}");
+    assert!(shown.contains("summary of :test:"), "{shown}");
+}

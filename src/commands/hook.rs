@@ -162,7 +162,8 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
         let renderer = Renderer::new(
             Box::new(std::io::stderr()),
             RenderOptions { color: ctx.color_stderr, quiet: ctx.quiet, verbose: ctx.verbose, run_dir: None },
-        );
+        )
+        .with_excerpt_lines(settings.excerpt_lines);
         let request = RunRequest {
             pushed: Some(PushedCommit { sha: pushed.local_sha.clone(), facts }),
             secrets: secrets.clone(),

@@ -60,7 +60,7 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> i32 {
     }
     let opts = RenderOptions { color: ctx.color_stdout, quiet: ctx.quiet, verbose: ctx.verbose, run_dir: None };
     // Replay is never live: the run is over, there is nothing to wait for.
-    let mut renderer = Renderer::new(Box::new(std::io::stdout()), opts);
+    let mut renderer = Renderer::new(Box::new(std::io::stdout()), opts).with_excerpt_lines(args.excerpt_lines);
     if let Some(job) = &args.job {
         renderer = renderer.only_job(job);
     }

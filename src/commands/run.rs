@@ -81,7 +81,7 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         }
     };
     let secrets = crate::secrets::resolve(&args.secrets, args.secrets_file.as_deref(), std::env::vars_os())?;
-    let sinks: Vec<Box<dyn EventSink>> = vec![terminal_sink(ctx, args.json)];
+    let sinks: Vec<Box<dyn EventSink>> = vec![terminal_sink(ctx, args.json, args.excerpt_lines)];
     let on_job_failed: Option<OnJobFailed> = if args.shell_on_failure { Some(Box::new(shell_in_container)) } else { None };
     Ok(RunRequest {
         repo_dir: repo.to_path_buf(),
@@ -172,15 +172,15 @@ pub use crate::render::JsonLines;
 
 /// The sink that shows the run: `--json` lines, the live view when stdout
 /// is a terminal and colour is on, else plain lines.
-pub fn terminal_sink(ctx: &Context, json: bool) -> Box<dyn EventSink> {
+pub fn terminal_sink(ctx: &Context, json: bool, excerpt_lines: usize) -> Box<dyn EventSink> {
     if json {
         return Box::new(JsonLines(Box::new(std::io::stdout())));
     }
     let opts = RenderOptions { color: ctx.color_stdout, quiet: ctx.quiet, verbose: ctx.verbose, run_dir: None };
     if ctx.color_stdout && std::io::stdout().is_terminal() {
-        Box::new(Renderer::live(opts))
+        Box::new(Renderer::live(opts).with_excerpt_lines(excerpt_lines))
     } else {
-        Box::new(Renderer::new(Box::new(std::io::stdout()), opts))
+        Box::new(Renderer::new(Box::new(std::io::stdout()), opts).with_excerpt_lines(excerpt_lines))
     }
 }
 

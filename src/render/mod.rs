@@ -63,6 +63,13 @@ pub struct Renderer {
 impl Renderer {
     /// A plain renderer writing to `out`: no cursor movement, no spinner;
     /// colour only when `opts.color`.
+    /// How many last lines of a failing command the summary repeats
+    /// (`--excerpt-lines`; default [`tally::TAIL_LINES`]).
+    pub fn with_excerpt_lines(mut self, n: usize) -> Renderer {
+        self.tally.excerpt_lines = Some(n);
+        self
+    }
+
     pub fn new(out: Box<dyn Write>, opts: RenderOptions) -> Renderer {
         Renderer {
             out,
@@ -140,7 +147,8 @@ impl Renderer {
     /// under `-q` until we know whether the job fails.
     fn job_line(&mut self, job: &str, line: String, output: bool) {
         if output {
-            self.view(job).remember_tail(line.clone());
+            let keep = self.tally.excerpt_lines.unwrap_or(tally::TAIL_LINES);
+            self.view(job).remember_tail(line.clone(), keep);
         }
         if !self.shown(job) {
             return;
@@ -355,8 +363,16 @@ impl EventSink for Renderer {
                     self.job_line(&job, format!("{prefix}{line}"), true);
                 }
             }
-            EventKind::JobEnd { outcome, duration_ms, reason, file, line, .. } => {
+            EventKind::JobEnd { outcome, duration_ms, reason, file, line, outputs } => {
                 let at = line.map(|l| format::source_ref(file.as_deref(), l));
+                // A run-fn's `:summary` (DESIGN.md's worked example) is
+                // what the job wants said about it: the summary shows it.
+                let said = match outputs.as_ref().and_then(|o| o.get("summary")) {
+                    Some(serde_json::Value::String(s)) => Some(s.clone()),
+                    Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Some(v.to_string()),
+                    _ => None,
+                };
+                self.view(&job).summary = said.map(|s| crate::text::plain_text_lines(&s)).filter(|s| !s.trim().is_empty());
                 self.job_end(&job, *outcome, *duration_ms, reason, at);
             }
             EventKind::ContainerDied { reason } => {
@@ -465,6 +481,7 @@ skipped b: not run: the container died (oom-killed)
 last lines of :a `make 'it big'` (exit 137):
 a | allocating
 a | partial
+(all of it: quire-ci logs --job a)
 
 job  outcome       time  why
 a    failed        2.6s  the container died: oom-killed · `make 'it big'` exited 137

@@ -25,6 +25,9 @@ pub struct JobRow {
     pub last_exit: Option<(String, i64)>,
 }
 
+/// At most this many lines of a job's `:summary` are shown.
+const SUMMARY_LINES: usize = 40;
+
 pub fn lines(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
     let Some(RunEnd { status, duration_ms, error }) = r.run_end.clone() else {
         // Only a replay gets here: the live run always ends with run-end.
@@ -48,6 +51,18 @@ pub fn lines(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
             lines.push(String::new());
             lines.push(paint.style(Style::new().bold()).apply_to(title).to_string());
             lines.extend(tail.iter().cloned());
+            lines.push(dim.apply_to(format!("(all of it: quire-ci logs --job {job})")).to_string());
+        }
+    }
+    // What the jobs said about themselves (a run-fn's `:summary`).
+    for job in &r.jobs {
+        let Some(said) = &r.views[job].summary else { continue };
+        let all: Vec<&str> = said.trim_end().lines().collect();
+        lines.push(String::new());
+        lines.push(paint.style(Style::new().bold()).apply_to(format!("summary of :{job}:")).to_string());
+        lines.extend(all.iter().take(SUMMARY_LINES).map(|l| format!("  {l}")));
+        if all.len() > SUMMARY_LINES {
+            lines.push(dim.apply_to(format!("  … {} more lines (quire-ci logs --job {job} --json has the whole :summary)", all.len() - SUMMARY_LINES)).to_string());
         }
     }
     let width = r.jobs.iter().map(|j| j.chars().count()).max().unwrap_or(3).max(3);

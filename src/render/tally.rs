@@ -32,6 +32,8 @@ pub struct JobView {
     pub tail: VecDeque<String>,
     /// The last command that exited non-zero.
     pub failed_cmd: Option<FailedCommand>,
+    /// What the run-fn returned as `:summary`, shown in the summary.
+    pub summary: Option<String>,
     /// The command now running (or last run), as shown after `$`.
     pub cmd: String,
     /// Its run-fn started (a `job-start` event), so its time means something.
@@ -66,6 +68,9 @@ pub struct Tally {
     pub run_end: Option<RunEnd>,
     /// Why the container died, if it did.
     pub died: Option<String>,
+    /// How many last lines of a command are kept for the summary
+    /// (`--excerpt-lines`); `None`: [`TAIL_LINES`].
+    pub excerpt_lines: Option<usize>,
 }
 
 impl Tally {
@@ -82,6 +87,7 @@ impl Tally {
                     held_dropped: 0,
                     tail: VecDeque::new(),
                     failed_cmd: None,
+                    summary: None,
                     cmd: String::new(),
                     started: false,
                     outcome: None,
@@ -98,9 +104,9 @@ impl Tally {
 
 impl JobView {
     /// Remembers an output line among the command's last lines.
-    pub fn remember_tail(&mut self, line: String) {
+    pub fn remember_tail(&mut self, line: String, keep: usize) {
         self.tail.push_back(line);
-        if self.tail.len() > TAIL_LINES {
+        while self.tail.len() > keep {
             self.tail.pop_front();
         }
     }
@@ -135,7 +141,7 @@ mod tests {
         let v = t.view("a", false);
         for i in 0..HELD_LINES + 7 {
             v.hold(i.to_string());
-            v.remember_tail(i.to_string());
+            v.remember_tail(i.to_string(), TAIL_LINES);
         }
         assert_eq!(v.held.len(), HELD_LINES);
         assert_eq!(v.held_dropped, 7);
