@@ -692,7 +692,7 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__run)
-            opts="-C -q -v -h -V --skip --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --with-git --memory --network --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
+            opts="-C -q -v -h -V --skip --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --artifact --artifacts-dir --with-git --memory --network --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -731,6 +731,14 @@ _quire__ci() {
                     return 0
                     ;;
                 --excerpt-lines)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifact)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -834,7 +842,7 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__watch)
-            opts="-C -q -v -h -V --debounce --clear --skip --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --with-git --memory --network --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
+            opts="-C -q -v -h -V --debounce --clear --skip --ref --event --image --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --artifact --artifacts-dir --with-git --memory --network --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -877,6 +885,14 @@ _quire__ci() {
                     return 0
                     ;;
                 --excerpt-lines)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifact)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

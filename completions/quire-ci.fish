@@ -55,6 +55,8 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l out -d 'Where 
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secret -d 'Provide secret NAME from the environment variable NAME (repeatable)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines)' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l excerpt-lines -d 'How many last lines of a failing job or image build to show (0: none; the record has all)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l artifact -d 'Copy PATH (in /work) out after the run, into the run record (repeatable; env QUIRE_CI_ARTIFACTS=a,b)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l artifacts-dir -d 'Put artifacts (--artifact and the jobs\' :artifacts) in DIR instead of <run record>/artifacts' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l memory -d 'Memory limit of the run\'s container, e.g. 512m or 2g (no swap beyond it)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l network -d 'The run container\'s network: bridge (the default), none, host, or a network\'s name' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
@@ -111,6 +113,8 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l out -d 'Wher
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secret -d 'Provide secret NAME from the environment variable NAME (repeatable)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines)' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l excerpt-lines -d 'How many last lines of a failing job or image build to show (0: none; the record has all)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l artifact -d 'Copy PATH (in /work) out after the run, into the run record (repeatable; env QUIRE_CI_ARTIFACTS=a,b)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l artifacts-dir -d 'Put artifacts (--artifact and the jobs\' :artifacts) in DIR instead of <run record>/artifacts' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l memory -d 'Memory limit of the run\'s container, e.g. 512m or 2g (no swap beyond it)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l network -d 'The run container\'s network: bridge (the default), none, host, or a network\'s name' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r

@@ -153,6 +153,12 @@ pub struct RunArgs {
     /// How many last lines of a failing job or image build to show (0: none; the record has all).
     #[arg(long, value_name = "N", env = "QUIRE_CI_EXCERPT_LINES", default_value_t = crate::run::DEFAULT_EXCERPT_LINES)]
     pub excerpt_lines: usize,
+    /// Copy PATH (in /work) out after the run, into the run record (repeatable; env QUIRE_CI_ARTIFACTS=a,b).
+    #[arg(long = "artifact", value_name = "PATH", env = "QUIRE_CI_ARTIFACTS", value_delimiter = ',')]
+    pub artifacts: Vec<String>,
+    /// Put artifacts (--artifact and the jobs' :artifacts) in DIR instead of <run record>/artifacts.
+    #[arg(long, value_name = "DIR", env = "QUIRE_CI_ARTIFACTS_DIR")]
+    pub artifacts_dir: Option<PathBuf>,
     /// Give /work a minimal .git holding the snapshot's commit (for setuptools-scm, git describe, …).
     #[arg(long, env = "QUIRE_CI_WITH_GIT", value_parser = clap::builder::BoolishValueParser::new())]
     pub with_git: bool,

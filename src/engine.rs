@@ -662,6 +662,23 @@ impl Engine {
         }
     }
 
+    /// Copies `path` (absolute, in the container) out as a tar, as
+    /// `docker cp` does: entries are named from the path's last component.
+    /// `Ok(None)` when nothing is there.
+    pub async fn download(&self, container: &RunContainer, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default().path(path).build();
+        let mut stream = self.docker.download_from_container(&container.id, Some(options));
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => out.extend_from_slice(&bytes),
+                Err(e) if status_of(&e) == Some(404) => return Ok(None),
+                Err(e) => return Err(self.died_or(container, e, "copying a path out of the container").await),
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Run one command; each output frame goes to `on_output` as it arrives.
     /// Dropping the returned future stops listening but not the command:
     /// to cancel, [`Engine::kill`] the container.

@@ -76,6 +76,7 @@ impl EventKind {
         // reader that met one would rightly skip it.
         "job-start",
         "job-end",
+        "artifact",
         "run-end",
     ];
 
@@ -95,6 +96,7 @@ impl EventKind {
             EventKind::ImageProgress { .. } => "image-progress",
             EventKind::JobStart {} => "job-start",
             EventKind::JobEnd { .. } => "job-end",
+            EventKind::Artifact { .. } => "artifact",
             EventKind::RunEnd { .. } => "run-end",
         }
     }
@@ -215,6 +217,21 @@ pub enum EventKind {
         line: Option<u32>,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         outputs: Option<Value>,
+    },
+    /// A path copied out of /work (a job's `:artifacts`, or `--artifact`);
+    /// `job` is the job that declared it, absent for `--artifact`.
+    Artifact {
+        /// As declared, relative to /work.
+        path: String,
+        /// Where it went on the host (absolute), when copied.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        dest: Option<String>,
+        /// Bytes of regular files copied.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        bytes: Option<u64>,
+        /// Why it was not copied (absent in /work, outside /work, ...).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        error: Option<String>,
     },
     RunEnd {
         status: RunStatus,

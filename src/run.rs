@@ -136,6 +136,10 @@ pub struct RunRequest {
     pub network: Option<String>,
     /// `-v`: say which engine was chosen and why.
     pub verbose: bool,
+    /// `--artifact`: paths in /work copied out at the end of the run.
+    pub artifacts: Vec<String>,
+    /// `--artifacts-dir`: where artifacts go; default `<run dir>/artifacts`.
+    pub artifacts_dir: Option<PathBuf>,
 }
 
 impl RunRequest {
@@ -168,6 +172,8 @@ impl RunRequest {
             excerpt_lines: DEFAULT_EXCERPT_LINES,
             network: None,
             verbose: false,
+            artifacts: vec![],
+            artifacts_dir: None,
         }
     }
 }
@@ -300,7 +306,9 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         }),
         Err(_) => None,
     };
-    if let (Some(key), Ok(p), false, false) = (&partial_key, &evaluated, req.no_cache, req.keep) {
+    // A run that is to copy artifacts into a directory the user named must
+    // run: a cached green run would copy nothing there.
+    if let (Some(key), Ok(p), false, false, None) = (&partial_key, &evaluated, req.no_cache, req.keep, &req.artifacts_dir) {
         if let Some(image_id) = present_image_id(rt, engine.get(rt).ok(), &req, p, &snapshot) {
             let key = CacheKey { image_id, ..key.clone() };
             if let Some(green) = result_cache.lookup(&key).filter(|id| runs_dir.join(id).is_dir()) {
@@ -391,6 +399,9 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         }
     };
     emit_run_start(&emitter, &dir, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), selected.clone());
+    if req.artifacts_dir.is_none() {
+        req.artifacts_dir = Some(dir.join("artifacts"));
+    }
 
     let mut resolved_image = None;
     let ran = match engine.get(rt) {
@@ -635,6 +646,8 @@ fn outcome_settings(req: &RunRequest) -> Vec<(String, String)> {
         ("cache-volume".into(), req.cache_volume.to_string()),
         // `--with-git` changes what jobs see.
         ("with-git".into(), req.with_git.to_string()),
+        // What is copied out is part of what the run promises.
+        ("artifacts".into(), req.artifacts.join("\0")),
         ("lua-memory".into(), req.limits.memory.to_string()),
         ("eval-timeout".into(), format!("{:?}", req.limits.eval_timeout)),
         ("job-lua-timeout".into(), format!("{:?}", req.limits.run_fn_budget)),
@@ -1086,6 +1099,10 @@ fn run_jobs(
                 outputs: result.outputs.clone(),
             },
         );
+        if result.abort.is_none() && !req.cancel.is_canceled() {
+            let declared = declared_artifacts(result.outputs.as_ref());
+            copy_artifacts(rt, engine, container, Some(id), &declared, req, emitter);
+        }
         if result.outcome == Outcome::Failed && result.abort.is_none() && !req.cancel.is_canceled() {
             if let Some(hook) = &req.on_job_failed {
                 hook(&FailedJob { job: id.clone(), container: container.name.clone(), endpoint: engine.endpoint().to_string(), docker_args: engine.chosen().docker_args() });
@@ -1116,6 +1133,9 @@ fn run_jobs(
             }
         }
     }
+    if stop.is_none() && !req.cancel.is_canceled() {
+        copy_artifacts(rt, engine, container, None, &req.artifacts, req, emitter);
+    }
     match stop {
         Some((RunStatus::Error, why)) => (RunStatus::Error, Some(why)),
         Some((st, _)) => (st, None),
@@ -1136,6 +1156,75 @@ fn hook_secret_hint(reason: &str) -> String {
         &reason[..start],
         &reason[end..]
     )
+}
+
+/// A run-fn's `:artifacts`: a list of paths (strings) in /work.
+fn declared_artifacts(outputs: Option<&Json>) -> Vec<String> {
+    match outputs.and_then(|o| o.get("artifacts")) {
+        Some(Json::Array(items)) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
+        Some(Json::String(one)) => vec![one.clone()],
+        _ => vec![],
+    }
+}
+
+/// `path` as a relative path inside /work (`dist/x`, `./dist/x` and
+/// `/work/dist/x` are the same), or why it is not one.
+fn artifact_path(path: &str) -> Result<PathBuf, String> {
+    let p = Path::new(path);
+    let rel = if p.is_absolute() { p.strip_prefix("/work").map_err(|_| "not inside /work".to_string())? } else { p };
+    let mut out = PathBuf::new();
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::CurDir => {}
+            _ => return Err("must stay inside /work (no ..)".into()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err("names /work itself; name a file or directory in it".into());
+    }
+    Ok(out)
+}
+
+/// Copies `paths` out of /work into the artifacts directory, keeping their
+/// place under /work (`dist/x.whl` → `<dir>/dist/x.whl`), one `artifact`
+/// event each. Never fails the run: a path that cannot be copied is an
+/// event with its error.
+fn copy_artifacts(
+    rt: &tokio::runtime::Handle,
+    engine: &Engine,
+    container: &RunContainer,
+    job: Option<&str>,
+    paths: &[String],
+    req: &RunRequest,
+    emitter: &Rc<RefCell<Emitter>>,
+) {
+    let Some(root) = req.artifacts_dir.as_deref() else { return };
+    for path in paths {
+        let copied = artifact_path(path).and_then(|rel| {
+            let tar = rt
+                .block_on(engine.download(container, &format!("/work/{}", rel.display())))
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "no such file or directory in /work".to_string())?;
+            let into = root.join(rel.parent().unwrap_or(Path::new("")));
+            std::fs::create_dir_all(&into).map_err(|e| format!("cannot create {}: {e}", into.display()))?;
+            let mut bytes = 0;
+            let mut archive = tar::Archive::new(std::io::Cursor::new(tar));
+            for entry in archive.entries().map_err(|e| e.to_string())? {
+                let mut entry = entry.map_err(|e| e.to_string())?;
+                if entry.header().entry_type().is_file() {
+                    bytes += entry.size();
+                }
+                entry.unpack_in(&into).map_err(|e| format!("cannot write into {}: {e}", into.display()))?;
+            }
+            Ok((root.join(&rel), bytes))
+        });
+        let kind = match copied {
+            Ok((dest, bytes)) => EventKind::Artifact { path: path.clone(), dest: Some(dest.display().to_string()), bytes: Some(bytes), error: None },
+            Err(error) => EventKind::Artifact { path: path.clone(), dest: None, bytes: None, error: Some(error) },
+        };
+        emitter.borrow_mut().emit(job, kind);
+    }
 }
 
 /// `sh` on top of the engine: one exec per call, output streamed to the

@@ -450,3 +450,46 @@ fn docker_a_returned_summary_is_shown_and_the_excerpt_length_is_a_setting() {
     assert!(shown.contains("not ok 68 adds two numbers") && shown.contains("ok 1\n") && shown.contains("All files"), "{shown}");
     assert!(shown.contains("summary of :test:"), "{shown}");
 }
+
+// ---- 7. artifacts come out -------------------------------------------------
+
+const CI_WHEEL: &str = r#"(ci.job :build [:quire/push]
+  (fn [{: sh}]
+    (sh "mkdir -p dist && printf 'PK-wheel' > dist/lib-1.0-py3-none-any.whl && printf 'sdist' > dist/lib-1.0.tar.gz")
+    {:artifacts ["dist/lib-1.0-py3-none-any.whl" "dist/missing.whl" "../etc/passwd"]}))"#;
+
+#[test]
+fn docker_artifacts_declared_by_a_job_or_named_by_flag_are_copied_out_and_summarised() {
+    let repo = Repo::empty();
+    repo.write("pyproject.toml", "[project]\nname = \"lib\"\nversion = \"1.0\"\n");
+    repo.write(".quire/ci.fnl", format!("{HEADER}{CI_WHEEL}\n"));
+    repo.commit("lib");
+
+    let r = repo.run(&["run", "--artifact", "dist/lib-1.0.tar.gz"]);
+    r.expect_code(0).assert_clean();
+    let wheel = r.dir().join("artifacts/dist/lib-1.0-py3-none-any.whl");
+    assert_eq!(std::fs::read(&wheel).expect("the wheel came out"), b"PK-wheel");
+    assert_eq!(std::fs::read(r.dir().join("artifacts/dist/lib-1.0.tar.gz")).expect("the sdist came out"), b"sdist");
+    let arts: Vec<serde_json::Value> = r.run_log().into_iter().filter(|e| e["kind"] == "artifact").collect();
+    assert_eq!(arts.len(), 4, "{arts:?}");
+    assert_eq!(arts[0]["job"], "build");
+    assert_eq!(arts[0]["bytes"], 8);
+    assert_eq!(arts[0]["dest"], wheel.display().to_string());
+    assert!(arts[1]["error"].as_str().unwrap_or_default().contains("no such file"), "{}", arts[1]);
+    assert!(arts[2]["error"].as_str().unwrap_or_default().contains("inside /work"), "{}", arts[2]);
+    assert!(arts[3].get("job").is_none(), "a flag's artifact belongs to no job: {}", arts[3]);
+    let out = r.terminal();
+    let at = out.rfind("artifacts:").unwrap_or_else(|| panic!("no artifacts in the summary:\n{out}"));
+    assert!(out[at..].contains("dist/lib-1.0-py3-none-any.whl → ") && out[at..].contains("(8 B)"), "{}", &out[at..]);
+    assert!(out[at..].contains("dist/missing.whl not copied: no such file or directory in /work"), "{}", &out[at..]);
+
+    // A directory the user names, from the environment (as the hook reads it).
+    let into = repo.path.parent().expect("parent").join("out");
+    let mut cmd = repo.cmd(&["run"]);
+    cmd.env("QUIRE_CI_ARTIFACTS_DIR", &into).env("QUIRE_CI_ARTIFACTS", "dist");
+    let r = repo.run_cmd(cmd);
+    r.expect_code(0);
+    assert_eq!(std::fs::read(into.join("dist/lib-1.0.tar.gz")).expect("dist copied whole"), b"sdist");
+    assert!(into.join("dist/lib-1.0-py3-none-any.whl").is_file());
+    assert!(!r.dir().join("artifacts").exists());
+}

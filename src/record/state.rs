@@ -106,6 +106,7 @@ impl RunState {
             | EventKind::Stderr { .. }
             | EventKind::Print { .. }
             | EventKind::Image { .. }
+            | EventKind::Artifact { .. }
             | EventKind::ImageProgress { .. } => return false,
             EventKind::RunStart { jobs, .. } => {
                 for id in jobs {

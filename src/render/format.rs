@@ -25,6 +25,16 @@ impl Paint {
     }
 }
 
+/// `532 B`, `1.2 KiB`, `3.4 MiB`, `1.1 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        n if n < 1024 => format!("{n} B"),
+        n if n < 1 << 20 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n if n < 1 << 30 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+    }
+}
+
 pub fn human_ms(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms}ms")

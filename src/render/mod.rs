@@ -381,6 +381,16 @@ impl EventSink for Renderer {
                 self.write_line(&l);
             }
             EventKind::ContainerEnd { .. } => {}
+            EventKind::Artifact { path, dest, bytes, error } => {
+                let line = match (dest, error) {
+                    (Some(d), None) => format!("artifact {path} → {d} ({})", format::human_bytes(bytes.unwrap_or(0))),
+                    (_, e) => format!("artifact {path} not copied: {}", e.as_deref().unwrap_or("unknown error")),
+                };
+                self.tally.artifacts.push(line.clone());
+                if !self.opts.quiet {
+                    self.write_line(&line);
+                }
+            }
             EventKind::RunEnd { status, duration_ms, error } => {
                 if let Some(live) = &mut self.live {
                     live.hide();

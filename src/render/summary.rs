@@ -99,6 +99,11 @@ pub fn lines(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
             why.join(" · ")
         ).trim_end().to_string());
     }
+    if !r.artifacts.is_empty() {
+        lines.push(String::new());
+        lines.push(paint.style(Style::new().bold()).apply_to("artifacts:").to_string());
+        lines.extend(r.artifacts.iter().map(|a| format!("  {}", a.strip_prefix("artifact ").unwrap_or(a))));
+    }
     let (word, style) = match status {
         RunStatus::Succeeded => ("succeeded", Style::new().green().bold()),
         RunStatus::Failed => ("failed", Style::new().red().bold()),

@@ -71,6 +71,8 @@ pub struct Tally {
     /// How many last lines of a command are kept for the summary
     /// (`--excerpt-lines`); `None`: [`TAIL_LINES`].
     pub excerpt_lines: Option<usize>,
+    /// One line per `artifact` event, for the summary.
+    pub artifacts: Vec<String>,
 }
 
 impl Tally {
