@@ -72,7 +72,7 @@ fn run_cached(repo: &Repo, args: &[&str]) -> run_support::Finished {
 
 fn mtime_secs(path: &std::path::Path) -> i64 {
     let d = std::fs::metadata(path).expect("stat").modified().expect("mtime").duration_since(UNIX_EPOCH).expect("epoch");
-    d.as_secs() as i64 + i64::from(d.subsec_nanos() > 0)
+    d.as_secs() as i64
 }
 
 // ---- 1. no false green from a warm cache -----------------------------------

@@ -6,7 +6,7 @@
 //! rebuilt: a false green. A run therefore stamps its snapshot:
 //!
 //! * the first run of a repository gives each file its natural time: the
-//!   working tree's own mtime (rounded up to the second) for a working-tree
+//!   working tree's own mtime (whole seconds) for a working-tree
 //!   snapshot, the commit's committer time for a commit snapshot (what
 //!   `git archive` does);
 //! * later runs consult a ledger (`<git-dir>/quire-ci/mtimes`) of what the
@@ -101,8 +101,10 @@ impl Snapshot {
         Ok(report)
     }
 
-    /// The working tree's mtime (rounded up to a whole second, so it is never
-    /// earlier than the real one) or the commit time.
+    /// The working tree's mtime in whole seconds (as tar and `git archive`
+    /// carry it) or the commit time. Only the first run of a repository uses
+    /// it; rounding up would make a build done in the same second as the
+    /// edit look stale on the next run.
     fn natural_time(&self, source: Source, path: &BString) -> Option<i64> {
         match source {
             Source::Object => self.commit_time,
@@ -110,7 +112,7 @@ impl Snapshot {
                 let full = self.worktree_path(path).ok()?;
                 let modified = std::fs::symlink_metadata(full).ok()?.modified().ok()?;
                 let d = modified.duration_since(UNIX_EPOCH).ok()?;
-                Some(d.as_secs() as i64 + i64::from(d.subsec_nanos() > 0))
+                Some(d.as_secs() as i64)
             }
         }
     }
