@@ -15,6 +15,8 @@ mod engines;
 mod events;
 #[path = "scenarios/hook.rs"]
 mod hook;
+#[path = "scenarios/projects.rs"]
+mod projects;
 #[path = "scenarios/record.rs"]
 mod record;
 #[path = "scenarios/render.rs"]

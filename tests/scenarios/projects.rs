@@ -2,14 +2,10 @@
 //! program needs from a run. The real binary, real git repos, the real
 //! Docker engine (quire-ci-test/busybox:latest).
 
-mod run_support;
-
 use std::process::Command;
 use std::time::UNIX_EPOCH;
 
-use run_support::{Repo, IMAGE};
-
-const HEADER: &str = "(local ci (require :quire.ci))\n";
+use crate::harness::{self, Output, Repo, IMAGE, PRELUDE as HEADER};
 
 /// A crate-shaped repository whose build decides by mtime, as cargo and make
 /// do: `build.sh` "compiles" src/lib.rs into /cache/target only when the
@@ -38,7 +34,7 @@ const GOOD: &str = "pub fn answer() -> u32 { 42 }\n";
 const BUGGY: &str = "pub fn answer() -> u32 { 41 }\n";
 
 fn crate_repo() -> Repo {
-    let repo = Repo::empty();
+    let repo = Repo::new();
     repo.write("Cargo.toml", "[package]\nname = \"answer\"\nversion = \"0.1.0\"\n");
     repo.write("src/lib.rs", GOOD);
     repo.write("build.sh", BUILD_SH);
@@ -51,7 +47,7 @@ struct Volume(String);
 
 impl Volume {
     fn fresh(repo: &Repo) -> Volume {
-        let name = quire_ci::run::cache_volume_name(&repo.path);
+        let name = quire_ci::run::cache_volume_name(repo.path());
         let _ = Command::new("docker").args(["volume", "rm", "-f", &name]).output();
         Volume(name)
     }
@@ -64,10 +60,8 @@ impl Drop for Volume {
 }
 
 /// A run with the result cache consulted (the harness turns it off).
-fn run_cached(repo: &Repo, args: &[&str]) -> run_support::Finished {
-    let mut cmd = repo.cmd(args);
-    cmd.env("QUIRE_CI_NO_CACHE", "0");
-    repo.run_cmd(cmd)
+fn run_cached<'r>(repo: &'r Repo, args: &[&str]) -> Output<'r> {
+    repo.quire(args).docker().env("QUIRE_CI_NO_CACHE", "0").run()
 }
 
 fn mtime_secs(path: &std::path::Path) -> i64 {
@@ -83,12 +77,12 @@ fn docker_edit_after_a_warm_cache_volume_rebuilds_and_goes_red() {
     let _volume = Volume::fresh(&repo);
 
     let first = run_cached(&repo, &["run", "--cache-volume"]);
-    first.expect_code(0).assert_clean();
-    assert_eq!(first.job_end("test")["outputs"]["compiled"], true, "{}", first.terminal());
+    first.status(0);
+    assert_eq!(first.rec().job_end("test")["outputs"]["compiled"], true, "{}", first.terminal());
     // Files arrive with the working tree's own times, not 1970.
     assert_eq!(
-        first.job_end("test")["outputs"]["cargo-toml-mtime"],
-        mtime_secs(&repo.path.join("Cargo.toml")),
+        first.rec().job_end("test")["outputs"]["cargo-toml-mtime"],
+        mtime_secs(&repo.path().join("Cargo.toml")),
         "{}",
         first.terminal()
     );
@@ -96,53 +90,45 @@ fn docker_edit_after_a_warm_cache_volume_rebuilds_and_goes_red() {
     // Same content: the kept build is fresh (times did not move), and a
     // second run with the result cache is answered by it.
     let again = repo.run(&["run", "--cache-volume"]);
-    again.expect_code(0).assert_clean();
-    assert_eq!(again.job_end("test")["outputs"]["compiled"], false, "an unchanged tree rebuilt: {}", again.terminal());
+    again.status(0);
+    assert_eq!(again.rec().job_end("test")["outputs"]["compiled"], false, "an unchanged tree rebuilt: {}", again.terminal());
 
     // The edit: within the same second as the build is the hard case for
     // whole-second tools; the buggy source must be rebuilt and fail.
     repo.write("src/lib.rs", BUGGY);
     let red = run_cached(&repo, &["run", "--cache-volume"]);
-    red.expect_code(1).assert_clean();
-    assert_eq!(red.job_end("test")["outputs"]["compiled"], true, "the edit was not rebuilt: {}", red.terminal());
-    assert_eq!(red.status(), "failed");
+    red.status(1);
+    assert_eq!(red.rec().job_end("test")["outputs"]["compiled"], true, "the edit was not rebuilt: {}", red.terminal());
+    assert_eq!(red.rec().run_status(), "failed");
     // The result cache cannot hide it: a red run is never an answer.
     let still_red = run_cached(&repo, &["run", "--cache-volume"]);
-    still_red.expect_code(1).assert_clean();
+    still_red.status(1);
     assert!(!still_red.terminal().contains("already passed"), "{}", still_red.terminal());
 
     // Back to the good source: rebuilt again (its content moved back), green.
     repo.write("src/lib.rs", GOOD);
     let fixed = repo.run(&["run", "--cache-volume"]);
-    fixed.expect_code(0).assert_clean();
-    assert_eq!(fixed.job_end("test")["outputs"]["compiled"], true, "{}", fixed.terminal());
+    fixed.status(0);
+    assert_eq!(fixed.rec().job_end("test")["outputs"]["compiled"], true, "{}", fixed.terminal());
 }
 
 #[test]
 fn docker_pushed_commits_get_commit_times_and_a_buggy_push_is_refused_with_a_warm_cache() {
     let repo = crate_repo();
     let _volume = Volume::fresh(&repo);
-    let remote = repo.path.parent().expect("parent").join("remote.git");
+    let remote = repo.scratch().join("remote.git");
     sh(Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&remote));
     repo.git(&["remote", "add", "origin", &format!("file://{}", remote.display())]);
-    let hook = repo.run(&["hook", "install"]);
-    hook.expect_code(0);
+    repo.quire(&["hook", "install"]).status(0).run();
     let push = || {
-        Command::new("git")
-            .args(["push", "-q", "origin", "main"])
-            .current_dir(&repo.path)
-            .env("QUIRE_CI_IMAGE", IMAGE)
-            .env("NO_COLOR", "1")
-            .env("QUIRE_CI_CACHE_VOLUME", "1")
-            .env_remove("QUIRE_CI_SKIP")
-            .env_remove("QUIRE_CI_NO_CACHE")
-            .output()
-            .expect("git push")
+        let mut cmd = Command::new("git");
+        cmd.args(["push", "-q", "origin", "main"]).current_dir(repo.path());
+        harness::scrub(&mut cmd);
+        cmd.env("QUIRE_CI_IMAGE", IMAGE).env("QUIRE_CI_CACHE_VOLUME", "1").output().expect("git push")
     };
     let first = push();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    let runs = repo.run_ids();
-    let dir = repo.runs_dir().join(runs.last().expect("a run"));
+    let dir = repo.runs().last().expect("a run").clone();
     let end = job_end(&dir, "test");
     assert_eq!(end["outputs"]["compiled"], true);
     // A pushed commit's files carry its committer time, as `git archive` gives them.
@@ -155,18 +141,17 @@ fn docker_pushed_commits_get_commit_times_and_a_buggy_push_is_refused_with_a_war
     repo.commit("bug");
     let refused = push();
     assert!(!refused.status.success(), "a buggy push went through:\n{}", String::from_utf8_lossy(&refused.stderr));
-    let runs = repo.run_ids();
-    let dir = repo.runs_dir().join(runs.last().expect("a run"));
+    let dir = repo.runs().last().expect("a run").clone();
     assert_eq!(job_end(&dir, "test")["outputs"]["compiled"], true);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("push refused"));
 }
 
 fn sh(cmd: &mut Command) -> String {
-    run_support::sh_ok(cmd)
+    harness::sh_ok(cmd)
 }
 
 fn job_end(run_dir: &std::path::Path, job: &str) -> serde_json::Value {
-    run_support::read_jsonl(&run_dir.join("log.jsonl"))
+    harness::record::read_jsonl(&run_dir.join("log.jsonl"))
         .into_iter()
         .find(|e| e["kind"] == "job-end" && e["job"] == job)
         .unwrap_or_else(|| panic!("no job-end for {job} in {}", run_dir.display()))
@@ -187,26 +172,22 @@ const CI_RELEASE: &str = r#"(ci.job :test [:quire/push] (fn [{: sh}] (sh "true")
 (ci.job :announce [:publish] (fn [{: jobs}] {:after (. (or (jobs :publish) {}) :published)}))"#;
 
 fn release_repo() -> (Repo, std::path::PathBuf) {
-    let repo = Repo::empty();
+    let repo = Repo::new();
     repo.write("pyproject.toml", "[project]\nname = \"lib\"\nversion = \"1.0.0\"\n");
     repo.write(".quire/ci.fnl", format!("{HEADER}{CI_RELEASE}\n"));
     repo.commit("lib");
-    let remote = repo.path.parent().expect("parent").join("remote.git");
+    let remote = repo.scratch().join("remote.git");
     sh(Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&remote));
     repo.git(&["remote", "add", "origin", &format!("file://{}", remote.display())]);
-    repo.run(&["hook", "install"]).expect_code(0);
+    repo.quire(&["hook", "install"]).status(0).run();
     (repo, remote)
 }
 
 fn git_push(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new("git");
-    cmd.arg("push").arg("origin").args(args).current_dir(&repo.path);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("QUIRE_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("QUIRE_CI_IMAGE", IMAGE).env("NO_COLOR", "1");
+    cmd.arg("push").arg("origin").args(args).current_dir(repo.path());
+    harness::scrub(&mut cmd);
+    cmd.env("QUIRE_CI_IMAGE", IMAGE);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -214,7 +195,7 @@ fn git_push(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> std::process::O
 }
 
 fn latest_run(repo: &Repo) -> std::path::PathBuf {
-    repo.runs_dir().join(repo.run_ids().last().expect("a run"))
+    repo.runs().last().expect("a run").clone()
 }
 
 #[test]
@@ -246,7 +227,7 @@ fn docker_hook_skips_its_own_list_and_says_how_to_give_a_secret_in_the_hook() {
     assert!(err.contains("skipped by QUIRE_CI_HOOK_SKIP_JOBS"), "the summary does not say why: {err}");
     let publish_log = run.join("jobs/publish/log.jsonl");
     assert!(
-        !publish_log.exists() || run_support::read_jsonl(&publish_log).iter().all(|e| e["kind"] != "sh-start"),
+        !publish_log.exists() || harness::record::read_jsonl(&publish_log).iter().all(|e| e["kind"] != "sh-start"),
         "a skipped job ran a command"
     );
     let tags = sh(Command::new("git").arg("-C").arg(&remote).args(["tag"]));
@@ -254,7 +235,7 @@ fn docker_hook_skips_its_own_list_and_says_how_to_give_a_secret_in_the_hook() {
 
     // A secrets file named in the environment reaches the hook's run.
     repo.git(&["tag", "v1.0.1"]);
-    let file = repo.path.parent().expect("parent").join("secrets.env");
+    let file = repo.scratch().join("secrets.env");
     std::fs::write(&file, "PYPI_TOKEN=pypi-abcdef\n").expect("write");
     let with_file = git_push(&repo, &["v1.0.1"], &[("QUIRE_CI_SECRETS_FILE", file.to_str().expect("utf8"))]);
     assert!(with_file.status.success(), "{}", String::from_utf8_lossy(&with_file.stderr));
@@ -267,25 +248,23 @@ fn docker_hook_skips_its_own_list_and_says_how_to_give_a_secret_in_the_hook() {
 fn docker_run_skip_flag_and_env_record_the_reason_and_refuse_unknown_names() {
     let (repo, _remote) = release_repo();
     let r = repo.run(&["run", "--ref", "refs/tags/v2.0.0", "--skip", "publish"]);
-    r.expect_code(0).assert_clean();
-    assert_eq!(r.job_end("publish")["reason"], "skipped by --skip");
-    assert_eq!(r.job_end("announce")["outcome"], "skipped");
-    assert_eq!(r.job_status("test"), "succeeded");
+    r.status(0);
+    assert_eq!(r.rec().job_end("publish")["reason"], "skipped by --skip");
+    assert_eq!(r.rec().job_end("announce")["outcome"], "skipped");
+    assert_eq!(r.rec().job_status("test"), "succeeded");
 
-    let mut cmd = repo.cmd(&["run", "--ref", "refs/tags/v2.0.0"]);
-    cmd.env("QUIRE_CI_SKIP_JOBS", "publish,announce");
-    let r = repo.run_cmd(cmd);
-    r.expect_code(0).assert_clean();
-    assert_eq!(r.job_end("publish")["reason"], "skipped by QUIRE_CI_SKIP_JOBS");
-    assert_eq!(r.job_end("announce")["reason"], "skipped by QUIRE_CI_SKIP_JOBS");
+    let r = repo.quire(&["run", "--ref", "refs/tags/v2.0.0"]).docker().env("QUIRE_CI_SKIP_JOBS", "publish,announce").run();
+    r.status(0);
+    assert_eq!(r.rec().job_end("publish")["reason"], "skipped by QUIRE_CI_SKIP_JOBS");
+    assert_eq!(r.rec().job_end("announce")["reason"], "skipped by QUIRE_CI_SKIP_JOBS");
 
     // Outside the hook the missing-secret hint names run's own flags.
     let r = repo.run(&["run", "--ref", "refs/tags/v2.0.0"]);
-    r.expect_code(1).assert_clean();
-    assert!(r.job_end("publish")["reason"].as_str().unwrap_or_default().contains("pass --secret PYPI_TOKEN"));
+    r.status(1);
+    assert!(r.rec().job_end("publish")["reason"].as_str().unwrap_or_default().contains("pass --secret PYPI_TOKEN"));
 
     let typo = repo.run(&["run", "--skip", "pubish"]);
-    typo.expect_code(2);
+    typo.status(2);
     assert!(typo.stderr.contains("cannot skip \"pubish\" (from --skip): no such job"), "{}", typo.stderr);
 }
 
@@ -309,7 +288,7 @@ fn host_git(dir: &std::path::Path, args: &[&str]) -> String {
 
 #[test]
 fn docker_with_git_gives_work_a_git_that_describes_the_snapshot_and_the_default_has_none() {
-    let repo = Repo::empty();
+    let repo = Repo::new();
     repo.write("pyproject.toml", "[build-system]\nrequires = [\"setuptools-scm\"]\n[tool.setuptools_scm]\n");
     repo.write("src/lib.py", "VALUE = 1\n");
     repo.write(".quire/ci.fnl", format!("{HEADER}{CI_SCM}\n"));
@@ -319,19 +298,19 @@ fn docker_with_git_gives_work_a_git_that_describes_the_snapshot_and_the_default_
 
     // The default is unchanged: no .git, as on the server.
     let plain = repo.run(&["run"]);
-    plain.expect_code(0).assert_clean();
+    plain.status(0);
     assert_eq!(plain.job_end("version")["outputs"]["git"], "no");
 
     // Opt in, with an uncommitted edit: the commit is HEAD, the edit shows.
     repo.write("src/lib.py", "VALUE = 2\n");
-    let r = repo.run(&["run", "--with-git", "--keep"]);
-    r.expect_code(0);
+    let r = repo.quire(&["run", "--with-git", "--keep"]).docker().keeps_container().run();
+    r.status(0);
     let name = r.stderr.lines().find_map(|l| l.strip_prefix("quire-ci: kept container ")).and_then(|l| l.split_whitespace().next()).expect("kept container").to_string();
-    let copy = repo.path.parent().expect("parent").join("work-copy");
+    let copy = repo.scratch().join("work-copy");
     let cp = Command::new("docker").args(["cp", &format!("{name}:/work"), copy.to_str().expect("utf8")]).output().expect("docker cp");
     let _ = Command::new("docker").args(["rm", "-f", &name]).output();
     assert!(cp.status.success(), "{}", String::from_utf8_lossy(&cp.stderr));
-    assert_eq!(r.job_end("version")["outputs"]["head"], "ref: refs/heads/main");
+    assert_eq!(r.rec().job_end("version")["outputs"]["head"], "ref: refs/heads/main");
     assert_eq!(host_git(&copy, &["rev-parse", "HEAD"]), sha);
     assert_eq!(host_git(&copy, &["describe", "--tags", "--dirty"]), "v1.2.0-dirty");
     assert_eq!(host_git(&copy, &["status", "--porcelain"]), "M src/lib.py");
@@ -340,12 +319,10 @@ fn docker_with_git_gives_work_a_git_that_describes_the_snapshot_and_the_default_
 
     // Env setting, as the hook reads it; a clean tree describes exactly.
     repo.write("src/lib.py", "VALUE = 1\n");
-    let mut cmd = repo.cmd(&["run", "--keep"]);
-    cmd.env("QUIRE_CI_WITH_GIT", "1");
-    let r = repo.run_cmd(cmd);
-    r.expect_code(0);
+    let r = repo.quire(&["run", "--keep"]).docker().keeps_container().env("QUIRE_CI_WITH_GIT", "1").run();
+    r.status(0);
     let name = r.stderr.lines().find_map(|l| l.strip_prefix("quire-ci: kept container ")).and_then(|l| l.split_whitespace().next()).expect("kept container").to_string();
-    let copy = repo.path.parent().expect("parent").join("work-copy-2");
+    let copy = repo.scratch().join("work-copy-2");
     let cp = Command::new("docker").args(["cp", &format!("{name}:/work"), copy.to_str().expect("utf8")]).output().expect("docker cp");
     let _ = Command::new("docker").args(["rm", "-f", &name]).output();
     assert!(cp.status.success());
@@ -357,7 +334,7 @@ fn docker_with_git_gives_work_a_git_that_describes_the_snapshot_and_the_default_
 
 #[test]
 fn docker_failing_dockerfile_step_shows_its_step_and_last_lines_plainly_and_logs_has_the_build() {
-    let repo = Repo::empty();
+    let repo = Repo::new();
     // An apt-style failure, coloured as apt and the builder colour it.
     repo.write(
         ".quire/Dockerfile",
@@ -368,27 +345,25 @@ fn docker_failing_dockerfile_step_shows_its_step_and_last_lines_plainly_and_logs
     repo.write(".quire/ci.fnl", format!("{HEADER}(ci.job :t [:quire/push] (fn [{{: sh}}] (sh \"true\") {{}}))\n"));
     repo.commit("dockerfile");
     let r = repo.run(&["run"]);
-    r.expect_code(3).assert_clean();
+    r.status(3);
     let err = r.terminal();
     assert!(err.contains("failing step: Step 3/3 : RUN echo 'Reading package lists...'"), "{err}");
     assert!(err.contains("E: Unable to locate package libfoo-dev"), "apt's reason is not shown by default:\n{err}");
     assert!(err.contains("Reading package lists..."), "{err}");
     assert!(!err.contains('\u{1b}'), "raw escape codes despite NO_COLOR:\n{err:?}");
     // The record has the build, step by step, as events: `logs` shows it.
-    let log = r.run_log();
+    let log = r.rec().run_log();
     let failed = log.iter().find(|e| e["kind"] == "image" && e["action"] == "build-failed").expect("a build-failed event");
     assert!(failed["detail"].as_str().unwrap_or_default().starts_with("Step 3/3"), "{failed}");
     assert!(log.iter().any(|e| e["action"] == "build" && e["detail"] == "E: Unable to locate package libfoo-dev"));
-    let logs = repo.cmd(&["logs", "-v"]).output().expect("logs");
-    let shown = String::from_utf8_lossy(&logs.stdout).into_owned() + &String::from_utf8_lossy(&logs.stderr);
+    let logs = repo.quire(&["logs", "-v"]).run();
+    let shown = logs.terminal();
     assert!(shown.contains("E: Unable to locate package libfoo-dev"), "{shown}");
     assert!(shown.contains("failing step: Step 3/3"), "{shown}");
 
     // The excerpt's length is a setting.
-    let mut cmd = repo.cmd(&["run"]);
-    cmd.env("QUIRE_CI_EXCERPT_LINES", "1");
-    let short = repo.run_cmd(cmd);
-    short.expect_code(3);
+    let short = repo.quire(&["run"]).docker().env("QUIRE_CI_EXCERPT_LINES", "1").run();
+    short.status(3);
     assert!(short.terminal().contains("its last 1 line:\n    E: Unable to locate package libfoo-dev"), "{}", short.terminal());
     assert!(!short.terminal().contains("    Reading package lists"), "{}", short.terminal());
 }
@@ -421,14 +396,14 @@ exit 1
 
 #[test]
 fn docker_a_returned_summary_is_shown_and_the_excerpt_length_is_a_setting() {
-    let repo = Repo::empty();
+    let repo = Repo::new();
     repo.write("package.json", "{\"name\":\"adder\",\"scripts\":{\"test\":\"nyc tape test/*.js\"}}\n");
     repo.write("test.sh", TAPE_SH);
     repo.write(".quire/ci.fnl", format!("{HEADER}{CI_TAPE}\n"));
     repo.commit("npm package");
 
     let r = repo.run(&["run"]);
-    r.expect_code(1).assert_clean();
+    r.status(1);
     let out = r.terminal();
     let summary_at = out.rfind("summary of :test:").unwrap_or_else(|| panic!("no :summary shown:\n{out}"));
     assert!(out[summary_at..].contains("  1 failing\n  not ok 68 adds two numbers"), "{}", &out[summary_at..]);
@@ -439,14 +414,14 @@ fn docker_a_returned_summary_is_shown_and_the_excerpt_length_is_a_setting() {
     assert!(out.contains("(all of it: quire-ci logs --job test)"), "{out}");
 
     let long = repo.run(&["run", "--excerpt-lines", "200"]);
-    long.expect_code(1);
+    long.status(1);
     let out = long.terminal();
     let excerpt_at = out.rfind("last lines of :test").expect("an excerpt");
     assert!(out[excerpt_at..].contains("not ok 68 adds two numbers"), "--excerpt-lines 200 did not reach it:\n{out}");
 
     // `logs --job` tells the whole story: every line the job printed.
-    let logs = repo.cmd(&["logs", "--job", "test"]).output().expect("logs");
-    let shown = String::from_utf8_lossy(&logs.stdout).into_owned();
+    let logs = repo.quire(&["logs", "--job", "test"]).run();
+    let shown = logs.stdout.clone();
     assert!(shown.contains("not ok 68 adds two numbers") && shown.contains("ok 1\n") && shown.contains("All files"), "{shown}");
     assert!(shown.contains("summary of :test:"), "{shown}");
 }
@@ -460,17 +435,17 @@ const CI_WHEEL: &str = r#"(ci.job :build [:quire/push]
 
 #[test]
 fn docker_artifacts_declared_by_a_job_or_named_by_flag_are_copied_out_and_summarised() {
-    let repo = Repo::empty();
+    let repo = Repo::new();
     repo.write("pyproject.toml", "[project]\nname = \"lib\"\nversion = \"1.0\"\n");
     repo.write(".quire/ci.fnl", format!("{HEADER}{CI_WHEEL}\n"));
     repo.commit("lib");
 
     let r = repo.run(&["run", "--artifact", "dist/lib-1.0.tar.gz"]);
-    r.expect_code(0).assert_clean();
-    let wheel = r.dir().join("artifacts/dist/lib-1.0-py3-none-any.whl");
+    r.status(0);
+    let wheel = r.rec().dir().join("artifacts/dist/lib-1.0-py3-none-any.whl");
     assert_eq!(std::fs::read(&wheel).expect("the wheel came out"), b"PK-wheel");
-    assert_eq!(std::fs::read(r.dir().join("artifacts/dist/lib-1.0.tar.gz")).expect("the sdist came out"), b"sdist");
-    let arts: Vec<serde_json::Value> = r.run_log().into_iter().filter(|e| e["kind"] == "artifact").collect();
+    assert_eq!(std::fs::read(r.rec().dir().join("artifacts/dist/lib-1.0.tar.gz")).expect("the sdist came out"), b"sdist");
+    let arts: Vec<serde_json::Value> = r.rec().run_log().into_iter().filter(|e| e["kind"] == "artifact").collect();
     assert_eq!(arts.len(), 4, "{arts:?}");
     assert_eq!(arts[0]["job"], "build");
     assert_eq!(arts[0]["bytes"], 8);
@@ -484,12 +459,10 @@ fn docker_artifacts_declared_by_a_job_or_named_by_flag_are_copied_out_and_summar
     assert!(out[at..].contains("dist/missing.whl not copied: no such file or directory in /work"), "{}", &out[at..]);
 
     // A directory the user names, from the environment (as the hook reads it).
-    let into = repo.path.parent().expect("parent").join("out");
-    let mut cmd = repo.cmd(&["run"]);
-    cmd.env("QUIRE_CI_ARTIFACTS_DIR", &into).env("QUIRE_CI_ARTIFACTS", "dist");
-    let r = repo.run_cmd(cmd);
-    r.expect_code(0);
+    let into = repo.scratch().join("out");
+    let r = repo.quire(&["run"]).docker().env("QUIRE_CI_ARTIFACTS_DIR", &into).env("QUIRE_CI_ARTIFACTS", "dist").run();
+    r.status(0);
     assert_eq!(std::fs::read(into.join("dist/lib-1.0.tar.gz")).expect("dist copied whole"), b"sdist");
     assert!(into.join("dist/lib-1.0-py3-none-any.whl").is_file());
-    assert!(!r.dir().join("artifacts").exists());
+    assert!(!r.rec().dir().join("artifacts").exists());
 }
