@@ -13,6 +13,8 @@ mod engine;
 mod engines;
 #[path = "scenarios/events.rs"]
 mod events;
+#[path = "scenarios/faults.rs"]
+mod faults;
 #[path = "scenarios/hook.rs"]
 mod hook;
 #[path = "scenarios/projects.rs"]
@@ -29,6 +31,8 @@ mod render_pull;
 mod run;
 #[path = "scenarios/run_failures.rs"]
 mod run_failures;
+#[path = "scenarios/server.rs"]
+mod server;
 #[path = "scenarios/snapshot.rs"]
 mod snapshot;
 #[path = "scenarios/tty.rs"]

@@ -277,6 +277,34 @@ impl Repo {
         record::run_dirs(&self.runs_dir())
     }
 
+    /// The command [`Repo::quire`]`(args).docker()` would run, for a test
+    /// that must shape it itself (wrap it, give it raw env values); hand it
+    /// back to [`Repo::run_cmd`] or [`Repo::spawn_cmd`] so the harness's
+    /// timeout and clean-run checks still apply.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        self.quire(args).docker().command()
+    }
+
+    /// Runs a command made by [`Repo::cmd`] to its end, as [`Cmd::run`] does.
+    pub fn run_cmd(&self, cmd: Command) -> Output<'_> {
+        self.spawn_cmd(cmd).wait()
+    }
+
+    /// Starts a command made by [`Repo::cmd`], as [`Cmd::spawn`] does.
+    pub fn spawn_cmd(&self, cmd: Command) -> Running<'_> {
+        self.quire(&[]).docker().prepared(cmd).spawn()
+    }
+
+    /// Run ids, oldest first.
+    pub fn run_ids(&self) -> Vec<String> {
+        record::run_ids(&self.runs_dir())
+    }
+
+    /// The newest run directory not in `before` (ids from [`Repo::run_ids`]).
+    pub fn new_run_dir(&self, before: &[String]) -> Option<PathBuf> {
+        record::new_run_dir(&self.runs_dir(), before)
+    }
+
     /// `quire-ci ARGS` in this repository.
     pub fn quire(&self, args: &[&str]) -> Cmd<'_> {
         Cmd::new(Where::Borrowed(self), args)
@@ -378,6 +406,9 @@ pub struct Cmd<'r> {
     docker: bool,
     keeps_container: bool,
     record_in: Option<PathBuf>,
+    wrapper: Vec<OsString>,
+    /// A command shaped by the test (see [`Repo::cmd`]).
+    prepared: Option<Command>,
     status: Option<i32>,
     stdout_is: Option<String>,
     stdout_has: Vec<String>,
@@ -398,6 +429,8 @@ impl<'r> Cmd<'r> {
             docker: false,
             keeps_container: false,
             record_in: None,
+            wrapper: Vec::new(),
+            prepared: None,
             status: None,
             stdout_is: None,
             stdout_has: Vec::new(),
@@ -465,6 +498,19 @@ impl<'r> Cmd<'r> {
         self
     }
 
+    /// Runs this command (made by [`Repo::cmd`] and shaped by the test)
+    /// instead of the one the builder would make.
+    pub fn prepared(mut self, cmd: Command) -> Self {
+        self.prepared = Some(cmd);
+        self
+    }
+
+    /// Runs the binary under `wrapper` (e.g. `unshare --pid --fork`).
+    pub fn wrapped_in(mut self, wrapper: &[&str]) -> Self {
+        self.wrapper = wrapper.iter().map(OsString::from).collect();
+        self
+    }
+
     /// The record goes to this runs directory (`--out`), not the repo's.
     pub fn record_in(mut self, dir: impl Into<PathBuf>) -> Self {
         self.record_in = Some(dir.into());
@@ -510,7 +556,14 @@ impl<'r> Cmd<'r> {
         let repo = self.repo.repo();
         let cwd = self.cwd.as_ref().map(|rel| repo.path.join(rel)).unwrap_or_else(|| repo.path.clone());
         std::fs::create_dir_all(&cwd).expect("creating the working directory");
-        let mut cmd = Command::new(bin());
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
         cmd.args(&self.args).current_dir(&cwd);
         scrub(&mut cmd);
         if self.docker {
@@ -536,7 +589,11 @@ impl<'r> Cmd<'r> {
     /// Starts the binary; the test waits on what it prints or records.
     pub fn spawn(mut self) -> Running<'r> {
         let before = record::run_ids(&self.runs_dir());
-        let mut cmd = self.command();
+        let mut cmd = self.prepared.take().unwrap_or_else(|| self.command());
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if self.stdin.is_none() {
+            cmd.stdin(Stdio::null());
+        }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", bin().display()));
         if let Some(bytes) = self.stdin.take() {
             use std::io::Write;

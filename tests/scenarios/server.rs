@@ -3,14 +3,12 @@
 //! (fixtures/server-*), each asserting the outcome quire-ci gives
 //! (docs/server-differences.md).
 
-mod run_support;
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use run_support::{Repo, IMAGE};
+use crate::harness::record::contains_bytes;
+use crate::harness::{self, wait_for, Record, Repo, Test, IMAGE};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -32,37 +30,32 @@ fn now_ms() -> OffsetDateTime {
 
 #[test]
 fn docker_pushed_at_is_when_run_reads_the_push_and_event_can_set_it() {
-    let repo = Repo::fixture("server-pushed-at");
+    let repo = Repo::from_fixture("server-pushed-at");
     let before = now_ms();
     let r = repo.run(&["run"]);
     let after = OffsetDateTime::now_utc();
-    r.expect_code(0).assert_clean();
+    r.status(0).assert_clean();
     let out = &r.job_end("stamp")["outputs"];
     let at = pushed_at(&out["pushed-at"]);
     assert!(before <= at && at <= after, "pushed-at {at} is not within the run ({before} .. {after})");
     assert_eq!(out["ref"], "refs/heads/main");
 
-    let scratch = tempfile::tempdir().expect("temp dir");
-    let event = scratch.path().join("event.json");
+    let event = repo.scratch().join("event.json");
     std::fs::write(&event, r#"{"pushed-at": "2026-08-20T00:34:34.123Z"}"#).expect("event");
     let r = repo.run(&["run", "--event", event.to_str().expect("utf-8")]);
-    r.expect_code(0).assert_clean();
+    r.status(0).assert_clean();
     assert_eq!(r.job_end("stamp")["outputs"]["pushed-at"], "2026-08-20T00:34:34.123Z");
 }
 
 #[test]
 fn event_with_a_pushed_at_the_server_cannot_send_is_bad_usage() {
-    let repo = Repo::fixture("server-pushed-at");
-    let scratch = tempfile::tempdir().expect("temp dir");
+    let repo = Repo::from_fixture("server-pushed-at");
     for bad in [r#""yesterday""#, "1767225600", r#""2026-08-20 00:34:34""#] {
-        let event = scratch.path().join("event.json");
+        let event = repo.scratch().join("event.json");
         std::fs::write(&event, format!(r#"{{"pushed-at": {bad}}}"#)).expect("event");
-        let before = repo.run_ids();
-        let o = repo.cmd(&["run", "--event", event.to_str().expect("utf-8")]).output().expect("run");
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{bad}: {stderr}");
-        assert!(stderr.contains("\"pushed-at\" must be an RFC 3339 time") && stderr.contains("--event"), "{bad}: {stderr}");
-        assert_eq!(repo.new_run_dir(&before), None, "{bad}: a refused --event made a run record");
+        let o = repo.quire(&["run", "--event", event.to_str().expect("utf-8")]).docker().status(2).run();
+        assert!(o.stderr.contains("\"pushed-at\" must be an RFC 3339 time") && o.stderr.contains("--event"), "{bad}: {}", o.stderr);
+        assert!(o.record.is_none(), "{bad}: a refused --event made a run record");
     }
 }
 
@@ -91,27 +84,25 @@ fn job_end_outputs(run: &Path, job: &str) -> Value {
 
 #[test]
 fn docker_pushed_at_is_one_instant_for_every_ref_of_a_push() {
-    let repo = Repo::fixture("server-pushed-at");
-    let remote = repo.path.parent().expect("tmp").join("remote.git");
-    run_support::sh_ok(Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&remote));
-    repo.git(&["remote", "add", "origin", &format!("file://{}", remote.display())]);
+    harness::require_docker();
+    let repo = Repo::new().fixture("server-pushed-at").committed().with_remote();
     repo.git(&["branch", "second"]);
-    let install = repo.cmd(&["hook", "install"]).output().expect("hook install");
-    assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
+    repo.quire(&["hook", "install"]).status(0).run();
     let before = now_ms();
-    let push = Command::new("git")
-        .args(["push", "-q", "origin", "main", "second"])
-        .current_dir(&repo.path)
+    let mut push = Command::new("git");
+    harness::scrub(&mut push);
+    push.args(["push", "-q", "origin", "main", "second"])
+        .current_dir(repo.path())
         .env("QUIRE_CI_IMAGE", IMAGE)
-        .env("NO_COLOR", "1")
         // Both refs are the same tree: without this the second is a cache hit.
-        .env("QUIRE_CI_NO_CACHE", "1")
-        .env_remove("QUIRE_CI_SKIP")
-        .output()
-        .expect("git push");
+        .env("QUIRE_CI_NO_CACHE", "1");
+    let push = push.output().expect("git push");
     let after = OffsetDateTime::now_utc();
     assert!(push.status.success(), "{}", String::from_utf8_lossy(&push.stderr));
-    let runs = runs_in(&repo.path);
+    let runs = runs_in(repo.path());
+    for r in &runs {
+        Record::new(r.clone()).assert_clean();
+    }
     assert_eq!(runs.len(), 2, "one run per ref: {runs:?}");
     let stamps: Vec<Value> = runs.iter().map(|r| job_end_outputs(r, "stamp")["pushed-at"].clone()).collect();
     assert_eq!(stamps[0], stamps[1], "the refs of one push got different pushed-at");
@@ -121,35 +112,22 @@ fn docker_pushed_at_is_one_instant_for_every_ref_of_a_push() {
 
 #[test]
 fn docker_watch_stamps_each_run_with_its_own_pushed_at() {
-    let repo = Repo::fixture("server-pushed-at");
-    let log = repo.path.parent().expect("tmp").join("watch.log");
-    let out = std::fs::File::create(&log).expect("log");
-    let mut cmd = repo.cmd(&["watch"]);
-    cmd.stdout(out.try_clone().expect("clone")).stderr(out).stdin(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn watch");
-    let mut finished = |n: usize| -> PathBuf {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let runs = runs_in(&repo.path);
-            if runs.len() >= n {
-                let text = std::fs::read_to_string(runs[n - 1].join("log.jsonl")).unwrap_or_default();
-                if text.lines().last().is_some_and(|l| l.contains("\"run-end\"")) {
-                    return runs[n - 1].clone();
-                }
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("watch run {n} did not finish: {}", std::fs::read_to_string(&log).unwrap_or_default());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    let repo = Repo::from_fixture("server-pushed-at");
+    let watch = repo.quire(&["watch"]).docker().spawn();
+    let finished = |n: usize| -> PathBuf {
+        wait_for(
+            &format!("watch run {n} finished"),
+            Duration::from_secs(120),
+            || repo.runs().get(n - 1).filter(|d| Record::new(d.to_path_buf()).finished()).cloned(),
+            || format!("{}{}", watch.stdout(), watch.stderr()),
+        )
     };
     let first = pushed_at(&job_end_outputs(&finished(1), "stamp")["pushed-at"]);
     let changed = now_ms();
     repo.write("touched.txt", "a change\n");
     let second = pushed_at(&job_end_outputs(&finished(2), "stamp")["pushed-at"]);
-    let _ = child.kill();
-    let _ = child.wait();
+    watch.signal("INT");
+    watch.wait().status(130);
     assert!(first < changed && changed <= second, "the re-run kept an old pushed-at: {first} then {second} (change at {changed})");
 }
 
@@ -157,11 +135,9 @@ fn docker_watch_stamps_each_run_with_its_own_pushed_at() {
 
 #[test]
 fn docker_server_runtime_idiom_runs_each_job_through_its_own_runtime() {
-    let repo = Repo::fixture("server-runtime");
-    let mut cmd = repo.cmd(&["run", "--secret", "DEPLOY_TOKEN"]);
-    cmd.env("DEPLOY_TOKEN", "s3cr3t-value");
-    let r = repo.run_cmd(cmd);
-    r.expect_code(0).assert_clean();
+    let repo = Repo::from_fixture("server-runtime");
+    let r = repo.quire(&["run", "--secret", "DEPLOY_TOKEN"]).docker().env("DEPLOY_TOKEN", "s3cr3t-value").run();
+    r.status(0).assert_clean();
     assert_eq!(r.job_status("build"), "succeeded");
     assert_eq!(r.job_end("build")["outputs"]["said"], "building refs/heads/main\n");
     let publish = &r.job_end("publish")["outputs"];
@@ -169,7 +145,7 @@ fn docker_server_runtime_idiom_runs_each_job_through_its_own_runtime() {
     // masked wherever it was recorded.
     assert_eq!(publish["built"], "building refs/heads/main\n");
     assert_eq!(publish["said"], "token-is ***\n");
-    assert!(!run_support::contains_bytes(&r.all_record_bytes(), b"s3cr3t-value"), "the secret reached the record");
+    assert!(!contains_bytes(&r.all_record_bytes(), b"s3cr3t-value"), "the secret reached the record");
     // Each runtime.sh is recorded under the job that ran it.
     let starts = |job: &str| -> Vec<Value> {
         r.job_log(job).into_iter().filter(|e| e["kind"] == "sh-start").map(|e| e["cmd"].clone()).collect()
@@ -180,7 +156,7 @@ fn docker_server_runtime_idiom_runs_each_job_through_its_own_runtime() {
 
 #[test]
 fn docker_runtime_in_a_helper_module_means_whichever_job_calls_it() {
-    let repo = Repo::empty();
+    let repo = Repo::new();
     repo.write(".quire/helpers.fnl", "(local {: runtime} (require :quire.ci))\n(fn say [word] (runtime.sh [\"echo\" word]))\n{: say}\n");
     repo.write(
         ".quire/ci.fnl",
@@ -188,7 +164,7 @@ fn docker_runtime_in_a_helper_module_means_whichever_job_calls_it() {
     );
     repo.commit("helpers");
     let r = repo.run(&["run"]);
-    r.expect_code(0).assert_clean();
+    r.status(0).assert_clean();
     assert_eq!(r.job_end("one")["outputs"]["out"], "first\n");
     assert_eq!(r.job_end("two")["outputs"]["out"], "second\n");
     for (job, word) in [("one", "first"), ("two", "second")] {
@@ -199,7 +175,7 @@ fn docker_runtime_in_a_helper_module_means_whichever_job_calls_it() {
 
 #[test]
 fn runtime_outside_a_run_fn_is_refused_naming_the_call_and_its_line() {
-    let out = support::Test::new()
+    let out = Test::new()
         .ci("(local {: job : runtime} (require :quire.ci))\n(local greeting\n  (runtime.sh \"echo hi\"))\n(job :a [:quire/push] (fn [] nil))\n")
         .args(&["validate"])
         .run();
@@ -209,7 +185,7 @@ fn runtime_outside_a_run_fn_is_refused_naming_the_call_and_its_line() {
         .stderr_has(".quire/ci.fnl:3:")
         .stderr_has("call it inside a run-fn");
     // The same through a module's top level, and for runtime.secret.
-    let out = support::Test::new()
+    let out = Test::new()
         .ci("(local ci (require :quire.ci))\n(local h (require :helpers))\n(ci.job :a [:quire/push] (fn [] nil))\n")
         .file(".quire/helpers.fnl", "(local {: runtime} (require :quire.ci))\n{:token (runtime.secret :T)}\n")
         .args(&["validate"])
@@ -223,7 +199,7 @@ fn validate_refuses_a_runtime_key_that_does_not_exist() {
         "(local {: job : runtime} (require :quire.ci))\n(job :a [:quire/push]\n  (fn [] (runtime.shh \"make\")))\n",
         "(local ci (require :quire.ci))\n(ci.job :a [:quire/push]\n  (fn [] (ci.runtime.secrets :T)))\n",
     ] {
-        let out = support::Test::new().ci(ci).args(&["validate"]).run();
+        let out = Test::new().ci(ci).args(&["validate"]).run();
         out.status(2).stderr_has("quire_ci::runtime_key").stderr_has("(it has sh, jobs, secret)").stderr_has(".quire/ci.fnl:3:");
     }
 }
@@ -231,11 +207,11 @@ fn validate_refuses_a_runtime_key_that_does_not_exist() {
 #[test]
 fn docker_a_runtime_key_typo_reached_at_run_time_fails_the_job_clearly() {
     // Not a literal key, so only the run can see it.
-    let repo = Repo::new(
+    let repo = Repo::with_ci(
         "(local {: job : runtime} (require :quire.ci))\n(job :a [:quire/push]\n  (fn [] ((. runtime (.. :s :hh)) \"make\")))\n",
     );
     let r = repo.run(&["run"]);
-    r.expect_code(1).assert_clean();
+    r.status(1).assert_clean();
     assert_eq!(r.job_status("a"), "failed");
     let reason = r.job_end("a")["reason"].as_str().unwrap_or_default().to_string();
     assert!(reason.contains("runtime has no key :shh (it has sh, jobs, secret)"), "{reason}");
@@ -245,9 +221,9 @@ fn docker_a_runtime_key_typo_reached_at_run_time_fails_the_job_clearly() {
 
 #[test]
 fn docker_server_stdlib_idiom_requires_the_module_and_its_helper_works() {
-    let repo = Repo::fixture("server-stdlib");
+    let repo = Repo::from_fixture("server-stdlib");
     let r = repo.run(&["run"]);
-    r.expect_code(0).assert_clean();
+    r.status(0).assert_clean();
     let check = &r.job_end("check")["outputs"];
     assert_eq!(check["all-passed"], true);
     assert_eq!(check["some-failed"], false);
@@ -256,7 +232,7 @@ fn docker_server_stdlib_idiom_requires_the_module_and_its_helper_works() {
 
 #[test]
 fn validate_accepts_quire_stdlib_and_warns_its_helpers_are_not_on_the_server() {
-    let out = support::Test::new().fixture("server-stdlib").args(&["validate"]).run();
+    let out = Test::new().fixture("server-stdlib").args(&["validate"]).run();
     out.status(0).stdout_has("is valid").stderr_has("quire_ci::server_stdlib").stderr_has("all-passed is nil on the server");
 }
 
@@ -264,9 +240,9 @@ fn validate_accepts_quire_stdlib_and_warns_its_helpers_are_not_on_the_server() {
 
 #[test]
 fn docker_server_number_idioms_answer_as_lua_5_4_where_luau_can() {
-    let repo = Repo::fixture("server-numbers");
+    let repo = Repo::from_fixture("server-numbers");
     let r = repo.run(&["run"]);
-    r.expect_code(0).assert_clean();
+    r.status(0).assert_clean();
     let out = &r.job_end("numbers")["outputs"];
     assert_eq!(out["count-type"], "integer");
     assert_eq!(out["half"], 5);
@@ -288,7 +264,7 @@ fn validate_warns_where_the_server_would_fail_and_still_passes() {
       (sh ["sleep" 1] {:cwd "sub"})
       {:b push.branch :u (unpack [1 2])})))
 "#;
-    let out = support::Test::new().ci(ci).args(&["validate"]).run();
+    let out = Test::new().ci(ci).args(&["validate"]).run();
     out.status(0)
         .stdout_has("is valid")
         .stderr_has("quire_ci::server_sh_argv")
@@ -297,6 +273,6 @@ fn validate_warns_where_the_server_would_fail_and_still_passes() {
         .stderr_has("quire_ci::server_luau_only")
         .stderr_has("4 warnings about the forge's server (quire 5be79b0)");
     // A file the server runs as is gets none.
-    let out = support::Test::new().fixture("server-pushed-at").args(&["validate"]).run();
+    let out = Test::new().fixture("server-pushed-at").args(&["validate"]).run();
     out.status(0).stderr_lacks("warning");
 }
