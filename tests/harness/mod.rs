@@ -589,7 +589,13 @@ impl<'r> Cmd<'r> {
     /// Starts the binary; the test waits on what it prints or records.
     pub fn spawn(mut self) -> Running<'r> {
         let before = record::run_ids(&self.runs_dir());
-        let mut cmd = self.prepared.take().unwrap_or_else(|| self.command());
+        let mut cmd = match self.prepared.take() {
+            Some(c) => {
+                self.args = c.get_args().map(OsString::from).collect();
+                c
+            }
+            None => self.command(),
+        };
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         if self.stdin.is_none() {
             cmd.stdin(Stdio::null());
@@ -784,7 +790,9 @@ impl Output<'_> {
         }
         if let Some(rec) = &self.record {
             rec.assert_valid();
-            if !cmd.keeps_container && cmd.docker {
+            // `--keep` keeps the container: that is the test's business then.
+            let kept = cmd.keeps_container || cmd.args.iter().any(|a| a == "--keep");
+            if !kept && cmd.docker {
                 rec.assert_no_container_left();
             }
         }
