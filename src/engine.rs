@@ -787,6 +787,14 @@ impl Engine {
                     reason: "oom-killed".to_string(),
                 });
             }
+            // A loaded engine may take longer than the settle to mark a
+            // container killed from outside as dead; after the OOM checks
+            // (which take a while themselves) look once more.
+            if exit == Some(137) {
+                if let Some(reason) = self.death_reason(container).await {
+                    return Err(EngineError::ContainerDied { container: container.name.clone(), reason });
+                }
+            }
         }
         let Some(exit) = exit else {
             return Err(EngineError::ContainerDied {
