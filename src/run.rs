@@ -456,6 +456,7 @@ fn stamp_times(snapshot: &mut Snapshot) {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the run-start event's facts, each from elsewhere
 fn emit_run_start(
     emitter: &Rc<RefCell<Emitter>>,
     dir: &Path,
@@ -654,9 +655,12 @@ fn outcome_settings(req: &RunRequest) -> Vec<(String, String)> {
     ]
 }
 
+/// What the connecting task gives: the engine and its warnings, or why not.
+type Connected = Result<(Engine, Vec<String>), String>;
+
 /// The engine connection, made on a runtime task from the start of a run.
 struct EngineLink {
-    task: Option<tokio::task::JoinHandle<Result<(Engine, Vec<String>), String>>>,
+    task: Option<tokio::task::JoinHandle<Connected>>,
     engine: Option<Result<Engine, String>>,
 }
 
@@ -725,7 +729,7 @@ pub fn dockerfile_tag(repo_dir: &Path, dockerfile: &[u8], tree: &str) -> String 
     h.update(dockerfile);
     let text = String::from_utf8_lossy(dockerfile);
     let copies = text.lines().any(|l| {
-        let w = l.trim_start().split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        let w = l.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
         w == "COPY" || w == "ADD"
     });
     if copies {
@@ -836,7 +840,7 @@ fn run_in_container(
     if req.cancel.is_canceled() {
         return Ok(req.cancel.status_and_reason().0);
     }
-    let image = resolve_image(rt, &engine, req, pipeline, snapshot, emitter)?;
+    let image = resolve_image(rt, engine, req, pipeline, snapshot, emitter)?;
     *resolved_image = Some(image.clone());
     let spec = RunContainerSpec {
         image: image.clone(),

@@ -236,12 +236,10 @@ fn sequence_of_strings(t: &Table) -> Result<Vec<String>, String> {
         }
     }
     let mut extra = 0;
-    for pair in t.pairs::<Value, Value>() {
-        if let Ok((k, _)) = pair {
-            let in_seq = matches!(k, Value::Integer(i) if i >= 1 && (i as usize) <= n);
-            if !in_seq {
-                extra += 1;
-            }
+    for (k, _) in t.pairs::<Value, Value>().flatten() {
+        let in_seq = matches!(k, Value::Integer(i) if i >= 1 && (i as usize) <= n);
+        if !in_seq {
+            extra += 1;
         }
     }
     if extra > 0 {
