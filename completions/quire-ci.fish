@@ -48,6 +48,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l skip -d 'Never
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l ref -d 'Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l event -d 'JSON object whose keys override the :quire/push table' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l image -d 'Image to run in when ci.fnl declares none and there is no .quire/Dockerfile' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l image-map -d 'Use image TO wherever ci.image or a .quire/Dockerfile FROM names FROM (repeatable; env QUIRE_CI_IMAGE_MAP=a=b,c=d)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l pull -d 'When to pull the image' -r -f -a "missing\t'Pull only images that are not present'
 always\t'Always pull (refresh moving tags)'
 never\t'Never pull; a missing image is an error'"
@@ -106,6 +107,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l skip -d 'Nev
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l ref -d 'Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l event -d 'JSON object whose keys override the :quire/push table' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l image -d 'Image to run in when ci.fnl declares none and there is no .quire/Dockerfile' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l image-map -d 'Use image TO wherever ci.image or a .quire/Dockerfile FROM names FROM (repeatable; env QUIRE_CI_IMAGE_MAP=a=b,c=d)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l pull -d 'When to pull the image' -r -f -a "missing\t'Pull only images that are not present'
 always\t'Always pull (refresh moving tags)'
 never\t'Never pull; a missing image is an error'"

@@ -117,6 +117,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "IMAGE", env = "QUIRE_CI_IMAGE")]
     pub image: Option<String>,
 
+    /// Use image TO wherever ci.image or a .quire/Dockerfile FROM names FROM (repeatable; env QUIRE_CI_IMAGE_MAP=a=b,c=d).
+    #[arg(long = "image-map", value_name = "FROM=TO", env = "QUIRE_CI_IMAGE_MAP", value_delimiter = ',', value_parser = image_mapping)]
+    pub image_map: Vec<(String, String)>,
+
     /// When to pull the image.
     #[arg(long, value_enum, default_value_t = Pull::Missing, value_name = "WHEN")]
     pub pull: Pull,
@@ -183,6 +187,14 @@ fn network_mode(s: &str) -> Result<String, String> {
         Ok(s.to_string())
     } else {
         Err(format!("{s:?} is not a network mode (bridge, none, host, or a network's name)"))
+    }
+}
+
+/// `FROM=TO`, both non-empty.
+fn image_mapping(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => Ok((from.trim().to_string(), to.trim().to_string())),
+        _ => Err(format!("{s:?} is not an image mapping: give FROM=TO, e.g. python:3.12-slim=mirror.local/python:3.12-slim")),
     }
 }
 

@@ -136,6 +136,8 @@ pub struct RunRequest {
     pub network: Option<String>,
     /// `-v`: say which engine was chosen and why.
     pub verbose: bool,
+    /// `--image-map FROM=TO`: images replaced in ci.image and Dockerfile `FROM`s.
+    pub image_map: Vec<(String, String)>,
     /// `--artifact`: paths in /work copied out at the end of the run.
     pub artifacts: Vec<String>,
     /// `--artifacts-dir`: where artifacts go; default `<run dir>/artifacts`.
@@ -174,6 +176,7 @@ impl RunRequest {
             verbose: false,
             artifacts: vec![],
             artifacts_dir: None,
+            image_map: vec![],
         }
     }
 }
@@ -528,6 +531,19 @@ fn resolve_image(
     emitter: &Rc<RefCell<Emitter>>,
 ) -> Result<String, String> {
     let (tag, from_dockerfile) = image_choice(req, pipeline, snapshot);
+    // `--image` on the command line that loses to ci.image or the
+    // Dockerfile is said, not ignored; QUIRE_CI_IMAGE is a machine-wide
+    // fallback, so it loses silently (docs/running.md).
+    if let Some(flag) = req.image_override.as_ref().filter(|f| std::env::var("QUIRE_CI_IMAGE").ok().as_ref() != Some(*f)) {
+        let winner = match &pipeline.image {
+            Some(decl) => Some(format!("ci.fnl declares ci.image {:?}", decl.name)),
+            None if from_dockerfile => Some("there is a .quire/Dockerfile".to_string()),
+            None => None,
+        };
+        if let Some(winner) = winner {
+            eprintln!("quire-ci: warning: --image {flag} does not apply: {winner} (to replace an image, use --image-map FROM={flag})");
+        }
+    }
     if !from_dockerfile {
         return pull(rt, engine, &tag, req.pull, &req.cancel, emitter);
     }
@@ -539,7 +555,11 @@ fn resolve_image(
         None,
         EventKind::Image { image: tag.clone(), action: "building".into(), detail: Some(".quire/Dockerfile".into()) },
     );
-    let tar = snapshot.tar_reader().map_err(|e| format!("cannot stream the snapshot for the build: {e}"))?;
+    let mapped = snapshot.read_file(".quire/Dockerfile").ok().flatten().and_then(|d| map_dockerfile(&req.image_map, &d));
+    let tar: Box<dyn std::io::Read + Send> = match &mapped {
+        Some(dockerfile) => Box::new(std::io::Cursor::new(context_with_dockerfile(snapshot, dockerfile.as_bytes())?)),
+        None => Box::new(snapshot.tar_reader().map_err(|e| format!("cannot stream the snapshot for the build: {e}"))?),
+    };
     let em = emitter.clone();
     let tag2 = tag.clone();
     let tail = Rc::new(RefCell::new(BuildTail::new(req.excerpt_lines)));
@@ -622,12 +642,74 @@ impl BuildTail {
 /// from `.quire/Dockerfile` rather than pulled.
 fn image_choice(req: &RunRequest, pipeline: &Pipeline, snapshot: &Snapshot) -> (String, bool) {
     if let Some(decl) = &pipeline.image {
-        return (decl.name.clone(), false);
+        return (map_image(&req.image_map, &decl.name), false);
     }
     match snapshot.read_file(".quire/Dockerfile") {
-        Ok(Some(dockerfile)) => (dockerfile_tag(&req.repo_dir, &dockerfile, &snapshot.tree_id()), true),
+        Ok(Some(dockerfile)) => {
+            let dockerfile = map_dockerfile(&req.image_map, &dockerfile).map(String::into_bytes).unwrap_or(dockerfile);
+            (dockerfile_tag(&req.repo_dir, &dockerfile, &snapshot.tree_id()), true)
+        }
         _ => (fallback_image(req), false),
     }
+}
+
+/// `--image-map FROM=TO` (like act's `-P`): the image to use for `name`.
+pub fn map_image(map: &[(String, String)], name: &str) -> String {
+    map.iter().find(|(from, _)| from == name).map_or_else(|| name.to_string(), |(_, to)| to.clone())
+}
+
+/// The Dockerfile with every `FROM` image the map names replaced (flags and
+/// `AS name` kept); `None` when nothing is mapped.
+pub fn map_dockerfile(map: &[(String, String)], dockerfile: &[u8]) -> Option<String> {
+    if map.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(dockerfile);
+    let mut changed = false;
+    let out: Vec<String> = text
+        .split('\n')
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.first().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
+                if let Some(i) = words.iter().skip(1).position(|w| !w.starts_with("--")).map(|i| i + 1) {
+                    let mapped = map_image(map, words[i]);
+                    if mapped != words[i] {
+                        changed = true;
+                        let mut words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+                        words[i] = mapped;
+                        return words.join(" ");
+                    }
+                }
+            }
+            line.to_string()
+        })
+        .collect();
+    changed.then(|| out.join("\n"))
+}
+
+/// The build context with `.quire/Dockerfile` replaced by `dockerfile` (the
+/// mapped one), in memory.
+fn context_with_dockerfile(snapshot: &Snapshot, dockerfile: &[u8]) -> Result<Vec<u8>, String> {
+    let err = |e: std::io::Error| format!("cannot rewrite the build context for --image-map: {e}");
+    let reader = snapshot.tar_reader().map_err(|e| format!("cannot stream the snapshot for the build: {e}"))?;
+    let mut archive = tar::Archive::new(reader);
+    let mut out = tar::Builder::new(Vec::new());
+    for entry in archive.entries().map_err(err)? {
+        let mut entry = entry.map_err(err)?;
+        let mut header = entry.header().clone();
+        let path = entry.path().map_err(err)?.into_owned();
+        if path == Path::new(".quire/Dockerfile") {
+            header.set_size(dockerfile.len() as u64);
+            header.set_cksum();
+            out.append(&header, dockerfile).map_err(err)?;
+        } else if header.entry_type() == tar::EntryType::Symlink {
+            let target = entry.link_name().map_err(err)?.map(|t| t.into_owned()).unwrap_or_default();
+            out.append_link(&mut header, &path, target).map_err(err)?;
+        } else {
+            out.append_data(&mut header, &path, &mut entry).map_err(err)?;
+        }
+    }
+    out.into_inner().map_err(err)
 }
 
 /// `--image` / `QUIRE_CI_IMAGE`, else the default.
@@ -647,6 +729,7 @@ fn outcome_settings(req: &RunRequest) -> Vec<(String, String)> {
         ("cache-volume".into(), req.cache_volume.to_string()),
         // `--with-git` changes what jobs see.
         ("with-git".into(), req.with_git.to_string()),
+        ("image-map".into(), req.image_map.iter().map(|(f, t)| format!("{f}={t}")).collect::<Vec<_>>().join("\0")),
         // What is copied out is part of what the run promises.
         ("artifacts".into(), req.artifacts.join("\0")),
         ("lua-memory".into(), req.limits.memory.to_string()),

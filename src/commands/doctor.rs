@@ -153,14 +153,80 @@ pub fn checks(ctx: &Context, args: &DoctorArgs) -> Vec<Check> {
     out
 }
 
+/// A `.quire/Dockerfile`: whether its image (the tag a run of the working
+/// tree would build) exists yet, and whether each `FROM` image is there to
+/// build from.
+fn dockerfile_check(root: &Path, engine: Option<&Engine>, rt: Option<&tokio::runtime::Runtime>) -> Check {
+    let (Some(engine), Some(rt)) = (engine, rt) else {
+        return Check::warn("image", "built from .quire/Dockerfile: not checked (no engine)", "fix the engine first");
+    };
+    let Ok(dockerfile) = std::fs::read(root.join(".quire/Dockerfile")) else {
+        return Check::fail("image", ".quire/Dockerfile cannot be read", "check its permissions", false);
+    };
+    // The mapping a run would apply (QUIRE_CI_IMAGE_MAP, as the hook reads it).
+    let map: Vec<(String, String)> = std::env::var("QUIRE_CI_IMAGE_MAP")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|m| m.split_once('=').map(|(f, t)| (f.trim().to_string(), t.trim().to_string())))
+        .collect();
+    let dockerfile = crate::run::map_dockerfile(&map, &dockerfile).map(String::into_bytes).unwrap_or(dockerfile);
+    let tree = crate::snapshot::Snapshot::of_worktree(root).map(|s| s.tree_id()).unwrap_or_default();
+    let tag = crate::run::dockerfile_tag(root, &dockerfile, &tree);
+    if let Ok(Some(_)) = rt.block_on(engine.image_id(&tag)) {
+        return Check::ok("image", format!("built from .quire/Dockerfile: {tag} is present (reused by the next run)"));
+    }
+    let text = String::from_utf8_lossy(&dockerfile);
+    let stages: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            if !w.first().is_some_and(|f| f.eq_ignore_ascii_case("FROM")) {
+                return None;
+            }
+            let alias = w.iter().position(|x| x.eq_ignore_ascii_case("AS")).and_then(|i| w.get(i + 1)).map(|a| a.to_string());
+            alias
+        })
+        .collect();
+    let froms: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            if !w.first().is_some_and(|f| f.eq_ignore_ascii_case("FROM")) {
+                return None;
+            }
+            w.iter().skip(1).find(|x| !x.starts_with("--")).map(|x| x.to_string())
+        })
+        .filter(|f| f != "scratch" && !stages.contains(f) && !f.contains('$'))
+        .collect();
+    let mut missing = Vec::new();
+    for from in &froms {
+        if let Ok(Some(_)) = rt.block_on(engine.image_id(from)) {
+            continue;
+        }
+        let reference = crate::engine::with_default_tag(from);
+        let asked = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), engine.docker().inspect_registry_image(&reference, None)).await });
+        if !matches!(asked, Ok(Ok(_))) {
+            missing.push(from.clone());
+        }
+    }
+    if missing.is_empty() {
+        Check::ok("image", format!("built from .quire/Dockerfile on the next run as {tag} (its FROM images are present or pullable)"))
+    } else {
+        Check::fail(
+            "image",
+            format!("built from .quire/Dockerfile, but FROM {} is neither present nor pullable", missing.join(", ")),
+            format!("`docker pull` it from a mirror and map it: --image-map {}=MIRROR/IMAGE (or QUIRE_CI_IMAGE_MAP)", missing[0]),
+            true,
+        )
+    }
+}
+
 /// The image a run would use (same order as the executor) and whether the
 /// engine has it or can get it.
 fn image_check(root: &Path, declared: Option<String>, flag: Option<String>, engine: Option<&Engine>, rt: Option<&tokio::runtime::Runtime>) -> Check {
     let name = match declared {
         Some(n) => n,
-        None if root.join(".quire/Dockerfile").is_file() => {
-            return Check::ok("image", "built from .quire/Dockerfile on the first run (then reused)");
-        }
+        None if root.join(".quire/Dockerfile").is_file() => return dockerfile_check(root, engine, rt),
         None => flag.filter(|s| !s.is_empty()).unwrap_or_else(|| crate::run::DEFAULT_IMAGE.to_string()),
     };
     let (Some(engine), Some(rt)) = (engine, rt) else {

@@ -180,6 +180,7 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             excerpt_lines: settings.excerpt_lines,
             network: settings.network.clone(),
             verbose: ctx.verbose,
+            image_map: settings.image_map.clone(),
             artifacts: settings.artifacts.iter().filter(|a| !a.is_empty()).cloned().collect(),
             artifacts_dir: settings.artifacts_dir.as_ref().map(|d| if d.is_absolute() { d.clone() } else { repo.join(d) }),
             ..RunRequest::new(&repo)

@@ -19,7 +19,8 @@ pub fn run(ctx: &Context, args: &ListArgs) -> i32 {
     } else if args.dot {
         dot(&p)
     } else {
-        table(&p)
+        let has_dockerfile = super::find_repo_root(&ctx.cwd).is_ok_and(|r| r.join(".quire/Dockerfile").is_file());
+        table(&p, has_dockerfile)
     };
     print!("{out}");
     super::done_with(p);
@@ -59,10 +60,11 @@ fn dot(p: &Pipeline) -> String {
     s
 }
 
-fn table(p: &Pipeline) -> String {
+fn table(p: &Pipeline, has_dockerfile: bool) -> String {
     let mut s = String::new();
     match &p.image {
         Some(i) => s.push_str(&format!("image: {} ({}:{})\n", i.name, i.file, i.line)),
+        None if has_dockerfile => s.push_str("image: built from .quire/Dockerfile\n"),
         None => s.push_str("image: not declared (docs/ci-fnl.md says how one is chosen)\n"),
     }
     if p.jobs.is_empty() {

@@ -20,6 +20,9 @@ pub fn run(ctx: &Context, args: &ValidateArgs) -> i32 {
                 let order: Vec<&str> = p.jobs.iter().map(|j| j.id.as_str()).collect();
                 let image = match &p.image {
                     Some(i) => i.name.clone(),
+                    None if super::find_repo_root(&ctx.cwd).is_ok_and(|r| r.join(".quire/Dockerfile").is_file()) => {
+                        "built from .quire/Dockerfile".to_string()
+                    }
                     None => "default (none declared)".to_string(),
                 };
                 let jobs = match order.len() {

@@ -466,3 +466,49 @@ fn docker_artifacts_declared_by_a_job_or_named_by_flag_are_copied_out_and_summar
     assert!(into.join("dist/lib-1.0-py3-none-any.whl").is_file());
     assert!(!r.rec().dir().join("artifacts").exists());
 }
+
+// ---- 6. images: a mapping for offline and mirror users ----------------------
+
+#[test]
+fn docker_image_map_replaces_ci_image_and_dockerfile_froms_and_a_losing_image_flag_is_said() {
+    // Every init starter declares a Docker Hub image, which cannot be pulled here.
+    let repo = Repo::new()
+        .ci(&format!("{HEADER}(ci.image \"python:3.12-slim\")\n(ci.job :t [:quire/push] (fn [{{: sh}}] (let [r (sh \"cat /etc/issue 2>/dev/null; echo ok\")] {{:ok (r.stdout:match \"ok\")}})))\n"))
+        .file("pyproject.toml", "[project]\nname = \"lib\"\n")
+        .committed();
+    let unmapped = repo.quire(&["run", "--pull", "never"]).docker().run();
+    unmapped.status(3);
+    let r = repo.quire(&["run", "--image-map", &format!("python:3.12-slim={IMAGE}")]).docker().run();
+    r.status(0);
+    assert!(r.rec().run_log().iter().any(|e| e["kind"] == "container-start" && e["image"] == IMAGE), "{}", r.terminal());
+    // From the environment, as the hook reads it.
+    let r = repo.quire(&["run"]).docker().env("QUIRE_CI_IMAGE_MAP", &format!("python:3.12-slim={IMAGE}")).run();
+    r.status(0);
+    // --image loses to ci.image: said, with the way round it.
+    let r = repo.quire(&["run", "--image", "other:1", "--image-map", &format!("python:3.12-slim={IMAGE}")]).docker().run();
+    r.status(0);
+    assert!(r.stderr.contains("--image other:1 does not apply: ci.fnl declares ci.image \"python:3.12-slim\""), "{}", r.stderr);
+    let bad = repo.quire(&["run", "--image-map", "python"]).run();
+    bad.status(2);
+    assert!(bad.stderr.contains("is not an image mapping: give FROM=TO"), "{}", bad.stderr);
+
+    // A Dockerfile whose FROM cannot be pulled builds from the mapped image.
+    let df = Repo::new()
+        .file(".quire/Dockerfile", "FROM --platform=linux/amd64 node:20-bookworm AS base\nRUN echo built > /built\n")
+        .ci(&format!("{HEADER}(ci.job :t [:quire/push] (fn [{{: sh}}] (let [r (sh \"cat /built\")] {{:exit r.exit}})))\n"))
+        .committed();
+    let r = df.quire(&["run", "--image-map", &format!("node:20-bookworm={IMAGE}")]).docker().run();
+    r.status(0);
+    // (present when an earlier run of this scenario built the same tag)
+    assert!(r.rec().run_log().iter().any(|e| e["kind"] == "image" && (e["action"] == "built" || e["action"] == "present")), "{}", r.terminal());
+
+    // validate, list and doctor say the truth about a Dockerfile image.
+    df.quire(&["validate"]).status(0).run().stdout_has("built from .quire/Dockerfile");
+    df.quire(&["list"]).status(0).run().stdout_has("image: built from .quire/Dockerfile");
+    let map = format!("node:20-bookworm={IMAGE}");
+    let doctor = df.quire(&["doctor"]).env("QUIRE_CI_IMAGE_MAP", &map).run();
+    assert!(doctor.terminal().contains("is present (reused by the next run)"), "{}", doctor.terminal());
+    let doctor = df.quire(&["doctor"]).run();
+    assert!(doctor.terminal().contains("FROM node:20-bookworm is neither present nor pullable"), "{}", doctor.terminal());
+    assert!(doctor.terminal().contains("--image-map node:20-bookworm="), "{}", doctor.terminal());
+}
