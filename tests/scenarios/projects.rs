@@ -482,7 +482,7 @@ fn docker_image_map_replaces_ci_image_and_dockerfile_froms_and_a_losing_image_fl
     r.status(0);
     assert!(r.rec().run_log().iter().any(|e| e["kind"] == "container-start" && e["image"] == IMAGE), "{}", r.terminal());
     // From the environment, as the hook reads it.
-    let r = repo.quire(&["run"]).docker().env("QUIRE_CI_IMAGE_MAP", &format!("python:3.12-slim={IMAGE}")).run();
+    let r = repo.quire(&["run"]).docker().env("QUIRE_CI_IMAGE_MAP", format!("python:3.12-slim={IMAGE}")).run();
     r.status(0);
     // --image loses to ci.image: said, with the way round it.
     let r = repo.quire(&["run", "--image", "other:1", "--image-map", &format!("python:3.12-slim={IMAGE}")]).docker().run();
