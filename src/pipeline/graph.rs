@@ -188,13 +188,27 @@ fn structural(jobs: &[JobDecl]) -> Vec<Problem> {
             }
         }
     }
-    // A job with an unknown input is already reported for it; calling it
-    // unreachable as well would only repeat the same mistake.
+    // A job with an unknown input is already reported for it, and so, in
+    // effect, is every job downstream of it: a typo in one input made them
+    // all unreachable, and fixing it makes them reachable again. Calling
+    // them unreachable too would bury the cause under its knock-ons. (The
+    // jobs a cycle strands are still named: no single input explains them.)
     let ids: HashSet<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
     let known = |inp: &String| inp == PUSH_SOURCE || ids.contains(inp.as_str());
-    let orphans: Vec<usize> = (0..jobs.len())
-        .filter(|&i| !reachable[i] && !in_cycle[i] && !jobs[i].inputs.is_empty() && jobs[i].inputs.iter().all(known))
-        .collect();
+    let mut explained: Vec<bool> =
+        (0..jobs.len()).map(|i| in_cycle[i] || jobs[i].inputs.is_empty() || !jobs[i].inputs.iter().all(known)).collect();
+    // Only an unknown input's dependents inherit the explanation.
+    let mut queue: std::collections::VecDeque<usize> =
+        (0..jobs.len()).filter(|&i| !jobs[i].inputs.iter().all(known)).collect();
+    while let Some(i) = queue.pop_front() {
+        for &d in &dependents[i] {
+            if !explained[d] {
+                explained[d] = true;
+                queue.push_back(d);
+            }
+        }
+    }
+    let orphans: Vec<usize> = (0..jobs.len()).filter(|&i| !reachable[i] && !explained[i]).collect();
     for &i in &orphans {
         let JobDecl { id, inputs, file, line } = &jobs[i];
         let listed: Vec<String> = inputs.iter().map(|s| format!(":{s}")).collect();
@@ -308,6 +322,16 @@ mod tests {
         let problems = validate(&jobs, &[]);
         assert_eq!(codes(&problems), vec![Code::Cycle, Code::Unreachable]);
         assert_eq!(problems[1].message, "job :d is not reachable from :quire/push (its inputs: [:b])");
+    }
+
+    #[test]
+    fn an_unknown_input_is_reported_alone_not_again_as_unreachable_downstream() {
+        let jobs = [job("build", &["quire/push"], 1), job("test", &["biuld"], 2), job("deploy", &["test"], 3), job("notify", &["deploy"], 4)];
+        let problems = validate(&jobs, &[]);
+        assert_eq!(codes(&problems), vec![Code::UnknownInput], "{problems:#?}");
+        // Downstream of a typo and of a cycle: only the cycle's strays are named.
+        let jobs = [job("a", &["quire/push"], 1), job("b", &["c"], 2), job("c", &["b"], 3), job("lone", &["b"], 4), job("t", &["typo"], 5), job("u", &["t"], 6)];
+        assert_eq!(codes(&validate(&jobs, &[])), vec![Code::UnknownInput, Code::Cycle, Code::Unreachable]);
     }
 
     #[test]

@@ -93,6 +93,17 @@ fn unknown_input_suggests_the_near_name() {
 }
 
 #[test]
+fn unknown_input_is_reported_alone_without_knock_on_unreachable() {
+    // :deploy and :notify hang off the typo; fixing it fixes them.
+    let body = [job(":build", ":quire/push"), job(":test", ":biuld"), job(":deploy", ":test"), job(":notify", ":deploy")].concat();
+    let err = rejected(&body);
+    assert!(err.contains("job :test has unknown input :biuld"), "{err}");
+    assert!(err.contains("did you mean :build?"), "{err}");
+    assert!(!err.contains("not reachable"), "a knock-on of the typo is reported:\n{err}");
+    assert!(err.contains("1 problem in .quire/ci.fnl"), "{err}");
+}
+
+#[test]
 fn image_twice() {
     let err = rejected(&format!("(ci.image \"busybox\")\n(ci.image \"alpine\")\n{}", job(":test", ":quire/push")));
     assert!(err.contains("ci.image is declared twice"), "{err}");
