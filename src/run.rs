@@ -355,6 +355,13 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         pid: std::process::id(),
         extra: serde_json::Map::new(),
     };
+    // A job name that is not in ci.fnl (`run biuld`, `--skip pubish`) is
+    // bad usage, like a mistyped flag: said before anything is recorded.
+    if let Ok(p) = &evaluated {
+        if let Err(msg) = select_jobs(p, &req.selected).and_then(|_| check_skips(p, &req.skip)) {
+            return fail(RunError::Usage(msg), Some(tree));
+        }
+    }
     let record = match RunRecord::create(&dir, &meta) {
         Ok(r) => r,
         Err(e) => return fail(RunError::Infra(format!("cannot create the run record: {e}")), Some(tree)),

@@ -390,9 +390,14 @@ fn docker_run_named_job_runs_it_and_its_ancestors_only() {
     let ids: Vec<_> = r.state()["jobs"].as_array().expect("jobs").iter().map(|j| j["id"].clone()).collect();
     assert!(!ids.contains(&json!("deploy")) && !ids.contains(&json!("publish")), "{ids:?}");
     assert!(!r.dir().join("jobs/deploy").exists());
-    let bad = repo.run(&["run", "nosuch"]);
+    // A mistyped name is bad usage: said once, exit 2, and no run record.
+    let runs = repo.runs().len();
+    let bad = repo.run(&["run", "biuld"]);
     bad.status(2);
-    assert!(bad.stderr.contains("nosuch") && bad.stderr.contains("build"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("no job named \"biuld\"") && bad.stderr.contains("build"), "{}", bad.stderr);
+    assert_eq!(bad.stderr.matches("no job named").count() + bad.stdout.matches("no job named").count(), 1, "{}", bad.terminal());
+    assert!(bad.record.is_none(), "a mistyped job name made a run record");
+    assert_eq!(repo.runs().len(), runs);
 }
 
 // ---- images: Dockerfile, registry ------------------------------------------------
