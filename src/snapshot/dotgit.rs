@@ -64,13 +64,14 @@ impl Snapshot {
         std::fs::write(git.join("HEAD"), head).map_err(io)?;
 
         if let Some(sha) = self.dotgit_commit() {
-            let commit_id = ObjectId::from_hex(sha.as_bytes()).map_err(|e| SnapshotError::git(&repo, "parsing the commit id")(gix::Error::from_error(e)))?;
+            let commit_id = ObjectId::from_hex(sha.as_bytes())
+                .map_err(|e| SnapshotError::git(&repo, "parsing the commit id")(gix::Error::from_error(e)))?;
             let store = gix::odb::loose::Store::at(git.join("objects"), repo.object_hash());
             let copy = |id: ObjectId| -> Result<(), SnapshotError> {
                 let object = repo.find_object(id).map_err(SnapshotError::git(&repo, format!("reading {id}")))?;
-                store
-                    .write_buf(object.kind, &object.data)
-                    .map_err(|e| SnapshotError::git(&repo, format!("writing {id} for .git"))(gix::Error::from_error(e)))?;
+                store.write_buf(object.kind, &object.data).map_err(|e| {
+                    SnapshotError::git(&repo, format!("writing {id} for .git"))(gix::Error::from_error(e))
+                })?;
                 Ok(())
             };
             copy(commit_id)?;
@@ -115,7 +116,8 @@ impl Snapshot {
                     }
                 }
             }
-            let index = repo.index_from_tree(&tree).map_err(SnapshotError::git(&repo, "building an index of the commit"))?;
+            let index =
+                repo.index_from_tree(&tree).map_err(SnapshotError::git(&repo, "building an index of the commit"))?;
             let mut bytes = Vec::new();
             index
                 .write_to(&mut bytes, gix::index::write::Options::default())

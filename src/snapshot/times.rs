@@ -154,7 +154,10 @@ fn read_ledger(path: &Path) -> Result<Ledger, SnapshotError> {
     Ok(Ledger { seen: !bytes.is_empty(), paths: out })
 }
 
-fn write_ledger<'a>(path: &Path, records: impl Iterator<Item = (&'a BString, ObjectId, i64)>) -> Result<(), SnapshotError> {
+fn write_ledger<'a>(
+    path: &Path,
+    records: impl Iterator<Item = (&'a BString, ObjectId, i64)>,
+) -> Result<(), SnapshotError> {
     let err = |source| SnapshotError::Ledger { path: path.to_owned(), source };
     let mut buf = Vec::new();
     for (p, id, time) in records {

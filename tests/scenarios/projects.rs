@@ -65,7 +65,8 @@ fn run_cached<'r>(repo: &'r Repo, args: &[&str]) -> Output<'r> {
 }
 
 fn mtime_secs(path: &std::path::Path) -> i64 {
-    let d = std::fs::metadata(path).expect("stat").modified().expect("mtime").duration_since(UNIX_EPOCH).expect("epoch");
+    let d =
+        std::fs::metadata(path).expect("stat").modified().expect("mtime").duration_since(UNIX_EPOCH).expect("epoch");
     d.as_secs() as i64
 }
 
@@ -91,7 +92,12 @@ fn docker_edit_after_a_warm_cache_volume_rebuilds_and_goes_red() {
     // second run with the result cache is answered by it.
     let again = repo.run(&["run", "--cache-volume"]);
     again.status(0);
-    assert_eq!(again.rec().job_end("test")["outputs"]["compiled"], false, "an unchanged tree rebuilt: {}", again.terminal());
+    assert_eq!(
+        again.rec().job_end("test")["outputs"]["compiled"],
+        false,
+        "an unchanged tree rebuilt: {}",
+        again.terminal()
+    );
 
     // The edit: within the same second as the build is the hard case for
     // whole-second tools; the buggy source must be rebuilt and fail.
@@ -253,7 +259,8 @@ fn docker_run_skip_flag_and_env_record_the_reason_and_refuse_unknown_names() {
     assert_eq!(r.rec().job_end("announce")["outcome"], "skipped");
     assert_eq!(r.rec().job_status("test"), "succeeded");
 
-    let r = repo.quire(&["run", "--ref", "refs/tags/v2.0.0"]).docker().env("QUIRE_CI_SKIP_JOBS", "publish,announce").run();
+    let r =
+        repo.quire(&["run", "--ref", "refs/tags/v2.0.0"]).docker().env("QUIRE_CI_SKIP_JOBS", "publish,announce").run();
     r.status(0);
     assert_eq!(r.rec().job_end("publish")["reason"], "skipped by QUIRE_CI_SKIP_JOBS");
     assert_eq!(r.rec().job_end("announce")["reason"], "skipped by QUIRE_CI_SKIP_JOBS");
@@ -281,7 +288,8 @@ const CI_SCM: &str = r#"(ci.job :version [:quire/push]
       {:head (head.stdout:match "[^\n]*") :git (git.stdout:match "%a+")})))"#;
 
 fn host_git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).env("GIT_CONFIG_GLOBAL", "/dev/null").output().expect("git");
+    let out =
+        Command::new("git").arg("-C").arg(dir).args(args).env("GIT_CONFIG_GLOBAL", "/dev/null").output().expect("git");
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -305,9 +313,18 @@ fn docker_with_git_gives_work_a_git_that_describes_the_snapshot_and_the_default_
     repo.write("src/lib.py", "VALUE = 2\n");
     let r = repo.quire(&["run", "--with-git", "--keep"]).docker().keeps_container().run();
     r.status(0);
-    let name = r.stderr.lines().find_map(|l| l.strip_prefix("quire-ci: kept container ")).and_then(|l| l.split_whitespace().next()).expect("kept container").to_string();
+    let name = r
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("quire-ci: kept container "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("kept container")
+        .to_string();
     let copy = repo.scratch().join("work-copy");
-    let cp = Command::new("docker").args(["cp", &format!("{name}:/work"), copy.to_str().expect("utf8")]).output().expect("docker cp");
+    let cp = Command::new("docker")
+        .args(["cp", &format!("{name}:/work"), copy.to_str().expect("utf8")])
+        .output()
+        .expect("docker cp");
     let _ = Command::new("docker").args(["rm", "-f", &name]).output();
     assert!(cp.status.success(), "{}", String::from_utf8_lossy(&cp.stderr));
     assert_eq!(r.rec().job_end("version")["outputs"]["head"], "ref: refs/heads/main");
@@ -321,9 +338,18 @@ fn docker_with_git_gives_work_a_git_that_describes_the_snapshot_and_the_default_
     repo.write("src/lib.py", "VALUE = 1\n");
     let r = repo.quire(&["run", "--keep"]).docker().keeps_container().env("QUIRE_CI_WITH_GIT", "1").run();
     r.status(0);
-    let name = r.stderr.lines().find_map(|l| l.strip_prefix("quire-ci: kept container ")).and_then(|l| l.split_whitespace().next()).expect("kept container").to_string();
+    let name = r
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("quire-ci: kept container "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("kept container")
+        .to_string();
     let copy = repo.scratch().join("work-copy-2");
-    let cp = Command::new("docker").args(["cp", &format!("{name}:/work"), copy.to_str().expect("utf8")]).output().expect("docker cp");
+    let cp = Command::new("docker")
+        .args(["cp", &format!("{name}:/work"), copy.to_str().expect("utf8")])
+        .output()
+        .expect("docker cp");
     let _ = Command::new("docker").args(["rm", "-f", &name]).output();
     assert!(cp.status.success());
     assert_eq!(host_git(&copy, &["describe", "--tags", "--dirty"]), "v1.2.0");
@@ -353,7 +379,8 @@ fn docker_failing_dockerfile_step_shows_its_step_and_last_lines_plainly_and_logs
     assert!(!err.contains('\u{1b}'), "raw escape codes despite NO_COLOR:\n{err:?}");
     // The record has the build, step by step, as events: `logs` shows it.
     let log = r.rec().run_log();
-    let failed = log.iter().find(|e| e["kind"] == "image" && e["action"] == "build-failed").expect("a build-failed event");
+    let failed =
+        log.iter().find(|e| e["kind"] == "image" && e["action"] == "build-failed").expect("a build-failed event");
     assert!(failed["detail"].as_str().unwrap_or_default().starts_with("Step 3/3"), "{failed}");
     assert!(log.iter().any(|e| e["action"] == "build" && e["detail"] == "E: Unable to locate package libfoo-dev"));
     let logs = repo.quire(&["logs", "-v"]).run();
@@ -364,7 +391,11 @@ fn docker_failing_dockerfile_step_shows_its_step_and_last_lines_plainly_and_logs
     // The excerpt's length is a setting.
     let short = repo.quire(&["run"]).docker().env("QUIRE_CI_EXCERPT_LINES", "1").run();
     short.status(3);
-    assert!(short.terminal().contains("its last 1 line:\n    E: Unable to locate package libfoo-dev"), "{}", short.terminal());
+    assert!(
+        short.terminal().contains("its last 1 line:\n    E: Unable to locate package libfoo-dev"),
+        "{}",
+        short.terminal()
+    );
     assert!(!short.terminal().contains("    Reading package lists"), "{}", short.terminal());
 }
 
@@ -422,7 +453,10 @@ fn docker_a_returned_summary_is_shown_and_the_excerpt_length_is_a_setting() {
     // `logs --job` tells the whole story: every line the job printed.
     let logs = repo.quire(&["logs", "--job", "test"]).run();
     let shown = logs.stdout.clone();
-    assert!(shown.contains("not ok 68 adds two numbers") && shown.contains("ok 1\n") && shown.contains("All files"), "{shown}");
+    assert!(
+        shown.contains("not ok 68 adds two numbers") && shown.contains("ok 1\n") && shown.contains("All files"),
+        "{shown}"
+    );
     assert!(shown.contains("summary of :test:"), "{shown}");
 }
 
@@ -444,7 +478,10 @@ fn docker_artifacts_declared_by_a_job_or_named_by_flag_are_copied_out_and_summar
     r.status(0);
     let wheel = r.rec().dir().join("artifacts/dist/lib-1.0-py3-none-any.whl");
     assert_eq!(std::fs::read(&wheel).expect("the wheel came out"), b"PK-wheel");
-    assert_eq!(std::fs::read(r.rec().dir().join("artifacts/dist/lib-1.0.tar.gz")).expect("the sdist came out"), b"sdist");
+    assert_eq!(
+        std::fs::read(r.rec().dir().join("artifacts/dist/lib-1.0.tar.gz")).expect("the sdist came out"),
+        b"sdist"
+    );
     let arts: Vec<serde_json::Value> = r.rec().run_log().into_iter().filter(|e| e["kind"] == "artifact").collect();
     assert_eq!(arts.len(), 4, "{arts:?}");
     assert_eq!(arts[0]["job"], "build");
@@ -480,14 +517,23 @@ fn docker_image_map_replaces_ci_image_and_dockerfile_froms_and_a_losing_image_fl
     unmapped.status(3);
     let r = repo.quire(&["run", "--image-map", &format!("python:3.12-slim={IMAGE}")]).docker().run();
     r.status(0);
-    assert!(r.rec().run_log().iter().any(|e| e["kind"] == "container-start" && e["image"] == IMAGE), "{}", r.terminal());
+    assert!(
+        r.rec().run_log().iter().any(|e| e["kind"] == "container-start" && e["image"] == IMAGE),
+        "{}",
+        r.terminal()
+    );
     // From the environment, as the hook reads it.
     let r = repo.quire(&["run"]).docker().env("QUIRE_CI_IMAGE_MAP", format!("python:3.12-slim={IMAGE}")).run();
     r.status(0);
     // --image loses to ci.image: said, with the way round it.
-    let r = repo.quire(&["run", "--image", "other:1", "--image-map", &format!("python:3.12-slim={IMAGE}")]).docker().run();
+    let r =
+        repo.quire(&["run", "--image", "other:1", "--image-map", &format!("python:3.12-slim={IMAGE}")]).docker().run();
     r.status(0);
-    assert!(r.stderr.contains("--image other:1 does not apply: ci.fnl declares ci.image \"python:3.12-slim\""), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--image other:1 does not apply: ci.fnl declares ci.image \"python:3.12-slim\""),
+        "{}",
+        r.stderr
+    );
     let bad = repo.quire(&["run", "--image-map", "python"]).run();
     bad.status(2);
     assert!(bad.stderr.contains("is not an image mapping: give FROM=TO"), "{}", bad.stderr);
@@ -495,12 +541,18 @@ fn docker_image_map_replaces_ci_image_and_dockerfile_froms_and_a_losing_image_fl
     // A Dockerfile whose FROM cannot be pulled builds from the mapped image.
     let df = Repo::new()
         .file(".quire/Dockerfile", "FROM --platform=linux/amd64 node:20-bookworm AS base\nRUN echo built > /built\n")
-        .ci(&format!("{HEADER}(ci.job :t [:quire/push] (fn [{{: sh}}] (let [r (sh \"cat /built\")] {{:exit r.exit}})))\n"))
+        .ci(&format!(
+            "{HEADER}(ci.job :t [:quire/push] (fn [{{: sh}}] (let [r (sh \"cat /built\")] {{:exit r.exit}})))\n"
+        ))
         .committed();
     let r = df.quire(&["run", "--image-map", &format!("node:20-bookworm={IMAGE}")]).docker().run();
     r.status(0);
     // (present when an earlier run of this scenario built the same tag)
-    assert!(r.rec().run_log().iter().any(|e| e["kind"] == "image" && (e["action"] == "built" || e["action"] == "present")), "{}", r.terminal());
+    assert!(
+        r.rec().run_log().iter().any(|e| e["kind"] == "image" && (e["action"] == "built" || e["action"] == "present")),
+        "{}",
+        r.terminal()
+    );
 
     // validate, list and doctor say the truth about a Dockerfile image.
     df.quire(&["validate"]).status(0).run().stdout_has("built from .quire/Dockerfile");
@@ -509,6 +561,10 @@ fn docker_image_map_replaces_ci_image_and_dockerfile_froms_and_a_losing_image_fl
     let doctor = df.quire(&["doctor"]).env("QUIRE_CI_IMAGE_MAP", &map).run();
     assert!(doctor.terminal().contains("is present (reused by the next run)"), "{}", doctor.terminal());
     let doctor = df.quire(&["doctor"]).run();
-    assert!(doctor.terminal().contains("FROM node:20-bookworm is neither present nor pullable"), "{}", doctor.terminal());
+    assert!(
+        doctor.terminal().contains("FROM node:20-bookworm is neither present nor pullable"),
+        "{}",
+        doctor.terminal()
+    );
     assert!(doctor.terminal().contains("--image-map node:20-bookworm="), "{}", doctor.terminal());
 }
