@@ -246,6 +246,9 @@ impl TermLike for ShortOfLastColumn {
 
 /// Cuts the message so spinner, message and clock fit on one row.
 fn fit(msg: &str, cols: usize) -> String {
+    // A build step or a `\r` progress segment is job text (the live view
+    // is coloured: SGR may stay, nothing else).
+    let msg = &super::sanitize::for_terminal(msg, true);
     let room = cols.saturating_sub(12).max(10);
     if msg.chars().count() <= room {
         msg.to_string()

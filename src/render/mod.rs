@@ -14,6 +14,7 @@ mod json;
 mod lines;
 mod live;
 mod summary;
+mod sanitize;
 mod tally;
 
 pub use format::human_ms;
@@ -122,6 +123,9 @@ impl Renderer {
     }
 
     fn write_line(&mut self, line: &str) {
+        // Every drawn line: job output and what is made of it are made safe
+        // here (the log keeps the bytes).
+        let line = sanitize::for_terminal(line, self.opts.color);
         self.buf.extend_from_slice(line.as_bytes());
         self.buf.push(b'\n');
     }

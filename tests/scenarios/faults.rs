@@ -583,3 +583,87 @@ fn docker_a_numeric_output_made_from_a_secret_is_masked() {
         assert_eq!(f.job_end("t")["outputs"]["pin"], "***");
     }
 }
+
+/// A job that prints every kind of hostile sequence, then fails.
+const HOSTILE: &str = r#"(local ci (require :quire.ci))
+(ci.job :t [:quire/push]
+  (fn [{: sh}]
+    (sh "printf 'x\\033]52;c;ZXZpbA==\\a\\033]0;pwned\\a\\033[2Kerased\\033[1A\\033[31mred\\033[8mhidden\\007\\n'; exit 3")
+    {:exit 1}))
+"#;
+
+/// The escape sequences in `text` that are not SGR (`ESC[…m`), and whether
+/// a conceal (SGR 8) is among the SGRs.
+fn unsafe_escapes(text: &str) -> Vec<String> {
+    let mut bad = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('\x1b') {
+        let seq = &rest[at..];
+        let sgr = seq.strip_prefix("\x1b[").and_then(|s| s.find('m').map(|end| &s[..end]));
+        match sgr {
+            Some(params) if params.chars().all(|c| c.is_ascii_digit() || c == ';') => {
+                if params.split(';').any(|p| p == "8") {
+                    bad.push(format!("conceal in {params:?}"));
+                }
+            }
+            _ => bad.push(seq.chars().take(8).collect()),
+        }
+        rest = &seq[1..];
+    }
+    if text.contains('\x07') {
+        bad.push("BEL".into());
+    }
+    bad
+}
+
+/// `text` without its SGR sequences (what a reader sees of it).
+fn strip_sgr(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("\x1b[") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        match after.find('m') {
+            Some(end) => rest = &after[end + 1..],
+            None => {
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Item 10: what job output draws on the terminal is safe, in plain and
+/// coloured mode, live, in the summary's excerpt and in `logs`; the log
+/// keeps the bytes.
+#[test]
+fn docker_terminal_control_sequences_in_job_output_are_not_drawn() {
+    let repo = Repo::new(HOSTILE);
+    for colour in ["never", "always"] {
+        let f = repo.run(&["--color", colour, "run"]);
+        f.expect_code(1);
+        let bad = unsafe_escapes(&f.stdout);
+        assert!(bad.is_empty(), "--color {colour}: unsafe sequences drawn: {bad:?}\n{:?}", f.stdout);
+        if colour == "never" {
+            assert!(!f.stdout.contains('\x1b'), "plain mode draws no escape at all: {:?}", f.stdout);
+        }
+        // Everything stays readable: the text, the FAILED line, the summary.
+        let text = strip_sgr(&f.stdout);
+        for want in ["erased", "red", "hidden", "FAILED t", "run failed"] {
+            assert!(text.contains(want), "--color {colour}: {want:?} missing:\n{text}");
+        }
+        // The summary's excerpt of the job's last lines is safe too: the
+        // line appears twice (live and excerpt), both safe.
+        assert!(text.matches("hidden").count() >= 2, "no excerpt in the summary:\n{text}");
+        let raw = f.output("t", 1, "stdout");
+        assert!(run_support::contains_bytes(&raw, b"\x1b]52;c;ZXZpbA==\x07"), "the log must keep the raw bytes");
+
+        let logs = repo.cmd(&["--color", colour, "logs"]).output().expect("logs");
+        let shown = String::from_utf8_lossy(&logs.stdout);
+        let bad = unsafe_escapes(&shown);
+        assert!(bad.is_empty(), "logs --color {colour}: {bad:?}\n{shown:?}");
+        let shown = strip_sgr(&shown);
+        assert!(shown.contains("hidden") && shown.contains("FAILED t"), "{shown}");
+    }
+}
