@@ -126,7 +126,9 @@ pub fn checks(ctx: &Context, args: &DoctorArgs) -> Vec<Check> {
 
     let ci = root.join(crate::pipeline::CI_FNL);
     let mut declared_image = None;
-    if !ci.is_file() {
+    // Anything at the path (a FIFO, a link) is the evaluation's to judge:
+    // only nothing at all is "not found".
+    if std::fs::symlink_metadata(&ci).is_err() {
         out.push(Check::fail("ci.fnl", format!("{} not found", ci.display()), "run `quire-ci init` to write a starter", false));
     } else {
         let eval = EvalArgs { lua_memory: 256, eval_timeout: 10.0, job_lua_timeout: 10.0 };

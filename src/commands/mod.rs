@@ -164,7 +164,9 @@ struct FilesWithCiOverride {
 impl RepoFiles for FilesWithCiOverride {
     fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
         match (&self.ci_fnl, path == pipeline::CI_FNL) {
-            (Some(p), true) => DirFiles(PathBuf::new()).read(&p.to_string_lossy()),
+            // A file named with --ci-fnl may be anywhere, even a link; it
+            // must still be a regular file of bounded size.
+            (Some(p), true) => pipeline::read_regular_file(p),
             _ => self.root.read(path),
         }
     }

@@ -28,7 +28,7 @@ pub use graph::{topological_order, validate, JobDecl};
 pub use modules::module_path;
 pub use problems::{compile_problem, runtime_problem, split_location};
 pub use registry::MAX_JOBS;
-pub use sources::{DirFiles, RepoFiles};
+pub use sources::{read_regular_file, DirFiles, RepoFiles, MAX_SOURCE_BYTES};
 
 use problems::limit_problem;
 use registry::{quire_ci_module, Declared, Registry};

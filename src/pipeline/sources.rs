@@ -18,17 +18,82 @@ pub trait RepoFiles {
     fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>>;
 }
 
-/// Files straight from a directory.
+/// The most a ci.fnl or one module may hold: far beyond any real one, and
+/// a bound on what a read of a hostile file (`/dev/zero`) can cost.
+pub const MAX_SOURCE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Files straight from a directory (the working tree, for `validate`,
+/// `list` and `doctor`). Reads stay inside it, as a run's snapshot does: a
+/// symbolic link on the way (`.quire` itself, or a module) is refused, not
+/// followed — a run would see the link, not its target — and only regular
+/// files of at most [`MAX_SOURCE_BYTES`] are read (a FIFO would block).
 pub struct DirFiles(pub std::path::PathBuf);
 
 impl RepoFiles for DirFiles {
     fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
-        match std::fs::read(self.0.join(path)) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        let rel = std::path::Path::new(path);
+        if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return Err(std::io::Error::other("it is not a plain path inside the repository"));
         }
+        // Every directory on the way must be a real one, inside the tree.
+        let mut at = self.0.clone();
+        let parts: Vec<_> = rel.components().collect();
+        for (i, part) in parts.iter().enumerate() {
+            at.push(part);
+            let meta = match std::fs::symlink_metadata(&at) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            if meta.file_type().is_symlink() {
+                let to = std::fs::read_link(&at).map(|t| format!(" (to {})", t.display())).unwrap_or_default();
+                let what = if i + 1 == parts.len() { "it is".to_string() } else { format!("{} is", rel.iter().take(i + 1).collect::<std::path::PathBuf>().display()) };
+                return Err(std::io::Error::other(format!(
+                    "{what} a symbolic link{to}; ci.fnl and its modules are read only as regular files inside the repository (a run sees the link, not what it points at)"
+                )));
+            }
+        }
+        read_regular_file(&at)
     }
+}
+
+/// Reads a regular file of at most [`MAX_SOURCE_BYTES`]; `Ok(None)` when it
+/// does not exist. A FIFO, device or directory is an error, never read.
+pub fn read_regular_file(path: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let not_regular = |m: &std::fs::Metadata| {
+        let ft = m.file_type();
+        let kind = if ft.is_dir() { "a directory" } else { "not a regular file (a FIFO, socket or device)" };
+        std::io::Error::other(format!("it is {kind}; ci.fnl and its modules must be regular files"))
+    };
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    let too_big = |n: u64| {
+        std::io::Error::other(format!("it holds {n} bytes; ci.fnl and each module may hold at most {} MiB", MAX_SOURCE_BYTES / (1024 * 1024)))
+    };
+    if meta.len() > MAX_SOURCE_BYTES {
+        return Err(too_big(meta.len()));
+    }
+    // Non-blocking, so a file swapped for a FIFO since the check cannot
+    // hang the open; checked again on the open file.
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_SOURCE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(Some(bytes))
 }
 
 /// sha256 over ci.fnl and every module it loaded (for records and the cache).

@@ -667,3 +667,77 @@ fn docker_terminal_control_sequences_in_job_output_are_not_drawn() {
         assert!(shown.contains("hidden") && shown.contains("FAILED t"), "{shown}");
     }
 }
+
+/// Runs `quire-ci ARGS` in `repo`; a run that does not end within a minute
+/// (a blocked read) is killed and fails the test.
+fn quire_bounded(repo: &Repo, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = repo.cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let out = line_reader(child.stdout.take().unwrap());
+    let err = line_reader(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("quire-ci {args:?} never ended");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text: Vec<String> = out.iter().chain(err.iter()).collect();
+    (status.code(), text.join("\n"))
+}
+
+const REQUIRES_EVIL: &str = r#"(local ci (require :quire.ci))
+(local evil (require :evil))
+(ci.job :t [:quire/push] (fn [] {}))
+"#;
+
+/// Item 2: `.quire/` reads stay in the repository, read regular files only,
+/// and are bounded — for validate, list and doctor.
+#[test]
+fn quire_dir_reads_refuse_links_out_special_files_and_huge_files() {
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::write(outside.path().join("host.fnl"), "{:stolen true}\n").unwrap();
+    std::fs::create_dir_all(outside.path().join("dotquire")).unwrap();
+    std::fs::write(outside.path().join("dotquire/ci.fnl"), QUICK).unwrap();
+    type Setup = Box<dyn Fn(&Repo)>;
+    let host = outside.path().join("host.fnl");
+    let dotquire = outside.path().join("dotquire");
+    let cases: Vec<(&str, Setup, &str)> = vec![
+        ("module -> /dev/zero", Box::new(|r: &Repo| {
+            r.write(".quire/ci.fnl", REQUIRES_EVIL);
+            std::os::unix::fs::symlink("/dev/zero", r.path.join(".quire/evil.fnl")).unwrap();
+        }), "symbolic link"),
+        ("module -> a host file", Box::new(move |r: &Repo| {
+            r.write(".quire/ci.fnl", REQUIRES_EVIL);
+            std::os::unix::fs::symlink(&host, r.path.join(".quire/evil.fnl")).unwrap();
+        }), "symbolic link"),
+        (".quire -> a host directory", Box::new(move |r: &Repo| {
+            std::os::unix::fs::symlink(&dotquire, r.path.join(".quire")).unwrap();
+        }), "symbolic link"),
+        ("ci.fnl is a FIFO", Box::new(|r: &Repo| {
+            std::fs::create_dir_all(r.path.join(".quire")).unwrap();
+            sh_ok(Command::new("mkfifo").arg(r.path.join(".quire/ci.fnl")));
+        }), "not a regular file"),
+        ("a 9 MiB module", Box::new(|r: &Repo| {
+            r.write(".quire/ci.fnl", REQUIRES_EVIL);
+            r.write(".quire/evil.fnl", vec![b' '; 9 * 1024 * 1024]);
+        }), "at most 8 MiB"),
+    ];
+    for (name, setup, want) in cases {
+        let repo = Repo::empty();
+        setup(&repo);
+        for args in [&["validate"][..], &["list"][..]] {
+            let (code, text) = quire_bounded(&repo, args);
+            assert_eq!(code, Some(2), "{name}: {args:?}\n{text}");
+            assert!(text.contains(want), "{name}: {args:?} should say {want:?}:\n{text}");
+            assert!(!text.contains("stolen"), "{name}: a host file was evaluated");
+        }
+        let (code, text) = quire_bounded(&repo, &["doctor"]);
+        assert_ne!(code, Some(0), "{name}: doctor said ok\n{text}");
+        assert!(text.contains(want), "{name}: doctor should say {want:?}:\n{text}");
+    }
+}
