@@ -9,6 +9,10 @@ use std::collections::{HashMap, HashSet};
 use super::{ImageDecl, PUSH_SOURCE};
 use crate::diagnostic::{Code, Problem};
 
+/// The longest job id: its log directory's name (most file systems allow
+/// 255 bytes per name) with room to spare.
+pub const MAX_ID_BYTES: usize = 200;
+
 /// A job as written in ci.fnl, without its run-fn: what the graph rules
 /// look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +60,24 @@ pub fn validate(jobs: &[JobDecl], images: &[ImageDecl]) -> Vec<Problem> {
                     .at(file, *line)
                     .label("'/' is reserved for sources like :quire/push")
                     .help(format!("rename it, e.g. :{}", id.replace('/', "-"))),
+            );
+        }
+        // A job's record is the directory jobs/<id>/: an id must be a name
+        // one directory can have.
+        if id == "." || id == ".." {
+            problems.push(
+                Problem::new(Code::JobId, format!("job id :{id} cannot name the job's log directory"))
+                    .at(file, *line)
+                    .label("'.' and '..' are reserved")
+                    .help("give the job a name, e.g. :test"),
+            );
+        }
+        if id.len() > MAX_ID_BYTES || id.contains('\0') {
+            problems.push(
+                Problem::new(Code::JobId, format!("job id :{}… is {} bytes long; at most {MAX_ID_BYTES}", id.chars().take(20).collect::<String>(), id.len()))
+                    .at(file, *line)
+                    .label("too long for the job's log directory")
+                    .help("use a short name; put the detail in a comment"),
             );
         }
         if let Some(&first) = first_at.get(id.as_str()) {
@@ -291,6 +313,16 @@ mod tests {
         let jobs = [job("deploy", &["test"], 3), job("build", &["quire/push"], 1), job("test", &["build"], 2)];
         assert_eq!(validate(&jobs, &[]), vec![]);
         assert_eq!(topological_order(&jobs), vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn ids_that_cannot_name_a_log_directory_are_refused() {
+        let long = "x".repeat(300);
+        for id in [".", "..", long.as_str()] {
+            let problems = validate(&[job(id, &["quire/push"], 1)], &[]);
+            assert_eq!(codes(&problems), vec![Code::JobId], "{id:?}");
+        }
+        assert_eq!(validate(&[job(&"y".repeat(MAX_ID_BYTES), &["quire/push"], 1)], &[]), vec![]);
     }
 
     #[test]
