@@ -105,6 +105,7 @@ mod tests {
             dirty: false,
             status: None,
             duration_ms: None,
+            abandoned: false,
         }
     }
 

@@ -34,6 +34,7 @@ pub fn table(runs: &[RunSummary]) -> String {
     let mut out = format!("{:<idw$}  {:<24}  {:<refw$}  {:<5}  {:<10}  {:>8}\n", "id", "started", "ref", "dirty", "status", "time");
     for r in runs {
         let status = match r.status {
+            _ if r.abandoned => "abandoned",
             Some(s) => status_word(s),
             None => "unknown",
         };

@@ -99,6 +99,10 @@ pub struct RunSummary {
     pub status: Option<RunStatus>,
     /// `None` while the run has not ended.
     pub duration_ms: Option<u64>,
+    /// Its state still says `running` but the quire-ci that ran it is gone
+    /// (killed, crashed): it will never end. Shown as `abandoned`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub abandoned: bool,
 }
 
 /// The runs under `runs_dir`, newest first. A missing `runs_dir` is an
@@ -111,7 +115,9 @@ pub fn list_runs(runs_dir: &Path) -> Result<Vec<RunSummary>> {
             continue;
         };
         let state = read_json::<RunState>(&dir.join(STATE_FILE)).ok();
+        let abandoned = state.as_ref().is_some_and(|s| s.status == RunStatus::Running) && !pid_alive(meta.pid);
         out.push(RunSummary {
+            abandoned,
             id,
             dir,
             started: meta.started_at,

@@ -741,3 +741,24 @@ fn quire_dir_reads_refuse_links_out_special_files_and_huge_files() {
         assert!(text.contains(want), "{name}: doctor should say {want:?}:\n{text}");
     }
 }
+
+/// Smaller item: a run whose quire-ci was killed shows as `abandoned` in
+/// `runs`, not `running` forever.
+#[test]
+fn docker_a_killed_run_is_listed_as_abandoned() {
+    let repo = Repo::new(WAITER);
+    let before = repo.run_ids();
+    let mut running = Running::spawn(repo.cmd(&["run"]));
+    running.wait_for_line("started");
+    let id = new_run_id(&repo, &before);
+    running.signal(libc::SIGKILL);
+    let _ = running.finish();
+    for c in containers_of_run(&id) {
+        let _ = Command::new("docker").args(["rm", "-f", &c]).output();
+    }
+    let listing = sh_ok(&mut repo.cmd(&["runs"]));
+    let line = listing.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{id} not listed:\n{listing}"));
+    assert!(line.contains("abandoned"), "{line}");
+    let json = sh_ok(&mut repo.cmd(&["runs", "--json"]));
+    assert!(json.contains("\"abandoned\":true"), "{json}");
+}
