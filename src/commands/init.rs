@@ -105,6 +105,17 @@ pub fn run(ctx: &Context) -> i32 {
         Err(code) => return code,
     };
     let path = root.join(crate::pipeline::CI_FNL);
+    // Written only inside the repository: a `.quire` that is a link leads
+    // elsewhere (and a run would see the link, not a ci.fnl).
+    let dot_quire = root.join(".quire");
+    if std::fs::symlink_metadata(&dot_quire).is_ok_and(|m| m.file_type().is_symlink()) {
+        let to = std::fs::read_link(&dot_quire).map(|t| format!(" (to {})", t.display())).unwrap_or_default();
+        eprintln!(
+            "quire-ci: {} is a symbolic link{to}; init writes only inside the repository (make .quire a directory)",
+            dot_quire.display()
+        );
+        return exit::BAD_INPUT;
+    }
     if path.exists() {
         eprintln!("quire-ci: {} already exists; init never overwrites it (edit it, or remove it and run init again)", path.display());
         return exit::BAD_INPUT;

@@ -47,6 +47,16 @@ impl LineAssembler {
             start = end + 1;
             scan_from = start;
         }
+        // `\r` redraws (a progress bar) that pile up without a newline: only
+        // the text after the last one is visible, so the rest is dropped
+        // before any cut (cutting first showed fragments of old redraws).
+        if buf.len() - start >= MAX_LINE {
+            let seg = &buf[start..];
+            let body = seg.strip_suffix(b"\r").unwrap_or(seg);
+            if let Some(p) = body.iter().rposition(|&b| b == b'\r') {
+                start += p + 1;
+            }
+        }
         // A line that never ends is shown in MAX_LINE pieces, so memory stays
         // bounded whatever a command prints (the log keeps every byte).
         while buf.len() - start >= MAX_LINE {
@@ -128,6 +138,19 @@ mod tests {
         let last = a.push(key(), b"", true);
         assert_eq!(last.lines, vec!["wor"]);
         assert!(!a.holds(&key()));
+    }
+
+    #[test]
+    fn a_flood_of_carriage_return_redraws_shows_only_the_last() {
+        let mut a = LineAssembler::default();
+        let mut flood = Vec::new();
+        for i in 0..20_000 {
+            flood.extend_from_slice(format!("progress {i}%\r").as_bytes());
+        }
+        let first = a.push(key(), &flood, false);
+        let last = a.push(key(), b"done\n", false);
+        let shown: Vec<String> = first.lines.into_iter().chain(last.lines).collect();
+        assert_eq!(shown, vec!["done".to_string()]);
     }
 
     #[test]

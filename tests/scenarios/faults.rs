@@ -762,3 +762,15 @@ fn docker_a_killed_run_is_listed_as_abandoned() {
     let json = sh_ok(&mut repo.cmd(&["runs", "--json"]));
     assert!(json.contains("\"abandoned\":true"), "{json}");
 }
+
+/// Smaller item: `init` does not write through a `.quire` linked out of the repo.
+#[test]
+fn init_refuses_a_dot_quire_linked_out_of_the_repository() {
+    let repo = Repo::empty();
+    let outside = tempfile::tempdir().expect("outside");
+    std::os::unix::fs::symlink(outside.path(), repo.path.join(".quire")).unwrap();
+    let out = repo.cmd(&["init"]).output().expect("init");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
+    assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none(), "init wrote outside the repository");
+}
