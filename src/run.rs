@@ -1379,7 +1379,14 @@ impl ShHost for EngineHost {
                 Ok(reply)
             }
             Some(Err(EngineError::ContainerDied { reason, .. })) => {
-                self.emitter.borrow_mut().emit(Some(job), exit_event(137, Some("SIGKILL".into())));
+                // Killed with its container (OOM, docker kill/rm -f): SIGKILL.
+                // With the engine gone nobody knows how it ended: -1.
+                let ev = if reason.starts_with("engine connection lost") {
+                    exit_event(-1, None)
+                } else {
+                    exit_event(137, Some("SIGKILL".into()))
+                };
+                self.emitter.borrow_mut().emit(Some(job), ev);
                 Err(Abort::ContainerDied(reason))
             }
             Some(Err(e @ EngineError::BadCwd { .. })) => {

@@ -107,7 +107,10 @@ pub fn run_job(pipeline: &Pipeline, job: &Job, inputs: &RunInputs, secrets: &Sec
             Abort::Canceled(r) | Abort::Refused(r) => r.clone(),
         };
         let mut r = failed(reason, None);
-        if matches!(a, Abort::Canceled(_)) {
+        // Cut off from outside (a cancel, the container or the engine going
+        // away): the job did not fail, it did not get to finish.
+        // docs/log-format.md: `canceled`.
+        if matches!(a, Abort::Canceled(_) | Abort::ContainerDied(_) | Abort::Engine(_)) {
             r.outcome = Outcome::Canceled;
         }
         r.abort = Some(a);

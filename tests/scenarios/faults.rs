@@ -18,6 +18,7 @@ struct Relay {
     path: std::path::PathBuf,
     frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
     held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
 }
 
 impl Relay {
@@ -32,12 +33,20 @@ impl Relay {
             .unwrap_or_else(|| "/var/run/docker.sock".to_string());
         let path = dir.join("engine.sock");
         let listener = UnixListener::bind(&path).expect("bind the relay socket");
-        let relay = Relay { path, frozen: Arc::new(AtomicBool::new(false)), held: Arc::new(AtomicBool::new(false)) };
-        let (frozen, held) = (relay.frozen.clone(), relay.held.clone());
+        let relay = Relay {
+            path,
+            frozen: Arc::new(AtomicBool::new(false)),
+            held: Arc::new(AtomicBool::new(false)),
+            open: Default::default(),
+        };
+        let (frozen, held, open) = (relay.frozen.clone(), relay.held.clone(), relay.open.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
                 let Ok(upstream) = UnixStream::connect(&engine) else { continue };
+                if let (Ok(c), Ok(u)) = (client.try_clone(), upstream.try_clone()) {
+                    open.lock().unwrap().extend([c, u]);
+                }
                 for (from, to, requests) in [(client.try_clone(), upstream.try_clone(), true), (upstream.try_clone(), client.try_clone(), false)] {
                     let (Ok(mut from), Ok(mut to)) = (from, to) else { continue };
                     let (frozen, held) = (frozen.clone(), held.clone());
@@ -73,6 +82,14 @@ impl Relay {
 
     fn freeze(&self, on: bool) {
         self.frozen.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The engine "stops": its socket goes, every connection is dropped.
+    fn cut(&self) {
+        let _ = std::fs::remove_file(&self.path);
+        for s in self.open.lock().unwrap().iter() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
     }
 
     fn holding_a_removal(&self) -> bool {
@@ -773,4 +790,47 @@ fn init_refuses_a_dot_quire_linked_out_of_the_repository() {
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
     assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none(), "init wrote outside the repository");
+}
+
+/// Smaller items: a job cut off by its container's death is `canceled`
+/// (docs/log-format.md), not `failed`; a command killed with its container
+/// exits 137 (SIGKILL), one whose engine went away has no known exit (-1).
+#[test]
+fn docker_container_death_cancels_the_job_and_an_engine_death_is_no_sigkill() {
+    // Killed from outside.
+    let repo = Repo::new(WAITER);
+    let before = repo.run_ids();
+    let mut running = Running::spawn(repo.cmd(&["run"]));
+    running.wait_for_line("started");
+    let id = new_run_id(&repo, &before);
+    let c = containers_of_run(&id);
+    sh_ok(Command::new("docker").args(["kill", &c[0]]));
+    let (code, out, err) = running.finish();
+    let f = Finished { code, stdout: out, stderr: err, dir: Some(repo.runs_dir().join(&id)) };
+    f.expect_code(3).assert_clean();
+    assert_eq!(f.job_end("wait")["outcome"], "canceled", "{}", f.terminal());
+    let exit = f.job_log("wait").into_iter().find(|e| e["kind"] == "sh-exit").expect("sh-exit");
+    assert_eq!((exit["exit"].as_i64(), exit["signal"].as_str()), (Some(137), Some("SIGKILL")));
+
+    // The engine gone.
+    let repo = Repo::new(WAITER);
+    let relay = Relay::start(repo.path.parent().unwrap(), false);
+    let before = repo.run_ids();
+    let mut cmd = repo.cmd(&["run"]);
+    cmd.env("DOCKER_HOST", relay.docker_host());
+    let mut running = Running::spawn(cmd);
+    running.wait_for_line("started");
+    let id = new_run_id(&repo, &before);
+    relay.cut();
+    let (code, out, err) = running.finish();
+    for c in containers_of_run(&id) {
+        let _ = Command::new("docker").args(["rm", "-f", &c]).output();
+    }
+    let f = Finished { code, stdout: out, stderr: err, dir: Some(repo.runs_dir().join(&id)) };
+    f.expect_code(3);
+    run_support::schema::assert_run_dir_valid(f.dir());
+    assert_eq!(f.job_end("wait")["outcome"], "canceled", "{}", f.terminal());
+    let exit = f.job_log("wait").into_iter().find(|e| e["kind"] == "sh-exit").expect("sh-exit");
+    assert_eq!(exit["exit"], -1, "{exit}");
+    assert!(exit.get("signal").is_none_or(|s| s.is_null()), "{exit}");
 }
