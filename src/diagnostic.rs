@@ -53,6 +53,8 @@ pub enum Code {
     NoCiFnl,
     /// The directory is not inside a git repository.
     NoRepo,
+    /// A repository git can read but quire-ci cannot (SHA-256 object names).
+    RepoFormat,
     /// A source file that is not UTF-8.
     NotUtf8,
     /// Fennel could not read the text (unclosed or mismatched delimiters).
@@ -125,6 +127,7 @@ impl Code {
             Code::Limit => "quire_ci::limit",
             Code::NoCiFnl => "quire_ci::no_ci_fnl",
             Code::NoRepo => "quire_ci::no_repo",
+            Code::RepoFormat => "quire_ci::repo_format",
             Code::NotUtf8 => "quire_ci::not_utf8",
             Code::Parse => "quire_ci::parse",
             Code::Read => "quire_ci::read",

@@ -83,12 +83,49 @@ pub fn find_repo_root(start: &Path) -> Result<PathBuf, Problem> {
     let mut dir = Some(start);
     while let Some(d) = dir {
         if d.join(".git").exists() {
+            if object_format(&d.join(".git")).is_some_and(|f| f.eq_ignore_ascii_case("sha256")) {
+                return Err(Problem::new(
+                    Code::RepoFormat,
+                    format!("the repository at {} uses SHA-256 object names, which quire-ci cannot read yet", d.display()),
+                )
+                .help("quire-ci reads SHA-1 repositories only (what `git init` makes by default)"));
+            }
             return Ok(d.to_path_buf());
         }
         dir = d.parent();
     }
     Err(Problem::new(Code::NoRepo, format!("{} is not inside a git repository", start.display()))
         .help("run quire-ci inside a git work tree, or point at one with -C DIR"))
+}
+
+/// `extensions.objectFormat` of the repository whose `.git` (a directory,
+/// or a `gitdir:` file) is `dot_git`; `None` when unset (SHA-1) or unreadable.
+fn object_format(dot_git: &Path) -> Option<String> {
+    let mut git_dir = dot_git.to_path_buf();
+    if dot_git.is_file() {
+        let text = std::fs::read_to_string(dot_git).ok()?;
+        let target = text.trim().strip_prefix("gitdir:")?.trim();
+        git_dir = dot_git.parent()?.join(target);
+    }
+    // A linked worktree's config is its common dir's.
+    if let Ok(common) = std::fs::read_to_string(git_dir.join("commondir")) {
+        git_dir = git_dir.join(common.trim());
+    }
+    let config = std::fs::read_to_string(git_dir.join("config")).ok()?;
+    let mut in_extensions = false;
+    for line in config.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_extensions = line.trim_matches(|c| c == '[' || c == ']').trim().eq_ignore_ascii_case("extensions");
+        } else if in_extensions {
+            if let Some((k, v)) = line.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("objectformat") {
+                    return Some(v.trim().to_string());
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The repository root for commands that need one, or (after telling the

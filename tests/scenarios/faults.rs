@@ -834,3 +834,20 @@ fn docker_container_death_cancels_the_job_and_an_engine_death_is_no_sigkill() {
     assert_eq!(exit["exit"], -1, "{exit}");
     assert!(exit.get("signal").is_none_or(|s| s.is_null()), "{exit}");
 }
+
+/// Smaller item: a SHA-256 repository is named as such, by run and doctor.
+#[test]
+fn a_sha256_repository_is_named_not_missing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("r");
+    sh_ok(Command::new("git").args(["init", "-q", "--object-format=sha256", "-b", "main"]).arg(&dir));
+    std::fs::create_dir_all(dir.join(".quire")).unwrap();
+    std::fs::write(dir.join(".quire/ci.fnl"), QUICK).unwrap();
+    for args in [&["run"][..], &["validate"][..], &["doctor"][..]] {
+        let out = Command::new(run_support::bin()).args(args).current_dir(&dir).env("NO_COLOR", "1").output().expect("quire-ci");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("SHA-256"), "{args:?}:\n{text}");
+        assert!(!text.contains("not inside a git repository"), "{args:?}:\n{text}");
+        assert_ne!(out.status.code(), Some(0), "{args:?}:\n{text}");
+    }
+}
