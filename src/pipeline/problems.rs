@@ -14,8 +14,53 @@ pub(super) fn limit_problem(msg: &str) -> Problem {
         .help("ci.fnl's top level should only declare jobs; move heavy work into a run-fn or into (sh ...)")
 }
 
-/// Turns a Fennel compile error into a problem.
-pub fn compile_problem(e: CompileError) -> Problem {
+/// Strings and comments longer than this are named when the compiler runs
+/// out of stack: Fennel's reader takes a stack frame per character of one
+/// (Luau has no tail calls), and gives out near 20,000.
+const LONG_LITERAL: usize = 10_000;
+
+/// The longest string literal or comment in `text`: (its first line, its
+/// length in characters, "string literal" or "comment").
+fn longest_literal(text: &str) -> Option<(usize, usize, &'static str)> {
+    let mut best: Option<(usize, usize, &'static str)> = None;
+    let (mut line, mut chars) = (1usize, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        let (what, start) = match c {
+            '\n' => {
+                line += 1;
+                continue;
+            }
+            '"' => ("string literal", line),
+            ';' => ("comment", line),
+            _ => continue,
+        };
+        let mut len = 0usize;
+        while let Some(c) = chars.next() {
+            if c == '\n' {
+                line += 1;
+                if what == "comment" {
+                    break;
+                }
+            }
+            if what == "string literal" {
+                if c == '\\' {
+                    chars.next();
+                    len += 1;
+                } else if c == '"' {
+                    break;
+                }
+            }
+            len += 1;
+        }
+        if best.is_none_or(|b| len > b.1) {
+            best = Some((start, len, what));
+        }
+    }
+    best
+}
+
+/// Turns a Fennel compile error in `text` into a problem.
+pub fn compile_problem(e: CompileError, text: &str) -> Problem {
     let (code, what) = match e.kind {
         CompileErrorKind::Parse => (Code::Parse, "parse error"),
         CompileErrorKind::Compile => (Code::Compile, "compile error"),
@@ -24,6 +69,17 @@ pub fn compile_problem(e: CompileError) -> Problem {
     let mut p = Problem::new(code, format!("{what} in {}: {}", e.file, e.message)).label(e.message.clone());
     if let Some(line) = e.line {
         p = p.at(&e.file, line).columns(e.span);
+    }
+    if e.message.ends_with("stack overflow") {
+        if let Some((line, len, what)) = longest_literal(text).filter(|l| l.1 > LONG_LITERAL) {
+            return Problem::new(code, format!("a {what} of {len} characters in {} is more than the Fennel reader can take", e.file))
+                .at(&e.file, line)
+                .label(format!("{len} characters"))
+                .help("keep strings and comments under about 20,000 characters: split a string with (.. \"part one\" \"part two\"), or keep the text in a file the job reads with (sh \"cat FILE\")");
+        }
+    }
+    if e.message.contains("attempt to index nil with 'open'") && text.contains("(include") {
+        return p.help("include is not available in ci.fnl: it reads files through io, which the sandbox does not have; load .quire/NAME.fnl with (require :NAME) instead");
     }
     let help = if e.message.ends_with("stack overflow") {
         "the Fennel compiler ran out of stack: forms nested thousands deep, or a macro that recurses without end".to_string()
@@ -93,4 +149,17 @@ pub fn split_location(text: &str) -> (Option<(String, usize)>, String) {
         }
     }
     (None, first.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::longest_literal;
+
+    #[test]
+    fn the_longest_string_or_comment_is_found_with_its_line() {
+        let text = format!("(local a \"x\\\"y\")\n;; short\n(local b \"{}\")\n", "z".repeat(50));
+        assert_eq!(longest_literal(&text), Some((3, 50, "string literal")));
+        let text = format!("(x)\n;{}\n(y \"ab\")", "c".repeat(30));
+        assert_eq!(longest_literal(&text), Some((2, 30, "comment")));
+    }
 }

@@ -851,3 +851,21 @@ fn a_sha256_repository_is_named_not_missing() {
         assert_ne!(out.status.code(), Some(0), "{args:?}:\n{text}");
     }
 }
+
+/// Smaller items: `include` and a string literal past the reader's reach
+/// are explained, not reported as a Lua internal or "nested thousands deep".
+#[test]
+fn include_and_a_huge_string_literal_get_plain_messages() {
+    let repo = Repo::empty();
+    repo.write(".quire/helpers.fnl", "{}\n");
+    repo.write(".quire/ci.fnl", "(local ci (require :quire.ci))\n(include :helpers)\n(ci.job :t [:quire/push] (fn [] {}))\n");
+    let (code, text) = quire_bounded(&repo, &["validate"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("include is not available") && text.contains("(require :NAME)"), "{text}");
+    let long = "a".repeat(30_000);
+    repo.write(".quire/ci.fnl", format!("(local ci (require :quire.ci))\n(local s \"{long}\")\n(ci.job :t [:quire/push] (fn [] {{}}))\n"));
+    let (code, text) = quire_bounded(&repo, &["validate"]);
+    assert_eq!(code, Some(2), "{}", &text[..text.len().min(2000)]);
+    assert!(text.contains("a string literal of 30000 characters"), "{}", &text[..text.len().min(2000)]);
+    assert!(!text.contains("nested thousands deep"));
+}
