@@ -1,13 +1,243 @@
 //! Faults and bad input (issue 14): each test here failed on the code before
-//! its fix. Real binary, real Docker engine, real git repositories.
+//! its fix. Real binary, real Docker engine, real git repositories. These
+//! drive quire-ci processes by hand (signals at chosen moments, an engine
+//! relay that freezes or cuts, a registry that never finishes a pull, pid
+//! namespaces), on top of the harness's repositories and records.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::harness::{self, containers_of_run, sh_ok, wait_for, Output, Record, Repo, IMAGE};
+use serde_json::Value;
 
-/// A bound on hangs, not a figure.
-const LIMIT: Duration = Duration::from_secs(120);
+use crate::harness::{self, containers_of_run, sh_ok, Record};
+
+/// The harness's repository, with the few calls these scenarios make
+/// (they drive processes by hand: signals mid-pull, relays, namespaces).
+struct Repo {
+    inner: harness::Repo,
+    path: PathBuf,
+}
+
+impl Repo {
+    /// A repository whose committed `.quire/ci.fnl` is `ci_fnl`.
+    fn new(ci_fnl: &str) -> Repo {
+        harness::require_docker();
+        Repo::wrap(harness::Repo::with_ci(ci_fnl))
+    }
+
+    fn empty() -> Repo {
+        harness::require_docker();
+        Repo::wrap(harness::Repo::new())
+    }
+
+    fn wrap(inner: harness::Repo) -> Repo {
+        let path = inner.path().to_path_buf();
+        Repo { inner, path }
+    }
+
+    fn write(&self, rel: &str, contents: impl AsRef<[u8]>) {
+        self.inner.write(rel, contents)
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        self.inner.git(args)
+    }
+
+    fn commit(&self, msg: &str) {
+        self.inner.commit(msg)
+    }
+
+    fn runs_dir(&self) -> PathBuf {
+        self.inner.runs_dir()
+    }
+
+    fn run_ids(&self) -> Vec<String> {
+        harness::record::run_ids(&self.runs_dir())
+    }
+
+    fn new_run_dir(&self, before: &[String]) -> Option<PathBuf> {
+        harness::record::new_run_dir(&self.runs_dir(), before)
+    }
+
+    /// `quire-ci ARGS` in the repo: scrubbed environment, the test image,
+    /// no result cache (see [`cached_run`]), stdin closed.
+    fn cmd(&self, args: &[&str]) -> Command {
+        self.inner.quire(args).docker().command()
+    }
+
+    fn run(&self, args: &[&str]) -> Finished {
+        self.run_cmd(self.cmd(args))
+    }
+
+    fn run_cmd(&self, mut cmd: Command) -> Finished {
+        let before = self.run_ids();
+        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run quire-ci: {e}"));
+        Finished {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            dir: self.new_run_dir(&before),
+        }
+    }
+}
+
+/// What one quire-ci process left: exit code, terminal text, its record.
+struct Finished {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    dir: Option<PathBuf>,
+}
+
+impl Finished {
+    fn terminal(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.as_deref().unwrap_or_else(|| panic!("the run left no record\n{}", self.terminal()))
+    }
+
+    fn rec(&self) -> Record {
+        Record::new(self.dir().to_path_buf())
+    }
+
+    fn meta(&self) -> Value {
+        self.rec().meta()
+    }
+
+    fn status(&self) -> String {
+        self.rec().run_status()
+    }
+
+    fn job_status(&self, job: &str) -> String {
+        self.rec().job_status(job)
+    }
+
+    fn run_log(&self) -> Vec<Value> {
+        self.rec().run_log()
+    }
+
+    fn job_log(&self, job: &str) -> Vec<Value> {
+        self.rec().job_log(job)
+    }
+
+    fn job_end(&self, job: &str) -> Value {
+        self.rec().job_end(job)
+    }
+
+    fn output(&self, job: &str, n: u64, stream: &str) -> Vec<u8> {
+        self.rec().output(job, n, stream)
+    }
+
+    fn all_record_bytes(&self) -> Vec<u8> {
+        self.rec().all_record_bytes()
+    }
+
+    /// Every log line valid against the schema, no container of the run left.
+    fn assert_clean(&self) -> &Self {
+        self.rec().assert_clean();
+        self
+    }
+}
+
+/// A `quire-ci` in the background, its stdout read line by line.
+struct Running {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    errs: std::sync::mpsc::Receiver<String>,
+}
+
+fn line_reader(r: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Blocks until a line from `rx` contains `needle`; returns the lines so far.
+fn wait_in(rx: &std::sync::mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let hit = l.contains(needle);
+                seen.push(l);
+                if hit {
+                    return true;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn quire-ci");
+        let lines = line_reader(child.stdout.take().expect("stdout"));
+        let errs = line_reader(child.stderr.take().expect("stderr"));
+        Running { child, lines, errs }
+    }
+
+    /// Blocks until a stdout line contains `needle`; returns the lines so far.
+    fn wait_for_line(&mut self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        if !wait_in(&self.lines, needle, &mut seen) {
+            let _ = self.child.kill();
+            panic!("quire-ci never printed {needle:?}; it printed:\n{}", seen.join("\n"));
+        }
+        seen
+    }
+
+    /// The same for stderr.
+    fn wait_for_err(&mut self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        if !wait_in(&self.errs, needle, &mut seen) {
+            let _ = self.child.kill();
+            panic!("quire-ci never said {needle:?} on stderr; it said:\n{}", seen.join("\n"));
+        }
+        seen
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on a child we spawned and have not reaped.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill({}, {sig}) failed", self.child.id());
+    }
+
+    /// Waits (with a generous deadline, so a hang fails instead of blocking
+    /// the suite) for the exit: code, rest of stdout, stderr.
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // The readers end at EOF once the process is gone.
+                let out: Vec<String> = self.lines.iter().collect();
+                let err: Vec<String> = self.errs.iter().collect();
+                return (status.code(), out.join("\n"), err.join("\n"));
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("quire-ci did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
 
 /// A unix socket relaying to the shared engine that the test can freeze:
 /// to quire-ci that is an engine that takes requests and never answers
@@ -97,13 +327,21 @@ impl Relay {
     }
 }
 
-/// Polls `f` until it gives `Some` (the harness's wait).
-fn poll<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
-    wait_for(what, LIMIT, f, String::new)
+/// Polls `f` until it gives `Some`, for at most a minute.
+fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A job that says `started` and then waits until the test creates
-/// /tmp/go inside its container.
+/// /tmp/go inside its container. Tests wait for its output line,
+/// `wait | started` (the command's own echo line names it too).
 const WAITER: &str = r#"(local ci (require :quire.ci))
 (ci.job :wait [:quire/push] (fn [{: sh}] (sh "echo started; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo released") {}))
 "#;
@@ -144,17 +382,17 @@ fn in_new_pid_namespace(cmd: Command) -> Command {
 /// Item 1: run A's owner lives in one pid namespace, run B starts in
 /// another; B must not take A's container for an orphan.
 fn reaper_spares_a_live_run_across_namespaces(a_unshared: bool) {
-    let a = Repo::with_ci(WAITER);
-    let b = Repo::with_ci(QUICK);
+    let a = Repo::new(WAITER);
+    let b = Repo::new(QUICK);
     let before = a.run_ids();
     let a_cmd = if a_unshared { in_new_pid_namespace(a.cmd(&["run"])) } else { a.cmd(&["run"]) };
-    let running = a.spawn_cmd(a_cmd);
-    running.wait_for_output("started", LIMIT);
+    let mut running = Running::spawn(a_cmd);
+    running.wait_for_line("| started");
     let a_id = new_run_id(&a, &before);
 
     let b_cmd = if a_unshared { b.cmd(&["run"]) } else { in_new_pid_namespace(b.cmd(&["run"])) };
     let b_run = b.run_cmd(b_cmd);
-    b_run.status(0);
+    b_run.expect_code(0);
     assert!(
         !b_run.terminal().contains("left behind"),
         "B reaped a live run's container:\n{}",
@@ -163,10 +401,11 @@ fn reaper_spares_a_live_run_across_namespaces(a_unshared: bool) {
     assert_eq!(containers_of_run(&a_id).len(), 1, "A's container is gone after B ran:\n{}", b_run.terminal());
 
     release(&a_id);
-    let a_run = running.wait();
-    a_run.status(0);
-    assert_eq!(a_run.run_id(), a_id);
-    assert_eq!(a_run.run_status(), "succeeded");
+    let (code, out, err) = running.finish();
+    assert_eq!(code, Some(0), "A must succeed\n{out}\n{err}");
+    let a_run = Finished { code, stdout: out, stderr: err, dir: Some(a.runs_dir().join(&a_id)) };
+    assert_eq!(a_run.status(), "succeeded");
+    a_run.assert_clean();
 }
 
 #[test]
@@ -188,34 +427,34 @@ fn non_utf8() -> std::ffi::OsString {
 /// concern of `run`; one that holds a secret is a plain error.
 #[test]
 fn docker_non_utf8_environment_does_not_panic_run() {
-    let repo = Repo::with_ci(QUICK);
+    let repo = Repo::new(QUICK);
     let mut cmd = repo.cmd(&["run"]);
     cmd.env("OLDPWD", non_utf8());
     let f = repo.run_cmd(cmd);
-    f.status(0);
+    f.expect_code(0);
     assert!(!f.terminal().contains("panicked"), "{}", f.terminal());
 
     let mut cmd = repo.cmd(&["run", "--secret", "OLDPWD"]);
     cmd.env("OLDPWD", non_utf8());
     let f = repo.run_cmd(cmd);
-    f.status(2);
+    f.expect_code(2);
     assert!(f.stderr.contains("OLDPWD") && f.stderr.contains("UTF-8"), "{}", f.terminal());
 }
 
 /// `git push` of main to a fresh bare remote, through quire-ci's pre-push
 /// hook, with `env` added.
 fn push_through_hook(repo: &Repo, env: &[(&str, std::ffi::OsString)]) -> std::process::Output {
-    let remote = repo.scratch().join("remote.git");
+    let remote = repo.path.parent().unwrap().join("remote.git");
     sh_ok(Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&remote));
     repo.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
-    repo.quire(&["hook", "install"]).status(0).run();
+    let install = repo.cmd(&["hook", "install"]).output().expect("hook install");
+    assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
     let mut push = Command::new("git");
-    harness::scrub(&mut push);
     push.args(["push", "-q", "origin", "main"])
-        .current_dir(repo.path())
-        .env("QUIRE_CI_IMAGE", IMAGE)
-        .env("QUIRE_CI_NO_CACHE", "1")
-        .stdin(Stdio::null());
+        .current_dir(&repo.path)
+        .env("QUIRE_CI_IMAGE", harness::IMAGE)
+        .env("NO_COLOR", "1")
+        .env("QUIRE_CI_NO_CACHE", "1");
     for (k, v) in env {
         push.env(k, v);
     }
@@ -225,22 +464,24 @@ fn push_through_hook(repo: &Repo, env: &[(&str, std::ffi::OsString)]) -> std::pr
 /// Item 3 through the hook: the push goes through.
 #[test]
 fn docker_non_utf8_environment_does_not_refuse_a_push() {
-    let repo = Repo::with_ci(QUICK);
+    let repo = Repo::new(QUICK);
     let out = push_through_hook(&repo, &[("OLDPWD", non_utf8())]);
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "push refused:\n{text}");
     assert!(!text.contains("panicked"), "{text}");
 }
 
-/// `quire-ci run` with the result cache on (`.docker()` turns it off).
-fn cached_run<'r>(repo: &'r Repo, args: &[&str]) -> Output<'r> {
-    repo.quire(args).docker().env_remove("QUIRE_CI_NO_CACHE").run()
+/// `quire-ci run` with the result cache on (Repo::cmd turns it off).
+fn cached_run(repo: &Repo, args: &[&str]) -> Finished {
+    let mut cmd = repo.cmd(args);
+    cmd.env_remove("QUIRE_CI_NO_CACHE");
+    repo.run_cmd(cmd)
 }
 
 /// Item 8: a green run answers only runs under the same settings.
 #[test]
 fn docker_cache_key_covers_memory_and_lua_limits() {
-    let repo = Repo::with_ci(
+    let repo = Repo::new(
         r#"(local ci (require :quire.ci))
 (ci.job :hog [:quire/push]
   (fn [{: sh}]
@@ -250,14 +491,14 @@ fn docker_cache_key_covers_memory_and_lua_limits() {
 "#,
     );
     let green = cached_run(&repo, &["run"]);
-    green.status(0);
+    green.expect_code(0);
     let again = cached_run(&repo, &["run"]);
-    again.status(0);
+    again.expect_code(0);
     assert!(again.stderr.contains("cached"), "the same run is a hit:\n{}", again.terminal());
 
     let oom = cached_run(&repo, &["run", "--memory", "16m"]);
     assert!(!oom.terminal().contains("cached"), "--memory 16m answered from the cache:\n{}", oom.terminal());
-    oom.status(3);
+    oom.expect_code(3);
     assert!(oom.terminal().contains("oom-killed"), "{}", oom.terminal());
 
     let lua = cached_run(&repo, &["run", "--lua-memory", "8"]);
@@ -266,7 +507,7 @@ fn docker_cache_key_covers_memory_and_lua_limits() {
 
     for args in [&["run", "--eval-timeout", "9"][..], &["run", "--job-lua-timeout", "9"][..]] {
         let other = cached_run(&repo, args);
-        other.status(0);
+        other.expect_code(0);
         assert!(!other.terminal().contains("cached"), "{args:?} answered from the cache:\n{}", other.terminal());
     }
 }
@@ -276,24 +517,29 @@ fn docker_cache_key_covers_memory_and_lua_limits() {
 /// `canceled`, not cached.
 #[test]
 fn docker_sigint_during_teardown_is_canceled_not_green() {
-    let repo = Repo::with_ci(QUICK);
-    let relay = Relay::start(repo.scratch(), true);
-    let running = repo.quire(&["run"]).docker().env_remove("QUIRE_CI_NO_CACHE").env("DOCKER_HOST", relay.docker_host()).spawn();
+    let repo = Repo::new(QUICK);
+    let relay = Relay::start(repo.path.parent().unwrap(), true);
+    let before = repo.run_ids();
+    let mut cmd = repo.cmd(&["run"]);
+    cmd.env_remove("QUIRE_CI_NO_CACHE").env("DOCKER_HOST", relay.docker_host());
+    let mut running = Running::spawn(cmd);
     poll("quire-ci removing its container", || relay.holding_a_removal().then_some(()));
-    running.signal("INT");
+    running.signal(libc::SIGINT);
     // The signal has landed before the removal goes through.
-    running.wait_for_output("canceling the run", LIMIT);
+    running.wait_for_err("canceling the run");
+    let id = new_run_id(&repo, &before);
     relay.freeze(false);
-    let f = running.wait();
-    f.status(130);
-    assert_eq!(f.run_status(), "canceled", "{}", f.terminal());
+    let (code, out, err) = running.finish();
+    assert_eq!(code, Some(130), "SIGINT during teardown\n{out}\n{err}");
+    let f = Finished { code, stdout: out, stderr: err, dir: Some(repo.runs_dir().join(&id)) };
+    assert_eq!(f.status(), "canceled", "{}", f.terminal());
     assert_eq!(f.job_status("quick"), "succeeded");
     let end = f.run_log().into_iter().find(|e| e["kind"] == "run-end").expect("run-end");
     assert_eq!(end["status"], "canceled");
     f.assert_clean();
     // Not green: the next run is a real one.
     let next = cached_run(&repo, &["run"]);
-    next.status(0);
+    next.expect_code(0);
     assert!(!next.terminal().contains("cached"), "an interrupted run was cached:\n{}", next.terminal());
 }
 
@@ -302,21 +548,25 @@ fn docker_sigint_during_teardown_is_canceled_not_green() {
 /// saying which container it could not remove.
 #[test]
 fn docker_first_sigint_with_a_frozen_engine_ends_the_run() {
-    let repo = Repo::with_ci(WAITER);
-    let relay = Relay::start(repo.scratch(), false);
-    // Its container outlives it until the engine thaws (checked below).
-    let running = repo.quire(&["run"]).docker().env("DOCKER_HOST", relay.docker_host()).keeps_container().spawn();
-    running.wait_for_output("started", LIMIT);
-    let id = running.record(LIMIT).run_id();
+    let repo = Repo::new(WAITER);
+    let relay = Relay::start(repo.path.parent().unwrap(), false);
+    let before = repo.run_ids();
+    let mut cmd = repo.cmd(&["run"]);
+    cmd.env("DOCKER_HOST", relay.docker_host());
+    let mut running = Running::spawn(cmd);
+    running.wait_for_line("| started");
+    let id = new_run_id(&repo, &before);
     relay.freeze(true);
-    running.signal("INT");
-    let f = running.wait();
+    running.signal(libc::SIGINT);
+    let (code, out, err) = running.finish();
     relay.freeze(false);
     // Thawed, the engine carries out the removal it was asked for.
     poll("the held removal to go through", || containers_of_run(&id).is_empty().then_some(()));
-    f.status(130);
-    assert!(f.stderr.contains("could not remove container") && f.stderr.contains("did not answer"), "{}", f.stderr);
-    assert_eq!(f.run_status(), "canceled");
+    assert_eq!(code, Some(130), "\n{out}\n{err}");
+    assert!(err.contains("could not remove container") && err.contains("did not answer"), "{err}");
+    let f = Finished { code, stdout: out, stderr: err, dir: Some(repo.runs_dir().join(&id)) };
+    assert_eq!(f.status(), "canceled");
+    f.rec().assert_valid();
 }
 
 /// A TCP relay in front of the local registry (scripts/registry) that
@@ -376,7 +626,7 @@ impl SlowRegistry {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let path = format!("quire-ci-test/faults-pull:{}-{nanos}", std::process::id());
         let direct = format!("{upstream}/{path}");
-        let dockerfile = format!("FROM {}\nRUN head -c 3000000 /dev/urandom > /blob\n", IMAGE);
+        let dockerfile = format!("FROM {}\nRUN head -c 3000000 /dev/urandom > /blob\n", harness::IMAGE);
         let ctx = tempfile::tempdir().expect("build context");
         std::fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
         sh_ok(Command::new("docker").args(["build", "-q", "-t", &direct]).arg(ctx.path()));
@@ -392,11 +642,14 @@ impl Drop for SlowRegistry {
     }
 }
 
-fn interrupt_while<'r>(repo: &'r Repo, needle: &str, sig: &str) -> Output<'r> {
-    let running = repo.quire(&["run"]).docker().spawn();
-    running.wait_for_output(needle, LIMIT);
+fn interrupt_while(repo: &Repo, needle: &str, sig: i32) -> Finished {
+    let before = repo.run_ids();
+    let mut running = Running::spawn(repo.cmd(&["run"]));
+    running.wait_for_line(needle);
     running.signal(sig);
-    running.wait()
+    let (code, out, err) = running.finish();
+    let id = new_run_id(repo, &before);
+    Finished { code, stdout: out, stderr: err, dir: Some(repo.runs_dir().join(id)) }
 }
 
 /// Item 4: a signal during a pull that would not end stops the run.
@@ -405,13 +658,13 @@ fn docker_sigint_and_sigterm_during_an_image_pull_stop_the_run() {
     let slow = SlowRegistry::start();
     let upstream = sh_ok(Command::new("bash").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/registry"))).trim().to_string();
     let image = slow.image(&upstream);
-    let repo = Repo::with_ci(&format!(
+    let repo = Repo::new(&format!(
         "(local ci (require :quire.ci))\n(ci.image {image:?})\n(ci.job :t [:quire/push] (fn [{{: sh}}] (sh \"echo ran\") {{}}))\n"
     ));
-    for (sig, name) in [("INT", "SIGINT"), ("TERM", "SIGTERM")] {
+    for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
         let f = interrupt_while(&repo, "pulling", sig);
         assert_eq!(f.code, Some(130), "{name} during a pull\n{}", f.terminal());
-        assert_eq!(f.run_status(), "canceled", "{name}");
+        assert_eq!(f.status(), "canceled", "{name}");
         assert!(!f.terminal().contains("ran\n"), "the job ran: {}", f.terminal());
         f.assert_clean();
         // It stopped during the pull, not after it: the image never arrived.
@@ -425,17 +678,21 @@ fn docker_sigint_and_sigterm_during_an_image_pull_stop_the_run() {
 /// Item 4: a signal during a `.quire/Dockerfile` build that would not end.
 #[test]
 fn docker_sigint_during_a_dockerfile_build_stops_the_run() {
-    let repo = Repo::new();
+    let repo = Repo::empty();
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    repo.write(".quire/Dockerfile", format!("FROM {}\nRUN echo building-{nanos}; sleep 3600\n", IMAGE));
+    repo.write(".quire/Dockerfile", format!("FROM {}\nRUN echo building-{nanos}; sleep 3600\n", harness::IMAGE));
     repo.write(".quire/ci.fnl", QUICK);
     repo.commit("ci");
-    let running = repo.quire(&["run"]).docker().env_remove("QUIRE_CI_IMAGE").spawn();
-    running.wait_for_output(&format!("building-{nanos}"), LIMIT);
-    running.signal("INT");
-    let f = running.wait();
+    let mut cmd = repo.cmd(&["run"]);
+    cmd.env_remove("QUIRE_CI_IMAGE");
+    let before = repo.run_ids();
+    let mut running = Running::spawn(cmd);
+    running.wait_for_line(&format!("building-{nanos}"));
+    running.signal(libc::SIGINT);
+    let (code, out, err) = running.finish();
+    let f = Finished { code, stdout: out, stderr: err, dir: Some(repo.runs_dir().join(new_run_id(&repo, &before))) };
     assert_eq!(f.code, Some(130), "SIGINT during a build\n{}", f.terminal());
-    assert_eq!(f.run_status(), "canceled");
+    assert_eq!(f.status(), "canceled");
     f.assert_clean();
     // The engine stopped the build too: no build step is left running.
     let marker = format!("building-{nanos}");
@@ -454,18 +711,54 @@ const LISTER: &str = r#"(local ci (require :quire.ci))
 /// second run neither sees the first one's record nor gets another tree.
 #[test]
 fn docker_out_inside_the_tree_is_not_in_the_snapshot() {
-    let repo = Repo::with_ci(LISTER);
+    let repo = Repo::new(LISTER);
     repo.write("x", "v1\n");
     repo.commit("x");
-    let out = repo.path().join("ci-runs");
-    let first = repo.quire(&["run", "--out", "ci-runs"]).docker().record_in(&out).status(0).run();
+    let out = repo.path.join("ci-runs");
+    let first = repo.run(&["run", "--out", "ci-runs"]);
+    first.expect_code(0);
     let runs: Vec<_> = std::fs::read_dir(&out).expect("--out dir").flatten().collect();
     assert_eq!(runs.len(), 1);
-    let second = repo.quire(&["run", "--out", "ci-runs"]).docker().record_in(&out).status(0).run();
-    assert_ne!(first.dir(), second.dir());
+    let first_dir = runs[0].path();
+    let first = Finished { dir: Some(first_dir.clone()), ..first };
+    let second = repo.run(&["run", "--out", "ci-runs"]);
+    second.expect_code(0);
+    let second_dir = std::fs::read_dir(&out).expect("--out").flatten().map(|e| e.path()).find(|p| p != &first_dir).expect("second run");
+    let second = Finished { dir: Some(second_dir), ..second };
     let listing = String::from_utf8_lossy(&second.output("t", 1, "stdout")).into_owned();
     assert!(listing.contains("x\n") && !listing.contains("ci-runs"), "the record went into /work:\n{listing}");
     assert_eq!(first.meta()["tree"], second.meta()["tree"], "the run directory changed the tree");
+}
+
+/// `quire-ci watch` in the background, its output in a file.
+struct Watching {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Watching {
+    fn start(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Watching {
+        let log = repo.path.parent().unwrap().join("watch.log");
+        let f = std::fs::File::create(&log).expect("log");
+        let mut cmd = repo.cmd(args);
+        cmd.stdout(f.try_clone().expect("clone")).stderr(f);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Watching { child: cmd.spawn().expect("spawn watch"), log }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+    }
 }
 
 /// The finished runs in `dir`, oldest first, with what `cat x` printed.
@@ -477,18 +770,19 @@ fn finished_runs(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
             std::fs::read_to_string(d.join("log.jsonl")).unwrap_or_default().lines().last().is_some_and(|l| l.contains("\"run-end\""))
         })
         .map(|d| {
-            let out = String::from_utf8_lossy(&Record::new(d.clone()).output("t", 1, "stdout")).into_owned();
+            let f = Finished { code: None, stdout: String::new(), stderr: String::new(), dir: Some(d.clone()) };
+            let out = String::from_utf8_lossy(&f.output("t", 1, "stdout")).into_owned();
             (d, out)
         })
         .collect()
 }
 
 fn watch_with_out_inside(env: &[(&str, &str)]) {
-    let repo = Repo::with_ci(LISTER);
+    let repo = Repo::new(LISTER);
     repo.write("x", "v1\n");
     repo.commit("x");
-    let out = repo.path().join("ci-runs");
-    let w = repo.quire(&["watch", "--out", "ci-runs", "--debounce", "50"]).docker().envs(env).record_in(&out).spawn();
+    let out = repo.path.join("ci-runs");
+    let w = Watching::start(&repo, &["watch", "--out", "ci-runs", "--debounce", "50"], env);
     for (n, v) in ["v1", "v2", "v3"].iter().enumerate() {
         if n > 0 {
             repo.write("x", format!("{v}\n"));
@@ -499,15 +793,10 @@ fn watch_with_out_inside(env: &[(&str, &str)]) {
     }
     let runs = finished_runs(&out);
     let seen: Vec<String> = runs.iter().map(|(_, o)| o.lines().last().unwrap_or("").to_string()).collect();
-    assert_eq!(seen, ["v1", "v2", "v3"], "one run per edit, none set off by the run directory\n{}{}", w.stdout(), w.stderr());
+    assert_eq!(seen, ["v1", "v2", "v3"], "one run per edit, none set off by the run directory\n{}", w.output());
     for (_, o) in &runs {
         assert!(!o.contains("ci-runs"), "the record went into /work:\n{o}");
     }
-    for (d, _) in &runs {
-        Record::new(d.clone()).assert_clean();
-    }
-    w.signal("INT");
-    w.wait().status(130);
 }
 
 /// Item 5, polling watcher (also the fallback when inotify limits are hit).
@@ -526,36 +815,35 @@ fn docker_watch_inotify_with_out_inside_runs_once_per_edit() {
 /// as git stores them (the engine's unpacker alone refuses them).
 #[test]
 fn docker_links_climbing_out_of_the_repo_arrive_as_git_stores_them() {
-    let repo = Repo::with_ci(
+    let repo = Repo::new(
         r#"(local ci (require :quire.ci))
 (ci.job :t [:quire/push] (fn [{: sh}] (sh "readlink docs/CONTRIBUTING.md; readlink only/deep; readlink up; cat README") {}))
 "#,
     );
     repo.write("README", "readme\n");
-    std::fs::create_dir_all(repo.path().join("docs")).unwrap();
-    std::fs::create_dir_all(repo.path().join("only")).unwrap();
-    std::os::unix::fs::symlink("../../shared/CONTRIBUTING.md", repo.path().join("docs/CONTRIBUTING.md")).unwrap();
-    std::os::unix::fs::symlink("../../../../../../../etc/hostname", repo.path().join("only/deep")).unwrap();
-    std::os::unix::fs::symlink("..", repo.path().join("up")).unwrap();
+    std::fs::create_dir_all(repo.path.join("docs")).unwrap();
+    std::fs::create_dir_all(repo.path.join("only")).unwrap();
+    std::os::unix::fs::symlink("../../shared/CONTRIBUTING.md", repo.path.join("docs/CONTRIBUTING.md")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../../etc/hostname", repo.path.join("only/deep")).unwrap();
+    std::os::unix::fs::symlink("..", repo.path.join("up")).unwrap();
     repo.commit("links");
     let want = "../../shared/CONTRIBUTING.md\n../../../../../../../etc/hostname\n..\nreadme\n";
     let f = repo.run(&["run"]);
-    f.status(0).assert_clean();
+    f.expect_code(0).assert_clean();
     assert_eq!(String::from_utf8_lossy(&f.output("t", 1, "stdout")), want, "{}", f.terminal());
     // From a commit (the hook's snapshot): the links come from the objects.
     let before = repo.run_ids();
     let out = push_through_hook(&repo, &[]);
     assert!(out.status.success(), "push refused:\n{}", String::from_utf8_lossy(&out.stderr));
-    let hooked = Record::new(repo.new_run_dir(&before).expect("the hook's run"));
-    hooked.assert_clean();
+    let hooked = Finished { code: Some(0), stdout: String::new(), stderr: String::new(), dir: repo.new_run_dir(&before) };
     assert_eq!(String::from_utf8_lossy(&hooked.output("t", 1, "stdout")), want);
 }
 
-fn assert_nowhere(f: &Output, what: &str, needles: &[&str]) {
+fn assert_nowhere(f: &Finished, what: &str, needles: &[&str]) {
     let record = f.all_record_bytes();
     let terminal = f.terminal();
     for n in needles {
-        assert!(!crate::harness::record::contains_bytes(&record, n.as_bytes()), "{what}: {n:?} is in the run record");
+        assert!(!harness::record::contains_bytes(&record, n.as_bytes()), "{what}: {n:?} is in the run record");
         assert!(!terminal.contains(n), "{what}: {n:?} is on the terminal:\n{terminal}");
     }
 }
@@ -564,7 +852,7 @@ fn assert_nowhere(f: &Output, what: &str, needles: &[&str]) {
 #[test]
 fn docker_a_secret_in_a_bad_cwd_is_masked_everywhere() {
     let secret = "/etc/s3cr\"et\\x\tz\nq";
-    let repo = Repo::with_ci(
+    let repo = Repo::new(
         r#"(local ci (require :quire.ci))
 (ci.job :t [:quire/push] (fn [{: sh : secret}] (sh "pwd" {:cwd (secret :DIR)}) {}))
 "#,
@@ -586,7 +874,7 @@ fn docker_a_secret_in_a_bad_cwd_is_masked_everywhere() {
 /// Item 7: a number made from a secret is masked in outputs, the log and --json.
 #[test]
 fn docker_a_numeric_output_made_from_a_secret_is_masked() {
-    let repo = Repo::with_ci(
+    let repo = Repo::new(
         r#"(local ci (require :quire.ci))
 (ci.job :t [:quire/push] (fn [{: secret}] {:pin (tonumber (secret :PIN)) :twice (* 2 (tonumber (secret :PIN)))}))
 "#,
@@ -595,7 +883,7 @@ fn docker_a_numeric_output_made_from_a_secret_is_masked() {
         let mut cmd = repo.cmd(if json { &["run", "--json"][..] } else { &["run", "-v"][..] });
         cmd.env("QUIRE_SECRET_PIN", "734519");
         let f = repo.run_cmd(cmd);
-        f.status(0);
+        f.expect_code(0);
         assert_nowhere(&f, "numeric output", &["734519"]);
         assert_eq!(f.job_end("t")["outputs"]["pin"], "***");
     }
@@ -674,7 +962,7 @@ fn docker_terminal_control_sequences_in_job_output_are_not_drawn() {
         // line appears twice (live and excerpt), both safe.
         assert!(text.matches("hidden").count() >= 2, "no excerpt in the summary:\n{text}");
         let raw = f.output("t", 1, "stdout");
-        assert!(run_support::contains_bytes(&raw, b"\x1b]52;c;ZXZpbA==\x07"), "the log must keep the raw bytes");
+        assert!(harness::record::contains_bytes(&raw, b"\x1b]52;c;ZXZpbA==\x07"), "the log must keep the raw bytes");
 
         let logs = repo.cmd(&["--color", colour, "logs"]).output().expect("logs");
         let shown = String::from_utf8_lossy(&logs.stdout);
@@ -766,7 +1054,7 @@ fn docker_a_killed_run_is_listed_as_abandoned() {
     let repo = Repo::new(WAITER);
     let before = repo.run_ids();
     let mut running = Running::spawn(repo.cmd(&["run"]));
-    running.wait_for_line("started");
+    running.wait_for_line("| started");
     let id = new_run_id(&repo, &before);
     running.signal(libc::SIGKILL);
     let _ = running.finish();
@@ -801,7 +1089,7 @@ fn docker_container_death_cancels_the_job_and_an_engine_death_is_no_sigkill() {
     let repo = Repo::new(WAITER);
     let before = repo.run_ids();
     let mut running = Running::spawn(repo.cmd(&["run"]));
-    running.wait_for_line("started");
+    running.wait_for_line("| started");
     let id = new_run_id(&repo, &before);
     let c = containers_of_run(&id);
     sh_ok(Command::new("docker").args(["kill", &c[0]]));
@@ -819,7 +1107,7 @@ fn docker_container_death_cancels_the_job_and_an_engine_death_is_no_sigkill() {
     let mut cmd = repo.cmd(&["run"]);
     cmd.env("DOCKER_HOST", relay.docker_host());
     let mut running = Running::spawn(cmd);
-    running.wait_for_line("started");
+    running.wait_for_line("| started");
     let id = new_run_id(&repo, &before);
     relay.cut();
     let (code, out, err) = running.finish();
@@ -828,7 +1116,7 @@ fn docker_container_death_cancels_the_job_and_an_engine_death_is_no_sigkill() {
     }
     let f = Finished { code, stdout: out, stderr: err, dir: Some(repo.runs_dir().join(&id)) };
     f.expect_code(3);
-    run_support::schema::assert_run_dir_valid(f.dir());
+    f.rec().assert_valid();
     assert_eq!(f.job_end("wait")["outcome"], "canceled", "{}", f.terminal());
     let exit = f.job_log("wait").into_iter().find(|e| e["kind"] == "sh-exit").expect("sh-exit");
     assert_eq!(exit["exit"], -1, "{exit}");
@@ -844,7 +1132,7 @@ fn a_sha256_repository_is_named_not_missing() {
     std::fs::create_dir_all(dir.join(".quire")).unwrap();
     std::fs::write(dir.join(".quire/ci.fnl"), QUICK).unwrap();
     for args in [&["run"][..], &["validate"][..], &["doctor"][..]] {
-        let out = Command::new(run_support::bin()).args(args).current_dir(&dir).env("NO_COLOR", "1").output().expect("quire-ci");
+        let out = Command::new(harness::bin()).args(args).current_dir(&dir).env("NO_COLOR", "1").output().expect("quire-ci");
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(text.contains("SHA-256"), "{args:?}:\n{text}");
         assert!(!text.contains("not inside a git repository"), "{args:?}:\n{text}");
