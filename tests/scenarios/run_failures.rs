@@ -30,7 +30,9 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// `quire-ci run` in `repo`, in the background, once its slow command runs.
 fn started(repo: &Repo) -> Running<'_> {
     let run = repo.quire(&["run"]).docker().spawn();
-    run.wait_for_output("started", LIMIT);
+    // The job's output line, not the command's echo (`slow $ echo
+    // started…`), which comes before the command runs.
+    run.wait_for_output("| started", LIMIT);
     run
 }
 
@@ -221,7 +223,9 @@ fn docker_engine_gone_mid_run_is_container_died_exit_3_and_the_next_run_cleans_u
         .env("DOCKER_HOST", format!("unix://{}", relay.path.display()))
         .keeps_container()
         .spawn();
-    run.wait_for_output("started", LIMIT);
+    // The job's output line, not the command's echo (`slow $ echo
+    // started…`), which comes before the command runs.
+    run.wait_for_output("| started", LIMIT);
     let id = run.record(LIMIT).run_id();
     relay.cut();
     let f = run.wait();
