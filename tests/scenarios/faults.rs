@@ -277,7 +277,10 @@ impl Relay {
                 if let (Ok(c), Ok(u)) = (client.try_clone(), upstream.try_clone()) {
                     open.lock().unwrap().extend([c, u]);
                 }
-                for (from, to, requests) in [(client.try_clone(), upstream.try_clone(), true), (upstream.try_clone(), client.try_clone(), false)] {
+                for (from, to, requests) in [
+                    (client.try_clone(), upstream.try_clone(), true),
+                    (upstream.try_clone(), client.try_clone(), false),
+                ] {
                     let (Ok(mut from), Ok(mut to)) = (from, to) else { continue };
                     let (frozen, held) = (frozen.clone(), held.clone());
                     std::thread::spawn(move || {
@@ -352,9 +355,7 @@ const QUICK: &str = r#"(local ci (require :quire.ci))
 
 /// The newest run id in a repo, once one appears after `before`.
 fn new_run_id(repo: &Repo, before: &[String]) -> String {
-    poll("the run's record", || {
-        repo.new_run_dir(before).map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
-    })
+    poll("the run's record", || repo.new_run_dir(before).map(|d| d.file_name().unwrap().to_string_lossy().into_owned()))
 }
 
 fn release(run_id: &str) {
@@ -393,11 +394,7 @@ fn reaper_spares_a_live_run_across_namespaces(a_unshared: bool) {
     let b_cmd = if a_unshared { b.cmd(&["run"]) } else { in_new_pid_namespace(b.cmd(&["run"])) };
     let b_run = b.run_cmd(b_cmd);
     b_run.expect_code(0);
-    assert!(
-        !b_run.terminal().contains("left behind"),
-        "B reaped a live run's container:\n{}",
-        b_run.terminal()
-    );
+    assert!(!b_run.terminal().contains("left behind"), "B reaped a live run's container:\n{}", b_run.terminal());
     assert_eq!(containers_of_run(&a_id).len(), 1, "A's container is gone after B ran:\n{}", b_run.terminal());
 
     release(&a_id);
@@ -592,7 +589,10 @@ impl SlowRegistry {
                 let Ok(client) = client else { continue };
                 let Ok(upstream) = TcpStream::connect(&upstream_addr) else { continue };
                 let blob = std::sync::Arc::new(AtomicBool::new(false));
-                for (from, to, requests) in [(client.try_clone(), upstream.try_clone(), true), (upstream.try_clone(), client.try_clone(), false)] {
+                for (from, to, requests) in [
+                    (client.try_clone(), upstream.try_clone(), true),
+                    (upstream.try_clone(), client.try_clone(), false),
+                ] {
                     let (Ok(mut from), Ok(mut to)) = (from, to) else { continue };
                     let (rel, blob) = (rel.clone(), blob.clone());
                     std::thread::spawn(move || {
@@ -623,7 +623,8 @@ impl SlowRegistry {
     /// A fresh image (a layer of its own) pushed straight to the registry,
     /// named through this relay, absent from the engine.
     fn image(&self, upstream: &str) -> String {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let path = format!("quire-ci-test/faults-pull:{}-{nanos}", std::process::id());
         let direct = format!("{upstream}/{path}");
         let dockerfile = format!("FROM {}\nRUN head -c 3000000 /dev/urandom > /blob\n", harness::IMAGE);
@@ -656,7 +657,8 @@ fn interrupt_while(repo: &Repo, needle: &str, sig: i32) -> Finished {
 #[test]
 fn docker_sigint_and_sigterm_during_an_image_pull_stop_the_run() {
     let slow = SlowRegistry::start();
-    let upstream = sh_ok(Command::new("bash").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/registry"))).trim().to_string();
+    let upstream =
+        sh_ok(Command::new("bash").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/registry"))).trim().to_string();
     let image = slow.image(&upstream);
     let repo = Repo::new(&format!(
         "(local ci (require :quire.ci))\n(ci.image {image:?})\n(ci.job :t [:quire/push] (fn [{{: sh}}] (sh \"echo ran\") {{}}))\n"
@@ -668,7 +670,8 @@ fn docker_sigint_and_sigterm_during_an_image_pull_stop_the_run() {
         assert!(!f.terminal().contains("ran\n"), "the job ran: {}", f.terminal());
         f.assert_clean();
         // It stopped during the pull, not after it: the image never arrived.
-        let present = Command::new("docker").args(["image", "inspect", &image]).output().expect("docker").status.success();
+        let present =
+            Command::new("docker").args(["image", "inspect", &image]).output().expect("docker").status.success();
         assert!(!present, "{name}: quire-ci waited for the pull to finish");
     }
     drop(slow);
@@ -723,7 +726,12 @@ fn docker_out_inside_the_tree_is_not_in_the_snapshot() {
     let first = Finished { dir: Some(first_dir.clone()), ..first };
     let second = repo.run(&["run", "--out", "ci-runs"]);
     second.expect_code(0);
-    let second_dir = std::fs::read_dir(&out).expect("--out").flatten().map(|e| e.path()).find(|p| p != &first_dir).expect("second run");
+    let second_dir = std::fs::read_dir(&out)
+        .expect("--out")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p != &first_dir)
+        .expect("second run");
     let second = Finished { dir: Some(second_dir), ..second };
     let listing = String::from_utf8_lossy(&second.output("t", 1, "stdout")).into_owned();
     assert!(listing.contains("x\n") && !listing.contains("ci-runs"), "the record went into /work:\n{listing}");
@@ -763,11 +771,16 @@ impl Drop for Watching {
 
 /// The finished runs in `dir`, oldest first, with what `cat x` printed.
 fn finished_runs(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
-    let mut runs: Vec<_> = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut runs: Vec<_> =
+        std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
     runs.sort();
     runs.into_iter()
         .filter(|d| {
-            std::fs::read_to_string(d.join("log.jsonl")).unwrap_or_default().lines().last().is_some_and(|l| l.contains("\"run-end\""))
+            std::fs::read_to_string(d.join("log.jsonl"))
+                .unwrap_or_default()
+                .lines()
+                .last()
+                .is_some_and(|l| l.contains("\"run-end\""))
         })
         .map(|d| {
             let f = Finished { code: None, stdout: String::new(), stderr: String::new(), dir: Some(d.clone()) };
@@ -835,7 +848,8 @@ fn docker_links_climbing_out_of_the_repo_arrive_as_git_stores_them() {
     let before = repo.run_ids();
     let out = push_through_hook(&repo, &[]);
     assert!(out.status.success(), "push refused:\n{}", String::from_utf8_lossy(&out.stderr));
-    let hooked = Finished { code: Some(0), stdout: String::new(), stderr: String::new(), dir: repo.new_run_dir(&before) };
+    let hooked =
+        Finished { code: Some(0), stdout: String::new(), stderr: String::new(), dir: repo.new_run_dir(&before) };
     assert_eq!(String::from_utf8_lossy(&hooked.output("t", 1, "stdout")), want);
 }
 
@@ -1012,25 +1026,45 @@ fn quire_dir_reads_refuse_links_out_special_files_and_huge_files() {
     let host = outside.path().join("host.fnl");
     let dotquire = outside.path().join("dotquire");
     let cases: Vec<(&str, Setup, &str)> = vec![
-        ("module -> /dev/zero", Box::new(|r: &Repo| {
-            r.write(".quire/ci.fnl", REQUIRES_EVIL);
-            std::os::unix::fs::symlink("/dev/zero", r.path.join(".quire/evil.fnl")).unwrap();
-        }), "symbolic link"),
-        ("module -> a host file", Box::new(move |r: &Repo| {
-            r.write(".quire/ci.fnl", REQUIRES_EVIL);
-            std::os::unix::fs::symlink(&host, r.path.join(".quire/evil.fnl")).unwrap();
-        }), "symbolic link"),
-        (".quire -> a host directory", Box::new(move |r: &Repo| {
-            std::os::unix::fs::symlink(&dotquire, r.path.join(".quire")).unwrap();
-        }), "symbolic link"),
-        ("ci.fnl is a FIFO", Box::new(|r: &Repo| {
-            std::fs::create_dir_all(r.path.join(".quire")).unwrap();
-            sh_ok(Command::new("mkfifo").arg(r.path.join(".quire/ci.fnl")));
-        }), "not a regular file"),
-        ("a 9 MiB module", Box::new(|r: &Repo| {
-            r.write(".quire/ci.fnl", REQUIRES_EVIL);
-            r.write(".quire/evil.fnl", vec![b' '; 9 * 1024 * 1024]);
-        }), "at most 8 MiB"),
+        (
+            "module -> /dev/zero",
+            Box::new(|r: &Repo| {
+                r.write(".quire/ci.fnl", REQUIRES_EVIL);
+                std::os::unix::fs::symlink("/dev/zero", r.path.join(".quire/evil.fnl")).unwrap();
+            }),
+            "symbolic link",
+        ),
+        (
+            "module -> a host file",
+            Box::new(move |r: &Repo| {
+                r.write(".quire/ci.fnl", REQUIRES_EVIL);
+                std::os::unix::fs::symlink(&host, r.path.join(".quire/evil.fnl")).unwrap();
+            }),
+            "symbolic link",
+        ),
+        (
+            ".quire -> a host directory",
+            Box::new(move |r: &Repo| {
+                std::os::unix::fs::symlink(&dotquire, r.path.join(".quire")).unwrap();
+            }),
+            "symbolic link",
+        ),
+        (
+            "ci.fnl is a FIFO",
+            Box::new(|r: &Repo| {
+                std::fs::create_dir_all(r.path.join(".quire")).unwrap();
+                sh_ok(Command::new("mkfifo").arg(r.path.join(".quire/ci.fnl")));
+            }),
+            "not a regular file",
+        ),
+        (
+            "a 9 MiB module",
+            Box::new(|r: &Repo| {
+                r.write(".quire/ci.fnl", REQUIRES_EVIL);
+                r.write(".quire/evil.fnl", vec![b' '; 9 * 1024 * 1024]);
+            }),
+            "at most 8 MiB",
+        ),
     ];
     for (name, setup, want) in cases {
         let repo = Repo::empty();
@@ -1132,7 +1166,8 @@ fn a_sha256_repository_is_named_not_missing() {
     std::fs::create_dir_all(dir.join(".quire")).unwrap();
     std::fs::write(dir.join(".quire/ci.fnl"), QUICK).unwrap();
     for args in [&["run"][..], &["validate"][..], &["doctor"][..]] {
-        let out = Command::new(harness::bin()).args(args).current_dir(&dir).env("NO_COLOR", "1").output().expect("quire-ci");
+        let out =
+            Command::new(harness::bin()).args(args).current_dir(&dir).env("NO_COLOR", "1").output().expect("quire-ci");
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(text.contains("SHA-256"), "{args:?}:\n{text}");
         assert!(!text.contains("not inside a git repository"), "{args:?}:\n{text}");
@@ -1146,12 +1181,18 @@ fn a_sha256_repository_is_named_not_missing() {
 fn include_and_a_huge_string_literal_get_plain_messages() {
     let repo = Repo::empty();
     repo.write(".quire/helpers.fnl", "{}\n");
-    repo.write(".quire/ci.fnl", "(local ci (require :quire.ci))\n(include :helpers)\n(ci.job :t [:quire/push] (fn [] {}))\n");
+    repo.write(
+        ".quire/ci.fnl",
+        "(local ci (require :quire.ci))\n(include :helpers)\n(ci.job :t [:quire/push] (fn [] {}))\n",
+    );
     let (code, text) = quire_bounded(&repo, &["validate"]);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("include is not available") && text.contains("(require :NAME)"), "{text}");
     let long = "a".repeat(30_000);
-    repo.write(".quire/ci.fnl", format!("(local ci (require :quire.ci))\n(local s \"{long}\")\n(ci.job :t [:quire/push] (fn [] {{}}))\n"));
+    repo.write(
+        ".quire/ci.fnl",
+        format!("(local ci (require :quire.ci))\n(local s \"{long}\")\n(ci.job :t [:quire/push] (fn [] {{}}))\n"),
+    );
     let (code, text) = quire_bounded(&repo, &["validate"]);
     assert_eq!(code, Some(2), "{}", &text[..text.len().min(2000)]);
     assert!(text.contains("a string literal of 30000 characters"), "{}", &text[..text.len().min(2000)]);
