@@ -182,6 +182,15 @@ fn every_kind_run() -> Vec<Event> {
             },
         ),
         ev(
+            Some("build"),
+            EventKind::Artifact {
+                path: "dist/app".into(),
+                dest: Some("/runs/r/artifacts/dist/app".into()),
+                bytes: Some(5),
+                error: None,
+            },
+        ),
+        ev(
             None,
             EventKind::ContainerEnd {
                 status: RunStatus::Failed,
@@ -304,12 +313,14 @@ fn files_are_split_by_level_and_job_key_is_only_kept_at_run_level() {
             "job-end",
             "job-end",
             "container-died",
+            "artifact",
             "container-end",
             "run-end"
         ]
     );
     for l in &run_lines {
-        let about_job = matches!(l["kind"].as_str(), Some("job-start" | "job-end"));
+        // An artifact a job declared names its job, at run level too.
+        let about_job = matches!(l["kind"].as_str(), Some("job-start" | "job-end" | "artifact"));
         assert_eq!(l.get("job").is_some(), about_job, "{l}");
     }
     let build = lines(&dir.join("jobs/build/log.jsonl"));
