@@ -224,7 +224,7 @@ fn evaluate_top_level(
             })
             .map_err(|e| vec![Problem::new(Code::Fennel, format!("cannot set up macro modules: {e}"))])?;
     }
-    let compiled = compiler.compile(CI_FNL, text).map_err(|e| vec![compile_problem(e, text)])?;
+    let compiled = compiler.compile(CI_FNL, text).map_err(|e| vec![compile_problem(e, CI_FNL, text)])?;
     let lua_text = compiled.lua.clone();
 
     let registry = Rc::new(RefCell::new(Registry::default()));

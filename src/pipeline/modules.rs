@@ -130,7 +130,7 @@ fn load_module(
             lua_text
         }
         Err(e) => {
-            registry.borrow_mut().problems.push(compile_problem(e, &text));
+            registry.borrow_mut().problems.push(compile_problem(e, &path, &text));
             return Err(mlua::Error::runtime(format!("{REPORTED}{name}")));
         }
     };

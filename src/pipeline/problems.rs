@@ -59,8 +59,25 @@ fn longest_literal(text: &str) -> Option<(usize, usize, &'static str)> {
     best
 }
 
-/// Turns a Fennel compile error in `text` into a problem.
-pub fn compile_problem(e: CompileError, text: &str) -> Problem {
+/// Turns a Fennel compile error into a problem; `text` is the source of
+/// `file`, the file being compiled (an error may be in a macro module).
+pub fn compile_problem(e: CompileError, file: &str, text: &str) -> Problem {
+    // Fennel notices a missing `)` only at the end of the file; the mistake
+    // is where the form that never closes opens.
+    if e.kind == CompileErrorKind::Parse && e.file == file && e.message.starts_with("expected closing delimiter") {
+        if let Some((line, col, opener)) = unclosed_opener(text) {
+            let closer = match opener {
+                '[' => ']',
+                '{' => '}',
+                _ => ')',
+            };
+            return Problem::new(Code::Parse, format!("parse error in {}: this {opener} is never closed", e.file))
+                .at(&e.file, line)
+                .columns(Some((col, col + 1)))
+                .label(format!("opened here, no {closer} before the end of the file"))
+                .help(format!("add the missing {closer} where this form ends (Fennel only noticed at the end of the file)"));
+        }
+    }
     let (code, what) = match e.kind {
         CompileErrorKind::Parse => (Code::Parse, "parse error"),
         CompileErrorKind::Compile => (Code::Compile, "compile error"),
@@ -90,6 +107,42 @@ pub fn compile_problem(e: CompileError, text: &str) -> Problem {
         e.help.iter().map(|h| h.trim_end_matches('.')).collect::<Vec<_>>().join("; ")
     };
     p.help(help)
+}
+
+/// The outermost delimiter of `text` still open at its end: its 1-based
+/// line, 0-based character column, and the character. Strings and `;`
+/// comments are skipped as Fennel's reader skips them.
+fn unclosed_opener(text: &str) -> Option<(usize, usize, char)> {
+    let mut open: Vec<(usize, usize, char)> = Vec::new();
+    let (mut in_string, mut escaped, mut in_comment) = (false, false, false);
+    for (i, line) in text.split('\n').enumerate() {
+        in_comment = false;
+        for (col, c) in line.chars().enumerate() {
+            if in_comment {
+                break;
+            }
+            if in_string {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                '"' => in_string = true,
+                ';' => in_comment = true,
+                '(' | '[' | '{' => open.push((i + 1, col, c)),
+                ')' | ']' | '}' => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        }
+    }
+    let _ = in_comment;
+    open.first().copied()
 }
 
 /// Marks an error that was already recorded as a problem, so the top-level
@@ -153,7 +206,7 @@ pub fn split_location(text: &str) -> (Option<(String, usize)>, String) {
 
 #[cfg(test)]
 mod tests {
-    use super::longest_literal;
+    use super::{longest_literal, unclosed_opener};
 
     #[test]
     fn the_longest_string_or_comment_is_found_with_its_line() {
@@ -161,5 +214,13 @@ mod tests {
         assert_eq!(longest_literal(&text), Some((3, 50, "string literal")));
         let text = format!("(x)\n;{}\n(y \"ab\")", "c".repeat(30));
         assert_eq!(longest_literal(&text), Some((2, 30, "comment")));
+    }
+
+    #[test]
+    fn the_outermost_form_left_open_is_found_past_strings_and_comments() {
+        let text = "(local ci (require :quire.ci))\n; a ( in a comment\n(ci.job :a [:quire/push]\n  (fn [] (print \"(\")\n    {})\n(ci.job :b [:a] (fn [] {}))\n";
+        assert_eq!(unclosed_opener(text), Some((3, 0, '(')));
+        assert_eq!(unclosed_opener("(a [b] {c})\n"), None);
+        assert_eq!(unclosed_opener("(a\n  [b \"x\\\"]\" c\n"), Some((1, 0, '(')));
     }
 }

@@ -154,6 +154,13 @@ fn every_problem_is_reported_not_only_the_first() {
 fn parse_error_unclosed_paren() {
     let err = rejected("(ci.job :test [:quire/push] (fn [] {})\n");
     assert!(err.contains("quire_ci::parse"), "{err}");
+    assert!(err.contains("this ( is never closed"), "{err}");
+    // The opener, not the end of the file: line 2 of this ci.fnl.
+    assert!(err.contains("[.quire/ci.fnl:2:1]"), "{err}");
+    // Far from the end, as in a real ci.fnl: still the opener's line.
+    let body = format!("(ci.job :a [:quire/push]\n  (fn [] {{}})\n{}", job(":b", ":a").repeat(30));
+    let far = rejected(&body);
+    assert!(far.contains("[.quire/ci.fnl:2:1]") && far.contains("this ( is never closed"), "{far}");
     insta::assert_snapshot!("parse_unclosed", err);
 }
 
