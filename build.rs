@@ -53,11 +53,8 @@ fn main() {
     write(&out.join("fennel.lua"), text.as_bytes());
     // Same Luau as the binary links (one Cargo.lock), optimisation level 2
     // (inlining), line info kept for Fennel's own tracebacks.
-    let bytecode = mlua::chunk::Compiler::new()
-        .set_optimization_level(2)
-        .set_debug_level(1)
-        .compile(&text)
-        .unwrap_or_else(|e| {
+    let bytecode =
+        mlua::chunk::Compiler::new().set_optimization_level(2).set_debug_level(1).compile(&text).unwrap_or_else(|e| {
             eprintln!("error: Luau cannot compile {}: {e}", found.display());
             std::process::exit(1);
         });
@@ -84,14 +81,13 @@ fn precompile_builtin_macros(text: &str, out: &Path) {
         let source = &body[..end];
         // A newline right after the opening bracket is not part of the string.
         let source = source.strip_prefix('\n').unwrap_or(source);
-        let bytecode = mlua::chunk::Compiler::new()
-            .set_optimization_level(2)
-            .set_debug_level(1)
-            .compile(source)
-            .unwrap_or_else(|e| {
-                eprintln!("error: Luau cannot compile fennel.lua's built-in macros: {e}");
-                std::process::exit(1);
-            });
+        let bytecode =
+            mlua::chunk::Compiler::new().set_optimization_level(2).set_debug_level(1).compile(source).unwrap_or_else(
+                |e| {
+                    eprintln!("error: Luau cannot compile fennel.lua's built-in macros: {e}");
+                    std::process::exit(1);
+                },
+            );
         let n = entries.len();
         write(&out.join(format!("fennel-macros-{n}.lua")), source.as_bytes());
         write(&out.join(format!("fennel-macros-{n}.luau")), &bytecode);

@@ -35,17 +35,14 @@ fn main() -> std::process::ExitCode {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
     let result = if std::env::var_os("SNAPSHOT_TAR_VIA_READER").is_some() {
         snapshot.tar_reader().and_then(|mut reader| {
-            std::io::copy(&mut reader, &mut out)
-                .map_err(|source| quire_ci::snapshot::SnapshotError::Tar { source })
+            std::io::copy(&mut reader, &mut out).map_err(|source| quire_ci::snapshot::SnapshotError::Tar { source })
         })
     } else {
         snapshot.write_tar(&mut out)
     };
-    let written = match result.and_then(|n| {
-        out.flush()
-            .map(|()| n)
-            .map_err(|source| quire_ci::snapshot::SnapshotError::Tar { source })
-    }) {
+    let written = match result
+        .and_then(|n| out.flush().map(|()| n).map_err(|source| quire_ci::snapshot::SnapshotError::Tar { source }))
+    {
         Ok(n) => n,
         Err(err) => {
             eprintln!("snapshot_tar: {err}");

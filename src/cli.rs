@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Run your repository's quire CI pipeline (.quire/ci.fnl) locally, before you push.
 #[derive(Debug, Parser)]
 #[command(name = "quire-ci", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 success · 1 a job failed · 2 bad usage or a bad ci.fnl · 3 infrastructure (engine, image, container) · 130 interrupted")]
+#[command(
+    after_help = "Exit codes: 0 success · 1 a job failed · 2 bad usage or a bad ci.fnl · 3 infrastructure (engine, image, container) · 130 interrupted"
+)]
 pub struct Cli {
     /// Run as if started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
@@ -193,8 +195,12 @@ fn network_mode(s: &str) -> Result<String, String> {
 /// `FROM=TO`, both non-empty.
 fn image_mapping(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => Ok((from.trim().to_string(), to.trim().to_string())),
-        _ => Err(format!("{s:?} is not an image mapping: give FROM=TO, e.g. python:3.12-slim=mirror.local/python:3.12-slim")),
+        Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => {
+            Ok((from.trim().to_string(), to.trim().to_string()))
+        }
+        _ => Err(format!(
+            "{s:?} is not an image mapping: give FROM=TO, e.g. python:3.12-slim=mirror.local/python:3.12-slim"
+        )),
     }
 }
 

@@ -22,9 +22,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    EventsOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -301,8 +301,15 @@ impl Engine {
                 )));
             }
             let host = endpoint.replacen("https://", "tcp://", 1);
-            let d = Docker::connect_with_ssl(&host, &tls.key, &tls.cert, &tls.ca, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-                .map_err(|e| Attempt::Tls(e.to_string()))?;
+            let d = Docker::connect_with_ssl(
+                &host,
+                &tls.key,
+                &tls.cert,
+                &tls.ca,
+                REQUEST_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            )
+            .map_err(|e| Attempt::Tls(e.to_string()))?;
             (d, "TLS")
         } else if endpoint.starts_with("ssh://") {
             let target = ssh::SshTarget::parse(endpoint).map_err(Attempt::Failed)?;
@@ -351,30 +358,19 @@ impl Engine {
     }
 
     pub async fn version(&self) -> Result<EngineVersion, EngineError> {
-        let v = self
-            .docker
-            .version()
-            .await
-            .map_err(|e| EngineError::api("reading the engine version", e))?;
+        let v = self.docker.version().await.map_err(|e| EngineError::api("reading the engine version", e))?;
         // Docker Desktop names itself in Platform ("Docker Desktop 4.x");
         // dockerd's first component is plain "Engine"; Podman's is "Podman
         // Engine" while its Platform is an os/arch/distro triple
         // ("linux/amd64/debian-12"), which names no product.
         let components = v.components.as_deref().unwrap_or_default();
         let podman = components.iter().find(|c| c.name.starts_with("Podman")).map(|c| c.name.clone());
-        let platform = v
-            .platform
-            .as_ref()
-            .map(|p| p.name.clone())
-            .filter(|n| !n.is_empty() && !n.contains('/'));
+        let platform = v.platform.as_ref().map(|p| p.name.clone()).filter(|n| !n.is_empty() && !n.contains('/'));
         let component = components.first().map(|c| match c.name.as_str() {
             "Engine" => "Docker Engine".to_string(),
             other => other.to_string(),
         });
-        let product = podman
-            .or(platform)
-            .or(component)
-            .unwrap_or_else(|| "Docker-API engine".to_string());
+        let product = podman.or(platform).or(component).unwrap_or_else(|| "Docker-API engine".to_string());
         Ok(EngineVersion {
             product,
             server: v.version.unwrap_or_default(),
@@ -417,9 +413,7 @@ impl Engine {
         }
         // Without a tag the API pulls every tag of the repository.
         let reference = with_default_tag(name);
-        let options = CreateImageOptionsBuilder::default()
-            .from_image(&reference)
-            .build();
+        let options = CreateImageOptionsBuilder::default().from_image(&reference).build();
         let registry = auth::registry_of(&reference);
         let credentials = auth::credentials(self.chosen.config_dir.as_deref(), &registry)
             .map_err(|problem| EngineError::Credentials { registry: registry.clone(), problem })?;
@@ -445,12 +439,10 @@ impl Engine {
                 }
             }
         }
-        self.image_id(name)
-            .await?
-            .ok_or_else(|| EngineError::ImageUnavailable {
-                image: name.to_string(),
-                reason: "the pull finished but the image is still not present".to_string(),
-            })
+        self.image_id(name).await?.ok_or_else(|| EngineError::ImageUnavailable {
+            image: name.to_string(),
+            reason: "the pull finished but the image is still not present".to_string(),
+        })
     }
 
     /// Build `tag` from a tar build context (read and streamed as the engine
@@ -463,12 +455,7 @@ impl Engine {
         tag: &str,
         mut on_output: impl FnMut(String),
     ) -> Result<String, EngineError> {
-        let options = BuildImageOptionsBuilder::default()
-            .dockerfile(dockerfile)
-            .t(tag)
-            .rm(true)
-            .forcerm(true)
-            .build();
+        let options = BuildImageOptionsBuilder::default().dockerfile(dockerfile).t(tag).rm(true).forcerm(true).build();
         // As the docker CLI's classic build: every registry the docker
         // config has credentials for, so a FROM from a private one pulls.
         let credentials = auth::all_credentials(self.chosen.config_dir.as_deref())
@@ -478,9 +465,7 @@ impl Engine {
         let mut built = None;
         let mut failure = None;
         {
-            let mut build =
-                self.docker
-                    .build_image(options, credentials, Some(bollard::body_try_stream(body)));
+            let mut build = self.docker.build_image(options, credentials, Some(bollard::body_try_stream(body)));
             while let Some(item) = build.next().await {
                 match item {
                     Ok(info) => {
@@ -506,32 +491,33 @@ impl Engine {
             }
         }
         if let Some(err) = reader.finish().await {
-            return Err(EngineError::ArchiveRead {
-                target: format!("build context of {tag}"),
-                source: err,
-            });
+            return Err(EngineError::ArchiveRead { target: format!("build context of {tag}"), source: err });
         }
         if let Some(message) = failure {
             if auth::is_auth_refusal(&message) {
                 if let Some(registry) = auth::registry_in_message(&message) {
-                    let had = self.chosen.config_dir.as_deref().and_then(|d| auth::credentials(Some(d), &registry).ok().flatten()).is_some();
-                    return Err(self.auth_refused(&format!("a FROM image of {tag}"), &registry, message.trim().to_string(), had));
+                    let had = self
+                        .chosen
+                        .config_dir
+                        .as_deref()
+                        .and_then(|d| auth::credentials(Some(d), &registry).ok().flatten())
+                        .is_some();
+                    return Err(self.auth_refused(
+                        &format!("a FROM image of {tag}"),
+                        &registry,
+                        message.trim().to_string(),
+                        had,
+                    ));
                 }
             }
-            return Err(EngineError::BuildFailed {
-                tag: tag.to_string(),
-                message: message.trim().to_string(),
-            });
+            return Err(EngineError::BuildFailed { tag: tag.to_string(), message: message.trim().to_string() });
         }
         match built {
             Some(id) => Ok(id),
-            None => self
-                .image_id(tag)
-                .await?
-                .ok_or_else(|| EngineError::BuildFailed {
-                    tag: tag.to_string(),
-                    message: "the builder finished without producing the image".to_string(),
-                }),
+            None => self.image_id(tag).await?.ok_or_else(|| EngineError::BuildFailed {
+                tag: tag.to_string(),
+                message: "the builder finished without producing the image".to_string(),
+            }),
         }
     }
 
@@ -574,10 +560,7 @@ impl Engine {
 
     /// Create the run's container without starting it (see
     /// [`Engine::create_run_container`] for what it is made of).
-    pub async fn create_stopped_run_container(
-        &self,
-        spec: &RunContainerSpec,
-    ) -> Result<RunContainer, EngineError> {
+    pub async fn create_stopped_run_container(&self, spec: &RunContainerSpec) -> Result<RunContainer, EngineError> {
         let owner = Owner::current();
         let mut labels: HashMap<String, String> = owner.labels().into_iter().collect();
         labels.insert(LABEL_RUN.to_string(), spec.run_id.clone());
@@ -589,20 +572,13 @@ impl Engine {
         let host_config = HostConfig {
             memory: spec.memory_limit,
             memory_swap: spec.memory_limit,
-            binds: spec
-                .cache_volume
-                .as_ref()
-                .map(|v| vec![format!("{v}:/cache")]),
+            binds: spec.cache_volume.as_ref().map(|v| vec![format!("{v}:/cache")]),
             network_mode: spec.network.clone(),
             ..Default::default()
         };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            cmd: Some(vec![
-                "sh".to_string(),
-                "-c".to_string(),
-                KEEP_ALIVE.to_string(),
-            ]),
+            cmd: Some(vec!["sh".to_string(), "-c".to_string(), KEEP_ALIVE.to_string()]),
             entrypoint: Some(vec![]),
             working_dir: Some(WORKDIR.to_string()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
@@ -615,46 +591,24 @@ impl Engine {
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(|e| {
-                if status_of(&e) == Some(404) {
-                    EngineError::ImageUnavailable {
-                        image: spec.image.clone(),
-                        reason: message_of(&e),
-                    }
-                } else {
-                    EngineError::api(format!("creating container {name} from {}", spec.image), e)
-                }
-            })?;
-        Ok(RunContainer {
-            id: created.id,
-            name,
-        })
+        let created = self.docker.create_container(Some(options), body).await.map_err(|e| {
+            if status_of(&e) == Some(404) {
+                EngineError::ImageUnavailable { image: spec.image.clone(), reason: message_of(&e) }
+            } else {
+                EngineError::api(format!("creating container {name} from {}", spec.image), e)
+            }
+        })?;
+        Ok(RunContainer { id: created.id, name })
     }
 
     /// Unpack a tar stream into /work, streamed in chunks as `tar` is read
     /// (a blocking reader on its own thread; at most a few chunks in flight).
-    pub async fn upload(
-        &self,
-        container: &RunContainer,
-        tar: impl Read + Send + 'static,
-    ) -> Result<(), EngineError> {
-        let options = UploadToContainerOptionsBuilder::default()
-            .path(WORKDIR)
-            .build();
+    pub async fn upload(&self, container: &RunContainer, tar: impl Read + Send + 'static) -> Result<(), EngineError> {
+        let options = UploadToContainerOptionsBuilder::default().path(WORKDIR).build();
         let (body, reader) = streaming_body(tar);
-        let sent = self
-            .docker
-            .upload_to_container(&container.id, Some(options), bollard::body_try_stream(body))
-            .await;
+        let sent = self.docker.upload_to_container(&container.id, Some(options), bollard::body_try_stream(body)).await;
         if let Some(err) = reader.finish().await {
-            return Err(EngineError::ArchiveRead {
-                target: format!("upload into {}", container.name),
-                source: err,
-            });
+            return Err(EngineError::ArchiveRead { target: format!("upload into {}", container.name), source: err });
         }
         match sent {
             Ok(()) => Ok(()),
@@ -707,11 +661,7 @@ impl Engine {
             Ok(x) => x,
             Err(e) => return Err(self.died_or(container, e, "creating an exec").await),
         };
-        let start = StartExecOptions {
-            detach: false,
-            tty: false,
-            output_capacity: None,
-        };
+        let start = StartExecOptions { detach: false, tty: false, output_capacity: None };
         match self.docker.start_exec(&exec.id, Some(start)).await {
             Ok(StartExecResults::Attached { mut output, .. }) => {
                 // Frames are read from the engine on a task of their own, so
@@ -761,12 +711,7 @@ impl Engine {
         }
         let exit = match self.exec_exit(container, &exec.id).await {
             Ok(exit) => exit,
-            Err(reason) => {
-                return Err(EngineError::ContainerDied {
-                    container: container.name.clone(),
-                    reason,
-                })
-            }
+            Err(reason) => return Err(EngineError::ContainerDied { container: container.name.clone(), reason }),
         };
         // A command that exits normally proves the container was alive; only
         // an unknown exit or a signal's 128+N needs a look at the container.
@@ -776,12 +721,11 @@ impl Engine {
             // so for 137 (or no code) give the container a moment to settle.
             let settle = exit.is_none_or(|code| code == 137);
             if let Some(reason) = self.death_reason_settled(container, settle).await {
-                return Err(EngineError::ContainerDied {
-                    container: container.name.clone(),
-                    reason,
-                });
+                return Err(EngineError::ContainerDied { container: container.name.clone(), reason });
             }
-            if exit == Some(137) && (self.oom_since(container, started).await || self.new_cgroup_oom_kill(container).await) {
+            if exit == Some(137)
+                && (self.oom_since(container, started).await || self.new_cgroup_oom_kill(container).await)
+            {
                 return Err(EngineError::ContainerDied {
                     container: container.name.clone(),
                     reason: "oom-killed".to_string(),
@@ -802,10 +746,7 @@ impl Engine {
                 reason: "the engine lost the command's exit status".to_string(),
             });
         };
-        Ok(ExecOutcome {
-            exit,
-            signal: signal_from_exit(exit).map(str::to_string),
-        })
+        Ok(ExecOutcome { exit, signal: signal_from_exit(exit).map(str::to_string) })
     }
 
     /// The exec's exit code once it has ended. Docker closes the output
@@ -813,11 +754,7 @@ impl Engine {
     /// the process merely closed its stdout/stderr; so poll while the exec
     /// still runs (backing off to 200 ms), checking now and then that the
     /// container itself still lives. `Err` is the container's death reason.
-    async fn exec_exit(
-        &self,
-        container: &RunContainer,
-        exec_id: &str,
-    ) -> Result<Option<i64>, String> {
+    async fn exec_exit(&self, container: &RunContainer, exec_id: &str) -> Result<Option<i64>, String> {
         let mut backoff = Duration::from_millis(5);
         let mut polls = 0u32;
         loop {
@@ -848,10 +785,7 @@ impl Engine {
     }
 
     async fn remove_id(&self, id: &str) -> Result<(), EngineError> {
-        let options = RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             // 404: gone already; 409: a removal is already in progress.
@@ -862,22 +796,11 @@ impl Engine {
 
     /// Cancel: SIGKILL first, so every exec stream ends now, then remove.
     pub async fn kill(&self, container: &RunContainer) -> Result<(), EngineError> {
-        let options = KillContainerOptionsBuilder::default()
-            .signal("SIGKILL")
-            .build();
-        match self
-            .docker
-            .kill_container(&container.id, Some(options))
-            .await
-        {
+        let options = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
+        match self.docker.kill_container(&container.id, Some(options)).await {
             Ok(()) => {}
             Err(e) if matches!(status_of(&e), Some(404) | Some(409)) => {}
-            Err(e) => {
-                return Err(EngineError::api(
-                    format!("killing container {}", container.name),
-                    e,
-                ))
-            }
+            Err(e) => return Err(EngineError::api(format!("killing container {}", container.name), e)),
         }
         self.remove(container).await
     }
@@ -889,10 +812,7 @@ impl Engine {
         let me = Owner::current();
         let mut filters = HashMap::new();
         filters.insert("label", vec![LABEL_RUN]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
         let list = self
             .docker
             .list_containers(Some(options))
@@ -931,9 +851,7 @@ impl Engine {
         if !settle {
             return None;
         }
-        let options = WaitContainerOptionsBuilder::default()
-            .condition("not-running")
-            .build();
+        let options = WaitContainerOptionsBuilder::default().condition("not-running").build();
         let wait = self.docker.wait_container(&container.id, Some(options));
         futures_util::pin_mut!(wait);
         let _ = tokio::time::timeout(SETTLE, wait.next()).await;
@@ -957,7 +875,10 @@ impl Engine {
                 })
             }
             Err(e) if status_of(&e) == Some(404) => Some("removed".to_string()),
-            Err(e) => Some(format!("engine connection lost, was it stopped or restarted? ({})", transport_failure(&e).unwrap_or_else(|| message_of(&e)))),
+            Err(e) => Some(format!(
+                "engine connection lost, was it stopped or restarted? ({})",
+                transport_failure(&e).unwrap_or_else(|| message_of(&e))
+            )),
         }
     }
 
@@ -1002,9 +923,7 @@ impl Engine {
         filters.insert("container", vec![container.id.as_str()]);
         filters.insert("event", vec!["oom"]);
         let options = EventsOptionsBuilder::default()
-            .since(&stamp(
-                since.checked_sub(Duration::from_secs(1)).unwrap_or(since),
-            ))
+            .since(&stamp(since.checked_sub(Duration::from_secs(1)).unwrap_or(since)))
             // The oom event precedes the exec's end, so "now" already covers
             // it; a future `until` would make the engine hold the stream open.
             .until(&stamp(SystemTime::now()))
@@ -1078,17 +997,9 @@ impl Engine {
 
     /// Map an API error during work on the container to ContainerDied when
     /// the container is gone or stopped, else to a plain API error.
-    async fn died_or(
-        &self,
-        container: &RunContainer,
-        e: bollard::errors::Error,
-        action: &str,
-    ) -> EngineError {
+    async fn died_or(&self, container: &RunContainer, e: bollard::errors::Error, action: &str) -> EngineError {
         match self.death_reason(container).await {
-            Some(reason) => EngineError::ContainerDied {
-                container: container.name.clone(),
-                reason,
-            },
+            Some(reason) => EngineError::ContainerDied { container: container.name.clone(), reason },
             None => EngineError::api(format!("{action} in container {}", container.name), e),
         }
     }
@@ -1125,10 +1036,7 @@ enum Attempt {
 fn describe_connect_error(e: &bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::HyperResponseError { err } => err.to_string(),
-        bollard::errors::Error::DockerResponseServerError {
-            status_code,
-            message,
-        } => {
+        bollard::errors::Error::DockerResponseServerError { status_code, message } => {
             format!("answered {status_code}: {message}")
         }
         other => other.to_string(),
@@ -1158,16 +1066,8 @@ fn oom_kill_count(text: &str) -> u64 {
 
 /// A container name from a run id: Docker allows `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 fn container_name(run_id: &str) -> String {
-    let safe: String = run_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let safe: String =
+        run_id.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect();
     format!("quire-ci-{safe}")
 }
 
@@ -1181,11 +1081,7 @@ pub fn resolve_cwd(cwd: Option<&str>) -> Result<String, EngineError> {
         match abs.strip_prefix("work") {
             Some("") => "",
             Some(rest) if rest.starts_with('/') => rest.trim_start_matches('/'),
-            _ => {
-                return Err(EngineError::BadCwd {
-                    cwd: cwd.to_string(),
-                })
-            }
+            _ => return Err(EngineError::BadCwd { cwd: cwd.to_string() }),
         }
     } else {
         cwd
@@ -1196,19 +1092,13 @@ pub fn resolve_cwd(cwd: Option<&str>) -> Result<String, EngineError> {
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err(EngineError::BadCwd {
-                        cwd: cwd.to_string(),
-                    });
+                    return Err(EngineError::BadCwd { cwd: cwd.to_string() });
                 }
             }
             p => parts.push(p),
         }
     }
-    Ok(if parts.is_empty() {
-        WORKDIR.to_string()
-    } else {
-        format!("{WORKDIR}/{}", parts.join("/"))
-    })
+    Ok(if parts.is_empty() { WORKDIR.to_string() } else { format!("{WORKDIR}/{}", parts.join("/")) })
 }
 
 /// The signal behind an exit code, by the shell convention 128+N. This is a
@@ -1261,10 +1151,7 @@ pub fn signal_from_exit(exit: i64) -> Option<&'static str> {
 /// small bounded channel: memory stays at a few chunks whatever the size.
 fn streaming_body(
     mut source: impl Read + Send + 'static,
-) -> (
-    impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
-    ReaderTask,
-) {
+) -> (impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, ReaderTask) {
     const CHUNK: usize = 64 * 1024;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let task = tokio::task::spawn_blocking(move || -> Option<std::io::Error> {
@@ -1289,9 +1176,7 @@ fn streaming_body(
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     (stream, ReaderTask(task))
 }
 
@@ -1302,9 +1187,7 @@ impl ReaderTask {
     async fn finish(self) -> Option<std::io::Error> {
         match self.0.await {
             Ok(err) => err,
-            Err(join) => Some(std::io::Error::other(format!(
-                "the archive reader panicked: {join}"
-            ))),
+            Err(join) => Some(std::io::Error::other(format!("the archive reader panicked: {join}"))),
         }
     }
 }
@@ -1340,7 +1223,8 @@ mod tests {
             ContainerStateLite::from_json(&v),
             ContainerStateLite { running: false, restarting: false, oom_killed: false, exit_code: 137 }
         );
-        let oom: serde_json::Value = serde_json::from_str(r#"{"Status":"exited","Running":false,"OOMKilled":true,"ExitCode":137}"#).unwrap();
+        let oom: serde_json::Value =
+            serde_json::from_str(r#"{"Status":"exited","Running":false,"OOMKilled":true,"ExitCode":137}"#).unwrap();
         assert!(ContainerStateLite::from_json(&oom).oom_killed);
     }
 
@@ -1378,34 +1262,19 @@ mod tests {
     fn default_tag_is_added_only_when_missing() {
         assert_eq!(with_default_tag("busybox"), "busybox:latest");
         assert_eq!(with_default_tag("busybox:1"), "busybox:1");
-        assert_eq!(
-            with_default_tag("127.0.0.1:5000/a/b"),
-            "127.0.0.1:5000/a/b:latest"
-        );
-        assert_eq!(
-            with_default_tag("127.0.0.1:5000/a/b:x"),
-            "127.0.0.1:5000/a/b:x"
-        );
+        assert_eq!(with_default_tag("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b:latest");
+        assert_eq!(with_default_tag("127.0.0.1:5000/a/b:x"), "127.0.0.1:5000/a/b:x");
         assert_eq!(with_default_tag("a@sha256:00"), "a@sha256:00");
     }
 
     #[test]
     fn cwd_stays_inside_work() {
         assert_eq!(resolve_cwd(None).ok().as_deref(), Some("/work"));
-        assert_eq!(
-            resolve_cwd(Some("src/x")).ok().as_deref(),
-            Some("/work/src/x")
-        );
+        assert_eq!(resolve_cwd(Some("src/x")).ok().as_deref(), Some("/work/src/x"));
         assert_eq!(resolve_cwd(Some("/work")).ok().as_deref(), Some("/work"));
-        assert_eq!(
-            resolve_cwd(Some("/work/a/../b")).ok().as_deref(),
-            Some("/work/b")
-        );
+        assert_eq!(resolve_cwd(Some("/work/a/../b")).ok().as_deref(), Some("/work/b"));
         for bad in ["/etc", "/workshop", "..", "a/../../x", "/work/.."] {
-            assert!(
-                matches!(resolve_cwd(Some(bad)), Err(EngineError::BadCwd { .. })),
-                "{bad} accepted"
-            );
+            assert!(matches!(resolve_cwd(Some(bad)), Err(EngineError::BadCwd { .. })), "{bad} accepted");
         }
     }
 
@@ -1421,9 +1290,6 @@ mod tests {
 
     #[test]
     fn container_names_are_docker_safe() {
-        assert_eq!(
-            container_name("20261124T214338Z-ab/c d"),
-            "quire-ci-20261124T214338Z-ab-c-d"
-        );
+        assert_eq!(container_name("20261124T214338Z-ab/c d"), "quire-ci-20261124T214338Z-ab-c-d");
     }
 }

@@ -151,7 +151,9 @@ pub enum EventKind {
     },
     // ---- job level; quire-ci's additions ----
     /// `print` from inside a run-fn.
-    Print { data: String },
+    Print {
+        data: String,
+    },
 
     // ---- run level (log.jsonl); the server's kinds ----
     ContainerStart {
@@ -159,8 +161,12 @@ pub enum EventKind {
         #[serde(rename = "container-id")]
         container_id: String,
     },
-    ContainerDied { reason: String },
-    ContainerEnd { status: RunStatus },
+    ContainerDied {
+        reason: String,
+    },
+    ContainerEnd {
+        status: RunStatus,
+    },
 
     // ---- run level; quire-ci's additions ----
     RunStart {

@@ -163,12 +163,7 @@ pub struct Compiled {
 impl Compiled {
     /// The line where the registration form that Luau reports at `line` opens.
     pub fn form_start(&self, line: usize) -> usize {
-        self.forms
-            .iter()
-            .filter(|(a, b)| *a <= line && line <= *b)
-            .map(|(a, _)| *a)
-            .max()
-            .unwrap_or(line)
+        self.forms.iter().filter(|(a, b)| *a <= line && line <= *b).map(|(a, _)| *a).max().unwrap_or(line)
     }
 
     /// The line where the call that Luau reports at `line` opens: the
@@ -217,7 +212,8 @@ impl Compiler {
     pub fn new(clock: &Clock, memory_limit: usize) -> mlua::Result<Compiler> {
         // DEBUG only to lend `debug.info`/`debug.traceback` to the shim below;
         // the global `debug` is replaced by a table holding just those.
-        let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::BIT | StdLib::OS | StdLib::DEBUG;
+        let libs =
+            StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::BIT | StdLib::OS | StdLib::DEBUG;
         let lua = Lua::new_with(libs, LuaOptions::default())?;
         let g = lua.globals();
         // mlua's own extras: a filesystem `require` and `loadstring`. The shim
@@ -235,7 +231,8 @@ impl Compiler {
         // Macros may print; that goes to stderr like top-level print, never
         // to stdout, where it would corrupt `list --json`.
         let print = lua.create_function(|_, args: mlua::Variadic<mlua::Value>| {
-            let parts: Vec<String> = args.iter().map(|v| v.to_string().unwrap_or_else(|_| v.type_name().to_string())).collect();
+            let parts: Vec<String> =
+                args.iter().map(|v| v.to_string().unwrap_or_else(|_| v.type_name().to_string())).collect();
             eprintln!("ci.fnl (compile): {}", parts.join("\t"));
             Ok(())
         })?;
@@ -243,7 +240,8 @@ impl Compiler {
         lua.load(SHIMS).set_name("=quire-ci/fennel-shims").set_mode(ChunkMode::Text).exec()?;
         let precompiled = lua.create_table()?;
         for (source, bytecode) in BUILTIN_MACROS {
-            let f = lua.load(*bytecode).set_name("src/fennel/macros.fnl").set_mode(ChunkMode::Binary).into_function()?;
+            let f =
+                lua.load(*bytecode).set_name("src/fennel/macros.fnl").set_mode(ChunkMode::Binary).into_function()?;
             precompiled.raw_set(lua.create_string(source)?, f)?;
         }
         lua.load(LOADSTRING_SHIM)
@@ -256,16 +254,13 @@ impl Compiler {
         lua.sandbox(true)?;
         clock.install(&lua);
         lua.set_memory_limit(memory_limit)?;
-        let fennel: Table = lua
-            .load(FENNEL_BYTECODE)
-            .set_name("=fennel.lua")
-            .set_mode(ChunkMode::Binary)
-            .call(())?;
+        let fennel: Table = lua.load(FENNEL_BYTECODE).set_name("=fennel.lua").set_mode(ChunkMode::Binary).call(())?;
         // Every precompiled macro module was asked for: build.rs read this
         // fennel.lua right (else it still works, compiling them as text).
         debug_assert!(precompiled.is_empty(), "fennel.lua did not loadstring its built-in macros as build.rs expected");
         let compile_string: Function = fennel.get("compileString")?;
-        let plugin = lua.load(POSITIONS_PLUGIN).set_name("=quire-ci/positions").set_mode(ChunkMode::Text).into_function()?;
+        let plugin =
+            lua.load(POSITIONS_PLUGIN).set_name("=quire-ci/positions").set_mode(ChunkMode::Text).into_function()?;
         let server_plugin = crate::server_compat::plugin_maker(&lua)?;
         let macro_failures = lua.create_table()?;
         Ok(Compiler { lua, fennel, compile_string, plugin, server_plugin, macro_failures })
@@ -386,8 +381,8 @@ fn parse_error_text(file: &str, text: &str) -> CompileError {
     }
     let mut lines = text.lines();
     let first = lines.next().unwrap_or("").trim();
-    let (kind, named, line, message) = split_header(first)
-        .unwrap_or((CompileErrorKind::Compile, None, None, first.to_string()));
+    let (kind, named, line, message) =
+        split_header(first).unwrap_or((CompileErrorKind::Compile, None, None, first.to_string()));
     // An error inside a macro module names that module's file (Fennel's
     // own built-in macros name files that are not the repo's: not those).
     let file = named.filter(|f| f.starts_with(".quire/") && f.ends_with(".fnl")).unwrap_or_else(|| file.to_string());
@@ -413,7 +408,8 @@ fn parse_error_text(file: &str, text: &str) -> CompileError {
 }
 
 fn split_header(first: &str) -> Option<(CompileErrorKind, Option<String>, Option<usize>, String)> {
-    for (needle, kind) in [(" Parse error: ", CompileErrorKind::Parse), (" Compile error: ", CompileErrorKind::Compile)] {
+    for (needle, kind) in [(" Parse error: ", CompileErrorKind::Parse), (" Compile error: ", CompileErrorKind::Compile)]
+    {
         if let Some(at) = first.find(needle) {
             let loc = first[..at].trim_end_matches(':');
             let message = first[at + needle.len()..].trim().to_string();

@@ -130,7 +130,8 @@ fn write_executable(path: &Path, text: &str) -> Result<(), HookError> {
     use std::os::unix::fs::PermissionsExt;
     let tmp = path.with_extension("quire-ci-tmp");
     std::fs::write(&tmp, text).map_err(HookError::io("writing", &tmp))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(HookError::io("making executable", &tmp))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+        .map_err(HookError::io("making executable", &tmp))?;
     std::fs::rename(&tmp, path).map_err(HookError::io("installing", path))
 }
 

@@ -68,10 +68,7 @@ impl Redactor {
         for s in &secrets {
             starts[usize::from(s[0])] = true;
         }
-        Redactor {
-            secrets: Arc::new(secrets),
-            starts: Arc::new(starts),
-        }
+        Redactor { secrets: Arc::new(secrets), starts: Arc::new(starts) }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -142,9 +139,9 @@ impl Redactor {
                 let text = n.to_string();
                 let masked = self.redact_str(&text);
                 let equal = n.as_f64().is_some_and(|v| {
-                    self.secrets.iter().any(|s| {
-                        std::str::from_utf8(s).ok().and_then(|s| s.trim().parse::<f64>().ok()) == Some(v)
-                    })
+                    self.secrets
+                        .iter()
+                        .any(|s| std::str::from_utf8(s).ok().and_then(|s| s.trim().parse::<f64>().ok()) == Some(v))
                 });
                 if masked != text || equal {
                     *value = Value::String(if equal { MASK.to_string() } else { masked });
@@ -196,10 +193,7 @@ impl RedactStream {
             if self.covered_left == 0 {
                 // Fast path: bytes that cannot start a secret and are not
                 // inside one go out as they are, in bulk.
-                let run = self.buf[i..]
-                    .iter()
-                    .position(|b| self.starts[usize::from(*b)])
-                    .unwrap_or(self.buf.len() - i);
+                let run = self.buf[i..].iter().position(|b| self.starts[usize::from(*b)]).unwrap_or(self.buf.len() - i);
                 if run > 0 {
                     out.extend_from_slice(&self.buf[i..i + run]);
                     self.last_masked = false;
@@ -258,9 +252,7 @@ mod tests {
             let s = s.as_bytes();
             for start in 0..text.len() {
                 if text[start..].starts_with(s) {
-                    covered[start..start + s.len()]
-                        .iter_mut()
-                        .for_each(|c| *c = true);
+                    covered[start..start + s.len()].iter_mut().for_each(|c| *c = true);
                 }
             }
         }
@@ -296,10 +288,7 @@ mod tests {
     #[test]
     fn masks_plain_repeated_and_overlapping_values() {
         let red = r(&["hunter2", "abc", "bcd", ""]);
-        assert_eq!(
-            red.redact_str("pw=hunter2 again hunter2"),
-            "pw=*** again ***"
-        );
+        assert_eq!(red.redact_str("pw=hunter2 again hunter2"), "pw=*** again ***");
         assert_eq!(red.redact_str("xabcdx"), "x***x");
         assert_eq!(red.redact_str("nothing here"), "nothing here");
         // Nested candidates: the longer one wins, nothing of it shows.
@@ -322,10 +311,7 @@ mod tests {
         let red = r(&["s3cr3t-value"]);
         let mut s = red.stream();
         let mut out = s.push(b"key: s3cr");
-        assert_eq!(
-            out, b"key: ",
-            "the possible start of the secret is held back"
-        );
+        assert_eq!(out, b"key: ", "the possible start of the secret is held back");
         out.extend(s.push(b"3t-"));
         out.extend(s.push(b"value and more"));
         out.extend(s.finish());
@@ -368,10 +354,7 @@ mod tests {
             let expected = reference(secrets, &text);
             assert_eq!(red.redact_bytes(&text), expected, "round {round}");
             for s in secrets {
-                assert!(
-                    !contains(&expected, s.as_bytes()),
-                    "round {round}: {s} leaked"
-                );
+                assert!(!contains(&expected, s.as_bytes()), "round {round}: {s} leaked");
             }
 
             let mut stream = red.stream();
@@ -381,10 +364,7 @@ mod tests {
                 let len = 1 + rng.below(9);
                 let end = (at + len).min(text.len());
                 out.extend(stream.push(&text[at..end]));
-                assert!(
-                    stream.buf.len() < red.max_len(),
-                    "round {round}: held too much"
-                );
+                assert!(stream.buf.len() < red.max_len(), "round {round}: held too much");
                 at = end;
             }
             out.extend(stream.finish());

@@ -7,8 +7,8 @@
 //! know about: how events are shown or stored (sinks do that).
 
 use std::cell::RefCell;
-use std::error::Error as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::error::Error as _;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -187,7 +187,12 @@ pub fn cache_volume_name(repo_dir: &Path) -> String {
     let path = repo_dir.canonicalize().unwrap_or_else(|_| repo_dir.to_path_buf());
     let base: String = path
         .file_name()
-        .map(|n| n.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect())
+        .map(|n| {
+            n.to_string_lossy()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+                .collect()
+        })
         .unwrap_or_default();
     let hash = Sha256::digest(path.to_string_lossy().as_bytes());
     let hex: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
@@ -253,7 +258,15 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
             RunError::Invalid { .. } | RunError::Usage(_) => crate::commands::exit::BAD_INPUT,
             RunError::Infra(_) => crate::commands::exit::INFRA,
         };
-        RunOutcome { run_id: None, dir: None, status: RunStatus::Error, exit_code, tree, error: Some(error), cache_hit: false }
+        RunOutcome {
+            run_id: None,
+            dir: None,
+            status: RunStatus::Error,
+            exit_code,
+            tree,
+            error: Some(error),
+            cache_hit: false,
+        }
     };
 
     // The engine is reached (and leftovers of dead quire-ci processes reaped)
@@ -311,7 +324,9 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
     };
     // A run that is to copy artifacts into a directory the user named must
     // run: a cached green run would copy nothing there.
-    if let (Some(key), Ok(p), false, false, None) = (&partial_key, &evaluated, req.no_cache, req.keep, &req.artifacts_dir) {
+    if let (Some(key), Ok(p), false, false, None) =
+        (&partial_key, &evaluated, req.no_cache, req.keep, &req.artifacts_dir)
+    {
         if let Some(image_id) = present_image_id(rt, engine.get(rt).ok(), &req, p, &snapshot) {
             let key = CacheKey { image_id, ..key.clone() };
             if let Some(green) = result_cache.lookup(&key).filter(|id| runs_dir.join(id).is_dir()) {
@@ -398,16 +413,17 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
     };
 
     // Which jobs: the ones asked for and their ancestors, in run order.
-    let selected = match select_jobs(&pipeline, &req.selected).and_then(|s| check_skips(&pipeline, &req.skip).map(|()| s)) {
-        Ok(s) => s,
-        Err(msg) => {
-            emit_run_start(&emitter, &dir, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), vec![]);
-            finish_run(&emitter, RunStatus::Error, started, Some(msg.clone()));
-            outcome.exit_code = crate::commands::exit::BAD_INPUT;
-            outcome.error = Some(RunError::Usage(msg));
-            return outcome;
-        }
-    };
+    let selected =
+        match select_jobs(&pipeline, &req.selected).and_then(|s| check_skips(&pipeline, &req.skip).map(|()| s)) {
+            Ok(s) => s,
+            Err(msg) => {
+                emit_run_start(&emitter, &dir, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), vec![]);
+                finish_run(&emitter, RunStatus::Error, started, Some(msg.clone()));
+                outcome.exit_code = crate::commands::exit::BAD_INPUT;
+                outcome.error = Some(RunError::Usage(msg));
+                return outcome;
+            }
+        };
     emit_run_start(&emitter, &dir, &run_id, &git_ref, &facts, &tree, snapshot.dirty(), selected.clone());
     if req.artifacts_dir.is_none() {
         req.artifacts_dir = Some(dir.join("artifacts"));
@@ -415,7 +431,19 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
 
     let mut resolved_image = None;
     let ran = match engine.get(rt) {
-        Ok(e) => run_in_container(rt, &e, &req, &pipeline, &snapshot, &selected, &facts, &git_ref, &run_id, &emitter, &mut resolved_image),
+        Ok(e) => run_in_container(
+            rt,
+            &e,
+            &req,
+            &pipeline,
+            &snapshot,
+            &selected,
+            &facts,
+            &git_ref,
+            &run_id,
+            &emitter,
+            &mut resolved_image,
+        ),
         Err(e) => Err(e),
     };
     let (status, error) = match ran {
@@ -430,7 +458,12 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
     } else {
         status
     };
-    finish_run(&emitter, status, started, error.clone().or_else(|| req.cancel.is_canceled().then(|| req.cancel.status_and_reason().1)));
+    finish_run(
+        &emitter,
+        status,
+        started,
+        error.clone().or_else(|| req.cancel.is_canceled().then(|| req.cancel.status_and_reason().1)),
+    );
     outcome.status = status;
     outcome.exit_code = match status {
         RunStatus::Succeeded => crate::commands::exit::OK,
@@ -461,7 +494,10 @@ fn stamp_times(snapshot: &mut Snapshot) {
     let ledger = crate::snapshot::mtime_ledger_path(snapshot.git_dir());
     let now = std::time::SystemTime::now();
     if let Err(e) = snapshot.stamp_times(Some(&ledger), now) {
-        eprintln!("quire-ci: warning: {e}: {}; files get their own times this run", e.source().map(|s| s.to_string()).unwrap_or_default());
+        eprintln!(
+            "quire-ci: warning: {e}: {}; files get their own times this run",
+            e.source().map(|s| s.to_string()).unwrap_or_default()
+        );
         let _ = snapshot.stamp_times(None, now);
     }
 }
@@ -519,7 +555,8 @@ pub fn select_jobs(p: &Pipeline, wanted: &[String]) -> Result<Vec<String>, Strin
 /// Every job named to skip must exist: a misspelt `--skip` would otherwise
 /// run the very job it was meant to keep off this machine.
 fn check_skips(p: &Pipeline, skip: &BTreeMap<String, String>) -> Result<(), String> {
-    let unknown: Vec<String> = skip.iter().filter(|(j, _)| p.job(j).is_none()).map(|(j, from)| format!("{j:?} (from {from})")).collect();
+    let unknown: Vec<String> =
+        skip.iter().filter(|(j, _)| p.job(j).is_none()).map(|(j, from)| format!("{j:?} (from {from})")).collect();
     if unknown.is_empty() {
         return Ok(());
     }
@@ -541,7 +578,9 @@ fn resolve_image(
     // `--image` on the command line that loses to ci.image or the
     // Dockerfile is said, not ignored; QUIRE_CI_IMAGE is a machine-wide
     // fallback, so it loses silently (docs/running.md).
-    if let Some(flag) = req.image_override.as_ref().filter(|f| std::env::var("QUIRE_CI_IMAGE").ok().as_ref() != Some(*f)) {
+    if let Some(flag) =
+        req.image_override.as_ref().filter(|f| std::env::var("QUIRE_CI_IMAGE").ok().as_ref() != Some(*f))
+    {
         let winner = match &pipeline.image {
             Some(decl) => Some(format!("ci.fnl declares ci.image {:?}", decl.name)),
             None if from_dockerfile => Some("there is a .quire/Dockerfile".to_string()),
@@ -555,14 +594,17 @@ fn resolve_image(
         return pull(rt, engine, &tag, req.pull, &req.cancel, emitter);
     }
     if let Ok(Some(_)) = rt.block_on(engine.image_id(&tag)) {
-        emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "present".into(), detail: None });
+        emitter
+            .borrow_mut()
+            .emit(None, EventKind::Image { image: tag.clone(), action: "present".into(), detail: None });
         return Ok(tag);
     }
     emitter.borrow_mut().emit(
         None,
         EventKind::Image { image: tag.clone(), action: "building".into(), detail: Some(".quire/Dockerfile".into()) },
     );
-    let mapped = snapshot.read_file(".quire/Dockerfile").ok().flatten().and_then(|d| map_dockerfile(&req.image_map, &d));
+    let mapped =
+        snapshot.read_file(".quire/Dockerfile").ok().flatten().and_then(|d| map_dockerfile(&req.image_map, &d));
     let tar: Box<dyn std::io::Read + Send> = match &mapped {
         Some(dockerfile) => Box::new(std::io::Cursor::new(context_with_dockerfile(snapshot, dockerfile.as_bytes())?)),
         None => Box::new(snapshot.tar_reader().map_err(|e| format!("cannot stream the snapshot for the build: {e}"))?),
@@ -571,20 +613,30 @@ fn resolve_image(
     let tag2 = tag.clone();
     let tail = Rc::new(RefCell::new(BuildTail::new(req.excerpt_lines)));
     let tail2 = tail.clone();
-    let built = until_canceled(rt, &req.cancel, engine.build_image(tar, ".quire/Dockerfile", &tag, move |line| {
-        // The builder colours its stderr lines; the record keeps text.
-        let line = crate::text::plain_text(&line);
-        tail2.borrow_mut().push(&line);
-        em.borrow_mut().emit(None, EventKind::Image { image: tag2.clone(), action: "build".into(), detail: Some(line) });
-    }))?;
+    let built = until_canceled(
+        rt,
+        &req.cancel,
+        engine.build_image(tar, ".quire/Dockerfile", &tag, move |line| {
+            // The builder colours its stderr lines; the record keeps text.
+            let line = crate::text::plain_text(&line);
+            tail2.borrow_mut().push(&line);
+            em.borrow_mut()
+                .emit(None, EventKind::Image { image: tag2.clone(), action: "build".into(), detail: Some(line) });
+        }),
+    )?;
     match built {
         Ok(_) => {
-            emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "built".into(), detail: None });
+            emitter
+                .borrow_mut()
+                .emit(None, EventKind::Image { image: tag.clone(), action: "built".into(), detail: None });
             Ok(tag)
         }
         Err(e) => {
             let tail = tail.borrow();
-            emitter.borrow_mut().emit(None, EventKind::Image { image: tag.clone(), action: "build-failed".into(), detail: tail.step.clone() });
+            emitter.borrow_mut().emit(
+                None,
+                EventKind::Image { image: tag.clone(), action: "build-failed".into(), detail: tail.step.clone() },
+            );
             Err(tail.explain(&crate::text::plain_text(&e.to_string())))
         }
     }
@@ -592,7 +644,11 @@ fn resolve_image(
 
 /// Runs `work` (a pull, a build) until it ends or the run is canceled; a
 /// cancel drops the request, which makes the engine stop the pull or build.
-fn until_canceled<T>(rt: &tokio::runtime::Handle, cancel: &Cancel, work: impl std::future::Future<Output = T>) -> Result<T, String> {
+fn until_canceled<T>(
+    rt: &tokio::runtime::Handle,
+    cancel: &Cancel,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, String> {
     rt.block_on(async {
         tokio::select! {
             r = work => Ok(r),
@@ -634,7 +690,11 @@ impl BuildTail {
             out.push_str(&format!("\n  failing step: {step}"));
         }
         if !self.lines.is_empty() {
-            out.push_str(&format!("\n  its last {} line{}:", self.lines.len(), if self.lines.len() == 1 { "" } else { "s" }));
+            out.push_str(&format!(
+                "\n  its last {} line{}:",
+                self.lines.len(),
+                if self.lines.len() == 1 { "" } else { "s" }
+            ));
             for l in &self.lines {
                 out.push_str(&format!("\n    {l}"));
             }
@@ -643,7 +703,6 @@ impl BuildTail {
         out
     }
 }
-
 
 /// Which image a run uses (DESIGN.md §2 order), and whether it is built
 /// from `.quire/Dockerfile` rather than pulled.
@@ -803,7 +862,14 @@ fn present_image_id(
 
 /// Stores a green run in the result cache. The image is looked up again:
 /// it may have been pulled or built by this very run.
-fn store_green(rt: &tokio::runtime::Handle, engine: &Engine, cache: &ResultCache, key: CacheKey, image: &str, run_id: &str) {
+fn store_green(
+    rt: &tokio::runtime::Handle,
+    engine: &Engine,
+    cache: &ResultCache,
+    key: CacheKey,
+    image: &str,
+    run_id: &str,
+) {
     let image_id = rt.block_on(engine.image_id(image)).ok().flatten();
     let Some(image_id) = image_id else { return };
     if let Err(e) = cache.store(&CacheKey { image_id, ..key }, run_id) {
@@ -847,11 +913,15 @@ fn pull(
 ) -> Result<String, String> {
     let present = rt.block_on(engine.image_id(name)).ok().flatten().is_some();
     if present && policy != PullPolicy::Always {
-        emitter.borrow_mut().emit(None, EventKind::Image { image: name.to_string(), action: "present".into(), detail: None });
+        emitter
+            .borrow_mut()
+            .emit(None, EventKind::Image { image: name.to_string(), action: "present".into(), detail: None });
         return Ok(name.to_string());
     }
     if policy != PullPolicy::Never {
-        emitter.borrow_mut().emit(None, EventKind::Image { image: name.to_string(), action: "pulling".into(), detail: None });
+        emitter
+            .borrow_mut()
+            .emit(None, EventKind::Image { image: name.to_string(), action: "pulling".into(), detail: None });
     }
     let on_progress = |p: crate::engine::PullProgress| {
         let kind = EventKind::ImageProgress {
@@ -866,7 +936,9 @@ fn pull(
     match until_canceled(rt, cancel, engine.ensure_image(name, policy, on_progress))? {
         Ok(_) => {
             if policy != PullPolicy::Never {
-                emitter.borrow_mut().emit(None, EventKind::Image { image: name.to_string(), action: "pulled".into(), detail: None });
+                emitter
+                    .borrow_mut()
+                    .emit(None, EventKind::Image { image: name.to_string(), action: "pulled".into(), detail: None });
             }
             Ok(name.to_string())
         }
@@ -886,7 +958,10 @@ fn push_table(
     event: Option<&serde_json::Map<String, Json>>,
 ) -> mlua::Result<mlua::Table> {
     let (branch, tag) = if overridden {
-        (git_ref.strip_prefix("refs/heads/").map(str::to_string), git_ref.strip_prefix("refs/tags/").map(str::to_string))
+        (
+            git_ref.strip_prefix("refs/heads/").map(str::to_string),
+            git_ref.strip_prefix("refs/tags/").map(str::to_string),
+        )
     } else {
         (facts.branch.clone(), facts.tag.clone())
     };
@@ -947,7 +1022,13 @@ fn run_in_container(
         *live = Some(container.id.clone());
     }
     // Teardown, always: this guard removes the container however we leave.
-    let guard = Teardown { rt: rt.clone(), engine: engine.clone(), container: container.clone(), keep: req.keep, live: req.live_container.clone() };
+    let guard = Teardown {
+        rt: rt.clone(),
+        engine: engine.clone(),
+        container: container.clone(),
+        keep: req.keep,
+        live: req.live_container.clone(),
+    };
 
     // The snapshot goes in while the container starts: the engine takes an
     // archive into a created container, and the two overlap. Links that
@@ -969,7 +1050,9 @@ fn run_in_container(
         })
     });
     started.map_err(|e| e.to_string())?;
-    emitter.borrow_mut().emit(None, EventKind::ContainerStart { image: image.clone(), container_id: container.id.clone() });
+    emitter
+        .borrow_mut()
+        .emit(None, EventKind::ContainerStart { image: image.clone(), container_id: container.id.clone() });
     let status = match uploaded {
         None => (req.cancel.status_and_reason().0, None),
         Some(Err(e)) => {
@@ -1011,7 +1094,12 @@ const TEARDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Makes the links of [`Snapshot::links_out_of_tree`] in /work, each with
 /// its target byte for byte, in one exec; an error names the link.
-fn make_links(rt: &tokio::runtime::Handle, engine: &Engine, container: &RunContainer, links: &[(String, Vec<u8>)]) -> Result<(), String> {
+fn make_links(
+    rt: &tokio::runtime::Handle,
+    engine: &Engine,
+    container: &RunContainer,
+    links: &[(String, Vec<u8>)],
+) -> Result<(), String> {
     if links.is_empty() {
         return Ok(());
     }
@@ -1023,7 +1111,9 @@ fn make_links(rt: &tokio::runtime::Handle, engine: &Engine, container: &RunConta
     ];
     for (path, target) in links {
         let Ok(target) = String::from_utf8(target.clone()) else {
-            return Err(format!("the symbolic link {path} points at a name that is not UTF-8, which quire-ci cannot make in /work"));
+            return Err(format!(
+                "the symbolic link {path} points at a name that is not UTF-8, which quire-ci cannot make in /work"
+            ));
         };
         argv.push(target);
         argv.push(path.clone());
@@ -1064,8 +1154,11 @@ fn upload_dotgit(
     }
     let branch = git_ref.strip_prefix("refs/heads/");
     let scratch = snapshot.git_dir().join("quire-ci").join(format!("dotgit-{run_id}"));
-    let tar = snapshot.dotgit_tar(&scratch, branch).map_err(|e| format!("cannot build the .git for /work (--with-git): {e}"))?;
-    rt.block_on(engine.upload(container, std::io::Cursor::new(tar))).map_err(|e| format!("uploading .git (--with-git) failed: {e}"))
+    let tar = snapshot
+        .dotgit_tar(&scratch, branch)
+        .map_err(|e| format!("cannot build the .git for /work (--with-git): {e}"))?;
+    rt.block_on(engine.upload(container, std::io::Cursor::new(tar)))
+        .map_err(|e| format!("uploading .git (--with-git) failed: {e}"))
 }
 
 struct Teardown {
@@ -1146,7 +1239,14 @@ fn run_jobs(
         if let Some((_, why)) = &stop {
             emitter.borrow_mut().emit(
                 Some(id),
-                EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some(format!("not run: {why}")), file: None, line: None, outputs: None },
+                EventKind::JobEnd {
+                    outcome: Outcome::Skipped,
+                    duration_ms: 0,
+                    reason: Some(format!("not run: {why}")),
+                    file: None,
+                    line: None,
+                    outputs: None,
+                },
             );
             blocked.insert(id.clone(), why.clone());
             continue;
@@ -1154,17 +1254,32 @@ fn run_jobs(
         if let Some(from) = req.skip.get(id) {
             emitter.borrow_mut().emit(
                 Some(id),
-                EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some(format!("skipped by {from}")), file: None, line: None, outputs: None },
+                EventKind::JobEnd {
+                    outcome: Outcome::Skipped,
+                    duration_ms: 0,
+                    reason: Some(format!("skipped by {from}")),
+                    file: None,
+                    line: None,
+                    outputs: None,
+                },
             );
             blocked.insert(id.clone(), "skipped".into());
             inputs.outputs.insert(id.clone(), Value::Nil);
             continue;
         }
         if let Some(up) = job.inputs.iter().find(|i| blocked.contains_key(*i)) {
-            let reason = format!("skipped because :{up} {}", if blocked[up] == "failed" { "failed" } else { "did not run" });
+            let reason =
+                format!("skipped because :{up} {}", if blocked[up] == "failed" { "failed" } else { "did not run" });
             emitter.borrow_mut().emit(
                 Some(id),
-                EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some(reason), file: None, line: None, outputs: None },
+                EventKind::JobEnd {
+                    outcome: Outcome::Skipped,
+                    duration_ms: 0,
+                    reason: Some(reason),
+                    file: None,
+                    line: None,
+                    outputs: None,
+                },
             );
             blocked.insert(id.clone(), "blocked".into());
             inputs.outputs.insert(id.clone(), Value::Nil);
@@ -1199,7 +1314,12 @@ fn run_jobs(
         }
         if result.outcome == Outcome::Failed && result.abort.is_none() && !req.cancel.is_canceled() {
             if let Some(hook) = &req.on_job_failed {
-                hook(&FailedJob { job: id.clone(), container: container.name.clone(), endpoint: engine.endpoint().to_string(), docker_args: engine.chosen().docker_args() });
+                hook(&FailedJob {
+                    job: id.clone(),
+                    container: container.name.clone(),
+                    endpoint: engine.endpoint().to_string(),
+                    docker_args: engine.chosen().docker_args(),
+                });
             }
         }
         match result.outcome {
@@ -1314,7 +1434,12 @@ fn copy_artifacts(
             Ok((root.join(&rel), bytes))
         });
         let kind = match copied {
-            Ok((dest, bytes)) => EventKind::Artifact { path: path.clone(), dest: Some(dest.display().to_string()), bytes: Some(bytes), error: None },
+            Ok((dest, bytes)) => EventKind::Artifact {
+                path: path.clone(),
+                dest: Some(dest.display().to_string()),
+                bytes: Some(bytes),
+                error: None,
+            },
             Err(error) => EventKind::Artifact { path: path.clone(), dest: None, bytes: None, error: Some(error) },
         };
         emitter.borrow_mut().emit(job, kind);

@@ -87,7 +87,13 @@ pub type SecretValues = Rc<BTreeMap<String, String>>;
 const ALLOWED_KEYS: &str = "sh, jobs, secret";
 
 /// Calls `job`'s run-fn with a fresh runtime table and classifies the result.
-pub fn run_job(pipeline: &Pipeline, job: &Job, inputs: &RunInputs, secrets: &SecretValues, host: Rc<dyn ShHost>) -> JobResult {
+pub fn run_job(
+    pipeline: &Pipeline,
+    job: &Job,
+    inputs: &RunInputs,
+    secrets: &SecretValues,
+    host: Rc<dyn ShHost>,
+) -> JobResult {
     let abort: Rc<RefCell<Option<Abort>>> = Rc::new(RefCell::new(None));
     let table = match runtime_table(pipeline, job, inputs, secrets, host, abort.clone()) {
         Ok(t) => t,
@@ -405,7 +411,10 @@ fn sh_request(cmd: Value, opts: Option<Value>) -> mlua::Result<ShRequest> {
                     }
                     ("cwd", Value::String(s)) => cwd = Some(s.to_str()?.to_string()),
                     ("env", other) | ("cwd", other) => {
-                        return Err(mlua::Error::runtime(format!("sh: :{key} has the wrong type ({})", other.type_name())))
+                        return Err(mlua::Error::runtime(format!(
+                            "sh: :{key} has the wrong type ({})",
+                            other.type_name()
+                        )))
                     }
                     (other, _) => {
                         return Err(mlua::Error::runtime(format!("sh: unknown option :{other} (known: :env, :cwd)")))
@@ -436,7 +445,9 @@ fn jobs_function(lua: &Lua, pipeline: &Pipeline, job: &Job, inputs: &RunInputs) 
             return Ok(Value::Table(push.clone()));
         }
         if name == me {
-            return Err(mlua::Error::runtime(format!("(jobs :{name}) inside job :{me}: a job cannot read its own outputs")));
+            return Err(mlua::Error::runtime(format!(
+                "(jobs :{name}) inside job :{me}: a job cannot read its own outputs"
+            )));
         }
         if !known.contains(&name) {
             return Err(mlua::Error::runtime(format!("(jobs :{name}): there is no job :{name}")));
@@ -473,7 +484,9 @@ pub fn lua_to_json(v: &Value, depth: usize) -> Json {
             // A sequence (every key is 1..n) is an array; anything else an object.
             let count = t.clone().pairs::<Value, Value>().count();
             if n > 0 && count == n {
-                Json::Array((1..=n).map(|i| lua_to_json(&t.raw_get::<Value>(i).unwrap_or(Value::Nil), depth + 1)).collect())
+                Json::Array(
+                    (1..=n).map(|i| lua_to_json(&t.raw_get::<Value>(i).unwrap_or(Value::Nil), depth + 1)).collect(),
+                )
             } else {
                 let mut map = serde_json::Map::new();
                 for (k, v) in t.clone().pairs::<Value, Value>().flatten() {

@@ -65,7 +65,11 @@ struct ClockState {
 
 impl Default for Clock {
     fn default() -> Self {
-        Clock(Rc::new(ClockState { mode: Cell::new(Mode::Off), tripped: RefCell::new(None), cancel: RefCell::new(None) }))
+        Clock(Rc::new(ClockState {
+            mode: Cell::new(Mode::Off),
+            tripped: RefCell::new(None),
+            cancel: RefCell::new(None),
+        }))
     }
 }
 
@@ -251,11 +255,48 @@ pub fn is_memory_error(e: &mlua::Error) -> bool {
 /// Every global name ci.fnl may refer to (the refused ones included, so
 /// that using them gives the sandbox's own error naming them).
 pub const GLOBALS: &[&str] = &[
-    "_G", "_VERSION", "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "print",
-    "rawequal", "rawget", "rawlen", "rawset", "require", "select", "setmetatable", "tonumber", "tostring",
-    "type", "unpack", "xpcall", "newproxy", "string", "table", "math", "utf8", "bit32", "bit", "os",
-    "loadstring", "load", "dofile", "loadfile", "getfenv", "setfenv", "collectgarbage", "gcinfo", "io",
-    "debug", "package", "coroutine",
+    "_G",
+    "_VERSION",
+    "assert",
+    "error",
+    "getmetatable",
+    "ipairs",
+    "next",
+    "pairs",
+    "pcall",
+    "print",
+    "rawequal",
+    "rawget",
+    "rawlen",
+    "rawset",
+    "require",
+    "select",
+    "setmetatable",
+    "tonumber",
+    "tostring",
+    "type",
+    "unpack",
+    "xpcall",
+    "newproxy",
+    "string",
+    "table",
+    "math",
+    "utf8",
+    "bit32",
+    "bit",
+    "os",
+    "loadstring",
+    "load",
+    "dofile",
+    "loadfile",
+    "getfenv",
+    "setfenv",
+    "collectgarbage",
+    "gcinfo",
+    "io",
+    "debug",
+    "package",
+    "coroutine",
 ];
 
 /// Globals that exist in stock Lua but not in ci.fnl, with why. Each becomes
@@ -287,14 +328,21 @@ const REFUSED_OS: &[&str] = &["execute", "exit", "getenv", "remove", "rename", "
 /// globals (`require`, `print`) through `setup`, after which the VM is sealed
 /// with Luau's `sandbox(true)`: library tables become read-only and scripts
 /// get their own global table.
-pub fn execute_vm(limits: &Limits, clock: &Clock, setup: impl FnOnce(&Lua, &Table) -> mlua::Result<()>) -> mlua::Result<Lua> {
+pub fn execute_vm(
+    limits: &Limits,
+    clock: &Clock,
+    setup: impl FnOnce(&Lua, &Table) -> mlua::Result<()>,
+) -> mlua::Result<Lua> {
     let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::BIT | StdLib::OS;
     let lua = Lua::new_with(libs, LuaOptions::default())?;
     let g = lua.globals();
     g.raw_set("require", Value::Nil)?;
     for (name, why) in REFUSED {
         let msg = format!("{name} is not available in ci.fnl: {why}");
-        g.raw_set(*name, lua.create_function(move |_, ()| -> mlua::Result<()> { Err(mlua::Error::runtime(msg.clone())) })?)?;
+        g.raw_set(
+            *name,
+            lua.create_function(move |_, ()| -> mlua::Result<()> { Err(mlua::Error::runtime(msg.clone())) })?,
+        )?;
     }
     for (name, why) in REFUSED_LIBS {
         g.raw_set(*name, refusing_table(&lua, name, why)?)?;
@@ -302,7 +350,10 @@ pub fn execute_vm(limits: &Limits, clock: &Clock, setup: impl FnOnce(&Lua, &Tabl
     let os: Table = g.raw_get("os")?;
     for name in REFUSED_OS {
         let msg = format!("os.{name} is not available in ci.fnl: host processes and the host environment are out of reach; use (sh ...) inside the container");
-        os.raw_set(*name, lua.create_function(move |_, ()| -> mlua::Result<()> { Err(mlua::Error::runtime(msg.clone())) })?)?;
+        os.raw_set(
+            *name,
+            lua.create_function(move |_, ()| -> mlua::Result<()> { Err(mlua::Error::runtime(msg.clone())) })?,
+        )?;
     }
     // Luau's string.rep wraps a huge count around to an empty string rather
     // than failing; a ci.fnl asking for gigabytes gets a clear error instead.

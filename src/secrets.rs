@@ -21,8 +21,13 @@ pub fn resolve(
 ) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read --secrets-file {}: {e}", path.display()))?;
-        for (n, (k, v)) in parse_dotenv(&text).map_err(|(line, msg)| format!("{}:{line}: {msg}", path.display()))?.into_iter().enumerate() {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read --secrets-file {}: {e}", path.display()))?;
+        for (n, (k, v)) in parse_dotenv(&text)
+            .map_err(|(line, msg)| format!("{}:{line}: {msg}", path.display()))?
+            .into_iter()
+            .enumerate()
+        {
             let _ = n;
             out.insert(k, v);
         }
@@ -119,7 +124,8 @@ mod tests {
     fn precedence_and_missing() {
         let dir = std::env::temp_dir().join(format!("quire-secrets-{}", std::process::id()));
         std::fs::write(&dir, "TOKEN=file\nOTHER=o\n").unwrap();
-        let env: Vec<(OsString, OsString)> = vec![("QUIRE_SECRET_TOKEN".into(), "env".into()), ("MINE".into(), "m".into())];
+        let env: Vec<(OsString, OsString)> =
+            vec![("QUIRE_SECRET_TOKEN".into(), "env".into()), ("MINE".into(), "m".into())];
         let got = resolve(&["MINE".into()], Some(&dir), env.clone().into_iter()).unwrap();
         assert_eq!(got.get("TOKEN").unwrap(), "env");
         assert_eq!(got.get("OTHER").unwrap(), "o");

@@ -21,12 +21,35 @@ pub const SERVER_COMMIT: &str = "5be79b0";
 /// 5.3 compatibility) does not have: the server raises "attempt to call a
 /// nil value" (or to index one) where quire-ci carries on.
 pub const LUAU_ONLY: &[&str] = &[
-    "unpack", "newproxy", "bit32", "bit",
-    "math.clamp", "math.e", "math.isfinite", "math.isinf", "math.isnan", "math.lerp", "math.map", "math.nan",
-    "math.noise", "math.phi", "math.round", "math.sign", "math.sqrt2", "math.tau",
+    "unpack",
+    "newproxy",
+    "bit32",
+    "bit",
+    "math.clamp",
+    "math.e",
+    "math.isfinite",
+    "math.isinf",
+    "math.isnan",
+    "math.lerp",
+    "math.map",
+    "math.nan",
+    "math.noise",
+    "math.phi",
+    "math.round",
+    "math.sign",
+    "math.sqrt2",
+    "math.tau",
     "string.split",
-    "table.clear", "table.clone", "table.create", "table.find", "table.foreach", "table.foreachi", "table.freeze",
-    "table.getn", "table.isfrozen", "table.maxn",
+    "table.clear",
+    "table.clone",
+    "table.create",
+    "table.find",
+    "table.foreach",
+    "table.foreachi",
+    "table.freeze",
+    "table.getn",
+    "table.isfrozen",
+    "table.maxn",
 ];
 
 /// What Lua 5.4 would use instead, where there is a direct equivalent.
@@ -233,7 +256,8 @@ pub fn add_hooks(maker: &Function, fennel: &Table, notes: &Table, file: &str, pl
 pub fn read_notes(file: &str, notes: &Table) -> Vec<Note> {
     let mut out: Vec<Note> = Vec::new();
     for n in notes.sequence_values::<Table>().filter_map(Result::ok) {
-        let (Ok(kind), Ok(line), Ok(subject)) = (n.raw_get::<String>(1), n.raw_get::<usize>(2), n.raw_get::<String>(5)) else {
+        let (Ok(kind), Ok(line), Ok(subject)) = (n.raw_get::<String>(1), n.raw_get::<usize>(2), n.raw_get::<String>(5))
+        else {
             continue;
         };
         let col = n.raw_get::<i64>(3).unwrap_or(-1);
@@ -258,11 +282,14 @@ impl Note {
     /// does not exist, else a warning.
     pub fn problem(&self) -> Problem {
         if self.is_error() {
-            return Problem::new(Code::RuntimeKey, format!("runtime has no :{} (it has sh, jobs, secret)", self.subject))
-                .at(&self.file, self.line)
-                .columns(self.columns)
-                .label(format!("no runtime.{}", self.subject))
-                .help("use runtime.sh, runtime.jobs or runtime.secret");
+            return Problem::new(
+                Code::RuntimeKey,
+                format!("runtime has no :{} (it has sh, jobs, secret)", self.subject),
+            )
+            .at(&self.file, self.line)
+            .columns(self.columns)
+            .label(format!("no runtime.{}", self.subject))
+            .help("use runtime.sh, runtime.jobs or runtime.secret");
         }
         self.warning()
     }
@@ -325,11 +352,14 @@ impl Note {
                 Code::ServerStdlib,
                 format!("quire.stdlib's {s} is quire-ci's: {at} has an empty quire.stdlib"),
                 format!("{s} is nil on the server"),
-                "copy the helper into ci.fnl to run the same file on the server (docs/ci-fnl.md has its definition)".into(),
+                "copy the helper into ci.fnl to run the same file on the server (docs/ci-fnl.md has its definition)"
+                    .into(),
             ),
             _ => (
                 Code::ServerJobOutputs,
-                format!("(jobs :{s}) is :{s}'s outputs here; {at} does not pass job outputs on: it is always nil there"),
+                format!(
+                    "(jobs :{s}) is :{s}'s outputs here; {at} does not pass job outputs on: it is always nil there"
+                ),
                 "nil on the server".into(),
                 "treat nil as \"no outputs\" if the same file must pass on the server".into(),
             ),
@@ -355,8 +385,12 @@ mod tests {
 
     #[test]
     fn luau_only_is_what_ci_fnl_may_use_here_and_lua_5_4_lacks() {
-        let lua = crate::sandbox::execute_vm(&crate::sandbox::Limits::default(), &crate::sandbox::Clock::default(), |_, _| Ok(()))
-            .expect("execute VM");
+        let lua = crate::sandbox::execute_vm(
+            &crate::sandbox::Limits::default(),
+            &crate::sandbox::Clock::default(),
+            |_, _| Ok(()),
+        )
+        .expect("execute VM");
         let mut found = Vec::new();
         for (lib, names) in LUA54 {
             let keys: Vec<String> = lua
@@ -440,7 +474,12 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         for n in found {
             let p = n.warning();
-            assert!(p.code.is_warning() && p.code.as_str().starts_with("quire_ci::server_") && p.message.contains(SERVER_COMMIT), "{p:?}");
+            assert!(
+                p.code.is_warning()
+                    && p.code.as_str().starts_with("quire_ci::server_")
+                    && p.message.contains(SERVER_COMMIT),
+                "{p:?}"
+            );
             assert_eq!(p.line(), Some(2));
         }
     }

@@ -162,10 +162,7 @@ pub enum SnapshotError {
 }
 
 impl SnapshotError {
-    fn git(
-        repo: &gix::Repository,
-        what: impl Into<String>,
-    ) -> impl FnOnce(gix::Error) -> SnapshotError {
+    fn git(repo: &gix::Repository, what: impl Into<String>) -> impl FnOnce(gix::Error) -> SnapshotError {
         let repo = repo_display_path(repo);
         let what = what.into();
         move |source| SnapshotError::Git { repo, what, source }
@@ -224,26 +221,17 @@ fn repo_display_path(repo: &gix::Repository) -> PathBuf {
 }
 
 fn discover(repo_dir: &Path) -> Result<gix::Repository, SnapshotError> {
-    gix::discover(repo_dir).map_err(|source| SnapshotError::NotARepository {
-        path: repo_dir.to_owned(),
-        source,
-    })
+    gix::discover(repo_dir).map_err(|source| SnapshotError::NotARepository { path: repo_dir.to_owned(), source })
 }
 
 /// HEAD's tree, or `None` when HEAD is unborn (no commits yet).
 fn head_tree(repo: &gix::Repository) -> Result<Option<ObjectId>, SnapshotError> {
-    let mut head = repo
-        .head()
-        .map_err(SnapshotError::git(repo, "reading HEAD"))?;
+    let mut head = repo.head().map_err(SnapshotError::git(repo, "reading HEAD"))?;
     if head.is_unborn() {
         return Ok(None);
     }
-    let commit = head
-        .peel_to_commit()
-        .map_err(SnapshotError::git(repo, "peeling HEAD to a commit"))?;
-    let tree = commit
-        .tree_id()
-        .map_err(SnapshotError::git(repo, "reading HEAD's tree"))?;
+    let commit = head.peel_to_commit().map_err(SnapshotError::git(repo, "peeling HEAD to a commit"))?;
+    let tree = commit.tree_id().map_err(SnapshotError::git(repo, "reading HEAD's tree"))?;
     Ok(Some(tree.detach()))
 }
 
@@ -262,12 +250,7 @@ impl Snapshot {
     /// untracked files that are not ignored, never ignored files or `.git`.
     pub fn of_worktree(repo_dir: &Path) -> Result<Snapshot, SnapshotError> {
         let repo = discover(repo_dir)?;
-        let workdir = repo
-            .workdir()
-            .ok_or_else(|| SnapshotError::NoWorktree {
-                path: repo_dir.to_owned(),
-            })?
-            .to_owned();
+        let workdir = repo.workdir().ok_or_else(|| SnapshotError::NoWorktree { path: repo_dir.to_owned() })?.to_owned();
         let entries = worktree::collect(&repo, &workdir)?;
         let tree = tree::tree_id(&repo, &entries)?;
         let head_tree = head_tree(&repo)?;
@@ -307,11 +290,8 @@ impl Snapshot {
     /// the tar comes from the object database.
     pub fn of_commit(repo_dir: &Path, rev: &str) -> Result<Snapshot, SnapshotError> {
         let repo = discover(repo_dir)?;
-        let bad_rev = |source| SnapshotError::BadRevision {
-            rev: rev.to_owned(),
-            repo: repo_display_path(&repo),
-            source,
-        };
+        let bad_rev =
+            |source| SnapshotError::BadRevision { rev: rev.to_owned(), repo: repo_display_path(&repo), source };
         let (commit_id, tree, commit_time) = {
             let commit = repo
                 .rev_parse_single(rev)
@@ -325,12 +305,7 @@ impl Snapshot {
         };
         let entries = tree::flatten(&repo, tree)?
             .into_iter()
-            .map(|(path, (kind, id))| Entry {
-                path,
-                kind,
-                id,
-                source: Source::Object,
-            })
+            .map(|(path, (kind, id))| Entry { path, kind, id, source: Source::Object })
             .collect();
         let head_tree = head_tree(&repo)?;
         let workdir = repo.workdir().map(Path::to_owned);
@@ -376,11 +351,7 @@ impl Snapshot {
     pub fn files(&self) -> Vec<SnapshotFile> {
         self.entries
             .iter()
-            .map(|e| SnapshotFile {
-                path: e.path.to_str_lossy().into_owned(),
-                kind: e.kind,
-                id: e.id.to_string(),
-            })
+            .map(|e| SnapshotFile { path: e.path.to_str_lossy().into_owned(), kind: e.kind, id: e.id.to_string() })
             .collect()
     }
 
@@ -398,16 +369,13 @@ impl Snapshot {
         match entry.source {
             Source::Worktree => {
                 let full = self.worktree_path(&entry.path)?;
-                std::fs::read(&full)
-                    .map(Some)
-                    .map_err(|source| SnapshotError::Read { path: full, source })
+                std::fs::read(&full).map(Some).map_err(|source| SnapshotError::Read { path: full, source })
             }
             Source::Object => {
                 let repo = self.repo.to_thread_local();
-                let blob = repo.find_object(entry.id).map_err(SnapshotError::git(
-                    &repo,
-                    format!("reading blob for {path}"),
-                ))?;
+                let blob = repo
+                    .find_object(entry.id)
+                    .map_err(SnapshotError::git(&repo, format!("reading blob for {path}")))?;
                 Ok(Some(blob.detach().data))
             }
         }
@@ -428,10 +396,9 @@ impl Snapshot {
                 }
                 Source::Object => {
                     let repo = self.repo.to_thread_local();
-                    let blob = repo.find_object(entry.id).map_err(SnapshotError::git(
-                        &repo,
-                        format!("reading the link {}", entry.path),
-                    ))?;
+                    let blob = repo
+                        .find_object(entry.id)
+                        .map_err(SnapshotError::git(&repo, format!("reading the link {}", entry.path)))?;
                     blob.detach().data
                 }
             };
@@ -458,28 +425,19 @@ impl Snapshot {
             None => Default::default(),
             Some(rev) => tree::flatten(&repo, push::resolve_tree(&repo, rev)?)?,
         };
-        let ours = self
-            .entries
-            .iter()
-            .map(|e| (e.path.clone(), (e.kind, e.id)))
-            .collect();
+        let ours = self.entries.iter().map(|e| (e.path.clone(), (e.kind, e.id))).collect();
         Ok(tree::diff_paths(&base, &ours))
     }
 
     fn entry(&self, path: &[u8]) -> Option<&Entry> {
-        self.entries
-            .binary_search_by(|e| e.path.as_slice().cmp(path))
-            .ok()
-            .map(|i| &self.entries[i])
+        self.entries.binary_search_by(|e| e.path.as_slice().cmp(path)).ok().map(|i| &self.entries[i])
     }
 
     fn worktree_path(&self, rela: &[u8]) -> Result<PathBuf, SnapshotError> {
         let root = self
             .workdir
             .as_deref()
-            .ok_or_else(|| SnapshotError::NoWorktree {
-                path: self.repo.git_dir().to_owned(),
-            })?;
+            .ok_or_else(|| SnapshotError::NoWorktree { path: self.repo.git_dir().to_owned() })?;
         Ok(root.join(rela_path(rela)))
     }
 }

@@ -40,9 +40,11 @@ mod tests {
 
     #[test]
     fn all_passed_wants_every_result_present_and_exiting_zero() {
-        let lua = crate::sandbox::execute_vm(&crate::sandbox::Limits::default(), &crate::sandbox::Clock::default(), |lua, g| {
-            g.raw_set("stdlib", module(lua)?)
-        })
+        let lua = crate::sandbox::execute_vm(
+            &crate::sandbox::Limits::default(),
+            &crate::sandbox::Clock::default(),
+            |lua, g| g.raw_set("stdlib", module(lua)?),
+        )
         .expect("execute VM");
         let cases: &[(&str, bool)] = &[
             ("", true),
@@ -55,7 +57,10 @@ mod tests {
             ("true", false),
         ];
         for (args, want) in cases {
-            let got: bool = lua.load(format!("return stdlib['all-passed']({args})")).eval().unwrap_or_else(|e| panic!("{args}: {e}"));
+            let got: bool = lua
+                .load(format!("return stdlib['all-passed']({args})"))
+                .eval()
+                .unwrap_or_else(|e| panic!("{args}: {e}"));
             assert_eq!(got, *want, "(all-passed {args})");
         }
         let err = lua.load("stdlib.x = 1").exec().unwrap_err().to_string();

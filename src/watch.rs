@@ -77,7 +77,9 @@ pub fn watch(root: &Path, force_poll: bool) -> Result<TreeWatcher, notify::Error
         let native = notify::RecommendedWatcher::new(tx.clone(), notify::Config::default())
             .and_then(|mut w| w.watch(root, RecursiveMode::Recursive).map(|()| w));
         match native {
-            Ok(w) => return Ok(TreeWatcher { _inner: Box::new(w), backend: Backend::Native, events: rx, warning: None }),
+            Ok(w) => {
+                return Ok(TreeWatcher { _inner: Box::new(w), backend: Backend::Native, events: rx, warning: None })
+            }
             Err(e) if needs_poll(&e) => format!(
                 "cannot watch {} with inotify ({e}); polling every {} ms instead. \
                  To raise the limit: sudo sysctl fs.inotify.max_user_watches=524288 \
@@ -120,7 +122,12 @@ pub struct PathFilter {
 
 impl PathFilter {
     pub fn new(root: &Path, ignored_dirs: Vec<PathBuf>) -> PathFilter {
-        PathFilter { root: root.to_path_buf(), ignored_dirs, repo: gix::discover(root).ok(), dirs: RefCell::new(HashMap::new()) }
+        PathFilter {
+            root: root.to_path_buf(),
+            ignored_dirs,
+            repo: gix::discover(root).ok(),
+            dirs: RefCell::new(HashMap::new()),
+        }
     }
 
     /// True when a change to `path` may change the snapshot.

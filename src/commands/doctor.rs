@@ -79,7 +79,12 @@ pub fn checks(ctx: &Context, args: &DoctorArgs) -> Vec<Check> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
     let engine = match &rt {
         Err(e) => {
-            out.push(Check::fail("engine", format!("cannot start the async runtime: {e}"), "report this as a bug", true));
+            out.push(Check::fail(
+                "engine",
+                format!("cannot start the async runtime: {e}"),
+                "report this as a bug",
+                true,
+            ));
             None
         }
         Ok(rt) => match rt.block_on(Engine::connect()) {
@@ -105,7 +110,11 @@ pub fn checks(ctx: &Context, args: &DoctorArgs) -> Vec<Check> {
                             engine.chosen().describe()
                         ),
                     )),
-                    Err(e) => out.push(Check::warn("engine", format!("reachable via {} but: {e}", engine.chosen().describe()), "check the daemon's logs")),
+                    Err(e) => out.push(Check::warn(
+                        "engine",
+                        format!("reachable via {} but: {e}", engine.chosen().describe()),
+                        "check the daemon's logs",
+                    )),
                 }
                 Some(engine)
             }
@@ -119,7 +128,12 @@ pub fn checks(ctx: &Context, args: &DoctorArgs) -> Vec<Check> {
             r
         }
         Err(p) => {
-            out.push(Check::fail("repo", p.message.clone(), "run quire-ci inside a git work tree, or use -C DIR", false));
+            out.push(Check::fail(
+                "repo",
+                p.message.clone(),
+                "run quire-ci inside a git work tree, or use -C DIR",
+                false,
+            ));
             return out;
         }
     };
@@ -129,7 +143,12 @@ pub fn checks(ctx: &Context, args: &DoctorArgs) -> Vec<Check> {
     // Anything at the path (a FIFO, a link) is the evaluation's to judge:
     // only nothing at all is "not found".
     if std::fs::symlink_metadata(&ci).is_err() {
-        out.push(Check::fail("ci.fnl", format!("{} not found", ci.display()), "run `quire-ci init` to write a starter", false));
+        out.push(Check::fail(
+            "ci.fnl",
+            format!("{} not found", ci.display()),
+            "run `quire-ci init` to write a starter",
+            false,
+        ));
     } else {
         let eval = EvalArgs { lua_memory: 256, eval_timeout: 10.0, job_lua_timeout: 10.0 };
         match evaluate_worktree(ctx, None, &eval) {
@@ -185,7 +204,8 @@ fn dockerfile_check(root: &Path, engine: Option<&Engine>, rt: Option<&tokio::run
             if !w.first().is_some_and(|f| f.eq_ignore_ascii_case("FROM")) {
                 return None;
             }
-            let alias = w.iter().position(|x| x.eq_ignore_ascii_case("AS")).and_then(|i| w.get(i + 1)).map(|a| a.to_string());
+            let alias =
+                w.iter().position(|x| x.eq_ignore_ascii_case("AS")).and_then(|i| w.get(i + 1)).map(|a| a.to_string());
             alias
         })
         .collect();
@@ -206,18 +226,27 @@ fn dockerfile_check(root: &Path, engine: Option<&Engine>, rt: Option<&tokio::run
             continue;
         }
         let reference = crate::engine::with_default_tag(from);
-        let asked = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), engine.docker().inspect_registry_image(&reference, None)).await });
+        let asked = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), engine.docker().inspect_registry_image(&reference, None))
+                .await
+        });
         if !matches!(asked, Ok(Ok(_))) {
             missing.push(from.clone());
         }
     }
     if missing.is_empty() {
-        Check::ok("image", format!("built from .quire/Dockerfile on the next run as {tag} (its FROM images are present or pullable)"))
+        Check::ok(
+            "image",
+            format!("built from .quire/Dockerfile on the next run as {tag} (its FROM images are present or pullable)"),
+        )
     } else {
         Check::fail(
             "image",
             format!("built from .quire/Dockerfile, but FROM {} is neither present nor pullable", missing.join(", ")),
-            format!("`docker pull` it from a mirror and map it: --image-map {}=MIRROR/IMAGE (or QUIRE_CI_IMAGE_MAP)", missing[0]),
+            format!(
+                "`docker pull` it from a mirror and map it: --image-map {}=MIRROR/IMAGE (or QUIRE_CI_IMAGE_MAP)",
+                missing[0]
+            ),
             true,
         )
     }
@@ -225,7 +254,13 @@ fn dockerfile_check(root: &Path, engine: Option<&Engine>, rt: Option<&tokio::run
 
 /// The image a run would use (same order as the executor) and whether the
 /// engine has it or can get it.
-fn image_check(root: &Path, declared: Option<String>, flag: Option<String>, engine: Option<&Engine>, rt: Option<&tokio::runtime::Runtime>) -> Check {
+fn image_check(
+    root: &Path,
+    declared: Option<String>,
+    flag: Option<String>,
+    engine: Option<&Engine>,
+    rt: Option<&tokio::runtime::Runtime>,
+) -> Check {
     let name = match declared {
         Some(n) => n,
         None if root.join(".quire/Dockerfile").is_file() => return dockerfile_check(root, engine, rt),
@@ -239,10 +274,14 @@ fn image_check(root: &Path, declared: Option<String>, flag: Option<String>, engi
         Ok(None) => {
             let reference = crate::engine::with_default_tag(&name);
             let asked = rt.block_on(async {
-                tokio::time::timeout(Duration::from_secs(10), engine.docker().inspect_registry_image(&reference, None)).await
+                tokio::time::timeout(Duration::from_secs(10), engine.docker().inspect_registry_image(&reference, None))
+                    .await
             });
             match asked {
-                Ok(Ok(_)) => Check::ok("image", format!("{name} is not present but its registry has it (pulled on the first run)")),
+                Ok(Ok(_)) => Check::ok(
+                    "image",
+                    format!("{name} is not present but its registry has it (pulled on the first run)"),
+                ),
                 Ok(Err(e)) => Check::fail(
                     "image",
                     format!("{name} is not present and cannot be pulled: {e}"),
@@ -272,14 +311,17 @@ fn hook_check(root: &Path) -> Check {
             format!("{} exists but does not run quire-ci", hook.display()),
             "call `quire-ci hook run` from it, or move it aside and run `quire-ci hook install`",
         ),
-        Err(_) => Check::warn("hook", "no pre-push hook: `git push` does not run CI first", "run `quire-ci hook install`"),
+        Err(_) => {
+            Check::warn("hook", "no pre-push hook: `git push` does not run CI first", "run `quire-ci hook install`")
+        }
     }
 }
 
 /// `git rev-parse --git-path hooks` honours core.hooksPath; fall back to
 /// `.git/hooks` when git is not at hand.
 fn hooks_dir(root: &Path) -> PathBuf {
-    let asked = std::process::Command::new("git").arg("-C").arg(root).args(["rev-parse", "--git-path", "hooks"]).output();
+    let asked =
+        std::process::Command::new("git").arg("-C").arg(root).args(["rev-parse", "--git-path", "hooks"]).output();
     if let Ok(o) = asked {
         if o.status.success() {
             let p = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());

@@ -126,7 +126,9 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
     // the hook's own list (publish and release jobs that must never run
     // from a laptop before the push lands).
     let mut skip = super::run::skips(&settings.skip, "QUIRE_CI_SKIP_JOBS");
-    for name in std::env::var("QUIRE_CI_HOOK_SKIP_JOBS").unwrap_or_default().split(',').map(str::trim).filter(|n| !n.is_empty()) {
+    for name in
+        std::env::var("QUIRE_CI_HOOK_SKIP_JOBS").unwrap_or_default().split(',').map(str::trim).filter(|n| !n.is_empty())
+    {
         skip.insert(name.to_string(), "QUIRE_CI_HOOK_SKIP_JOBS".to_string());
     }
     let rt = match super::runtime() {
@@ -182,7 +184,10 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             verbose: ctx.verbose,
             image_map: settings.image_map.clone(),
             artifacts: settings.artifacts.iter().filter(|a| !a.is_empty()).cloned().collect(),
-            artifacts_dir: settings.artifacts_dir.as_ref().map(|d| if d.is_absolute() { d.clone() } else { repo.join(d) }),
+            artifacts_dir: settings
+                .artifacts_dir
+                .as_ref()
+                .map(|d| if d.is_absolute() { d.clone() } else { repo.join(d) }),
             ..RunRequest::new(&repo)
         };
         let outcome = run::execute(rt.handle(), request);

@@ -55,7 +55,9 @@ impl Starter {
             Starter::Go => (vec!["go vet ./...", "go test ./..."], vec!["go build ./..."]),
             Starter::Python => (vec!["pip install . pytest", "python -m pytest"], vec![]),
             // The slim image has no make; install it first.
-            Starter::Make => (vec!["apt-get update -qq && apt-get install -y -qq make >/dev/null", "make test"], vec![]),
+            Starter::Make => {
+                (vec!["apt-get update -qq && apt-get install -y -qq make >/dev/null", "make test"], vec![])
+            }
             Starter::Empty => (vec!["echo 'replace this with your checks, e.g. ./run-tests'"], vec![]),
         }
     }
@@ -117,7 +119,10 @@ pub fn run(ctx: &Context) -> i32 {
         return exit::BAD_INPUT;
     }
     if path.exists() {
-        eprintln!("quire-ci: {} already exists; init never overwrites it (edit it, or remove it and run init again)", path.display());
+        eprintln!(
+            "quire-ci: {} already exists; init never overwrites it (edit it, or remove it and run init again)",
+            path.display()
+        );
         return exit::BAD_INPUT;
     }
     let starter = Starter::detect(&root);

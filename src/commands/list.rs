@@ -42,7 +42,8 @@ pub fn json_listing(p: &Pipeline) -> String {
 fn dot(p: &Pipeline) -> String {
     let mut s = String::from("digraph pipeline {\n  rankdir=LR;\n");
     let quote = |x: &str| format!("\"{}\"", x.replace('\\', "\\\\").replace('"', "\\\""));
-    let mut sources: Vec<&str> = p.jobs.iter().flat_map(|j| j.inputs.iter()).filter(|i| i.contains('/')).map(String::as_str).collect();
+    let mut sources: Vec<&str> =
+        p.jobs.iter().flat_map(|j| j.inputs.iter()).filter(|i| i.contains('/')).map(String::as_str).collect();
     sources.sort();
     sources.dedup();
     for src in sources {
@@ -83,7 +84,9 @@ fn table(p: &Pipeline, has_dockerfile: bool) -> String {
     let head = ["#", "job", "inputs", "declared"];
     let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).chain([head[c].len()]).max().unwrap_or(0);
     let w = [width(0), width(1), width(2)];
-    let line = |r: [&str; 4]| format!("{:>w0$}  {:<w1$}  {:<w2$}  {}\n", r[0], r[1], r[2], r[3], w0 = w[0], w1 = w[1], w2 = w[2]);
+    let line = |r: [&str; 4]| {
+        format!("{:>w0$}  {:<w1$}  {:<w2$}  {}\n", r[0], r[1], r[2], r[3], w0 = w[0], w1 = w[1], w2 = w[2])
+    };
     s.push_str(&line(head));
     for r in &rows {
         s.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));

@@ -75,7 +75,10 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> i32 {
 /// run; the latest when None.
 pub fn pick(runs: &[RunSummary], wanted: Option<&str>) -> Result<PathBuf, String> {
     let Some(w) = wanted else {
-        return runs.first().map(|r| r.dir.clone()).ok_or_else(|| "no runs recorded yet; `quire-ci run` makes one".to_string());
+        return runs
+            .first()
+            .map(|r| r.dir.clone())
+            .ok_or_else(|| "no runs recorded yet; `quire-ci run` makes one".to_string());
     };
     if let Some(r) = runs.iter().find(|r| r.id == w) {
         return Ok(r.dir.clone());

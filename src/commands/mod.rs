@@ -43,7 +43,8 @@ pub struct Context {
 impl Context {
     pub fn new(dir: Option<PathBuf>, color: ColorChoice, quiet: bool, verbose: bool) -> std::io::Result<Context> {
         let cwd = match dir {
-            Some(d) => std::fs::canonicalize(&d).map_err(|e| std::io::Error::new(e.kind(), format!("-C {}: {e}", d.display())))?,
+            Some(d) => std::fs::canonicalize(&d)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("-C {}: {e}", d.display())))?,
             None => std::env::current_dir()?,
         };
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -86,7 +87,10 @@ pub fn find_repo_root(start: &Path) -> Result<PathBuf, Problem> {
             if object_format(&d.join(".git")).is_some_and(|f| f.eq_ignore_ascii_case("sha256")) {
                 return Err(Problem::new(
                     Code::RepoFormat,
-                    format!("the repository at {} uses SHA-256 object names, which quire-ci cannot read yet", d.display()),
+                    format!(
+                        "the repository at {} uses SHA-256 object names, which quire-ci cannot read yet",
+                        d.display()
+                    ),
                 )
                 .help("quire-ci reads SHA-1 repositories only (what `git init` makes by default)"));
             }

@@ -58,9 +58,9 @@ fn check_pushed_at(event: &serde_json::Map<String, serde_json::Value>) -> Result
     match event.get("pushed-at") {
         None => Ok(()),
         Some(serde_json::Value::String(s)) if time::OffsetDateTime::parse(s, &Rfc3339).is_ok() => Ok(()),
-        Some(other) => Err(format!(
-            "\"pushed-at\" must be an RFC 3339 time such as \"2026-12-01T11:00:00.000Z\", got {other}"
-        )),
+        Some(other) => {
+            Err(format!("\"pushed-at\" must be an RFC 3339 time such as \"2026-12-01T11:00:00.000Z\", got {other}"))
+        }
     }
 }
 
@@ -82,7 +82,8 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
     };
     let secrets = crate::secrets::resolve(&args.secrets, args.secrets_file.as_deref(), std::env::vars_os())?;
     let sinks: Vec<Box<dyn EventSink>> = vec![terminal_sink(ctx, args.json, args.excerpt_lines)];
-    let on_job_failed: Option<OnJobFailed> = if args.shell_on_failure { Some(Box::new(shell_in_container)) } else { None };
+    let on_job_failed: Option<OnJobFailed> =
+        if args.shell_on_failure { Some(Box::new(shell_in_container)) } else { None };
     Ok(RunRequest {
         repo_dir: repo.to_path_buf(),
         pushed: None,
@@ -195,7 +196,10 @@ fn shell_in_container(f: &FailedJob) {
         eprintln!("quire-ci: warning: --shell-on-failure needs a terminal on stdin and stdout; going on without a shell for :{}", f.job);
         return;
     }
-    eprintln!("quire-ci: :{} failed; opening a shell in its container {} at /work (exit the shell to go on)", f.job, f.container);
+    eprintln!(
+        "quire-ci: :{} failed; opening a shell in its container {} at /work (exit the shell to go on)",
+        f.job, f.container
+    );
     let mut cmd = std::process::Command::new("docker");
     cmd.args(&f.docker_args);
     cmd.args(["exec", "-it", "-w", "/work", &f.container, "sh"]);

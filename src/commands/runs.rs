@@ -31,7 +31,10 @@ pub fn run(ctx: &Context, args: &RunsArgs) -> i32 {
 pub fn table(runs: &[RunSummary]) -> String {
     let idw = runs.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
     let refw = runs.iter().map(|r| r.git_ref.len()).max().unwrap_or(3).max(3);
-    let mut out = format!("{:<idw$}  {:<24}  {:<refw$}  {:<5}  {:<10}  {:>8}\n", "id", "started", "ref", "dirty", "status", "time");
+    let mut out = format!(
+        "{:<idw$}  {:<24}  {:<refw$}  {:<5}  {:<10}  {:>8}\n",
+        "id", "started", "ref", "dirty", "status", "time"
+    );
     for r in runs {
         let status = match r.status {
             _ if r.abandoned => "abandoned",
@@ -68,7 +71,10 @@ pub fn status_word(s: RunStatus) -> &'static str {
 /// The runs directory (`--out`, else the repository's) and its runs, newest
 /// first; or, after saying why, the exit code: 2 when there is no runs
 /// directory to speak of, 3 when it cannot be read.
-pub fn recorded_runs(ctx: &Context, out: Option<&std::path::Path>) -> Result<(std::path::PathBuf, Vec<RunSummary>), i32> {
+pub fn recorded_runs(
+    ctx: &Context,
+    out: Option<&std::path::Path>,
+) -> Result<(std::path::PathBuf, Vec<RunSummary>), i32> {
     let dir = runs_dir(ctx, out).map_err(|msg| {
         eprintln!("quire-ci: {msg}");
         exit::BAD_INPUT
@@ -85,7 +91,10 @@ pub fn runs_dir(ctx: &Context, out: Option<&std::path::Path>) -> Result<std::pat
         return Ok(if o.is_absolute() { o.to_path_buf() } else { ctx.cwd.join(o) });
     }
     let repo = gix::discover(&ctx.cwd).map_err(|e| {
-        format!("{} is not inside a git repository ({e}); run inside one, or name the runs directory with --out DIR", ctx.cwd.display())
+        format!(
+            "{} is not inside a git repository ({e}); run inside one, or name the runs directory with --out DIR",
+            ctx.cwd.display()
+        )
     })?;
     Ok(record::runs_dir(repo.git_dir()))
 }

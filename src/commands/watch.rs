@@ -86,7 +86,16 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
         let out_dir = out_dir.clone();
         let pace = Pace { quiet, trace: ctx.verbose };
         std::thread::spawn(move || {
-            coordinate(watcher, PathFilter::new(&repo, ignored), &repo, out_dir.as_deref(), &index_lock, pace, shared, wake_tx)
+            coordinate(
+                watcher,
+                PathFilter::new(&repo, ignored),
+                &repo,
+                out_dir.as_deref(),
+                &index_lock,
+                pace,
+                shared,
+                wake_tx,
+            )
         });
     }
 
@@ -163,7 +172,10 @@ fn coordinate(
         if !warned {
             eprintln!("quire-ci: warning: file watcher: {e}");
             if watch::needs_poll(e) {
-                eprintln!("quire-ci: some directories are not watched; raise fs.inotify.max_user_watches or set {}=1", watch::FORCE_POLL_ENV);
+                eprintln!(
+                    "quire-ci: some directories are not watched; raise fs.inotify.max_user_watches or set {}=1",
+                    watch::FORCE_POLL_ENV
+                );
             }
             warned = true;
         }

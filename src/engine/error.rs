@@ -68,7 +68,10 @@ pub enum EngineError {
     /// The docker config's credentials for a registry cannot be read
     /// (a credential helper failed, a malformed `auth`).
     #[error("credentials for {registry}: {problem}")]
-    #[diagnostic(code(quire_ci::engine::credentials), help("check `docker login {registry}` works; a credential helper must be on PATH"))]
+    #[diagnostic(
+        code(quire_ci::engine::credentials),
+        help("check `docker login {registry}` works; a credential helper must be on PATH")
+    )]
     Credentials { registry: String, problem: String },
 
     /// The image is not present and could not be pulled (or pulling was not allowed).
@@ -123,10 +126,7 @@ pub enum EngineError {
 
 impl EngineError {
     pub(crate) fn api(action: impl Into<String>, source: bollard::errors::Error) -> Self {
-        EngineError::Api {
-            action: action.into(),
-            source,
-        }
+        EngineError::Api { action: action.into(), source }
     }
 }
 

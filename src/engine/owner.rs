@@ -102,10 +102,7 @@ pub fn judge(labels: &HashMap<String, String>, me: &Owner, procs: &impl Processe
     if labels.get(LABEL_KEEP).is_some_and(|v| v == "true") {
         return Verdict::Keep;
     }
-    let Some(pid) = labels
-        .get(LABEL_OWNER_PID)
-        .and_then(|p| p.parse::<u32>().ok())
-    else {
+    let Some(pid) = labels.get(LABEL_OWNER_PID).and_then(|p| p.parse::<u32>().ok()) else {
         return Verdict::Keep;
     };
     let host = labels.get(LABEL_OWNER_HOST);
@@ -125,11 +122,8 @@ pub fn judge(labels: &HashMap<String, String>, me: &Owner, procs: &impl Processe
             }
         }
         Some(_) => {
-            let start = labels
-                .get(LABEL_OWNER_START)
-                .and_then(|s| s.parse::<u64>().ok());
-            let same_ns = !me.pidns.is_empty()
-                && labels.get(LABEL_OWNER_PIDNS).is_some_and(|ns| ns == &me.pidns);
+            let start = labels.get(LABEL_OWNER_START).and_then(|s| s.parse::<u64>().ok());
+            let same_ns = !me.pidns.is_empty() && labels.get(LABEL_OWNER_PIDNS).is_some_and(|ns| ns == &me.pidns);
             let alive = if same_ns {
                 procs.alive_here(pid, start)
             } else {
@@ -191,9 +185,7 @@ fn sees_every_process() -> bool {
 /// True when /proc numbers processes as our pid namespace does (after
 /// `unshare --pid` without `--mount-proc` it is the parent's).
 fn proc_is_mine() -> bool {
-    let mine = std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|p| p.to_str().and_then(|s| s.parse::<u32>().ok()));
+    let mine = std::fs::read_link("/proc/self").ok().and_then(|p| p.to_str().and_then(|s| s.parse::<u32>().ok()));
     mine == Some(std::process::id())
 }
 
@@ -203,9 +195,7 @@ fn pid_namespace() -> String {
         .ok()
         .and_then(|l| {
             let s = l.to_string_lossy().into_owned();
-            s.strip_prefix("pid:[")
-                .and_then(|r| r.strip_suffix(']'))
-                .map(str::to_string)
+            s.strip_prefix("pid:[").and_then(|r| r.strip_suffix(']')).map(str::to_string)
         })
         .unwrap_or_default()
 }
@@ -250,13 +240,7 @@ mod tests {
     use super::*;
 
     fn me() -> Owner {
-        Owner {
-            pid: 10,
-            boot: "boot-a".into(),
-            start: Some(5),
-            host: "h".into(),
-            pidns: "ns-a".into(),
-        }
+        Owner { pid: 10, boot: "boot-a".into(), start: Some(5), host: "h".into(), pidns: "ns-a".into() }
     }
 
     /// /proc as a test wants it: `here` answers for our namespace,
@@ -280,10 +264,7 @@ mod tests {
     }
 
     fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -312,21 +293,13 @@ mod tests {
 
     #[test]
     fn other_boot_same_host_is_orphan_even_if_pid_exists() {
-        let l = labels(&[
-            (LABEL_OWNER_PID, "77"),
-            (LABEL_OWNER_BOOT, "boot-old"),
-            (LABEL_OWNER_HOST, "h"),
-        ]);
+        let l = labels(&[(LABEL_OWNER_PID, "77"), (LABEL_OWNER_BOOT, "boot-old"), (LABEL_OWNER_HOST, "h")]);
         assert_eq!(judge(&l, &me(), &here(|_, _| true)), Verdict::Orphan);
     }
 
     #[test]
     fn other_host_or_unparseable_labels_are_kept() {
-        let other = labels(&[
-            (LABEL_OWNER_PID, "77"),
-            (LABEL_OWNER_BOOT, "boot-b"),
-            (LABEL_OWNER_HOST, "elsewhere"),
-        ]);
+        let other = labels(&[(LABEL_OWNER_PID, "77"), (LABEL_OWNER_BOOT, "boot-b"), (LABEL_OWNER_HOST, "elsewhere")]);
         assert_eq!(judge(&other, &me(), &here(|_, _| false)), Verdict::Keep);
         let junk = labels(&[(LABEL_OWNER_PID, "x"), (LABEL_OWNER_BOOT, "boot-a")]);
         assert_eq!(judge(&junk, &me(), &here(|_, _| false)), Verdict::Keep);
@@ -372,16 +345,10 @@ mod tests {
     #[test]
     fn this_process_is_alive_and_its_start_time_matches() {
         let me = Owner::current();
-        assert!(
-            me.start.is_some(),
-            "/proc/self/stat should give a start time on Linux"
-        );
+        assert!(me.start.is_some(), "/proc/self/stat should give a start time on Linux");
         assert!(!me.pidns.is_empty(), "/proc/self/ns/pid names the namespace");
         assert!(process_alive(me.pid, me.start));
-        assert!(
-            !process_alive(me.pid, me.start.map(|s| s + 1)),
-            "a recycled pid must not count"
-        );
+        assert!(!process_alive(me.pid, me.start.map(|s| s + 1)), "a recycled pid must not count");
         if sees_every_process() {
             assert_eq!(ProcHost.alive_anywhere(me.pid, me.start), Some(true));
             assert_eq!(ProcHost.alive_anywhere(me.pid, me.start.map(|s| s + 1)), Some(false));

@@ -46,9 +46,7 @@ impl SelectEnv {
 
     /// The docker config directory: `DOCKER_CONFIG`, else `~/.docker`.
     pub fn config_dir(&self) -> Option<PathBuf> {
-        self.docker_config
-            .clone()
-            .or_else(|| self.home.as_ref().map(|h| h.join(".docker")))
+        self.docker_config.clone().or_else(|| self.home.as_ref().map(|h| h.join(".docker")))
     }
 }
 
@@ -63,11 +61,7 @@ pub struct Tls {
 
 impl Tls {
     fn in_dir(dir: &Path) -> Tls {
-        Tls {
-            ca: dir.join("ca.pem"),
-            cert: dir.join("cert.pem"),
-            key: dir.join("key.pem"),
-        }
+        Tls { ca: dir.join("ca.pem"), cert: dir.join("cert.pem"), key: dir.join("key.pem") }
     }
 }
 
@@ -143,15 +137,8 @@ pub fn select(env: &SelectEnv) -> Result<Selection, EngineError> {
         }
     };
     if name == "default" {
-        let endpoints = default_sockets(env.xdg_runtime_dir.as_deref())
-            .into_iter()
-            .map(|s| (s, None))
-            .collect();
-        return Ok(Selection {
-            context: name,
-            source,
-            endpoints,
-        });
+        let endpoints = default_sockets(env.xdg_runtime_dir.as_deref()).into_iter().map(|s| (s, None)).collect();
+        return Ok(Selection { context: name, source, endpoints });
     }
     let Some(dir) = config_dir else {
         return Err(EngineError::ContextNotFound {
@@ -161,11 +148,7 @@ pub fn select(env: &SelectEnv) -> Result<Selection, EngineError> {
         });
     };
     let endpoint = read_context(&dir, &name, &source)?;
-    Ok(Selection {
-        context: name,
-        source,
-        endpoints: vec![endpoint],
-    })
+    Ok(Selection { context: name, source, endpoints: vec![endpoint] })
 }
 
 fn source_words(source: &Source) -> String {
@@ -183,15 +166,10 @@ fn host_tls(env: &SelectEnv, host: &str) -> Result<Option<Tls>, EngineError> {
     if !(env.tls_verify || env.tls || host.starts_with("https://")) {
         return Ok(None);
     }
-    let dir = env
-        .cert_path
-        .clone()
-        .or_else(|| env.config_dir())
-        .ok_or_else(|| EngineError::TlsMaterial {
-            endpoint: host.to_string(),
-            problem: "TLS is asked for but neither DOCKER_CERT_PATH, DOCKER_CONFIG nor HOME is set"
-                .into(),
-        })?;
+    let dir = env.cert_path.clone().or_else(|| env.config_dir()).ok_or_else(|| EngineError::TlsMaterial {
+        endpoint: host.to_string(),
+        problem: "TLS is asked for but neither DOCKER_CERT_PATH, DOCKER_CONFIG nor HOME is set".into(),
+    })?;
     Ok(Some(Tls::in_dir(&dir)))
 }
 
@@ -201,22 +179,11 @@ fn current_context(file: &Path) -> Result<Option<String>, EngineError> {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(EngineError::DockerConfig {
-                file: file.to_path_buf(),
-                problem: e.to_string(),
-            })
-        }
+        Err(e) => return Err(EngineError::DockerConfig { file: file.to_path_buf(), problem: e.to_string() }),
     };
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| EngineError::DockerConfig {
-            file: file.to_path_buf(),
-            problem: e.to_string(),
-        })?;
-    Ok(v.get("currentContext")
-        .and_then(|c| c.as_str())
-        .filter(|c| !c.is_empty())
-        .map(str::to_string))
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| EngineError::DockerConfig { file: file.to_path_buf(), problem: e.to_string() })?;
+    Ok(v.get("currentContext").and_then(|c| c.as_str()).filter(|c| !c.is_empty()).map(str::to_string))
 }
 
 /// The context store's directory name for a context: the hex SHA-256 of
@@ -226,17 +193,9 @@ pub fn context_dir_name(name: &str) -> String {
 }
 
 /// A named context's docker endpoint and TLS material.
-fn read_context(
-    config_dir: &Path,
-    name: &str,
-    source: &Source,
-) -> Result<(String, Option<Tls>), EngineError> {
+fn read_context(config_dir: &Path, name: &str, source: &Source) -> Result<(String, Option<Tls>), EngineError> {
     let id = context_dir_name(name);
-    let meta = config_dir
-        .join("contexts")
-        .join("meta")
-        .join(&id)
-        .join("meta.json");
+    let meta = config_dir.join("contexts").join("meta").join(&id).join("meta.json");
     let text = std::fs::read_to_string(&meta).map_err(|e| EngineError::ContextNotFound {
         context: name.to_string(),
         why: source_words(source),
@@ -246,16 +205,10 @@ fn read_context(
             format!("cannot read {}: {e}", meta.display())
         },
     })?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| EngineError::DockerConfig {
-            file: meta.clone(),
-            problem: e.to_string(),
-        })?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| EngineError::DockerConfig { file: meta.clone(), problem: e.to_string() })?;
     let docker = v.get("Endpoints").and_then(|e| e.get("docker"));
-    let host = docker
-        .and_then(|d| d.get("Host"))
-        .and_then(|h| h.as_str())
-        .filter(|h| !h.is_empty());
+    let host = docker.and_then(|d| d.get("Host")).and_then(|h| h.as_str()).filter(|h| !h.is_empty());
     let Some(host) = host else {
         return Err(EngineError::ContextNotFound {
             context: name.to_string(),
@@ -263,15 +216,8 @@ fn read_context(
             looked: format!("{} has no docker endpoint Host", meta.display()),
         });
     };
-    let skip_verify = docker
-        .and_then(|d| d.get("SkipTLSVerify"))
-        .and_then(|s| s.as_bool())
-        .unwrap_or(false);
-    let tls_dir = config_dir
-        .join("contexts")
-        .join("tls")
-        .join(&id)
-        .join("docker");
+    let skip_verify = docker.and_then(|d| d.get("SkipTLSVerify")).and_then(|s| s.as_bool()).unwrap_or(false);
+    let tls_dir = config_dir.join("contexts").join("tls").join(&id).join("docker");
     let tls = if tls_dir.join("ca.pem").exists() {
         Some(Tls::in_dir(&tls_dir))
     } else if skip_verify || host.starts_with("https://") {
@@ -315,10 +261,7 @@ mod tests {
     #[test]
     fn context_directory_is_the_sha256_of_the_name() {
         // `docker context create remote` stores it under this directory.
-        assert_eq!(
-            context_dir_name("remote"),
-            "b71199ebd070b36beab7317920c2c2f1d777df8d05e5527d8458fda57cb17a7a"
-        );
+        assert_eq!(context_dir_name("remote"), "b71199ebd070b36beab7317920c2c2f1d777df8d05e5527d8458fda57cb17a7a");
         assert_eq!(context_dir_name("default").len(), 64);
     }
 
@@ -329,43 +272,28 @@ mod tests {
         write_context(&cfg, "remote", "tcp://127.0.0.1:2376");
         write_context(&cfg, "other", "unix:///tmp/other.sock");
         std::fs::write(cfg.join("config.json"), r#"{"currentContext":"other"}"#).unwrap();
-        let mut env = SelectEnv {
-            docker_config: Some(cfg.clone()),
-            ..Default::default()
-        };
+        let mut env = SelectEnv { docker_config: Some(cfg.clone()), ..Default::default() };
 
         let s = select(&env).unwrap();
         assert_eq!(s.context, "other");
         assert_eq!(s.source, Source::CurrentContext(cfg.join("config.json")));
-        assert_eq!(
-            s.endpoints,
-            vec![("unix:///tmp/other.sock".to_string(), None)]
-        );
+        assert_eq!(s.endpoints, vec![("unix:///tmp/other.sock".to_string(), None)]);
 
         env.docker_context = Some("remote".into());
         let s = select(&env).unwrap();
-        assert_eq!(
-            (s.context.as_str(), &s.source),
-            ("remote", &Source::ContextEnv)
-        );
+        assert_eq!((s.context.as_str(), &s.source), ("remote", &Source::ContextEnv));
         assert_eq!(s.endpoints[0].0, "tcp://127.0.0.1:2376");
 
         env.docker_host = Some("tcp://10.1.1.1:2375".into());
         let s = select(&env).unwrap();
-        assert_eq!(
-            (s.context.as_str(), &s.source),
-            ("default", &Source::DockerHost)
-        );
+        assert_eq!((s.context.as_str(), &s.source), ("default", &Source::DockerHost));
         assert_eq!(s.endpoints, vec![("tcp://10.1.1.1:2375".to_string(), None)]);
 
         env.docker_host = None;
         env.docker_context = Some("default".into());
         let s = select(&env).unwrap();
         assert_eq!(s.endpoints.len(), 2, "default: the socket search");
-        assert!(
-            s.explicit(),
-            "DOCKER_CONTEXT=default is still the user's word"
-        );
+        assert!(s.explicit(), "DOCKER_CONTEXT=default is still the user's word");
         assert!(s.describe().contains("DOCKER_CONTEXT=default"));
     }
 
@@ -391,17 +319,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = tmp.path().to_path_buf();
         write_context(&cfg, "secure", "tcp://127.0.0.1:2376");
-        let tls_dir = cfg
-            .join("contexts/tls")
-            .join(context_dir_name("secure"))
-            .join("docker");
+        let tls_dir = cfg.join("contexts/tls").join(context_dir_name("secure")).join("docker");
         std::fs::create_dir_all(&tls_dir).unwrap();
         std::fs::write(tls_dir.join("ca.pem"), "x").unwrap();
-        let env = SelectEnv {
-            docker_config: Some(cfg.clone()),
-            docker_context: Some("secure".into()),
-            ..Default::default()
-        };
+        let env =
+            SelectEnv { docker_config: Some(cfg.clone()), docker_context: Some("secure".into()), ..Default::default() };
         let s = select(&env).unwrap();
         assert_eq!(s.endpoints[0].1, Some(Tls::in_dir(&tls_dir)));
 
@@ -411,14 +333,8 @@ mod tests {
             cert_path: Some("/certs".into()),
             ..Default::default()
         };
-        assert_eq!(
-            select(&env).unwrap().endpoints[0].1,
-            Some(Tls::in_dir(Path::new("/certs")))
-        );
-        let env = SelectEnv {
-            docker_host: Some("tcp://127.0.0.1:2375".into()),
-            ..Default::default()
-        };
+        assert_eq!(select(&env).unwrap().endpoints[0].1, Some(Tls::in_dir(Path::new("/certs"))));
+        let env = SelectEnv { docker_host: Some("tcp://127.0.0.1:2375".into()), ..Default::default() };
         assert_eq!(select(&env).unwrap().endpoints[0].1, None);
     }
 

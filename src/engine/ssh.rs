@@ -36,9 +36,7 @@ impl SshTarget {
     /// Parse `ssh://[user@]host[:port]`; a path is refused (the docker CLI
     /// refuses it too: the socket on the far side is the remote docker's own).
     pub fn parse(url: &str) -> Result<SshTarget, String> {
-        let rest = url
-            .strip_prefix("ssh://")
-            .ok_or_else(|| format!("{url} is not an ssh:// address"))?;
+        let rest = url.strip_prefix("ssh://").ok_or_else(|| format!("{url} is not an ssh:// address"))?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains('/') {
             return Err(format!("{url}: an ssh:// host takes no path"));
@@ -50,9 +48,7 @@ impl SshTarget {
         };
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) if !hostport.ends_with(']') => {
-                let port = p
-                    .parse::<u16>()
-                    .map_err(|_| format!("{url}: bad port {p:?}"))?;
+                let port = p.parse::<u16>().map_err(|_| format!("{url}: bad port {p:?}"))?;
                 (h, Some(port))
             }
             _ => (hostport, None),
@@ -61,20 +57,12 @@ impl SshTarget {
         if host.is_empty() {
             return Err(format!("{url}: no host"));
         }
-        Ok(SshTarget {
-            user,
-            host: host.to_string(),
-            port,
-        })
+        Ok(SshTarget { user, host: host.to_string(), port })
     }
 
     /// The `ssh` arguments, as the docker CLI's connection helper gives them.
     pub fn args(&self) -> Vec<String> {
-        let mut a = vec![
-            "-o".to_string(),
-            "ConnectTimeout=30".to_string(),
-            "-T".to_string(),
-        ];
+        let mut a = vec!["-o".to_string(), "ConnectTimeout=30".to_string(), "-T".to_string()];
         if let Some(u) = &self.user {
             a.extend(["-l".to_string(), u.clone()]);
         }
@@ -91,25 +79,14 @@ impl SshTarget {
 pub type SshStderr = Arc<Mutex<String>>;
 
 /// A bollard client speaking to `target` over ssh.
-pub fn connect(
-    target: SshTarget,
-    timeout_secs: u64,
-) -> Result<(bollard::Docker, SshStderr), bollard::errors::Error> {
+pub fn connect(target: SshTarget, timeout_secs: u64) -> Result<(bollard::Docker, SshStderr), bollard::errors::Error> {
     let stderr: SshStderr = Arc::default();
-    let connector = SshConnector {
-        target,
-        stderr: stderr.clone(),
-    };
+    let connector = SshConnector { target, stderr: stderr.clone() };
     let client = Arc::new(Client::builder(TokioExecutor::new()).build(connector));
     let docker = bollard::Docker::connect_with_custom_transport(
         move |req: bollard::BollardRequest| {
             let client = client.clone();
-            async move {
-                client
-                    .request(req)
-                    .await
-                    .map_err(bollard::errors::Error::from)
-            }
+            async move { client.request(req).await.map_err(bollard::errors::Error::from) }
         },
         // The connector knows the destination; this only names the scheme.
         Some("ssh://docker"),
@@ -161,11 +138,7 @@ impl tower_service::Service<hyper::Uri> for SshConnector {
                     }
                 });
             }
-            Ok(SshStream {
-                _child: child,
-                stdin: Some(TokioIo::new(stdin)),
-                stdout: TokioIo::new(stdout),
-            })
+            Ok(SshStream { _child: child, stdin: Some(TokioIo::new(stdin)), stdout: TokioIo::new(stdout) })
         })
     }
 }
@@ -187,11 +160,7 @@ impl hyper::rt::Read for SshStream {
 }
 
 impl hyper::rt::Write for SshStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut().stdin.as_mut() {
             Some(w) => Pin::new(w).poll_write(cx, buf),
             None => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
@@ -229,39 +198,18 @@ mod tests {
     fn parses_user_host_and_port_like_the_docker_cli() {
         assert_eq!(
             SshTarget::parse("ssh://root@127.0.0.1:2222").unwrap(),
-            SshTarget {
-                user: Some("root".into()),
-                host: "127.0.0.1".into(),
-                port: Some(2222)
-            }
+            SshTarget { user: Some("root".into()), host: "127.0.0.1".into(), port: Some(2222) }
         );
         assert_eq!(
             SshTarget::parse("ssh://build").unwrap(),
-            SshTarget {
-                user: None,
-                host: "build".into(),
-                port: None
-            }
+            SshTarget { user: None, host: "build".into(), port: None }
         );
         assert_eq!(SshTarget::parse("ssh://[::1]:22").unwrap().host, "::1");
         assert!(SshTarget::parse("ssh://h/var/run/docker.sock").is_err());
         assert!(SshTarget::parse("ssh://h:x").is_err());
         assert_eq!(
             SshTarget::parse("ssh://me@h:2200").unwrap().args(),
-            [
-                "-o",
-                "ConnectTimeout=30",
-                "-T",
-                "-l",
-                "me",
-                "-p",
-                "2200",
-                "--",
-                "h",
-                "docker",
-                "system",
-                "dial-stdio"
-            ]
+            ["-o", "ConnectTimeout=30", "-T", "-l", "me", "-p", "2200", "--", "h", "docker", "system", "dial-stdio"]
         );
     }
 }

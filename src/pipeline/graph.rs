@@ -33,7 +33,10 @@ pub fn validate(jobs: &[JobDecl], images: &[ImageDecl]) -> Vec<Problem> {
         problems.push(
             Problem::new(
                 Code::ImageTwice,
-                format!("ci.image is declared twice: {:?} here, {:?} at {}:{}", extra.name, first.name, first.file, first.line),
+                format!(
+                    "ci.image is declared twice: {:?} here, {:?} at {}:{}",
+                    extra.name, first.name, first.file, first.line
+                ),
             )
             .at(&extra.file, extra.line)
             .label("second ci.image")
@@ -74,10 +77,17 @@ pub fn validate(jobs: &[JobDecl], images: &[ImageDecl]) -> Vec<Problem> {
         }
         if id.len() > MAX_ID_BYTES || id.contains('\0') {
             problems.push(
-                Problem::new(Code::JobId, format!("job id :{}… is {} bytes long; at most {MAX_ID_BYTES}", id.chars().take(20).collect::<String>(), id.len()))
-                    .at(file, *line)
-                    .label("too long for the job's log directory")
-                    .help("use a short name; put the detail in a comment"),
+                Problem::new(
+                    Code::JobId,
+                    format!(
+                        "job id :{}… is {} bytes long; at most {MAX_ID_BYTES}",
+                        id.chars().take(20).collect::<String>(),
+                        id.len()
+                    ),
+                )
+                .at(file, *line)
+                .label("too long for the job's log directory")
+                .help("use a short name; put the detail in a comment"),
             );
         }
         if let Some(&first) = first_at.get(id.as_str()) {
@@ -181,7 +191,9 @@ fn structural(jobs: &[JobDecl]) -> Vec<Problem> {
                     Problem::new(Code::Cycle, format!("jobs form a cycle: {}", names.join(" → ")))
                         .at(file, *line)
                         .label(format!(":{} depends on itself through this cycle", jobs[j].id))
-                        .help("a job cannot need itself, directly or through other jobs; remove one input of the cycle"),
+                        .help(
+                            "a job cannot need itself, directly or through other jobs; remove one input of the cycle",
+                        ),
                 );
             } else if colour[j] == WHITE {
                 colour[j] = GREY;
@@ -217,8 +229,9 @@ fn structural(jobs: &[JobDecl]) -> Vec<Problem> {
     // jobs a cycle strands are still named: no single input explains them.)
     let ids: HashSet<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
     let known = |inp: &String| inp == PUSH_SOURCE || ids.contains(inp.as_str());
-    let mut explained: Vec<bool> =
-        (0..jobs.len()).map(|i| in_cycle[i] || jobs[i].inputs.is_empty() || !jobs[i].inputs.iter().all(known)).collect();
+    let mut explained: Vec<bool> = (0..jobs.len())
+        .map(|i| in_cycle[i] || jobs[i].inputs.is_empty() || !jobs[i].inputs.iter().all(known))
+        .collect();
     // Only an unknown input's dependents inherit the explanation.
     let mut queue: std::collections::VecDeque<usize> =
         (0..jobs.len()).filter(|&i| !jobs[i].inputs.iter().all(known)).collect();
@@ -301,7 +314,12 @@ mod tests {
     use super::*;
 
     fn job(id: &str, inputs: &[&str], line: usize) -> JobDecl {
-        JobDecl { id: id.into(), inputs: inputs.iter().map(|s| s.to_string()).collect(), file: ".quire/ci.fnl".into(), line }
+        JobDecl {
+            id: id.into(),
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            file: ".quire/ci.fnl".into(),
+            line,
+        }
     }
 
     fn codes(problems: &[Problem]) -> Vec<Code> {
@@ -358,11 +376,23 @@ mod tests {
 
     #[test]
     fn an_unknown_input_is_reported_alone_not_again_as_unreachable_downstream() {
-        let jobs = [job("build", &["quire/push"], 1), job("test", &["biuld"], 2), job("deploy", &["test"], 3), job("notify", &["deploy"], 4)];
+        let jobs = [
+            job("build", &["quire/push"], 1),
+            job("test", &["biuld"], 2),
+            job("deploy", &["test"], 3),
+            job("notify", &["deploy"], 4),
+        ];
         let problems = validate(&jobs, &[]);
         assert_eq!(codes(&problems), vec![Code::UnknownInput], "{problems:#?}");
         // Downstream of a typo and of a cycle: only the cycle's strays are named.
-        let jobs = [job("a", &["quire/push"], 1), job("b", &["c"], 2), job("c", &["b"], 3), job("lone", &["b"], 4), job("t", &["typo"], 5), job("u", &["t"], 6)];
+        let jobs = [
+            job("a", &["quire/push"], 1),
+            job("b", &["c"], 2),
+            job("c", &["b"], 3),
+            job("lone", &["b"], 4),
+            job("t", &["typo"], 5),
+            job("u", &["t"], 6),
+        ];
         assert_eq!(codes(&validate(&jobs, &[])), vec![Code::UnknownInput, Code::Cycle, Code::Unreachable]);
     }
 
@@ -381,7 +411,12 @@ mod tests {
 
     #[test]
     fn ids_must_be_unique_non_empty_and_slash_free() {
-        let jobs = [job("a", &["quire/push"], 1), job("a", &["quire/push"], 2), job("", &["quire/push"], 3), job("x/y", &["quire/push"], 4)];
+        let jobs = [
+            job("a", &["quire/push"], 1),
+            job("a", &["quire/push"], 2),
+            job("", &["quire/push"], 3),
+            job("x/y", &["quire/push"], 4),
+        ];
         let problems = validate(&jobs, &[]);
         assert_eq!(codes(&problems), vec![Code::DuplicateJob, Code::JobId, Code::JobId]);
         assert_eq!(problems[0].message, "job :a is declared twice (first at .quire/ci.fnl:1)");

@@ -200,7 +200,17 @@ pub fn evaluate(files: Rc<dyn RepoFiles>, limits: Limits) -> Result<Pipeline, In
     loaded.extend(macro_sources.take());
     let source_hash = hash_sources(&loaded, &text);
     let Evaluation { lua, clock, print_sink, .. } = evaluation;
-    Ok(Pipeline { jobs, image: images.into_iter().next(), sources, source_hash, lua, clock, limits, warnings, print_sink })
+    Ok(Pipeline {
+        jobs,
+        image: images.into_iter().next(),
+        sources,
+        source_hash,
+        lua,
+        clock,
+        limits,
+        warnings,
+        print_sink,
+    })
 }
 
 /// Compiles ci.fnl and runs its top level in the sandbox, with `require`

@@ -56,9 +56,9 @@ pub(super) fn require_function(
 /// `.quire/helpers.fnl`, `lib.util` is `.quire/lib/util.fnl`.
 pub fn module_path(name: &str) -> Result<String, String> {
     let ok = !name.is_empty()
-        && name.split('.').all(|seg| {
-            !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        });
+        && name
+            .split('.')
+            .all(|seg| !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
     if !ok {
         return Err(format!(
             "require of \"{name}\" is refused: ci.fnl can require only quire.ci, quire.stdlib and modules inside .quire/ (names like helpers or lib.util)"
@@ -69,9 +69,8 @@ pub fn module_path(name: &str) -> Result<String, String> {
 
 /// Libraries a Lua programmer may reach for with `require`; none is
 /// loadable from ci.fnl (unless the repo has a `.quire/` module so named).
-const HOST_LIBRARIES: &[&str] = &[
-    "os", "io", "debug", "package", "coroutine", "ffi", "jit", "fennel", "lfs", "socket", "posix", "luv",
-];
+const HOST_LIBRARIES: &[&str] =
+    &["os", "io", "debug", "package", "coroutine", "ffi", "jit", "fennel", "lfs", "socket", "posix", "luv"];
 
 /// Globals ci.fnl already has, which Lua 5.1 habits may still `require`.
 const GLOBAL_LIBRARIES: &[&str] = &["string", "table", "math", "utf8", "bit32", "bit"];
@@ -82,7 +81,9 @@ fn missing_module(name: &str, path: &str) -> String {
             "require of \"{name}\" is refused: ci.fnl cannot load host libraries; it can require only quire.ci, quire.stdlib and modules inside .quire/ (there is no {path})"
         )
     } else if GLOBAL_LIBRARIES.contains(&name) {
-        format!("module '{name}' is not loaded with require in ci.fnl: `{name}` is already a global (there is no {path})")
+        format!(
+            "module '{name}' is not loaded with require in ci.fnl: `{name}` is already a global (there is no {path})"
+        )
     } else {
         format!("module '{name}' not found: there is no {path} (modules resolve only inside .quire/)")
     }
@@ -98,7 +99,9 @@ pub(super) fn read_macro_module(files: &dyn RepoFiles, name: &str) -> Result<(St
             let text = decode_source(&path, bytes).map_err(|p| p.message)?;
             Ok((path, text))
         }
-        Ok(None) => Err(format!("macro module '{name}' not found: there is no {path} (macro modules resolve only inside .quire/)")),
+        Ok(None) => Err(format!(
+            "macro module '{name}' not found: there is no {path} (macro modules resolve only inside .quire/)"
+        )),
         Err(e) => Err(format!("cannot read {path}: {e}")),
     }
 }
@@ -139,4 +142,3 @@ fn load_module(
     let v: Value = f.call(name)?;
     Ok(if v.is_nil() { Value::Boolean(true) } else { v })
 }
-

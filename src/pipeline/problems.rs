@@ -75,7 +75,9 @@ pub fn compile_problem(e: CompileError, file: &str, text: &str) -> Problem {
                 .at(&e.file, line)
                 .columns(Some((col, col + 1)))
                 .label(format!("opened here, no {closer} before the end of the file"))
-                .help(format!("add the missing {closer} where this form ends (Fennel only noticed at the end of the file)"));
+                .help(format!(
+                    "add the missing {closer} where this form ends (Fennel only noticed at the end of the file)"
+                ));
         }
     }
     let (code, what) = match e.kind {
@@ -99,7 +101,8 @@ pub fn compile_problem(e: CompileError, file: &str, text: &str) -> Problem {
         return p.help("include is not available in ci.fnl: it reads files through io, which the sandbox does not have; load .quire/NAME.fnl with (require :NAME) instead");
     }
     let help = if e.message.ends_with("stack overflow") {
-        "the Fennel compiler ran out of stack: forms nested thousands deep, or a macro that recurses without end".to_string()
+        "the Fennel compiler ran out of stack: forms nested thousands deep, or a macro that recurses without end"
+            .to_string()
     } else if e.help.is_empty() {
         "fix the form at the marked place; docs/ci-fnl.md shows the ci.fnl surface".to_string()
     } else {
@@ -174,7 +177,8 @@ pub fn runtime_problem(e: &mlua::Error, code: Code, what: &str) -> Option<Proble
 
 fn runtime_help(msg: &str) -> String {
     if msg.contains("outside a run-fn") {
-        "the top level only declares jobs; call it inside a run-fn: (ci.job :id [:quire/push] (fn [] (runtime.sh ...)))".into()
+        "the top level only declares jobs; call it inside a run-fn: (ci.job :id [:quire/push] (fn [] (runtime.sh ...)))"
+            .into()
     } else if msg.contains("not available in ci.fnl") {
         "ci.fnl runs in a sandbox: (sh ...) is the only way to touch files or run processes, inside the run's container; see docs/sandbox.md".into()
     } else if msg.contains("readonly") || msg.contains("read-only") {

@@ -136,7 +136,9 @@ pub(super) fn quire_ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlu
                 return Err(mlua::Error::runtime(format!("{REPORTED}too many jobs")));
             }
             let (file, line) = caller_location(lua, &reg);
-            let problem = |code, msg: String, help: &str| Problem::new(code, msg.clone()).at(&file, line).label(msg).help(help.to_string());
+            let problem = |code, msg: String, help: &str| {
+                Problem::new(code, msg.clone()).at(&file, line).label(msg).help(help.to_string())
+            };
             let id = match id {
                 Value::String(s) => s.to_str()?.to_string(),
                 other => {
@@ -247,4 +249,3 @@ fn sequence_of_strings(t: &Table) -> Result<Vec<String>, String> {
     }
     Ok(out)
 }
-

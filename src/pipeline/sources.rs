@@ -47,7 +47,11 @@ impl RepoFiles for DirFiles {
             };
             if meta.file_type().is_symlink() {
                 let to = std::fs::read_link(&at).map(|t| format!(" (to {})", t.display())).unwrap_or_default();
-                let what = if i + 1 == parts.len() { "it is".to_string() } else { format!("{} is", rel.iter().take(i + 1).collect::<std::path::PathBuf>().display()) };
+                let what = if i + 1 == parts.len() {
+                    "it is".to_string()
+                } else {
+                    format!("{} is", rel.iter().take(i + 1).collect::<std::path::PathBuf>().display())
+                };
                 return Err(std::io::Error::other(format!(
                     "{what} a symbolic link{to}; ci.fnl and its modules are read only as regular files inside the repository (a run sees the link, not what it points at)"
                 )));
@@ -76,7 +80,10 @@ pub fn read_regular_file(path: &std::path::Path) -> std::io::Result<Option<Vec<u
         return Err(not_regular(&meta));
     }
     let too_big = |n: u64| {
-        std::io::Error::other(format!("it holds {n} bytes; ci.fnl and each module may hold at most {} MiB", MAX_SOURCE_BYTES / (1024 * 1024)))
+        std::io::Error::other(format!(
+            "it holds {n} bytes; ci.fnl and each module may hold at most {} MiB",
+            MAX_SOURCE_BYTES / (1024 * 1024)
+        ))
     };
     if meta.len() > MAX_SOURCE_BYTES {
         return Err(too_big(meta.len()));
@@ -144,4 +151,3 @@ pub(super) fn decode_source(path: &str, bytes: Vec<u8>) -> Result<String, Proble
         .help("save the file as UTF-8")
     })
 }
-

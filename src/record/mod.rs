@@ -15,9 +15,7 @@ mod writer;
 
 pub use output::{decode_data, output_event, Utf8Carry};
 pub use reader::{read_log, read_run, RecordedRun};
-pub use runs::{
-    is_run_id, list_runs, new_run_id, now_ts, prune, runs_dir, RunSummary, DEFAULT_KEEP,
-};
+pub use runs::{is_run_id, list_runs, new_run_id, now_ts, prune, runs_dir, RunSummary, DEFAULT_KEEP};
 pub use state::{JobState, JobStatus, RunState};
 pub use writer::{RunMeta, RunRecord};
 
@@ -37,10 +35,7 @@ pub enum RecordError {
     },
 
     #[error("run directory {} already holds a run (meta.json exists)", path.display())]
-    #[diagnostic(
-        code(quire_ci::record::exists),
-        help("pick an empty directory for --out, or remove the old run")
-    )]
+    #[diagnostic(code(quire_ci::record::exists), help("pick an empty directory for --out, or remove the old run"))]
     AlreadyExists { path: PathBuf },
 
     #[error("{} is not valid JSON: {source}", path.display())]
@@ -56,24 +51,12 @@ pub enum RecordError {
         code(quire_ci::record::bad_line),
         help("only a torn last line is tolerated; this line is damaged mid-file")
     )]
-    BadLine {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    BadLine { path: PathBuf, line: usize, message: String },
 }
 
 impl RecordError {
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        source: std::io::Error,
-    ) -> Self {
-        RecordError::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        RecordError::Io { action, path: path.into(), source }
     }
 }
 

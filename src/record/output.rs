@@ -28,9 +28,7 @@ pub fn decode_data(kind: &EventKind) -> Vec<u8> {
     match kind {
         EventKind::Stdout { data, encoding, .. } | EventKind::Stderr { data, encoding, .. } => {
             match encoding.as_deref() {
-                Some("base64") => BASE64
-                    .decode(data.as_bytes())
-                    .unwrap_or_else(|_| data.clone().into_bytes()),
+                Some("base64") => BASE64.decode(data.as_bytes()).unwrap_or_else(|_| data.clone().into_bytes()),
                 _ => data.clone().into_bytes(),
             }
         }
@@ -97,21 +95,10 @@ mod tests {
     fn text_stays_text_and_other_bytes_become_base64() {
         assert_eq!(
             output_event(Stream::Stdout, 1, "héllo\n".as_bytes()),
-            EventKind::Stdout {
-                n: 1,
-                data: "héllo\n".into(),
-                encoding: None
-            }
+            EventKind::Stdout { n: 1, data: "héllo\n".into(), encoding: None }
         );
         let ev = output_event(Stream::Stderr, 2, &[0xff, 0x00, b'a']);
-        assert_eq!(
-            ev,
-            EventKind::Stderr {
-                n: 2,
-                data: "/wBh".into(),
-                encoding: Some("base64".into())
-            }
-        );
+        assert_eq!(ev, EventKind::Stderr { n: 2, data: "/wBh".into(), encoding: Some("base64".into()) });
         assert_eq!(decode_data(&ev), vec![0xff, 0x00, b'a']);
     }
 

@@ -63,11 +63,7 @@ pub fn read_run(dir: &Path) -> Result<RecordedRun> {
         events.extend(splice.into_iter().flatten());
     }
     events.extend(job_events.into_values().flatten());
-    Ok(RecordedRun {
-        meta,
-        state,
-        events,
-    })
+    Ok(RecordedRun { meta, state, events })
 }
 
 /// Parse one log.jsonl file. A last line that is cut off (no newline) and
@@ -79,11 +75,7 @@ pub fn read_log(path: &Path) -> Result<Vec<Event>> {
     let ends_with_newline = bytes.last() == Some(&b'\n');
     let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     // split() yields one empty piece after a final newline.
-    let count = if ends_with_newline {
-        lines.len() - 1
-    } else {
-        lines.len()
-    };
+    let count = if ends_with_newline { lines.len() - 1 } else { lines.len() };
 
     let mut events = Vec::new();
     for (i, line) in lines.iter().take(count).enumerate() {
@@ -91,11 +83,7 @@ pub fn read_log(path: &Path) -> Result<Vec<Event>> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let bad = |message: String| RecordError::BadLine {
-            path: path.to_owned(),
-            line: i + 1,
-            message,
-        };
+        let bad = |message: String| RecordError::BadLine { path: path.to_owned(), line: i + 1, message };
         let value: Value = match serde_json::from_slice(line) {
             Ok(v) => v,
             Err(_) if torn_allowed => break,
@@ -117,7 +105,5 @@ fn parse_event(value: Value) -> std::result::Result<Option<Event>, String> {
     if !EventKind::KINDS.contains(&kind.as_str()) {
         return Ok(None);
     }
-    serde_json::from_value::<Event>(value)
-        .map(Some)
-        .map_err(|e| format!("bad {kind} event: {e}"))
+    serde_json::from_value::<Event>(value).map(Some).map_err(|e| format!("bad {kind} event: {e}"))
 }

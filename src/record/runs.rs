@@ -42,9 +42,7 @@ fn format_ts(t: OffsetDateTime) -> String {
 /// time; runs within the same millisecond sort arbitrarily.
 pub fn new_run_id() -> String {
     let now = OffsetDateTime::now_utc();
-    let stamp = now
-        .format(RUN_ID_FORMAT)
-        .unwrap_or_else(|_| format!("{}", now.unix_timestamp()));
+    let stamp = now.format(RUN_ID_FORMAT).unwrap_or_else(|_| format!("{}", now.unix_timestamp()));
     format!("{stamp}-{:04x}", random_u16())
 }
 
@@ -204,10 +202,7 @@ fn run_dirs(runs_dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|e| RecordError::io("read", path, e))?;
-    serde_json::from_slice(&bytes).map_err(|source| RecordError::Json {
-        path: path.to_owned(),
-        source,
-    })
+    serde_json::from_slice(&bytes).map_err(|source| RecordError::Json { path: path.to_owned(), source })
 }
 
 #[cfg(test)]
@@ -222,10 +217,7 @@ mod tests {
         assert_eq!(ts.len(), 24, "{ts}");
         assert!(ts.ends_with('Z'), "{ts}");
         let b = ts.as_bytes();
-        assert!(
-            b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[19] == b'.',
-            "{ts}"
-        );
+        assert!(b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[19] == b'.', "{ts}");
     }
 
     #[test]

@@ -113,10 +113,7 @@ impl RunState {
                     self.job_mut(id);
                 }
             }
-            EventKind::ContainerStart {
-                image,
-                container_id,
-            } => {
+            EventKind::ContainerStart { image, container_id } => {
                 self.image = Some(image.clone());
                 self.container_id = Some(container_id.clone());
             }
@@ -136,14 +133,7 @@ impl RunState {
                 job.status = JobStatus::Running;
                 job.started_at = Some(ev.ts.clone());
             }
-            EventKind::JobEnd {
-                outcome,
-                duration_ms,
-                reason,
-                file,
-                line,
-                ..
-            } => {
+            EventKind::JobEnd { outcome, duration_ms, reason, file, line, .. } => {
                 let Some(id) = &ev.job else { return false };
                 let job = self.job_mut(id);
                 job.status = (*outcome).into();
@@ -153,11 +143,7 @@ impl RunState {
                 job.file = file.clone();
                 job.line = *line;
             }
-            EventKind::RunEnd {
-                status,
-                duration_ms,
-                error,
-            } => {
+            EventKind::RunEnd { status, duration_ms, error } => {
                 self.finish(*status, &ev.ts);
                 self.duration_ms = Some(*duration_ms);
                 if error.is_some() {
@@ -183,13 +169,11 @@ impl RunState {
                 JobStatus::Running => {
                     job.status = JobStatus::Canceled;
                     job.ended_at = Some(ts.to_owned());
-                    job.reason
-                        .get_or_insert_with(|| format!("run {word} while it ran"));
+                    job.reason.get_or_insert_with(|| format!("run {word} while it ran"));
                 }
                 JobStatus::Pending => {
                     job.status = JobStatus::Canceled;
-                    job.reason
-                        .get_or_insert_with(|| format!("run {word} before it started"));
+                    job.reason.get_or_insert_with(|| format!("run {word} before it started"));
                 }
                 _ => {}
             }
@@ -237,11 +221,7 @@ mod tests {
     use super::*;
 
     fn ev(ts: &str, job: Option<&str>, kind: EventKind) -> Event {
-        Event {
-            ts: ts.into(),
-            job: job.map(Into::into),
-            kind,
-        }
+        Event { ts: ts.into(), job: job.map(Into::into), kind }
     }
 
     #[test]
@@ -264,15 +244,7 @@ mod tests {
         assert!(s.jobs.iter().all(|j| j.status == JobStatus::Pending));
         s.apply(&ev("t2", Some("a"), EventKind::JobStart {}));
         assert_eq!(s.job("a").map(|j| j.status), Some(JobStatus::Running));
-        assert!(!s.apply(&ev(
-            "t3",
-            Some("a"),
-            EventKind::Stdout {
-                n: 1,
-                data: "x".into(),
-                encoding: None
-            }
-        )));
+        assert!(!s.apply(&ev("t3", Some("a"), EventKind::Stdout { n: 1, data: "x".into(), encoding: None })));
         s.apply(&ev(
             "t4",
             Some("a"),
@@ -298,15 +270,7 @@ mod tests {
             },
         ));
         s.apply(&ev("t6", Some("c"), EventKind::JobStart {}));
-        s.apply(&ev(
-            "t7",
-            None,
-            EventKind::RunEnd {
-                status: RunStatus::Canceled,
-                duration_ms: 70,
-                error: None,
-            },
-        ));
+        s.apply(&ev("t7", None, EventKind::RunEnd { status: RunStatus::Canceled, duration_ms: 70, error: None }));
         assert_eq!(s.status, RunStatus::Canceled);
         assert_eq!(s.ended_at.as_deref(), Some("t7"));
         assert_eq!(s.duration_ms, Some(70));

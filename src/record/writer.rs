@@ -61,31 +61,20 @@ impl RunRecord {
     /// dir), write meta.json once and the initial state.json (`running`).
     /// Fails if `dir` already holds a run.
     pub fn create(dir: &Path, meta: &RunMeta) -> Result<RunRecord> {
-        std::fs::create_dir_all(dir.join(JOBS_DIR))
-            .map_err(|e| RecordError::io("create run directory", dir, e))?;
+        std::fs::create_dir_all(dir.join(JOBS_DIR)).map_err(|e| RecordError::io("create run directory", dir, e))?;
 
         let meta_path = dir.join(META_FILE);
-        let mut meta_file = match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&meta_path)
-        {
+        let mut meta_file = match OpenOptions::new().write(true).create_new(true).open(&meta_path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(RecordError::AlreadyExists {
-                    path: dir.to_owned(),
-                })
+                return Err(RecordError::AlreadyExists { path: dir.to_owned() })
             }
             Err(e) => return Err(RecordError::io("create", meta_path, e)),
         };
-        let mut bytes = serde_json::to_vec_pretty(meta).map_err(|source| RecordError::Json {
-            path: meta_path.clone(),
-            source,
-        })?;
+        let mut bytes =
+            serde_json::to_vec_pretty(meta).map_err(|source| RecordError::Json { path: meta_path.clone(), source })?;
         bytes.push(b'\n');
-        meta_file
-            .write_all(&bytes)
-            .map_err(|e| RecordError::io("write", &meta_path, e))?;
+        meta_file.write_all(&bytes).map_err(|e| RecordError::io("write", &meta_path, e))?;
 
         let log_path = dir.join(LOG_FILE);
         let run_log = open_append(&log_path).map_err(|e| RecordError::io("open", &log_path, e))?;
@@ -97,9 +86,7 @@ impl RunRecord {
             state: RunState::new(meta.run_id.clone(), meta.started_at.clone()),
         };
         let state_path = dir.join(STATE_FILE);
-        record
-            .replace_state()
-            .map_err(|e| RecordError::io("write", state_path, e))?;
+        record.replace_state().map_err(|e| RecordError::io("write", state_path, e))?;
         Ok(record)
     }
 
@@ -127,11 +114,7 @@ impl RunRecord {
     /// crash leaves at most a torn last line.
     pub fn append(&mut self, ev: &Event) -> io::Result<()> {
         let job_level = ev.kind.is_job_level();
-        let line = Line {
-            ts: &ev.ts,
-            job: if job_level { None } else { ev.job.as_deref() },
-            kind: &ev.kind,
-        };
+        let line = Line { ts: &ev.ts, job: if job_level { None } else { ev.job.as_deref() }, kind: &ev.kind };
         let mut bytes = serde_json::to_vec(&line).map_err(io::Error::other)?;
         bytes.push(b'\n');
 
@@ -147,9 +130,7 @@ impl RunRecord {
         } else {
             (&mut self.run_log, self.dir.join(LOG_FILE))
         };
-        file.write_all(&bytes)
-            .and_then(|()| file.flush())
-            .map_err(|e| naming(e, &path))
+        file.write_all(&bytes).and_then(|()| file.flush()).map_err(|e| naming(e, &path))
     }
 
     /// Change the state by hand (for facts no event carries) and write it.
@@ -163,8 +144,7 @@ impl RunRecord {
     /// sees the old state or the new one, never a mix. (No fsync: this
     /// guards against crashes of quire-ci, not power loss.)
     fn write_state(&self) -> io::Result<()> {
-        self.replace_state()
-            .map_err(|e| naming(e, &self.dir.join(STATE_FILE)))
+        self.replace_state().map_err(|e| naming(e, &self.dir.join(STATE_FILE)))
     }
 
     fn replace_state(&self) -> io::Result<()> {
@@ -194,9 +174,7 @@ impl RunRecord {
             let file = open_append(&dir.join(LOG_FILE))?;
             self.job_logs.insert(job.to_owned(), file);
         }
-        self.job_logs
-            .get_mut(job)
-            .ok_or_else(|| io::Error::other("job log handle vanished"))
+        self.job_logs.get_mut(job).ok_or_else(|| io::Error::other("job log handle vanished"))
     }
 }
 

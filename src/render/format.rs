@@ -50,7 +50,9 @@ pub fn human_ms(ms: u64) -> String {
 pub fn command_text(cmd: &serde_json::Value) -> String {
     match cmd {
         serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(a) => a.iter().map(|v| shell_word(v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(" "),
+        serde_json::Value::Array(a) => {
+            a.iter().map(|v| shell_word(v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(" ")
+        }
         other => other.to_string(),
     }
 }
@@ -81,7 +83,14 @@ pub fn exit_text(exit: i64, signal: Option<&str>, duration_ms: u64) -> String {
 }
 
 /// The line a job's end prints: `ok build 1.2s`, `FAILED test: … (ci.fnl:7)`.
-pub fn job_end_line(paint: Paint, job: &str, outcome: Outcome, duration_ms: u64, reason: Option<&str>, at: Option<&str>) -> String {
+pub fn job_end_line(
+    paint: Paint,
+    job: &str,
+    outcome: Outcome,
+    duration_ms: u64,
+    reason: Option<&str>,
+    at: Option<&str>,
+) -> String {
     let reason_part = |r: &str| format!(": {r}");
     match outcome {
         Outcome::Succeeded => format!(

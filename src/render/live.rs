@@ -77,7 +77,8 @@ impl Pull {
         let done = self.layers.values().filter(|l| l.done).count();
         let current: u64 = self.layers.values().map(|l| l.current).sum();
         let total: u64 = self.layers.values().map(|l| l.total).sum();
-        let mut what = format!("pulling {}: {done}/{} layers · {} / {}", self.image, self.layers.len(), mib(current), mib(total));
+        let mut what =
+            format!("pulling {}: {done}/{} layers · {} / {}", self.image, self.layers.len(), mib(current), mib(total));
         if self.layers.values().any(|l| !l.done && l.extracted > 0) {
             let extracted: u64 = self.layers.values().map(|l| l.extracted).sum();
             what.push_str(&format!(" · extracting {} / {}", mib(extracted), mib(total)));
@@ -94,7 +95,13 @@ impl StatusLine {
         if !term.is_term() || std::env::var("TERM").is_ok_and(|t| t == "dumb") {
             return None;
         }
-        Some(StatusLine { bar: None, cols: term.size().1 as usize, base: String::new(), segment: String::new(), pull: None })
+        Some(StatusLine {
+            bar: None,
+            cols: term.size().1 as usize,
+            base: String::new(),
+            segment: String::new(),
+            pull: None,
+        })
     }
 
     /// The terminal's width, as of the last time the line was (re)shown.
@@ -193,7 +200,11 @@ fn new_bar() -> ProgressBar {
         .map(|s| {
             s.with_key("secs", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
                 let t = state.elapsed().as_secs_f64();
-                let _ = if t < 60.0 { write!(w, "{t:.1}s") } else { write!(w, "{}m{:02}s", (t / 60.0) as u64, (t % 60.0) as u64) };
+                let _ = if t < 60.0 {
+                    write!(w, "{t:.1}s")
+                } else {
+                    write!(w, "{}m{:02}s", (t / 60.0) as u64, (t % 60.0) as u64)
+                };
             })
         })
         .unwrap_or_else(|_| ProgressStyle::default_spinner());

@@ -13,8 +13,8 @@ mod format;
 mod json;
 mod lines;
 mod live;
-mod summary;
 mod sanitize;
+mod summary;
 mod tally;
 
 pub use format::human_ms;
@@ -360,7 +360,9 @@ impl EventSink for Renderer {
             EventKind::ShStart { cmd, .. } => self.sh_start(&job, cmd),
             EventKind::Stdout { n, .. } => self.output(&job, *n, Stream::Stdout, &decode_data(&ev.kind), false),
             EventKind::Stderr { n, .. } => self.output(&job, *n, Stream::Stderr, &decode_data(&ev.kind), false),
-            EventKind::ShExit { n, exit, signal, duration_ms } => self.sh_exit(&job, *n, *exit, signal.as_deref(), *duration_ms),
+            EventKind::ShExit { n, exit, signal, duration_ms } => {
+                self.sh_exit(&job, *n, *exit, signal.as_deref(), *duration_ms)
+            }
             EventKind::Print { data } => {
                 let prefix = self.prefix(&job, ":");
                 for line in data.lines() {
@@ -376,7 +378,8 @@ impl EventSink for Renderer {
                     Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Some(v.to_string()),
                     _ => None,
                 };
-                self.view(&job).summary = said.map(|s| crate::text::plain_text_lines(&s)).filter(|s| !s.trim().is_empty());
+                self.view(&job).summary =
+                    said.map(|s| crate::text::plain_text_lines(&s)).filter(|s| !s.trim().is_empty());
                 self.job_end(&job, *outcome, *duration_ms, reason, at);
             }
             EventKind::ContainerDied { reason } => {
@@ -454,23 +457,53 @@ mod tests {
 
     fn died_run() -> Vec<Event> {
         vec![
-            ev(None, EventKind::RunStart {
-                run_id: "r".into(),
-                git_ref: "refs/heads/main".into(),
-                sha: None,
-                tree: "t".into(),
-                dirty: true,
-                jobs: vec!["a".into(), "b".into()],
-                dir: Some("/runs/r".into()),
-            }),
+            ev(
+                None,
+                EventKind::RunStart {
+                    run_id: "r".into(),
+                    git_ref: "refs/heads/main".into(),
+                    sha: None,
+                    tree: "t".into(),
+                    dirty: true,
+                    jobs: vec!["a".into(), "b".into()],
+                    dir: Some("/runs/r".into()),
+                },
+            ),
             ev(Some("a"), EventKind::JobStart {}),
             ev(Some("a"), EventKind::ShStart { n: 1, cmd: serde_json::json!(["make", "it big"]) }),
             ev(Some("a"), EventKind::Stdout { n: 1, data: "allocating\npartial".into(), encoding: None }),
             ev(Some("a"), EventKind::ShExit { n: 1, exit: 137, signal: Some("SIGKILL".into()), duration_ms: 2500 }),
             ev(None, EventKind::ContainerDied { reason: "oom-killed".into() }),
-            ev(Some("a"), EventKind::JobEnd { outcome: Outcome::Failed, duration_ms: 2600, reason: Some("the container died: oom-killed".into()), file: None, line: None, outputs: None }),
-            ev(Some("b"), EventKind::JobEnd { outcome: Outcome::Skipped, duration_ms: 0, reason: Some("not run: the container died (oom-killed)".into()), file: None, line: None, outputs: None }),
-            ev(None, EventKind::RunEnd { status: RunStatus::Error, duration_ms: 3000, error: Some("the container died (oom-killed)".into()) }),
+            ev(
+                Some("a"),
+                EventKind::JobEnd {
+                    outcome: Outcome::Failed,
+                    duration_ms: 2600,
+                    reason: Some("the container died: oom-killed".into()),
+                    file: None,
+                    line: None,
+                    outputs: None,
+                },
+            ),
+            ev(
+                Some("b"),
+                EventKind::JobEnd {
+                    outcome: Outcome::Skipped,
+                    duration_ms: 0,
+                    reason: Some("not run: the container died (oom-killed)".into()),
+                    file: None,
+                    line: None,
+                    outputs: None,
+                },
+            ),
+            ev(
+                None,
+                EventKind::RunEnd {
+                    status: RunStatus::Error,
+                    duration_ms: 3000,
+                    error: Some("the container died (oom-killed)".into()),
+                },
+            ),
         ]
     }
 
@@ -543,7 +576,11 @@ record: /runs/r
         let text = render(Renderer::new(Box::new(screen.clone()), opts()), &screen, &died_run());
         assert!(!text.contains('\x1b'), "{text:?}");
         let screen = Screen::default();
-        let coloured = render(Renderer::new(Box::new(screen.clone()), RenderOptions { color: true, ..opts() }), &screen, &died_run());
+        let coloured = render(
+            Renderer::new(Box::new(screen.clone()), RenderOptions { color: true, ..opts() }),
+            &screen,
+            &died_run(),
+        );
         assert!(coloured.contains('\x1b'), "--color always keeps colours in plain mode");
     }
 }

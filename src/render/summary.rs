@@ -31,7 +31,10 @@ const SUMMARY_LINES: usize = 40;
 pub fn lines(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
     let Some(RunEnd { status, duration_ms, error }) = r.run_end.clone() else {
         // Only a replay gets here: the live run always ends with run-end.
-        let mut lines = vec![String::new(), "the run did not finish: no run-end was recorded (still running, or quire-ci was killed)".to_string()];
+        let mut lines = vec![
+            String::new(),
+            "the run did not finish: no run-end was recorded (still running, or quire-ci was killed)".to_string(),
+        ];
         if let Some(dir) = run_dir {
             lines.push(format!("record: {}", dir.display()));
         }
@@ -44,7 +47,9 @@ pub fn lines(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
         let v = &r.views[job];
         let Some(JobRow { outcome: Outcome::Failed, .. }) = v.outcome else { continue };
         let (title, tail) = match &v.failed_cmd {
-            Some(FailedCommand { cmd, exit, tail }) => (format!("last lines of :{job} `{}` (exit {exit}):", first_line(cmd)), tail),
+            Some(FailedCommand { cmd, exit, tail }) => {
+                (format!("last lines of :{job} `{}` (exit {exit}):", first_line(cmd)), tail)
+            }
             None => (format!("last lines of :{job}:"), &v.tail),
         };
         if !tail.is_empty() {
@@ -62,11 +67,18 @@ pub fn lines(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
         lines.push(paint.style(Style::new().bold()).apply_to(format!("summary of :{job}:")).to_string());
         lines.extend(all.iter().take(SUMMARY_LINES).map(|l| format!("  {l}")));
         if all.len() > SUMMARY_LINES {
-            lines.push(dim.apply_to(format!("  … {} more lines (quire-ci logs --job {job} --json has the whole :summary)", all.len() - SUMMARY_LINES)).to_string());
+            lines.push(
+                dim.apply_to(format!(
+                    "  … {} more lines (quire-ci logs --job {job} --json has the whole :summary)",
+                    all.len() - SUMMARY_LINES
+                ))
+                .to_string(),
+            );
         }
     }
     let width = r.jobs.iter().map(|j| j.chars().count()).max().unwrap_or(3).max(3);
-    let rows: Vec<(&String, &JobRow)> = r.jobs.iter().filter_map(|j| r.views[j].outcome.as_ref().map(|o| (j, o))).collect();
+    let rows: Vec<(&String, &JobRow)> =
+        r.jobs.iter().filter_map(|j| r.views[j].outcome.as_ref().map(|o| (j, o))).collect();
     if !rows.is_empty() {
         lines.push(String::new());
         lines.push(dim.apply_to(format!("{:<width$}  {:<9}  {:>7}  {}", "job", "outcome", "time", "why")).to_string());
@@ -91,13 +103,17 @@ pub fn lines(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
             }
         }
         let time = if !row.started { "-".to_string() } else { human_ms(row.duration_ms) };
-        lines.push(format!(
-            "{:<width$}  {}  {:>7}  {}",
-            job,
-            paint.style(style).apply_to(format!("{word:<9}")),
-            time,
-            why.join(" · ")
-        ).trim_end().to_string());
+        lines.push(
+            format!(
+                "{:<width$}  {}  {:>7}  {}",
+                job,
+                paint.style(style).apply_to(format!("{word:<9}")),
+                time,
+                why.join(" · ")
+            )
+            .trim_end()
+            .to_string(),
+        );
     }
     if !r.artifacts.is_empty() {
         lines.push(String::new());

@@ -225,7 +225,7 @@ mod tests {
         ("1/0", Some("float"), None),
         ("-1/0", Some("float"), None),
         ("0/0", Some("float"), None),
-        ("10/2", Some("integer"), Some(5.0)), // server: float
+        ("10/2", Some("integer"), Some(5.0)),  // server: float
         ("1e15", Some("integer"), Some(1e15)), // server: float
         ("'8'", None, Some(8.0)),
         ("'8.0'", None, Some(8.0)),
@@ -266,7 +266,8 @@ mod tests {
         let mut wrong = Vec::new();
         for (expr, want_type, want_int) in CASES {
             let code = format!("local v = {expr}; return math.type(v), math.tointeger(v)");
-            let (t, i): (Option<String>, Option<f64>) = lua.load(&code).eval().unwrap_or_else(|e| panic!("{expr}: {e}"));
+            let (t, i): (Option<String>, Option<f64>) =
+                lua.load(&code).eval().unwrap_or_else(|e| panic!("{expr}: {e}"));
             // Compared by bits: tointeger(-0.0) must be +0.
             let same = t.as_deref() == *want_type && i.map(f64::to_bits) == want_int.map(f64::to_bits);
             if !same {

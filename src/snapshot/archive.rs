@@ -39,14 +39,8 @@ impl Snapshot {
                     batch.push(item);
                     // A batch holding an open file is sent at once, so at most
                     // a handful of descriptors are open at any time.
-                    if holds_fd
-                        || batch.len() == PREFETCH_BATCH_ENTRIES
-                        || batch_bytes >= PREFETCH_BATCH_BYTES
-                    {
-                        let full = std::mem::replace(
-                            &mut batch,
-                            Vec::with_capacity(PREFETCH_BATCH_ENTRIES),
-                        );
+                    if holds_fd || batch.len() == PREFETCH_BATCH_ENTRIES || batch_bytes >= PREFETCH_BATCH_BYTES {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(PREFETCH_BATCH_ENTRIES));
                         batch_bytes = 0;
                         if tx.send(full).is_err() {
                             return;
@@ -66,21 +60,14 @@ impl Snapshot {
         w: W,
         batches: std::sync::mpsc::Receiver<Vec<Prefetched>>,
     ) -> Result<u64, SnapshotError> {
-        let mut counted = Counted {
-            inner: w,
-            written: 0,
-        };
+        let mut counted = Counted { inner: w, written: 0 };
         let repo = self.repo.to_thread_local();
         let mut builder = tar::Builder::new(&mut counted);
         let mut dirs: HashSet<&BStr> = HashSet::new();
         let mut prefetched = Vec::new().into_iter();
         for (index, entry) in self.entries.iter().enumerate() {
-            let parents = entry
-                .path
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b'/')
-                .map(|(end, _)| entry.path[..end].as_bstr());
+            let parents =
+                entry.path.iter().enumerate().filter(|(_, b)| **b == b'/').map(|(end, _)| entry.path[..end].as_bstr());
             for parent in parents {
                 if dirs.insert(parent) {
                     append_dir(&mut builder, parent, self.dir_mtime())?;
@@ -102,14 +89,9 @@ impl Snapshot {
             };
             self.append_entry(&repo, &mut builder, entry, self.entry_mtime(index), data)?;
         }
-        builder
-            .finish()
-            .map_err(|source| SnapshotError::Tar { source })?;
+        builder.finish().map_err(|source| SnapshotError::Tar { source })?;
         drop(builder);
-        counted
-            .inner
-            .flush()
-            .map_err(|source| SnapshotError::Tar { source })?;
+        counted.inner.flush().map_err(|source| SnapshotError::Tar { source })?;
         Ok(counted.written)
     }
 
@@ -123,12 +105,7 @@ impl Snapshot {
             Ok(full) => full,
             Err(err) => return Prefetched::Failed(err),
         };
-        let read_err = |source| {
-            Prefetched::Failed(SnapshotError::Read {
-                path: full.clone(),
-                source,
-            })
-        };
+        let read_err = |source| Prefetched::Failed(SnapshotError::Read { path: full.clone(), source });
         match entry.kind {
             FileKind::Submodule => Prefetched::Nothing,
             FileKind::Symlink => match std::fs::read_link(&full) {
@@ -154,10 +131,7 @@ impl Snapshot {
                 match (&file).read_exact(&mut data) {
                     Ok(()) => Prefetched::Data(data),
                     Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => {
-                        Prefetched::Failed(SnapshotError::ChangedWhileArchiving {
-                            path: full.clone(),
-                            expected: len,
-                        })
+                        Prefetched::Failed(SnapshotError::ChangedWhileArchiving { path: full.clone(), expected: len })
                     }
                     Err(err) => read_err(err),
                 }
@@ -177,10 +151,7 @@ impl Snapshot {
             .name("snapshot-tar".into())
             .spawn(move || snapshot.write_tar(writer))
             .map_err(|source| SnapshotError::Tar { source })?;
-        Ok(TarReader {
-            pipe: reader,
-            writer: Some(handle),
-        })
+        Ok(TarReader { pipe: reader, writer: Some(handle) })
     }
 
     fn append_entry<W: Write>(
@@ -199,17 +170,13 @@ impl Snapshot {
             // Submodule content is not part of the snapshot; an empty
             // directory keeps the path, as an uninitialised checkout would.
             (FileKind::Submodule, _) => append_dir(builder, entry.path.as_bstr(), mtime),
-            (FileKind::Symlink, Prefetched::Link(target)) => builder
-                .append_link(&mut header(tar::EntryType::Symlink, 0o777, 0), path, target)
-                .map_err(tar_err),
+            (FileKind::Symlink, Prefetched::Link(target)) => {
+                builder.append_link(&mut header(tar::EntryType::Symlink, 0o777, 0), path, target).map_err(tar_err)
+            }
             (FileKind::Symlink, _) => {
                 let blob = self.blob(repo, entry)?;
                 builder
-                    .append_link(
-                        &mut header(tar::EntryType::Symlink, 0o777, 0),
-                        path,
-                        rela_path(&blob),
-                    )
+                    .append_link(&mut header(tar::EntryType::Symlink, 0o777, 0), path, rela_path(&blob))
                     .map_err(tar_err)
             }
             (kind, Prefetched::Data(data)) => builder
@@ -221,25 +188,15 @@ impl Snapshot {
                 .map_err(tar_err),
             (kind, Prefetched::Large(file, len)) => {
                 let full = self.worktree_path(&entry.path)?;
-                let mut exact = Exact {
-                    inner: file.take(len),
-                    remaining: len,
-                    failure: None,
-                };
-                let result = builder.append_data(
-                    &mut header(tar::EntryType::Regular, file_mode(kind), len),
-                    path,
-                    &mut exact,
-                );
+                let mut exact = Exact { inner: file.take(len), remaining: len, failure: None };
+                let result =
+                    builder.append_data(&mut header(tar::EntryType::Regular, file_mode(kind), len), path, &mut exact);
                 match (result, exact.failure) {
                     (Ok(()), _) => Ok(()),
-                    (Err(_), Some(Failure::Shrank)) => Err(SnapshotError::ChangedWhileArchiving {
-                        path: full,
-                        expected: len,
-                    }),
-                    (Err(_), Some(Failure::Read(source))) => {
-                        Err(SnapshotError::Read { path: full, source })
+                    (Err(_), Some(Failure::Shrank)) => {
+                        Err(SnapshotError::ChangedWhileArchiving { path: full, expected: len })
                     }
+                    (Err(_), Some(Failure::Read(source))) => Err(SnapshotError::Read { path: full, source }),
                     (Err(source), None) => Err(SnapshotError::Tar { source }),
                 }
             }
@@ -257,10 +214,9 @@ impl Snapshot {
     }
 
     fn blob(&self, repo: &gix::Repository, entry: &Entry) -> Result<Vec<u8>, SnapshotError> {
-        let object = repo.find_object(entry.id).map_err(SnapshotError::git(
-            repo,
-            format!("reading blob {} for {}", entry.id, entry.path),
-        ))?;
+        let object = repo
+            .find_object(entry.id)
+            .map_err(SnapshotError::git(repo, format!("reading blob {} for {}", entry.id, entry.path)))?;
         Ok(object.detach().data)
     }
 }
@@ -330,11 +286,7 @@ fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header
 
 fn append_dir<W: Write>(builder: &mut tar::Builder<W>, path: &BStr, mtime: u64) -> Result<(), SnapshotError> {
     builder
-        .append_data(
-            &mut header(tar::EntryType::Directory, 0o755, 0, mtime),
-            rela_path(path),
-            io::empty(),
-        )
+        .append_data(&mut header(tar::EntryType::Directory, 0o755, 0, mtime), rela_path(path), io::empty())
         .map_err(|source| SnapshotError::Tar { source })
 }
 
@@ -359,10 +311,7 @@ impl<R: Read> Read for Exact<R> {
         match self.inner.read(buf) {
             Ok(0) if !buf.is_empty() => {
                 self.failure = Some(Failure::Shrank);
-                Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shrank while archiving",
-                ))
+                Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while archiving"))
             }
             Ok(n) => {
                 self.remaining -= n as u64;

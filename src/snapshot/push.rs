@@ -54,51 +54,31 @@ impl PushFacts {
 /// HEAD's tree; without commits, every file is changed.
 pub fn push_facts_for_worktree(snapshot: &Snapshot) -> Result<PushFacts, SnapshotError> {
     let repo = snapshot.repo.to_thread_local();
-    let mut head = repo
-        .head()
-        .map_err(SnapshotError::git(&repo, "reading HEAD"))?;
+    let mut head = repo.head().map_err(SnapshotError::git(&repo, "reading HEAD"))?;
     let head_commit = if head.is_unborn() {
         None
     } else {
-        Some(
-            head.peel_to_commit()
-                .map_err(SnapshotError::git(&repo, "peeling HEAD to a commit"))?
-                .id,
-        )
+        Some(head.peel_to_commit().map_err(SnapshotError::git(&repo, "peeling HEAD to a commit"))?.id)
     };
-    let head_name = repo
-        .head_name()
-        .map_err(SnapshotError::git(&repo, "reading HEAD's name"))?;
-    let git_ref = head_name.as_ref().map_or_else(
-        || "HEAD".to_owned(),
-        |n| n.as_bstr().to_str_lossy().into_owned(),
-    );
+    let head_name = repo.head_name().map_err(SnapshotError::git(&repo, "reading HEAD's name"))?;
+    let git_ref = head_name.as_ref().map_or_else(|| "HEAD".to_owned(), |n| n.as_bstr().to_str_lossy().into_owned());
 
     let upstream = match &head_name {
         None => None,
-        Some(name) => match repo
-            .branch_remote_tracking_ref_name(name.as_ref(), gix::remote::Direction::Fetch)
-        {
+        Some(name) => match repo.branch_remote_tracking_ref_name(name.as_ref(), gix::remote::Direction::Fetch) {
             None => None,
             Some(tracking) => {
-                let tracking = tracking.map_err(SnapshotError::git(
-                    &repo,
-                    format!("finding the upstream of {git_ref}"),
-                ))?;
+                let tracking =
+                    tracking.map_err(SnapshotError::git(&repo, format!("finding the upstream of {git_ref}")))?;
                 match repo
                     .try_find_reference(tracking.as_ref())
-                    .map_err(SnapshotError::git(
-                        &repo,
-                        format!("reading {}", tracking.as_bstr()),
-                    ))? {
+                    .map_err(SnapshotError::git(&repo, format!("reading {}", tracking.as_bstr())))?
+                {
                     // Configured but never fetched: no previous sha.
                     None => None,
                     Some(mut r) => Some(
                         r.peel_to_id()
-                            .map_err(SnapshotError::git(
-                                &repo,
-                                format!("peeling {}", tracking.as_bstr()),
-                            ))?
+                            .map_err(SnapshotError::git(&repo, format!("peeling {}", tracking.as_bstr())))?
                             .detach(),
                     ),
                 }
@@ -115,9 +95,7 @@ pub fn push_facts_for_worktree(snapshot: &Snapshot) -> Result<PushFacts, Snapsho
         previous_sha: upstream.map(|id| id.to_string()),
         files_changed,
         pusher: pusher(&repo),
-        commit_message: head_commit
-            .map(|id| commit_message(&repo, id))
-            .transpose()?,
+        commit_message: head_commit.map(|id| commit_message(&repo, id)).transpose()?,
         pushed_at: crate::record::now_ts(),
     })
 }
@@ -146,10 +124,7 @@ pub fn push_facts_for_push(
             None => None,
             Some(default) => repo
                 .merge_base(local, default)
-                .map_err(SnapshotError::git(
-                    &repo,
-                    format!("finding the merge base of {local} and {default}"),
-                ))?
+                .map_err(SnapshotError::git(&repo, format!("finding the merge base of {local} and {default}")))?
                 .map(|id| id.detach()),
         },
     };
@@ -170,22 +145,14 @@ pub fn push_facts_for_push(
 
 /// Paths that differ between two trees (hex tree or commit ids, or any
 /// revision); `tree_a = None` means the empty tree.
-pub fn tree_diff_paths(
-    repo_dir: &Path,
-    tree_a: Option<&str>,
-    tree_b: &str,
-) -> Result<Vec<String>, SnapshotError> {
+pub fn tree_diff_paths(repo_dir: &Path, tree_a: Option<&str>, tree_b: &str) -> Result<Vec<String>, SnapshotError> {
     let repo = discover(repo_dir)?;
     let a = tree_a.map(|rev| resolve_tree(&repo, rev)).transpose()?;
     let b = resolve_tree(&repo, tree_b)?;
     diff_trees(&repo, a, b)
 }
 
-fn diff_trees(
-    repo: &gix::Repository,
-    a: Option<ObjectId>,
-    b: ObjectId,
-) -> Result<Vec<String>, SnapshotError> {
+fn diff_trees(repo: &gix::Repository, a: Option<ObjectId>, b: ObjectId) -> Result<Vec<String>, SnapshotError> {
     let a = match a {
         Some(a) => tree::flatten(repo, a)?,
         None => Default::default(),
@@ -209,47 +176,26 @@ fn resolve(
     rev: &str,
     peel: impl FnOnce(gix::Object<'_>) -> Result<ObjectId, gix::Error>,
 ) -> Result<ObjectId, SnapshotError> {
-    let bad_rev = |source| SnapshotError::BadRevision {
-        rev: rev.to_owned(),
-        repo: super::repo_display_path(repo),
-        source,
-    };
-    let object = repo
-        .rev_parse_single(rev)
-        .map_err(bad_rev)?
-        .object()
-        .map_err(bad_rev)?;
+    let bad_rev =
+        |source| SnapshotError::BadRevision { rev: rev.to_owned(), repo: super::repo_display_path(repo), source };
+    let object = repo.rev_parse_single(rev).map_err(bad_rev)?.object().map_err(bad_rev)?;
     peel(object).map_err(bad_rev)
 }
 
 fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId, SnapshotError> {
-    let commit = repo
-        .find_commit(commit)
-        .map_err(SnapshotError::git(repo, format!("reading commit {commit}")))?;
-    Ok(commit
-        .tree_id()
-        .map_err(SnapshotError::git(
-            repo,
-            format!("reading the tree of {}", commit.id),
-        ))?
-        .detach())
+    let commit = repo.find_commit(commit).map_err(SnapshotError::git(repo, format!("reading commit {commit}")))?;
+    Ok(commit.tree_id().map_err(SnapshotError::git(repo, format!("reading the tree of {}", commit.id)))?.detach())
 }
 
 fn commit_message(repo: &gix::Repository, commit: ObjectId) -> Result<String, SnapshotError> {
-    let commit = repo
-        .find_commit(commit)
-        .map_err(SnapshotError::git(repo, format!("reading commit {commit}")))?;
-    let message = commit.message_raw().map_err(SnapshotError::git(
-        repo,
-        format!("reading the message of {}", commit.id),
-    ))?;
+    let commit = repo.find_commit(commit).map_err(SnapshotError::git(repo, format!("reading commit {commit}")))?;
+    let message =
+        commit.message_raw().map_err(SnapshotError::git(repo, format!("reading the message of {}", commit.id)))?;
     Ok(message.to_str_lossy().trim_end().to_owned())
 }
 
 fn pusher(repo: &gix::Repository) -> Option<String> {
-    repo.config_snapshot()
-        .string("user.name")
-        .map(|name| name.to_str_lossy().into_owned())
+    repo.config_snapshot().string("user.name").map(|name| name.to_str_lossy().into_owned())
 }
 
 fn short_name(full: &str, prefix: &str) -> Option<String> {
@@ -278,17 +224,11 @@ mod tests {
             pushed_at: "2026-12-01T11:00:00.000Z".into(),
         };
         let tag = facts.clone().with_ref("refs/tags/v1.2.0");
-        assert_eq!(
-            (tag.branch.as_deref(), tag.tag.as_deref()),
-            (None, Some("v1.2.0"))
-        );
+        assert_eq!((tag.branch.as_deref(), tag.tag.as_deref()), (None, Some("v1.2.0")));
         assert_eq!(tag.git_ref, "refs/tags/v1.2.0");
         assert_eq!(tag.files_changed, facts.files_changed);
         let other = facts.with_ref("refs/heads/release/2");
-        assert_eq!(
-            (other.branch.as_deref(), other.tag),
-            (Some("release/2"), None)
-        );
+        assert_eq!((other.branch.as_deref(), other.tag), (Some("release/2"), None));
     }
 
     #[test]

@@ -23,17 +23,11 @@ struct Dir<'a> {
 }
 
 /// The id of the tree that holds `entries`, as `git write-tree` would compute it.
-pub(super) fn tree_id(
-    repo: &gix::Repository,
-    entries: &[Entry],
-) -> Result<ObjectId, SnapshotError> {
+pub(super) fn tree_id(repo: &gix::Repository, entries: &[Entry]) -> Result<ObjectId, SnapshotError> {
     let mut root = Dir::default();
     for entry in entries {
         let (parent, name) = match entry.path.rfind_byte(b'/') {
-            Some(slash) => (
-                Some(entry.path[..slash].as_bstr()),
-                entry.path[slash + 1..].as_bstr(),
-            ),
+            Some(slash) => (Some(entry.path[..slash].as_bstr()), entry.path[slash + 1..].as_bstr()),
             None => (None, entry.path.as_bstr()),
         };
         let mut dir = &mut root;
@@ -46,11 +40,7 @@ pub(super) fn tree_id(
     encode_dir(repo, &root, &mut buf)
 }
 
-fn encode_dir(
-    repo: &gix::Repository,
-    dir: &Dir<'_>,
-    buf: &mut Vec<u8>,
-) -> Result<ObjectId, SnapshotError> {
+fn encode_dir(repo: &gix::Repository, dir: &Dir<'_>, buf: &mut Vec<u8>) -> Result<ObjectId, SnapshotError> {
     let mut tree = gix::objs::Tree::empty();
     for (name, sub) in &dir.dirs {
         tree.entries.push(gix::objs::tree::Entry {
@@ -79,12 +69,10 @@ fn encode_dir(
         what: "encoding a tree".into(),
         source: gix::Error::from_error(err),
     })?;
-    gix::objs::compute_hash(repo.object_hash(), gix::objs::Kind::Tree, buf).map_err(|err| {
-        SnapshotError::Git {
-            repo: super::repo_display_path(repo),
-            what: "hashing a tree".into(),
-            source: gix::Error::from_error(err),
-        }
+    gix::objs::compute_hash(repo.object_hash(), gix::objs::Kind::Tree, buf).map_err(|err| SnapshotError::Git {
+        repo: super::repo_display_path(repo),
+        what: "hashing a tree".into(),
+        source: gix::Error::from_error(err),
     })
 }
 
@@ -99,9 +87,7 @@ fn entry_kind(kind: FileKind) -> EntryKind {
 
 /// All leaves of the tree `tree` in the object database.
 pub(super) fn flatten(repo: &gix::Repository, tree: ObjectId) -> Result<FlatTree, SnapshotError> {
-    let tree_obj = repo
-        .find_tree(tree)
-        .map_err(SnapshotError::git(repo, format!("reading tree {tree}")))?;
+    let tree_obj = repo.find_tree(tree).map_err(SnapshotError::git(repo, format!("reading tree {tree}")))?;
     let mut recorder = gix::traverse::tree::Recorder::default();
     tree_obj
         .traverse()
@@ -145,10 +131,7 @@ mod tests {
             .map(|(path, kind, id)| {
                 let mut bytes = [0u8; 20];
                 bytes[0] = *id;
-                (
-                    BString::from(*path),
-                    (*kind, ObjectId::from_bytes_or_panic(&bytes)),
-                )
+                (BString::from(*path), (*kind, ObjectId::from_bytes_or_panic(&bytes)))
             })
             .collect()
     }

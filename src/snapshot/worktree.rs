@@ -38,23 +38,16 @@ enum Verdict {
     /// Gone from the worktree: not in the snapshot.
     Removed,
     /// Content and/or exec bit changed; `id` is `None` when only the mode did.
-    Modified {
-        exec_flipped: bool,
-        id: Option<ObjectId>,
-    },
+    Modified { exec_flipped: bool, id: Option<ObjectId> },
     /// Type change, conflict or intent-to-add: look at the disk afresh.
     Rehash,
 }
 
 pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entry>, SnapshotError> {
-    let index = repo
-        .index_or_empty()
-        .map_err(SnapshotError::git(repo, "reading the index"))?;
+    let index = repo.index_or_empty().map_err(SnapshotError::git(repo, "reading the index"))?;
     let state: &gix::index::State = &index;
     if state.is_sparse() {
-        return Err(SnapshotError::SparseIndex {
-            repo: workdir.to_owned(),
-        });
+        return Err(SnapshotError::SparseIndex { repo: workdir.to_owned() });
     }
     let dirwalk = repo
         .dirwalk_options()
@@ -65,9 +58,7 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
         .emit_pruned(false)
         .emit_empty_directories(false)
         .recurse_repositories(false);
-    let mut recorder = Recorder::<ObjectId, ()> {
-        records: Vec::new(),
-    };
+    let mut recorder = Recorder::<ObjectId, ()> { records: Vec::new() };
     let interrupt = AtomicBool::new(false);
     repo.index_worktree_status(
         state,
@@ -84,33 +75,22 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
             thread_limit: None,
         },
     )
-    .map_err(SnapshotError::git(
-        repo,
-        "comparing the index with the working tree",
-    ))?;
+    .map_err(SnapshotError::git(repo, "comparing the index with the working tree"))?;
 
     let mut verdicts: HashMap<BString, Verdict> = HashMap::new();
     let mut untracked: Vec<(BString, Option<DiskKind>)> = Vec::new();
     for record in recorder.records {
         match record {
-            StatusEntry::Modification {
-                rela_path, status, ..
-            } => {
+            StatusEntry::Modification { rela_path, status, .. } => {
                 let verdict = match status {
                     EntryStatus::Change(Change::Removed) => Verdict::Removed,
-                    EntryStatus::Change(Change::Modification {
-                        executable_bit_changed,
-                        content_change,
-                        ..
-                    }) => Verdict::Modified {
-                        exec_flipped: executable_bit_changed,
-                        id: content_change,
-                    },
+                    EntryStatus::Change(Change::Modification { executable_bit_changed, content_change, .. }) => {
+                        Verdict::Modified { exec_flipped: executable_bit_changed, id: content_change }
+                    }
                     EntryStatus::Change(Change::Type { .. })
                     | EntryStatus::Conflict { .. }
                     | EntryStatus::IntentToAdd => Verdict::Rehash,
-                    EntryStatus::Change(Change::SubmoduleModification(()))
-                    | EntryStatus::NeedsUpdate(_) => continue,
+                    EntryStatus::Change(Change::SubmoduleModification(())) | EntryStatus::NeedsUpdate(_) => continue,
                 };
                 verdicts.insert(rela_path.to_owned(), verdict);
             }
@@ -121,21 +101,15 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
             }
             // Rename tracking is off, so this never comes; should it, the
             // destination is an untracked file and the source is gone.
-            StatusEntry::Rewrite {
-                source,
-                dirwalk_entry,
-                ..
-            } => {
+            StatusEntry::Rewrite { source, dirwalk_entry, .. } => {
                 verdicts.insert(source.rela_path().to_owned(), Verdict::Removed);
                 untracked.push((dirwalk_entry.rela_path, dirwalk_entry.disk_kind));
             }
         }
     }
 
-    let trust_exec_bit = repo
-        .filesystem_options()
-        .map_err(SnapshotError::git(repo, "reading core.fileMode"))?
-        .executable_bit;
+    let trust_exec_bit =
+        repo.filesystem_options().map_err(SnapshotError::git(repo, "reading core.fileMode"))?.executable_bit;
     let mut hasher = Hasher::new(repo, workdir, state, trust_exec_bit)?;
 
     let mut entries: Vec<Entry> = Vec::with_capacity(state.entries().len() + untracked.len());
@@ -161,17 +135,8 @@ pub(super) fn collect(repo: &gix::Repository, workdir: &Path) -> Result<Vec<Entr
         }
         match verdicts.get(path) {
             None => {
-                let source = if e.flags.contains(Flags::SKIP_WORKTREE) {
-                    Source::Object
-                } else {
-                    Source::Worktree
-                };
-                entries.push(Entry {
-                    path: path.to_owned(),
-                    kind: index_kind,
-                    id: e.id,
-                    source,
-                });
+                let source = if e.flags.contains(Flags::SKIP_WORKTREE) { Source::Object } else { Source::Worktree };
+                entries.push(Entry { path: path.to_owned(), kind: index_kind, id: e.id, source });
             }
             Some(Verdict::Removed) => {}
             Some(Verdict::Modified { exec_flipped, id }) => {
@@ -208,9 +173,7 @@ fn hash_untracked(
     mut hasher: Hasher<'_, '_>,
     untracked: &[(BString, Option<DiskKind>)],
 ) -> Result<Vec<Entry>, SnapshotError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     if threads < 2 || untracked.len() < PARALLEL_HASH_MIN_FILES {
         return hasher.hash_all(untracked);
     }
@@ -238,12 +201,7 @@ fn hash_untracked(
 }
 
 fn worktree_entry(path: &BStr, kind: FileKind, id: ObjectId) -> Entry {
-    Entry {
-        path: path.to_owned(),
-        kind,
-        id,
-        source: Source::Worktree,
-    }
+    Entry { path: path.to_owned(), kind, id, source: Source::Worktree }
 }
 
 /// Hashes files found on disk the way `git add` would: through the to-git
@@ -264,23 +222,12 @@ impl<'a, 'repo> Hasher<'a, 'repo> {
         state: &'a gix::index::State,
         trust_exec_bit: bool,
     ) -> Result<Self, SnapshotError> {
-        let (pipeline, _) = repo
-            .filter_pipeline(None)
-            .map_err(SnapshotError::git(repo, "setting up the to-git filters"))?;
-        Ok(Hasher {
-            repo,
-            workdir,
-            state,
-            pipeline,
-            trust_exec_bit,
-            buf: Vec::new(),
-        })
+        let (pipeline, _) =
+            repo.filter_pipeline(None).map_err(SnapshotError::git(repo, "setting up the to-git filters"))?;
+        Ok(Hasher { repo, workdir, state, pipeline, trust_exec_bit, buf: Vec::new() })
     }
 
-    fn hash_all(
-        &mut self,
-        untracked: &[(BString, Option<DiskKind>)],
-    ) -> Result<Vec<Entry>, SnapshotError> {
+    fn hash_all(&mut self, untracked: &[(BString, Option<DiskKind>)]) -> Result<Vec<Entry>, SnapshotError> {
         let mut out = Vec::with_capacity(untracked.len());
         for (path, disk_kind) in untracked {
             let found = match disk_kind {
@@ -302,18 +249,14 @@ impl<'a, 'repo> Hasher<'a, 'repo> {
         index_kind: Option<FileKind>,
     ) -> Result<Option<(FileKind, ObjectId)>, SnapshotError> {
         let full = self.workdir.join(rela_path(rela));
-        let read_err = |source| SnapshotError::Read {
-            path: full.clone(),
-            source,
-        };
+        let read_err = |source| SnapshotError::Read { path: full.clone(), source };
         let meta = match std::fs::symlink_metadata(&full) {
             Ok(meta) => meta,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(read_err(err)),
         };
         let hash_kind = self.repo.object_hash();
-        let git_err =
-            |what: &str| SnapshotError::git(self.repo, format!("{what} {}", full.display()));
+        let git_err = |what: &str| SnapshotError::git(self.repo, format!("{what} {}", full.display()));
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&full).map_err(read_err)?;
             let bytes = target.as_os_str().as_encoded_bytes();
@@ -339,10 +282,7 @@ impl<'a, 'repo> Hasher<'a, 'repo> {
             }
         };
         let file = std::fs::File::open(&full).map_err(read_err)?;
-        let outcome = self
-            .pipeline
-            .convert_to_git(file, rela_path(rela), self.state)
-            .map_err(git_err("filtering"))?;
+        let outcome = self.pipeline.convert_to_git(file, rela_path(rela), self.state).map_err(git_err("filtering"))?;
         let id = match outcome {
             gix::filter::plumbing::pipeline::convert::ToGitOutcome::Unchanged(mut file) => {
                 // No filter applies: stream it, so a huge file is never held in memory.

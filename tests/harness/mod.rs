@@ -82,7 +82,10 @@ pub fn require_docker() {
 pub fn scrub(cmd: &mut Command) {
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
-        if k.starts_with("QUIRE_") || k.starts_with("GIT_") || matches!(k.as_str(), "CLICOLOR" | "CLICOLOR_FORCE" | "FORCE_COLOR" | "NO_COLOR") {
+        if k.starts_with("QUIRE_")
+            || k.starts_with("GIT_")
+            || matches!(k.as_str(), "CLICOLOR" | "CLICOLOR_FORCE" | "FORCE_COLOR" | "NO_COLOR")
+        {
             cmd.env_remove(&k);
         }
     }
@@ -103,7 +106,10 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 pub fn git_output(dir: &Path, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new("git");
     scrub(&mut cmd);
-    cmd.args(["-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"]).args(args).current_dir(dir).stdin(Stdio::null());
+    cmd.args(["-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null());
     cmd.output().unwrap_or_else(|e| panic!("running git {args:?}: {e}"))
 }
 
@@ -122,7 +128,12 @@ pub fn containers_of_run(run_id: &str) -> Vec<String> {
 
 /// Polls `check` until it gives a value; panics with `what` (and whatever
 /// `context` says then) after `limit`. The only way tests wait.
-pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>, context: impl Fn() -> String) -> T {
+pub fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> Option<T>,
+    context: impl Fn() -> String,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = check() {
@@ -694,28 +705,19 @@ impl<'r> Running<'r> {
     /// The record this run is writing, once its directory exists.
     pub fn record(&self, limit: Duration) -> Record {
         let runs = self.cmd.runs_dir();
-        wait_for(
-            "a run record",
-            limit,
-            || record::new_run_dir(&runs, &self.before).map(Record::new),
-            || self.context(),
-        )
+        wait_for("a run record", limit, || record::new_run_dir(&runs, &self.before).map(Record::new), || self.context())
     }
 
     /// Waits until an event of `kind` (for `job`, if given) is recorded.
     pub fn wait_for_event(&self, kind: &str, job: Option<&str>, limit: Duration) -> Record {
         let rec = self.record(limit);
-        wait_for(
-            &format!("a {kind} event"),
-            limit,
-            || rec.has_event(kind, job).then_some(()),
-            || self.context(),
-        );
+        wait_for(&format!("a {kind} event"), limit, || rec.has_event(kind, job).then_some(()), || self.context());
         rec
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().expect("kill runs");
+        let ok =
+            Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().expect("kill runs");
         assert!(ok.success(), "kill -{sig} failed");
     }
 
@@ -819,12 +821,24 @@ impl Output<'_> {
 
     /// Asserts the exit code, showing both streams when it is wrong.
     pub fn status(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "exit code of quire-ci {:?}\n--- stdout:\n{}\n--- stderr:\n{}", self.args, self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit code of quire-ci {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.args,
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
     pub fn stdout_has(&self, needle: &str) -> &Self {
-        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}\n--- stdout:\n{}\n--- stderr:\n{}", self.stdout, self.stderr);
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 

@@ -10,7 +10,9 @@ use super::{containers_of_run, schema};
 /// Run directory names in a runs dir, sorted (oldest first).
 pub fn run_ids(runs: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(runs)
-        .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+        })
         .unwrap_or_default();
     ids.sort();
     ids
@@ -63,7 +65,10 @@ impl Record {
     }
 
     pub fn job_state(&self, job: &str) -> Value {
-        self.state()["jobs"].as_array().and_then(|jobs| jobs.iter().find(|j| j["id"] == job).cloned()).unwrap_or(Value::Null)
+        self.state()["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["id"] == job).cloned())
+            .unwrap_or(Value::Null)
     }
 
     pub fn run_log(&self) -> Vec<Value> {
@@ -172,7 +177,9 @@ pub fn read_jsonl(p: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
     text.lines()
         .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: torn or bad line ({e}): {l}", p.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: torn or bad line ({e}): {l}", p.display(), i + 1))
+        })
         .collect()
 }
 

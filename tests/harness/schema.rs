@@ -12,10 +12,8 @@ const SCHEMA_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/log.schema.
 pub fn log_schema() -> &'static jsonschema::Validator {
     static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
     SCHEMA.get_or_init(|| {
-        let text = std::fs::read_to_string(SCHEMA_PATH)
-            .unwrap_or_else(|e| panic!("cannot read {SCHEMA_PATH}: {e}"));
-        let schema: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{SCHEMA_PATH} is not JSON: {e}"));
+        let text = std::fs::read_to_string(SCHEMA_PATH).unwrap_or_else(|e| panic!("cannot read {SCHEMA_PATH}: {e}"));
+        let schema: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{SCHEMA_PATH} is not JSON: {e}"));
         jsonschema::draft202012::new(&schema)
             .unwrap_or_else(|e| panic!("{SCHEMA_PATH} is not a valid draft 2020-12 schema: {e}"))
     })
@@ -25,10 +23,8 @@ pub fn log_schema() -> &'static jsonschema::Validator {
 /// complaint, joined.
 pub fn validate_line(line: &str) -> Result<(), String> {
     let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-    let errors: Vec<String> = log_schema()
-        .iter_errors(&value)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
+    let errors: Vec<String> =
+        log_schema().iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path)).collect();
     if errors.is_empty() {
         Ok(())
     } else {
@@ -39,8 +35,7 @@ pub fn validate_line(line: &str) -> Result<(), String> {
 /// Validate every line of one log.jsonl; panics naming file and line.
 /// Returns the number of lines checked.
 pub fn assert_log_file_valid(path: &Path) -> usize {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let mut n = 0;
     for (i, line) in text.lines().enumerate() {
         if let Err(e) = validate_line(line) {

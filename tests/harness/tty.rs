@@ -70,7 +70,8 @@ impl Tmux {
     }
 
     pub fn send(&self, keys: &str) {
-        let ok = Command::new("tmux").args(["-L", &self.socket, "send-keys", "-t", "t", keys]).status().expect("send-keys");
+        let ok =
+            Command::new("tmux").args(["-L", &self.socket, "send-keys", "-t", "t", keys]).status().expect("send-keys");
         assert!(ok.success(), "tmux send-keys {keys:?} failed");
     }
 }

@@ -74,7 +74,8 @@ fn docker_at(host: &str, config: &Path) -> Command {
 /// Ids of the containers of run `run_id` on the engine at `host`.
 fn containers_at(host: &str, run_id: &str) -> Vec<String> {
     let tmp = tempfile::tempdir().expect("temp");
-    let out = sh_ok(docker_at(host, tmp.path()).args(["ps", "-aq", "--filter", &format!("label=quire-ci.run={run_id}")]));
+    let out =
+        sh_ok(docker_at(host, tmp.path()).args(["ps", "-aq", "--filter", &format!("label=quire-ci.run={run_id}")]));
     out.split_whitespace().map(str::to_string).collect()
 }
 
@@ -114,7 +115,8 @@ fn built_image(r: &Output) -> Option<String> {
         .and_then(|e| e["image"].as_str().map(str::to_string))
 }
 
-const KEEP_CI: &str = "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo kept > k.txt\") {}))\n";
+const KEEP_CI: &str =
+    "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo kept > k.txt\") {}))\n";
 
 #[test]
 fn tls_docker_host_with_tls_verify_runs_there_and_keep_prints_a_working_command() {
@@ -125,7 +127,11 @@ fn tls_docker_host_with_tls_verify_runs_there_and_keep_prints_a_working_command(
     let c = c.env("DOCKER_HOST", TLS_HOST).env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", certs());
     let r = c.run();
     r.status(0);
-    assert!(r.stderr.contains(&format!("engine: context default (DOCKER_HOST is set): {TLS_HOST}, TLS")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("engine: context default (DOCKER_HOST is set): {TLS_HOST}, TLS")),
+        "{}",
+        r.stderr
+    );
     let on_second = containers_at(&docker2_sock(), &r.rec().run_id());
     assert_eq!(on_second.len(), 1, "the run's container must be on the TLS engine");
     assert!(containers_of_run(&r.rec().run_id()).is_empty(), "nothing on the shared engine");
@@ -155,7 +161,11 @@ fn config_with_context(use_it: bool) -> tempfile::TempDir {
         certs.join("cert.pem").display(),
         certs.join("key.pem").display()
     );
-    sh_ok(Command::new("docker").env("DOCKER_CONFIG", config.path()).args(["context", "create", "second", "--docker", &spec]));
+    sh_ok(
+        Command::new("docker")
+            .env("DOCKER_CONFIG", config.path())
+            .args(["context", "create", "second", "--docker", &spec]),
+    );
     if use_it {
         sh_ok(Command::new("docker").env("DOCKER_CONFIG", config.path()).args(["context", "use", "second"]));
     }
@@ -169,7 +179,10 @@ fn current_context_lands_on_its_engine_and_docker_context_default_goes_back() {
     let config = config_with_context(true);
     let r = cmd(&repo, config.path(), &["run", "--keep", "-v"]).keeps_container().run();
     r.status(0);
-    let why = format!("engine: context second (currentContext in {}): {TLS_HOST}, TLS", config.path().join("config.json").display());
+    let why = format!(
+        "engine: context second (currentContext in {}): {TLS_HOST}, TLS",
+        config.path().join("config.json").display()
+    );
     assert!(r.stderr.contains(&why), "{}", r.stderr);
     let on_second = containers_at(&docker2_sock(), &r.rec().run_id());
     assert_eq!(on_second.len(), 1, "the run's container must be on the context's engine");
@@ -184,7 +197,11 @@ fn current_context_lands_on_its_engine_and_docker_context_default_goes_back() {
     let c = c.env("DOCKER_CONTEXT", "default");
     let r = c.run();
     r.status(0);
-    assert!(r.stderr.contains("engine: context default (DOCKER_CONTEXT=default): unix:///var/run/docker.sock"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("engine: context default (DOCKER_CONTEXT=default): unix:///var/run/docker.sock"),
+        "{}",
+        r.stderr
+    );
     let local = containers_of_run(&r.rec().run_id());
     assert_eq!(local.len(), 1, "DOCKER_CONTEXT=default must run on the local engine");
     assert!(containers_at(&docker2_sock(), &r.rec().run_id()).is_empty());
@@ -210,7 +227,13 @@ fn a_context_that_points_nowhere_is_an_exit_3_error_naming_it() {
     r.status(3);
     assert!(r.stderr.contains("docker context nosuch (from DOCKER_CONTEXT)"), "{}", r.stderr);
     // A context whose engine does not answer: no fallback to the local one.
-    sh_ok(Command::new("docker").env("DOCKER_CONFIG", config.path()).args(["context", "create", "gone", "--docker", "host=tcp://127.0.0.1:1"]));
+    sh_ok(Command::new("docker").env("DOCKER_CONFIG", config.path()).args([
+        "context",
+        "create",
+        "gone",
+        "--docker",
+        "host=tcp://127.0.0.1:1",
+    ]));
     sh_ok(Command::new("docker").env("DOCKER_CONFIG", config.path()).args(["context", "use", "gone"]));
     let r = cmd(&repo, config.path(), &["run"]).run();
     r.status(3);
@@ -232,7 +255,11 @@ fn ssh_docker_host_runs_on_the_far_engine_and_keep_prints_a_working_command() {
     let c = c.env("DOCKER_HOST", SSH_HOST).env("PATH", &path);
     let r = c.run();
     r.status(0);
-    assert!(r.stderr.contains(&format!("engine: context default (DOCKER_HOST is set): {SSH_HOST}, ssh")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("engine: context default (DOCKER_HOST is set): {SSH_HOST}, ssh")),
+        "{}",
+        r.stderr
+    );
     let on_second = containers_at(&docker2_sock(), &r.rec().run_id());
     assert_eq!(on_second.len(), 1, "sshd's sessions reach the second engine; the run must be there");
     let words = kept_shell_command(&r);
@@ -259,7 +286,9 @@ fn private_image(name: &str) -> (String, tempfile::TempDir) {
 #[test]
 fn private_registry_image_pulls_with_the_docker_config_credentials_and_says_how_to_log_in_without() {
     let (image, logged_in) = private_image("private");
-    let repo = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo from-private\") {}))\n");
+    let repo = Repo::with_ci(
+        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo from-private\") {}))\n",
+    );
     let anonymous = tempfile::tempdir().expect("temp");
     let r = cmd(&repo, anonymous.path(), &["run", "--image", &image]).run();
     r.status(3);
@@ -289,8 +318,11 @@ fn credential_helpers_of_the_docker_config_are_asked_for_the_registry() {
     )
     .expect("helper");
     sh_ok(Command::new("chmod").arg("+x").arg(&helper));
-    std::fs::write(config.path().join("config.json"), format!(r#"{{"credHelpers":{{"{REGISTRY}":"quiretest"}}}}"#)).expect("config");
-    let repo = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo via-helper\") {}))\n");
+    std::fs::write(config.path().join("config.json"), format!(r#"{{"credHelpers":{{"{REGISTRY}":"quiretest"}}}}"#))
+        .expect("config");
+    let repo = Repo::with_ci(
+        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo via-helper\") {}))\n",
+    );
     let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
     let c = cmd(&repo, config.path(), &["run", "--image", &image]);
     let c = c.env("PATH", &path);
@@ -308,19 +340,23 @@ fn json_carries_pull_progress_downloading_and_extracting() {
     // A layer of its own (random bytes), so the pull downloads and extracts.
     let image = format!("{REGISTRY}/quire-ci-test/progress-{}:latest", std::process::id());
     let ctx = tempfile::tempdir().expect("temp");
-    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {base}\nRUN head -c 8000000 /dev/urandom > /blob\n")).expect("Dockerfile");
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {base}\nRUN head -c 8000000 /dev/urandom > /blob\n"))
+        .expect("Dockerfile");
     let docker = |args: &[&str]| sh_ok(Command::new("docker").env("DOCKER_CONFIG", logged_in.path()).args(args));
     docker(&["build", "-q", "-t", &image, ctx.path().to_str().unwrap()]);
     docker(&["push", &image]);
     docker(&["rmi", &image, &base]);
-    let repo = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"test -s /blob\") {}))\n");
+    let repo = Repo::with_ci(
+        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"test -s /blob\") {}))\n",
+    );
     let r = cmd(&repo, logged_in.path(), &["run", "--json", "--image", &image]).run();
     let _ = Command::new("docker").args(["rmi", &image]).output();
     r.status(0);
     for l in r.stdout.lines() {
         schema::validate_line(l).unwrap_or_else(|e| panic!("{e}: {l}"));
     }
-    let lines: Vec<serde_json::Value> = r.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let lines: Vec<serde_json::Value> =
+        r.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
     let progress: Vec<&serde_json::Value> = lines.iter().filter(|l| l["kind"] == "image-progress").collect();
     let statuses: Vec<&str> = progress.iter().filter_map(|p| p["status"].as_str()).collect();
     assert!(statuses.contains(&"Downloading"), "{statuses:?}");
@@ -335,7 +371,9 @@ fn json_carries_pull_progress_downloading_and_extracting() {
 #[test]
 fn dockerfile_from_a_private_registry_builds_with_the_docker_config_credentials() {
     let (image, logged_in) = private_image("base");
-    let repo = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"cat /based\") {}))\n");
+    let repo = Repo::with_ci(
+        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"cat /based\") {}))\n",
+    );
     repo.write(".quire/Dockerfile", format!("FROM {image}\nRUN echo on-private-base > /based\n"));
     repo.commit("dockerfile");
     let anonymous = tempfile::tempdir().expect("temp");

@@ -104,11 +104,7 @@ impl Repo {
 }
 
 fn read_jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 /// The outputs job `t` returned in the run recorded at `run`.
@@ -371,7 +367,10 @@ fn hook_in_a_linked_worktree_goes_to_the_common_hooks_dir() {
     let git_says = git_ok(&wt, &["rev-parse", "--path-format=absolute", "--git-path", "hooks"]);
     let hook = PathBuf::from(git_says.trim()).join("pre-push");
     assert!(hook.is_file(), "no hook at {}", hook.display());
-    assert_eq!(hook.canonicalize().expect("canon"), repo.dir.join(".git/hooks/pre-push").canonicalize().expect("canon"));
+    assert_eq!(
+        hook.canonicalize().expect("canon"),
+        repo.dir.join(".git/hooks/pre-push").canonicalize().expect("canon")
+    );
 }
 
 #[test]

@@ -3,7 +3,6 @@
 //! and check the crash/torn-line, forward-compatibility, atomic-state,
 //! pruning and redaction rules of docs/log-format.md.
 
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,8 +10,8 @@ use std::sync::Arc;
 use crate::harness::schema;
 use quire_ci::events::{Event, EventKind, Outcome, RunStatus, Stream};
 use quire_ci::record::{
-    decode_data, list_runs, now_ts, output_event, prune, read_run, runs_dir, JobStatus,
-    RecordError, RunMeta, RunRecord, RunState, Utf8Carry,
+    decode_data, list_runs, now_ts, output_event, prune, read_run, runs_dir, JobStatus, RecordError, RunMeta,
+    RunRecord, RunState, Utf8Carry,
 };
 use quire_ci::redact::Redactor;
 use serde_json::{json, Value};
@@ -35,11 +34,7 @@ fn meta(run_id: &str) -> RunMeta {
 }
 
 fn ev(job: Option<&str>, kind: EventKind) -> Event {
-    Event {
-        ts: now_ts(),
-        job: job.map(Into::into),
-        kind,
-    }
+    Event { ts: now_ts(), job: job.map(Into::into), kind }
 }
 
 /// Output chunks of one stream as the executor makes them: through a
@@ -78,53 +73,16 @@ fn every_kind_run() -> Vec<Event> {
                 dir: None,
             },
         ),
-        ev(
-            None,
-            EventKind::Image {
-                image: "rust:1.76".into(),
-                action: "present".into(),
-                detail: None,
-            },
-        ),
-        ev(
-            None,
-            EventKind::ContainerStart {
-                image: "rust:1.76".into(),
-                container_id: "c0ffee".into(),
-            },
-        ),
+        ev(None, EventKind::Image { image: "rust:1.76".into(), action: "present".into(), detail: None }),
+        ev(None, EventKind::ContainerStart { image: "rust:1.76".into(), container_id: "c0ffee".into() }),
         ev(Some("build"), EventKind::JobStart {}),
-        ev(
-            Some("build"),
-            EventKind::ShStart {
-                n: 1,
-                cmd: json!("cargo build"),
-            },
-        ),
+        ev(Some("build"), EventKind::ShStart { n: 1, cmd: json!("cargo build") }),
     ];
     events.extend(output_events("build", Stream::Stdout, 1, &[a, b]));
-    events.extend(output_events(
-        "build",
-        Stream::Stderr,
-        1,
-        &[&[0xff, 0xfe, b'x', b'\n']],
-    ));
+    events.extend(output_events("build", Stream::Stderr, 1, &[&[0xff, 0xfe, b'x', b'\n']]));
     events.extend([
-        ev(
-            Some("build"),
-            EventKind::ShExit {
-                n: 1,
-                exit: 0,
-                signal: None,
-                duration_ms: 812,
-            },
-        ),
-        ev(
-            Some("build"),
-            EventKind::Print {
-                data: "built ok".into(),
-            },
-        ),
+        ev(Some("build"), EventKind::ShExit { n: 1, exit: 0, signal: None, duration_ms: 812 }),
+        ev(Some("build"), EventKind::Print { data: "built ok".into() }),
         ev(
             Some("build"),
             EventKind::JobEnd {
@@ -137,22 +95,8 @@ fn every_kind_run() -> Vec<Event> {
             },
         ),
         ev(Some("test"), EventKind::JobStart {}),
-        ev(
-            Some("test"),
-            EventKind::ShStart {
-                n: 1,
-                cmd: json!(["cargo", "test"]),
-            },
-        ),
-        ev(
-            Some("test"),
-            EventKind::ShExit {
-                n: 1,
-                exit: 137,
-                signal: Some("SIGKILL".into()),
-                duration_ms: 5,
-            },
-        ),
+        ev(Some("test"), EventKind::ShStart { n: 1, cmd: json!(["cargo", "test"]) }),
+        ev(Some("test"), EventKind::ShExit { n: 1, exit: 137, signal: Some("SIGKILL".into()), duration_ms: 5 }),
         ev(
             Some("test"),
             EventKind::JobEnd {
@@ -175,12 +119,7 @@ fn every_kind_run() -> Vec<Event> {
                 outputs: None,
             },
         ),
-        ev(
-            None,
-            EventKind::ContainerDied {
-                reason: "oom-killed".into(),
-            },
-        ),
+        ev(None, EventKind::ContainerDied { reason: "oom-killed".into() }),
         ev(
             Some("build"),
             EventKind::Artifact {
@@ -190,27 +129,14 @@ fn every_kind_run() -> Vec<Event> {
                 error: None,
             },
         ),
-        ev(
-            None,
-            EventKind::ContainerEnd {
-                status: RunStatus::Failed,
-            },
-        ),
-        ev(
-            None,
-            EventKind::RunEnd {
-                status: RunStatus::Failed,
-                duration_ms: 1234,
-                error: None,
-            },
-        ),
+        ev(None, EventKind::ContainerEnd { status: RunStatus::Failed }),
+        ev(None, EventKind::RunEnd { status: RunStatus::Failed, duration_ms: 1234, error: None }),
     ]);
     events
 }
 
 fn write_run(dir: &Path, events: &[Event]) {
-    let mut record =
-        RunRecord::create(dir, &meta("20261124T214338.123Z-00aa")).expect("create run");
+    let mut record = RunRecord::create(dir, &meta("20261124T214338.123Z-00aa")).expect("create run");
     for e in events {
         record.record(e).expect("record event");
     }
@@ -232,18 +158,10 @@ fn a_run_with_every_kind_reads_back_equal_and_in_order() {
     let written: std::collections::BTreeSet<&str> = events.iter().map(|e| e.kind.name()).collect();
     for e in &events {
         let v = serde_json::to_value(e).expect("serialize");
-        assert_eq!(
-            v["kind"],
-            e.kind.name(),
-            "name() must be the serde spelling"
-        );
+        assert_eq!(v["kind"], e.kind.name(), "name() must be the serde spelling");
         assert!(EventKind::KINDS.contains(&e.kind.name()));
     }
-    assert_eq!(
-        written.len(),
-        EventKind::KINDS.len(),
-        "the fixture must cover every kind"
-    );
+    assert_eq!(written.len(), EventKind::KINDS.len(), "the fixture must cover every kind");
     write_run(&dir, &events);
 
     let run = read_run(&dir).expect("read run");
@@ -252,41 +170,20 @@ fn a_run_with_every_kind_reads_back_equal_and_in_order() {
     assert_eq!(run.state.status, RunStatus::Failed);
     assert_eq!(run.state.duration_ms, Some(1234));
     assert_eq!(run.state.container_id.as_deref(), Some("c0ffee"));
-    let statuses: Vec<_> = run
-        .state
-        .jobs
-        .iter()
-        .map(|j| (j.id.as_str(), j.status))
-        .collect();
+    let statuses: Vec<_> = run.state.jobs.iter().map(|j| (j.id.as_str(), j.status)).collect();
     assert_eq!(
         statuses,
-        [
-            ("build", JobStatus::Succeeded),
-            ("test", JobStatus::Failed),
-            ("deploy", JobStatus::Skipped)
-        ]
+        [("build", JobStatus::Succeeded), ("test", JobStatus::Failed), ("deploy", JobStatus::Skipped)]
     );
 
     // Split character: both halves went out as text, none as base64.
-    let stdout: Vec<&Event> = run
-        .events
-        .iter()
-        .filter(|e| matches!(e.kind, EventKind::Stdout { .. }))
-        .collect();
-    assert!(stdout
-        .iter()
-        .all(|e| matches!(&e.kind, EventKind::Stdout { encoding: None, .. })));
+    let stdout: Vec<&Event> = run.events.iter().filter(|e| matches!(e.kind, EventKind::Stdout { .. })).collect();
+    assert!(stdout.iter().all(|e| matches!(&e.kind, EventKind::Stdout { encoding: None, .. })));
     let text: Vec<u8> = stdout.iter().flat_map(|e| decode_data(&e.kind)).collect();
     assert_eq!(text, "price: 5€\n".as_bytes());
     // Non-UTF-8 stderr round-trips byte for byte through base64.
-    let stderr = run
-        .events
-        .iter()
-        .find(|e| matches!(e.kind, EventKind::Stderr { .. }))
-        .expect("a stderr event");
-    assert!(
-        matches!(&stderr.kind, EventKind::Stderr { encoding: Some(enc), .. } if enc == "base64")
-    );
+    let stderr = run.events.iter().find(|e| matches!(e.kind, EventKind::Stderr { .. })).expect("a stderr event");
+    assert!(matches!(&stderr.kind, EventKind::Stderr { encoding: Some(enc), .. } if enc == "base64"));
     assert_eq!(decode_data(&stderr.kind), [0xff, 0xfe, b'x', b'\n']);
 }
 
@@ -297,10 +194,7 @@ fn files_are_split_by_level_and_job_key_is_only_kept_at_run_level() {
     write_run(&dir, &every_kind_run());
 
     let run_lines = lines(&dir.join("log.jsonl"));
-    let kinds: Vec<&str> = run_lines
-        .iter()
-        .map(|l| l["kind"].as_str().unwrap_or("?"))
-        .collect();
+    let kinds: Vec<&str> = run_lines.iter().map(|l| l["kind"].as_str().unwrap_or("?")).collect();
     assert_eq!(
         kinds,
         [
@@ -325,21 +219,12 @@ fn files_are_split_by_level_and_job_key_is_only_kept_at_run_level() {
     }
     let build = lines(&dir.join("jobs/build/log.jsonl"));
     assert_eq!(build.len(), 6);
-    assert!(
-        build.iter().all(|l| l.get("job").is_none()),
-        "job-level lines carry no job key"
-    );
+    assert!(build.iter().all(|l| l.get("job").is_none()), "job-level lines carry no job key");
     // Key order is the documented envelope: ts first, then kind.
     let first = std::fs::read_to_string(dir.join("jobs/build/log.jsonl")).expect("read");
     assert!(first.starts_with("{\"ts\":\""), "{first}");
-    assert!(
-        first.contains("\",\"kind\":\"sh-start\",\"n\":1,\"cmd\":\"cargo build\"}\n"),
-        "{first}"
-    );
-    assert!(
-        !dir.join("jobs/deploy").exists(),
-        "a skipped job gets no log"
-    );
+    assert!(first.contains("\",\"kind\":\"sh-start\",\"n\":1,\"cmd\":\"cargo build\"}\n"), "{first}");
+    assert!(!dir.join("jobs/deploy").exists(), "a skipped job gets no log");
 }
 
 #[test]
@@ -386,12 +271,8 @@ fn a_torn_last_line_is_dropped_in_any_file() {
     write_run(&dir, &events);
     for file in ["log.jsonl", "jobs/build/log.jsonl"] {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(dir.join(file))
-            .expect("open");
-        f.write_all(br#"{"ts":"2026-11-24T21:43:38.999Z","kind":"stdout","n":1,"da"#)
-            .expect("tear");
+        let mut f = std::fs::OpenOptions::new().append(true).open(dir.join(file)).expect("open");
+        f.write_all(br#"{"ts":"2026-11-24T21:43:38.999Z","kind":"stdout","n":1,"da"#).expect("tear");
     }
     let run = read_run(&dir).expect("a torn last line must be tolerated");
     assert_eq!(run.events, events);
@@ -421,10 +302,7 @@ fn a_damaged_line_mid_file_is_an_error_naming_file_and_line() {
 
     // A known kind with a wrong shape is damage too, not forward compatibility.
     let mut ls: Vec<&str> = text.lines().collect();
-    ls.insert(
-        1,
-        r#"{"ts":"2026-11-24T21:43:38.999Z","kind":"sh-exit","n":"one"}"#,
-    );
+    ls.insert(1, r#"{"ts":"2026-11-24T21:43:38.999Z","kind":"sh-exit","n":"one"}"#);
     std::fs::write(&path, ls.join("\n") + "\n").expect("write");
     let err = read_run(&dir).expect_err("a malformed sh-exit must fail");
     assert!(err.to_string().contains(":2: bad sh-exit event"), "{err}");
@@ -440,10 +318,7 @@ fn lines_of_unknown_kinds_are_skipped() {
         let path = dir.join(file);
         let text = std::fs::read_to_string(&path).expect("read");
         let mut ls: Vec<&str> = text.lines().collect();
-        ls.insert(
-            1,
-            r#"{"ts":"2026-11-24T21:43:38.999Z","kind":"from-the-future","x":[1]}"#,
-        );
+        ls.insert(1, r#"{"ts":"2026-11-24T21:43:38.999Z","kind":"from-the-future","x":[1]}"#);
         std::fs::write(&path, ls.join("\n") + "\n").expect("write");
     }
     let run = read_run(&dir).expect("unknown kinds are skipped");
@@ -465,10 +340,7 @@ fn state_json_is_never_seen_half_written() {
                 let bytes = std::fs::read(&path).expect("state.json always exists");
                 let state: RunState = serde_json::from_slice(&bytes)
                     .unwrap_or_else(|e| panic!("partial state.json seen ({e}): {bytes:?}"));
-                assert!(state
-                    .error
-                    .as_deref()
-                    .is_none_or(|e| e.starts_with("update ")));
+                assert!(state.error.as_deref().is_none_or(|e| e.starts_with("update ")));
                 reads += 1;
             }
             reads
@@ -502,38 +374,24 @@ fn creating_over_an_existing_run_fails_and_names_it() {
     let _first = RunRecord::create(&dir, &m).expect("first create");
     let err = RunRecord::create(&dir, &m).expect_err("second create must fail");
     assert!(matches!(err, RecordError::AlreadyExists { .. }), "{err}");
-    assert!(
-        err.to_string().contains(&dir.display().to_string()),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
 }
 
 #[test]
 fn a_job_level_event_without_a_job_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut record = RunRecord::create(&tmp.path().join("run"), &meta("20261124T214338.123Z-00dd"))
-        .expect("create");
+    let mut record = RunRecord::create(&tmp.path().join("run"), &meta("20261124T214338.123Z-00dd")).expect("create");
+    let err = record.append(&ev(None, EventKind::Print { data: "x".into() })).expect_err("must be refused");
+    assert!(err.to_string().contains("print event must name its job"), "{err}");
     let err = record
-        .append(&ev(None, EventKind::Print { data: "x".into() }))
-        .expect_err("must be refused");
-    assert!(
-        err.to_string().contains("print event must name its job"),
-        "{err}"
-    );
-    let err = record
-        .append(&ev(
-            Some("../escape"),
-            EventKind::Print { data: "x".into() },
-        ))
+        .append(&ev(Some("../escape"), EventKind::Print { data: "x".into() }))
         .expect_err("a job id with a slash must be refused");
     assert!(err.to_string().contains("../escape"), "{err}");
 }
 
 /// A pid that certainly belonged to a process which has exited.
 fn dead_pid() -> u32 {
-    let mut child = std::process::Command::new("true")
-        .spawn()
-        .expect("spawn true");
+    let mut child = std::process::Command::new("true").spawn().expect("spawn true");
     let pid = child.id();
     child.wait().expect("wait");
     pid
@@ -544,29 +402,19 @@ fn prune_keeps_the_newest_runs_and_live_ones() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let runs = runs_dir(&tmp.path().join(".git"));
     assert!(runs.ends_with(".git/quire-ci/runs"));
-    assert!(list_runs(&runs)
-        .expect("missing dir lists as empty")
-        .is_empty());
+    assert!(list_runs(&runs).expect("missing dir lists as empty").is_empty());
 
     let id = |i: u32| format!("20261124T2143{i:02}.000Z-00{i:02}");
     for i in 0..8u32 {
         let mut m = meta(&id(i));
         // Run 1 is still running in this (live) process; run 2 claims to be
         // running but its owner is gone.
-        m.pid = if i == 2 {
-            dead_pid()
-        } else {
-            std::process::id()
-        };
+        m.pid = if i == 2 { dead_pid() } else { std::process::id() };
         let mut rec = RunRecord::create(&runs.join(id(i)), &m).expect("create");
         if i != 1 && i != 2 {
             rec.record(&ev(
                 None,
-                EventKind::RunEnd {
-                    status: RunStatus::Succeeded,
-                    duration_ms: 100 + i as u64,
-                    error: None,
-                },
+                EventKind::RunEnd { status: RunStatus::Succeeded, duration_ms: 100 + i as u64, error: None },
             ))
             .expect("end");
         }
@@ -575,11 +423,7 @@ fn prune_keeps_the_newest_runs_and_live_ones() {
 
     let listed = list_runs(&runs).expect("list");
     let ids: Vec<_> = listed.iter().map(|r| r.id.clone()).collect();
-    assert_eq!(
-        ids,
-        (0..8).rev().map(id).collect::<Vec<_>>(),
-        "newest first, strays left out"
-    );
+    assert_eq!(ids, (0..8).rev().map(id).collect::<Vec<_>>(), "newest first, strays left out");
     assert_eq!(listed[0].status, Some(RunStatus::Succeeded));
     assert_eq!(listed[0].duration_ms, Some(107));
     assert_eq!(listed[6].status, Some(RunStatus::Running));
@@ -587,20 +431,9 @@ fn prune_keeps_the_newest_runs_and_live_ones() {
 
     let removed = prune(&runs, 3).expect("prune");
     assert_eq!(removed, [id(4), id(3), id(2), id(0)]);
-    let left: Vec<_> = list_runs(&runs)
-        .expect("list")
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(
-        left,
-        [id(7), id(6), id(5), id(1)],
-        "the live run 1 survives"
-    );
-    assert!(
-        runs.join("notes").is_dir(),
-        "prune never touches what is not a run"
-    );
+    let left: Vec<_> = list_runs(&runs).expect("list").into_iter().map(|r| r.id).collect();
+    assert_eq!(left, [id(7), id(6), id(5), id(1)], "the live run 1 survives");
+    assert!(runs.join("notes").is_dir(), "prune never touches what is not a run");
 }
 
 #[test]
@@ -613,12 +446,8 @@ fn secrets_split_across_output_chunks_never_reach_the_files() {
 
     let mut cmd = json!(["curl", "-H", format!("Authorization: {secret}")]);
     redactor.redact_json(&mut cmd);
-    record
-        .record(&ev(Some("j"), EventKind::JobStart {}))
-        .expect("rec");
-    record
-        .record(&ev(Some("j"), EventKind::ShStart { n: 1, cmd }))
-        .expect("rec");
+    record.record(&ev(Some("j"), EventKind::JobStart {})).expect("rec");
+    record.record(&ev(Some("j"), EventKind::ShStart { n: 1, cmd })).expect("rec");
 
     // The executor's pipeline per stream: redact, then hold back split
     // characters, then encode. The secret is cut in three places.
@@ -631,18 +460,14 @@ fn secrets_split_across_output_chunks_never_reach_the_files() {
     for end in cuts.iter().copied().chain([bytes.len()]) {
         let ready = carry.push(&redact.push(&bytes[start..end]));
         if !ready.is_empty() {
-            record
-                .record(&ev(Some("j"), output_event(Stream::Stdout, 1, &ready)))
-                .expect("rec");
+            record.record(&ev(Some("j"), output_event(Stream::Stdout, 1, &ready))).expect("rec");
         }
         start = end;
     }
     let tail = carry.push(&redact.finish());
     let tail = [tail, carry.finish()].concat();
     if !tail.is_empty() {
-        record
-            .record(&ev(Some("j"), output_event(Stream::Stdout, 1, &tail)))
-            .expect("rec");
+        record.record(&ev(Some("j"), output_event(Stream::Stdout, 1, &tail))).expect("rec");
     }
     let mut msg = format!("failed: {secret}");
     msg = redactor.redact_str(&msg);
@@ -666,23 +491,10 @@ fn secrets_split_across_output_chunks_never_reach_the_files() {
         assert!(!text.contains(secret), "{file} leaks the secret:\n{text}");
     }
     let run = read_run(&dir).expect("read");
-    let out: Vec<u8> = run
-        .events
-        .iter()
-        .flat_map(|e| decode_data(&e.kind))
-        .collect();
+    let out: Vec<u8> = run.events.iter().flat_map(|e| decode_data(&e.kind)).collect();
     assert_eq!(String::from_utf8_lossy(&out), "a *** b ***\n€");
-    assert!(run.events.iter().all(|e| !matches!(
-        &e.kind,
-        EventKind::Stdout {
-            encoding: Some(_),
-            ..
-        }
-    )));
-    assert_eq!(
-        run.state.job("j").and_then(|j| j.reason.clone()).as_deref(),
-        Some("failed: ***")
-    );
+    assert!(run.events.iter().all(|e| !matches!(&e.kind, EventKind::Stdout { encoding: Some(_), .. })));
+    assert_eq!(run.state.job("j").and_then(|j| j.reason.clone()).as_deref(), Some("failed: ***"));
 }
 
 /// The writer half of `a_run_killed_mid_write_reads_back`: runs only when
@@ -701,25 +513,10 @@ fn crash_writer_child() {
     while std::time::Instant::now() < deadline {
         n += 1;
         let job = format!("job{n}");
-        record
-            .record(&ev(Some(&job), EventKind::JobStart {}))
-            .expect("rec");
-        record
-            .record(&ev(
-                Some(&job),
-                EventKind::ShStart {
-                    n,
-                    cmd: json!("yes"),
-                },
-            ))
-            .expect("rec");
+        record.record(&ev(Some(&job), EventKind::JobStart {})).expect("rec");
+        record.record(&ev(Some(&job), EventKind::ShStart { n, cmd: json!("yes") })).expect("rec");
         for _ in 0..20 {
-            record
-                .record(&ev(
-                    Some(&job),
-                    output_event(Stream::Stdout, n, chunk.as_bytes()),
-                ))
-                .expect("rec");
+            record.record(&ev(Some(&job), output_event(Stream::Stdout, n, chunk.as_bytes()))).expect("rec");
         }
         record
             .record(&ev(

@@ -9,7 +9,6 @@
 //! a command of its own. (Interleaved streams are rendered from recorded
 //! events in events.rs.)
 
-
 use crate::harness::{schema, Output, Repo, IMAGE};
 
 const SUCCESS: &str = r#"(local ci (require :quire.ci))
@@ -83,7 +82,8 @@ fn docker_skipped_job_says_why_and_dependents_run() {
 
 #[test]
 fn compile_error_is_summarised() {
-    let (_repo, text) = snapshot_run("compile_error", "(local ci (require :quire.ci))\n(ci.job :x [:quire/push]\n", &[], 2);
+    let (_repo, text) =
+        snapshot_run("compile_error", "(local ci (require :quire.ci))\n(ci.job :x [:quire/push]\n", &[], 2);
     assert!(text.contains("run error"), "{text}");
 }
 
@@ -123,11 +123,16 @@ fn docker_logs_replays_exactly_what_the_run_printed() {
     for (i, ci) in [SUCCESS, FAILING, SKIPPING, SECRET, BINARY].iter().enumerate() {
         for color in ["never", "always"] {
             let repo = Repo::with_ci(ci);
-            let live = repo.quire(&["--color", color, "run", "--secret", "TOKEN"]).docker().env("TOKEN", "hunter2").run();
+            let live =
+                repo.quire(&["--color", color, "run", "--secret", "TOKEN"]).docker().env("TOKEN", "hunter2").run();
             assert!(matches!(live.code, Some(0 | 1)), "case {i}: {}", live.stderr.clone());
             let replay = repo.quire(&["--color", color, "logs"]).docker().run();
             assert_eq!(replay.code, Some(0), "case {i}: {}", replay.stderr.clone());
-            assert_eq!(replay.stdout.clone(), live.stdout.clone(), "case {i} ({color}): replay differs from the live view");
+            assert_eq!(
+                replay.stdout.clone(),
+                live.stdout.clone(),
+                "case {i} ({color}): replay differs from the live view"
+            );
         }
     }
 }
@@ -217,7 +222,9 @@ fn json_mode_keeps_stdout_clean_on_a_compile_error() {
 
 #[test]
 fn docker_dockerfile_build_steps_are_shown() {
-    let repo = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"cat /built\") {}))\n");
+    let repo = Repo::with_ci(
+        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"cat /built\") {}))\n",
+    );
     std::fs::write(
         repo.path().join(".quire/Dockerfile"),
         format!("FROM {}\nRUN echo built-by-dockerfile-{} > /built\n", IMAGE, std::process::id()),

@@ -2,7 +2,6 @@
 //! starter ci.fnl `init` writes must pass `quire-ci validate`; doctor runs
 //! against the real engine (tests with `docker` in their name need one).
 
-
 use crate::harness::{Repo, IMAGE};
 
 fn init_then_validate(files: &[(&str, &str)], image: &str, command: &str) {
@@ -46,7 +45,8 @@ fn docker_starter_runs_green_in_a_container() {
     let repo = Repo::with_files(&[("README", "hi\n")]);
     assert_eq!(repo.quire(&["init"]).docker().run().code, Some(0));
     let text = std::fs::read_to_string(repo.path().join(".quire/ci.fnl")).expect("written");
-    std::fs::write(repo.path().join(".quire/ci.fnl"), text.replace("debian:bookworm-slim", IMAGE)).expect("rewrite image");
+    std::fs::write(repo.path().join(".quire/ci.fnl"), text.replace("debian:bookworm-slim", IMAGE))
+        .expect("rewrite image");
     let run = repo.quire(&["--color", "never", "run"]).docker().run();
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout.clone(), run.stderr.clone());
     assert!(run.stdout.contains("replace this with your checks"));
@@ -61,7 +61,9 @@ fn docker_doctor_reports_each_check() {
     let out = repo.quire(&["--color", "never", "doctor"]).docker().run();
     let text = out.stdout.clone();
     assert_eq!(out.code, Some(0), "{text}\n{}", out.stderr.clone());
-    for line in ["ok    engine", "ok    fennel", "ok    repo", "ok    ci.fnl   valid, 1 job", "ok    image", "warn  hook"] {
+    for line in
+        ["ok    engine", "ok    fennel", "ok    repo", "ok    ci.fnl   valid, 1 job", "ok    image", "warn  hook"]
+    {
         assert!(text.contains(line), "no {line:?} in\n{text}");
     }
     assert!(text.contains("API 1."), "{text}");
@@ -87,9 +89,17 @@ fn docker_doctor_exit_codes() {
     );
     let out = missing.quire(&["--color", "never", "doctor"]).docker().run();
     assert_eq!(out.code, Some(3), "{}", out.stdout.clone());
-    assert!(out.stdout.contains("fail  image    quire-ci-test/no-such-image:1 is not present"), "{}", out.stdout.clone());
+    assert!(
+        out.stdout.contains("fail  image    quire-ci-test/no-such-image:1 is not present"),
+        "{}",
+        out.stdout.clone()
+    );
 
-    let unreachable = missing.quire(&["--color", "never", "doctor"]).docker().env("DOCKER_HOST", "unix:///nonexistent/docker.sock").run();
+    let unreachable = missing
+        .quire(&["--color", "never", "doctor"])
+        .docker()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .run();
     assert_eq!(unreachable.code, Some(3));
     assert!(unreachable.stdout.contains("fail  engine"), "{}", unreachable.stdout.clone());
 }

@@ -3,15 +3,14 @@
 //! prints them. Pulls from the local registry of `scripts/registry` (nothing is
 //! pulled from the internet). Needs Docker.
 
-
 use std::cell::RefCell;
 use std::process::Command;
 use std::rc::Rc;
 
+use crate::harness::{sh_ok, Repo, IMAGE};
 use quire_ci::emitter::EventSink;
 use quire_ci::events::{Event, EventKind};
 use quire_ci::run::{self, RunRequest};
-use crate::harness::{sh_ok, Repo, IMAGE};
 
 /// A fresh image in the local registry, absent from the engine.
 fn pushed_image() -> String {
@@ -46,13 +45,15 @@ fn docker_pull_progress_is_live_only() {
     ));
     let seen = Rc::new(RefCell::new(Vec::new()));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let req = RunRequest { sinks: vec![Box::new(Collect(seen.clone()))], no_cache: true, ..RunRequest::new(repo.path()) };
+    let req =
+        RunRequest { sinks: vec![Box::new(Collect(seen.clone()))], no_cache: true, ..RunRequest::new(repo.path()) };
     let outcome = run::execute(rt.handle(), req);
     let _ = Command::new("docker").args(["rmi", &image]).output();
     assert_eq!(outcome.exit_code, 0, "{:?}", outcome.error);
 
     let events = seen.borrow();
-    let progress: Vec<&EventKind> = events.iter().map(|e| &e.kind).filter(|k| matches!(k, EventKind::ImageProgress { .. })).collect();
+    let progress: Vec<&EventKind> =
+        events.iter().map(|e| &e.kind).filter(|k| matches!(k, EventKind::ImageProgress { .. })).collect();
     assert!(!progress.is_empty(), "no image-progress events reached the sinks");
     assert!(
         progress.iter().any(|k| matches!(k, EventKind::ImageProgress { layer: Some(_), total: Some(t), .. } if *t > 0)),

@@ -295,7 +295,9 @@ fn docker_output_is_live_not_buffered_to_the_end() {
     // `b` is written only once the test has seen `a` on the terminal: if
     // output were held back to the end, `a` would never show and the
     // command would never finish (the harness's timeout says so).
-    let repo = Repo::with_ci(&ci(r#"(ci.job :t [:quire/push] (fn [{: sh}] (sh "echo a; while [ ! -e /work/go ]; do sleep 0.05; done; echo b") {}))"#));
+    let repo = Repo::with_ci(&ci(
+        r#"(ci.job :t [:quire/push] (fn [{: sh}] (sh "echo a; while [ ! -e /work/go ]; do sleep 0.05; done; echo b") {}))"#,
+    ));
     let running = repo.quire(&["run"]).docker().status(0).spawn();
     running.wait_for_output("t | a", Duration::from_secs(120));
     assert!(!running.stdout().contains("t | b"), "{}", running.stdout());
@@ -395,7 +397,12 @@ fn docker_run_named_job_runs_it_and_its_ancestors_only() {
     let bad = repo.run(&["run", "biuld"]);
     bad.status(2);
     assert!(bad.stderr.contains("no job named \"biuld\"") && bad.stderr.contains("build"), "{}", bad.stderr);
-    assert_eq!(bad.stderr.matches("no job named").count() + bad.stdout.matches("no job named").count(), 1, "{}", bad.terminal());
+    assert_eq!(
+        bad.stderr.matches("no job named").count() + bad.stdout.matches("no job named").count(),
+        1,
+        "{}",
+        bad.terminal()
+    );
     assert!(bad.record.is_none(), "a mistyped job name made a run record");
     assert_eq!(repo.runs().len(), runs);
 }
@@ -404,7 +411,8 @@ fn docker_run_named_job_runs_it_and_its_ancestors_only() {
 
 #[test]
 fn docker_quire_dockerfile_is_built_then_reused() {
-    let repo = Repo::with_ci(&ci(r#"(ci.job :t [:quire/push] (fn [{: sh}] {:marker (. (sh "cat /marker") :stdout)}))"#));
+    let repo =
+        Repo::with_ci(&ci(r#"(ci.job :t [:quire/push] (fn [{: sh}] {:marker (. (sh "cat /marker") :stdout)}))"#));
     // A unique line so this test builds a fresh image each time it runs.
     let nonce = format!("{}-{:?}", std::process::id(), Instant::now());
     repo.write(".quire/Dockerfile", format!("FROM {IMAGE}\nRUN echo built > /marker\nLABEL nonce=\"{nonce}\"\n"));
@@ -473,7 +481,8 @@ fn docker_old_runs_are_pruned_past_fifty() {
     assert_eq!(repo.runs().len(), 56);
     let r = repo.run(&["run"]);
     r.status(0).assert_clean();
-    let ids: Vec<String> = repo.runs().iter().filter_map(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+    let ids: Vec<String> =
+        repo.runs().iter().filter_map(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
     assert_eq!(ids.len(), 50, "{} runs kept", ids.len());
     assert!(ids.contains(&r.run_id()) && ids.contains(&seed_id), "the newest runs survive");
     assert!(!ids.contains(&"20200101T000000.000Z-0000".to_string()), "the oldest run was kept");
@@ -535,7 +544,8 @@ fn docker_event_file_overrides_and_out_dir_holds_the_record() {
 
 #[test]
 fn docker_json_prints_the_same_events_as_the_record() {
-    let repo = Repo::with_ci(&ci(r#"(ci.job :t [:quire/push] (fn [{: sh}] (sh "echo hi") (print "note") {:ok true}))"#));
+    let repo =
+        Repo::with_ci(&ci(r#"(ci.job :t [:quire/push] (fn [{: sh}] (sh "echo hi") (print "note") {:ok true}))"#));
     let r = repo.run(&["run", "--json"]);
     r.status(0).assert_clean();
     let printed: Vec<serde_json::Value> = r
@@ -550,7 +560,9 @@ fn docker_json_prints_the_same_events_as_the_record() {
     let recorded = r.run_log().len() + r.job_log("t").len();
     assert_eq!(printed.len(), recorded, "{}", r.stdout);
     let kinds = kinds(&printed);
-    for k in ["run-start", "container-start", "job-start", "sh-start", "stdout", "sh-exit", "print", "job-end", "run-end"] {
+    for k in
+        ["run-start", "container-start", "job-start", "sh-start", "stdout", "sh-exit", "print", "job-end", "run-end"]
+    {
         assert!(kinds.contains(&k.to_string()), "{k} missing from --json: {kinds:?}");
     }
     assert!(printed.iter().filter(|e| e["kind"] == "stdout").all(|e| e["job"] == "t"), "--json names the job");

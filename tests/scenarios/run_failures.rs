@@ -294,7 +294,11 @@ fn docker_run_fn_that_raises_or_returns_a_string_fails_with_message_and_line() {
     assert_eq!(end["line"], 5, "{end}");
     assert_eq!(r.job_state("raises")["line"], 5);
     assert!(r.terminal().contains("boom: the widget is broken"), "{}", r.terminal());
-    assert!(r.terminal().contains("ci.fnl:5") || r.terminal().contains("line 5"), "no line on the terminal:\n{}", r.terminal());
+    assert!(
+        r.terminal().contains("ci.fnl:5") || r.terminal().contains("line 5"),
+        "no line on the terminal:\n{}",
+        r.terminal()
+    );
     let s = r.job_end("stringy");
     assert_eq!(s["outcome"], "failed");
     assert!(s["reason"].as_str().unwrap_or("").contains("string"), "{s}");
@@ -304,7 +308,9 @@ fn docker_run_fn_that_raises_or_returns_a_string_fails_with_message_and_line() {
 #[test]
 fn docker_keep_leaves_the_container_and_says_how_to_enter_it() {
     let _serial = serial();
-    let repo = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo kept > k.txt\") {}))\n");
+    let repo = Repo::with_ci(
+        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo kept > k.txt\") {}))\n",
+    );
     let r = repo.quire(&["run", "--keep"]).docker().keeps_container().run();
     r.status(0);
     let ids = containers_of_run(&r.run_id());
@@ -323,7 +329,8 @@ fn docker_keep_leaves_the_container_and_says_how_to_enter_it() {
 #[test]
 fn docker_broken_ci_fnl_exits_2_with_a_diagnostic_and_an_error_record() {
     let _serial = serial();
-    let repo = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push]\n  (fn [{: sh}] (sh \"true\") {})\n");
+    let repo =
+        Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push]\n  (fn [{: sh}] (sh \"true\") {})\n");
     let r = repo.run(&["run"]);
     r.status(2).assert_clean();
     assert!(r.stderr.contains("ci.fnl"), "the diagnostic must name the file: {}", r.stderr);

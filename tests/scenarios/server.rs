@@ -16,7 +16,10 @@ use time::OffsetDateTime;
 /// `pushed-at` as a time, checked to be RFC 3339 in UTC with milliseconds.
 fn pushed_at(v: &Value) -> OffsetDateTime {
     let s = v.as_str().unwrap_or_else(|| panic!("pushed-at is not a string: {v}"));
-    assert!(s.ends_with('Z') && s.len() == "2026-12-01T11:00:00.000Z".len(), "pushed-at {s} is not UTC with milliseconds");
+    assert!(
+        s.ends_with('Z') && s.len() == "2026-12-01T11:00:00.000Z".len(),
+        "pushed-at {s} is not UTC with milliseconds"
+    );
     OffsetDateTime::parse(s, &Rfc3339).unwrap_or_else(|e| panic!("pushed-at {s} is not RFC 3339: {e}"))
 }
 
@@ -54,7 +57,11 @@ fn event_with_a_pushed_at_the_server_cannot_send_is_bad_usage() {
         let event = repo.scratch().join("event.json");
         std::fs::write(&event, format!(r#"{{"pushed-at": {bad}}}"#)).expect("event");
         let o = repo.quire(&["run", "--event", event.to_str().expect("utf-8")]).docker().status(2).run();
-        assert!(o.stderr.contains("\"pushed-at\" must be an RFC 3339 time") && o.stderr.contains("--event"), "{bad}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("\"pushed-at\" must be an RFC 3339 time") && o.stderr.contains("--event"),
+            "{bad}: {}",
+            o.stderr
+        );
         assert!(o.record.is_none(), "{bad}: a refused --event made a run record");
     }
 }
@@ -128,7 +135,10 @@ fn docker_watch_stamps_each_run_with_its_own_pushed_at() {
     let second = pushed_at(&job_end_outputs(&finished(2), "stamp")["pushed-at"]);
     watch.signal("INT");
     watch.wait().status(130);
-    assert!(first < changed && changed <= second, "the re-run kept an old pushed-at: {first} then {second} (change at {changed})");
+    assert!(
+        first < changed && changed <= second,
+        "the re-run kept an old pushed-at: {first} then {second} (change at {changed})"
+    );
 }
 
 // ---- runtime in the quire.ci module ----------------------------------------------
@@ -157,7 +167,10 @@ fn docker_server_runtime_idiom_runs_each_job_through_its_own_runtime() {
 #[test]
 fn docker_runtime_in_a_helper_module_means_whichever_job_calls_it() {
     let repo = Repo::new();
-    repo.write(".quire/helpers.fnl", "(local {: runtime} (require :quire.ci))\n(fn say [word] (runtime.sh [\"echo\" word]))\n{: say}\n");
+    repo.write(
+        ".quire/helpers.fnl",
+        "(local {: runtime} (require :quire.ci))\n(fn say [word] (runtime.sh [\"echo\" word]))\n{: say}\n",
+    );
     repo.write(
         ".quire/ci.fnl",
         "(local {: job} (require :quire.ci))\n(local {: say} (require :helpers))\n(job :one [:quire/push] (fn [] {:out (. (say \"first\") :stdout)}))\n(job :two [:one] (fn [] {:out (. (say \"second\") :stdout)}))\n",
@@ -168,7 +181,8 @@ fn docker_runtime_in_a_helper_module_means_whichever_job_calls_it() {
     assert_eq!(r.job_end("one")["outputs"]["out"], "first\n");
     assert_eq!(r.job_end("two")["outputs"]["out"], "second\n");
     for (job, word) in [("one", "first"), ("two", "second")] {
-        let cmds: Vec<Value> = r.job_log(job).into_iter().filter(|e| e["kind"] == "sh-start").map(|e| e["cmd"].clone()).collect();
+        let cmds: Vec<Value> =
+            r.job_log(job).into_iter().filter(|e| e["kind"] == "sh-start").map(|e| e["cmd"].clone()).collect();
         assert_eq!(cmds, vec![serde_json::json!(["echo", word])], "job {job}");
     }
 }
@@ -200,7 +214,10 @@ fn validate_refuses_a_runtime_key_that_does_not_exist() {
         "(local ci (require :quire.ci))\n(ci.job :a [:quire/push]\n  (fn [] (ci.runtime.secrets :T)))\n",
     ] {
         let out = Test::new().ci(ci).args(&["validate"]).run();
-        out.status(2).stderr_has("quire_ci::runtime_key").stderr_has("(it has sh, jobs, secret)").stderr_has(".quire/ci.fnl:3:");
+        out.status(2)
+            .stderr_has("quire_ci::runtime_key")
+            .stderr_has("(it has sh, jobs, secret)")
+            .stderr_has(".quire/ci.fnl:3:");
     }
 }
 
@@ -233,7 +250,10 @@ fn docker_server_stdlib_idiom_requires_the_module_and_its_helper_works() {
 #[test]
 fn validate_accepts_quire_stdlib_and_warns_its_helpers_are_not_on_the_server() {
     let out = Test::new().fixture("server-stdlib").args(&["validate"]).run();
-    out.status(0).stdout_has("is valid").stderr_has("quire_ci::server_stdlib").stderr_has("all-passed is nil on the server");
+    out.status(0)
+        .stdout_has("is valid")
+        .stderr_has("quire_ci::server_stdlib")
+        .stderr_has("all-passed is nil on the server");
 }
 
 // ---- Lua 5.4 numbers ------------------------------------------------------------

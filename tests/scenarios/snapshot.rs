@@ -10,8 +10,7 @@ use std::process::Command;
 use crate::harness;
 
 use quire_ci::snapshot::{
-    push_facts_for_push, push_facts_for_worktree, tree_diff_paths, FileKind, Origin, Snapshot,
-    SnapshotError,
+    push_facts_for_push, push_facts_for_worktree, tree_diff_paths, FileKind, Origin, Snapshot, SnapshotError,
 };
 
 /// The harness's repository, with what snapshot tests need on top: fixed
@@ -47,11 +46,7 @@ impl Repo {
             cmd.env(k, v);
         }
         let out = cmd.output().expect("run git");
-        assert!(
-            out.status.success(),
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
@@ -69,8 +64,7 @@ impl Repo {
 
     fn chmod(&self, rel: &str, mode: u32) {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(self.path().join(rel), std::fs::Permissions::from_mode(mode))
-            .expect("chmod");
+        std::fs::set_permissions(self.path().join(rel), std::fs::Permissions::from_mode(mode)).expect("chmod");
     }
 
     fn symlink(&self, target: &str, rel: &str) {
@@ -134,11 +128,7 @@ fn read_tar(bytes: &[u8]) -> BTreeMap<String, TarItem> {
     let mut out = BTreeMap::new();
     for entry in archive.entries().expect("tar entries") {
         let mut entry = entry.expect("tar entry");
-        let path = entry
-            .path()
-            .expect("tar path")
-            .to_string_lossy()
-            .into_owned();
+        let path = entry.path().expect("tar path").to_string_lossy().into_owned();
         assert!(!path.starts_with('/'), "absolute path in tar: {path}");
         let header = entry.header();
         assert_eq!(header.mtime().expect("mtime"), 0, "mtime of {path}");
@@ -162,10 +152,7 @@ fn read_tar(bytes: &[u8]) -> BTreeMap<String, TarItem> {
             other => panic!("unexpected tar entry type {other:?} for {path}"),
         };
         let path = path.trim_end_matches('/').to_owned();
-        assert!(
-            out.insert(path.clone(), item).is_none(),
-            "duplicate tar entry {path}"
-        );
+        assert!(out.insert(path.clone(), item).is_none(), "duplicate tar entry {path}");
     }
     out
 }
@@ -185,34 +172,15 @@ fn check_against_git(repo: &Repo) -> Snapshot {
     let index_before = repo.index_bytes();
     let snapshot = Snapshot::of_worktree(repo.path()).expect("snapshot");
     let tar = tar_of(&snapshot);
-    assert_eq!(
-        repo.loose_objects(),
-        objects_before,
-        "snapshot wrote objects into the repo"
-    );
-    assert_eq!(
-        repo.index_bytes(),
-        index_before,
-        "snapshot touched the index"
-    );
+    assert_eq!(repo.loose_objects(), objects_before, "snapshot wrote objects into the repo");
+    assert_eq!(repo.index_bytes(), index_before, "snapshot touched the index");
 
-    assert_eq!(
-        snapshot.tree_id(),
-        repo.git_worktree_tree_id(),
-        "tree id vs git"
-    );
+    assert_eq!(snapshot.tree_id(), repo.git_worktree_tree_id(), "tree id vs git");
 
     let files = snapshot.files();
-    let tar_leaves: Vec<&String> = tar
-        .iter()
-        .filter(|(_, item)| !matches!(item, TarItem::Dir { .. }))
-        .map(|(p, _)| p)
-        .collect();
-    let file_paths: Vec<&String> = files
-        .iter()
-        .filter(|f| f.kind != FileKind::Submodule)
-        .map(|f| &f.path)
-        .collect();
+    let tar_leaves: Vec<&String> =
+        tar.iter().filter(|(_, item)| !matches!(item, TarItem::Dir { .. })).map(|(p, _)| p).collect();
+    let file_paths: Vec<&String> = files.iter().filter(|f| f.kind != FileKind::Submodule).map(|f| &f.path).collect();
     assert_eq!(tar_leaves, file_paths, "tar entries vs snapshot files");
     for f in &files {
         let on_disk = repo.path().join(&f.path);
@@ -262,20 +230,10 @@ fn clean_repo_matches_head_tree() {
     assert_eq!(snapshot.tree_id(), repo.git(&["rev-parse", "HEAD^{tree}"]));
     assert!(!snapshot.dirty(), "a clean worktree is not dirty");
     assert_eq!(snapshot.origin(), &Origin::Worktree);
-    assert_eq!(
-        paths(&snapshot),
-        [".gitignore", ".quire/ci.fnl", "README.md", "src/main.rs"]
-    );
+    assert_eq!(paths(&snapshot), [".gitignore", ".quire/ci.fnl", "README.md", "src/main.rs"]);
     let tar = tar_of(&snapshot);
-    assert_eq!(
-        tar.get("src"),
-        Some(&TarItem::Dir { mode: 0o755 }),
-        "explicit dir entries"
-    );
-    assert!(
-        !tar.keys().any(|p| p.starts_with(".git/") || p == ".git"),
-        "no .git in tar"
-    );
+    assert_eq!(tar.get("src"), Some(&TarItem::Dir { mode: 0o755 }), "explicit dir entries");
+    assert!(!tar.keys().any(|p| p.starts_with(".git/") || p == ".git"), "no .git in tar");
 }
 
 #[test]
@@ -287,10 +245,7 @@ fn modified_tracked_file_is_snapshotted_as_edited() {
     let snapshot = check_against_git(&repo);
     assert!(snapshot.dirty());
     assert_ne!(snapshot.tree_id(), repo.git(&["rev-parse", "HEAD^{tree}"]));
-    assert_eq!(
-        snapshot.read_file("README.md").expect("read"),
-        Some(b"HELLO\n".to_vec())
-    );
+    assert_eq!(snapshot.read_file("README.md").expect("read"), Some(b"HELLO\n".to_vec()));
 }
 
 #[test]
@@ -298,14 +253,8 @@ fn deleted_tracked_file_is_absent() {
     let repo = base_repo();
     std::fs::remove_file(repo.path().join("src/main.rs")).expect("rm");
     let snapshot = check_against_git(&repo);
-    assert_eq!(
-        paths(&snapshot),
-        [".gitignore", ".quire/ci.fnl", "README.md"]
-    );
-    assert!(
-        !tar_of(&snapshot).contains_key("src"),
-        "no directory left for a deleted file"
-    );
+    assert_eq!(paths(&snapshot), [".gitignore", ".quire/ci.fnl", "README.md"]);
+    assert!(!tar_of(&snapshot).contains_key("src"), "no directory left for a deleted file");
     assert_eq!(snapshot.read_file("src/main.rs").expect("read"), None);
 }
 
@@ -320,15 +269,8 @@ fn untracked_file_is_included_and_ignored_files_are_not() {
     let snapshot = check_against_git(&repo);
     let p = paths(&snapshot);
     assert!(p.contains(&"notes/todo.txt".to_owned()), "{p:?}");
-    assert!(
-        !p.iter()
-            .any(|p| p.ends_with(".log") || p.starts_with("target")),
-        "{p:?}"
-    );
-    assert!(
-        snapshot.dirty(),
-        "an untracked file makes the snapshot differ from HEAD"
-    );
+    assert!(!p.iter().any(|p| p.ends_with(".log") || p.starts_with("target")), "{p:?}");
+    assert!(snapshot.dirty(), "an untracked file makes the snapshot differ from HEAD");
 }
 
 #[test]
@@ -342,11 +284,7 @@ fn nested_gitignore_applies_to_its_directory_only() {
     let p = paths(&snapshot);
     assert!(p.contains(&"secret.txt".to_owned()), "{p:?}");
     assert!(p.contains(&"sub/.gitignore".to_owned()), "{p:?}");
-    assert!(
-        !p.iter()
-            .any(|p| p.starts_with("sub/") && p.ends_with("secret.txt")),
-        "{p:?}"
-    );
+    assert!(!p.iter().any(|p| p.starts_with("sub/") && p.ends_with("secret.txt")), "{p:?}");
 }
 
 #[test]
@@ -361,11 +299,7 @@ fn exec_bits_are_kept() {
     repo.write("tools/new.sh", "#!/bin/sh\n");
     repo.chmod("tools/new.sh", 0o755);
     let snapshot = check_against_git(&repo);
-    let kinds: BTreeMap<String, FileKind> = snapshot
-        .files()
-        .into_iter()
-        .map(|f| (f.path, f.kind))
-        .collect();
+    let kinds: BTreeMap<String, FileKind> = snapshot.files().into_iter().map(|f| (f.path, f.kind)).collect();
     assert_eq!(kinds["README.md"], FileKind::Executable);
     assert_eq!(kinds["run.sh"], FileKind::File);
     assert_eq!(kinds["tools/new.sh"], FileKind::Executable);
@@ -384,33 +318,11 @@ fn symlinks_are_stored_as_symlinks() {
     repo.symlink("../README.md", "src/main.rs");
     let snapshot = check_against_git(&repo);
     let tar = tar_of(&snapshot);
-    assert_eq!(
-        tar["dir-link"],
-        TarItem::Link {
-            target: "src".into()
-        }
-    );
-    assert_eq!(
-        tar["src/main.rs"],
-        TarItem::Link {
-            target: "../README.md".into()
-        }
-    );
-    assert_eq!(
-        tar["dangling"],
-        TarItem::Link {
-            target: "does/not/exist".into()
-        }
-    );
-    assert!(
-        !tar.contains_key("dir-link/main.rs"),
-        "a symlinked dir is not descended into"
-    );
-    assert_eq!(
-        snapshot.read_file("tracked-link").expect("read"),
-        None,
-        "read_file is for regular files"
-    );
+    assert_eq!(tar["dir-link"], TarItem::Link { target: "src".into() });
+    assert_eq!(tar["src/main.rs"], TarItem::Link { target: "../README.md".into() });
+    assert_eq!(tar["dangling"], TarItem::Link { target: "does/not/exist".into() });
+    assert!(!tar.contains_key("dir-link/main.rs"), "a symlinked dir is not descended into");
+    assert_eq!(snapshot.read_file("tracked-link").expect("read"), None, "read_file is for regular files");
 }
 
 #[test]
@@ -425,15 +337,9 @@ fn names_with_spaces_and_non_ascii_work() {
     let snapshot = check_against_git(&repo);
     let p = paths(&snapshot);
     assert!(p.contains(&"dir with space/ünï.txt".to_owned()), "{p:?}");
-    assert!(
-        p.contains(&"dir with space/新しい file.txt".to_owned()),
-        "{p:?}"
-    );
+    assert!(p.contains(&"dir with space/新しい file.txt".to_owned()), "{p:?}");
     assert!(p.contains(&long), "{p:?}");
-    assert_eq!(
-        snapshot.read_file("dir with space/ünï.txt").expect("read"),
-        Some("changed ü\n".as_bytes().to_vec())
-    );
+    assert_eq!(snapshot.read_file("dir with space/ünï.txt").expect("read"), Some("changed ü\n".as_bytes().to_vec()));
 }
 
 #[test]
@@ -460,14 +366,8 @@ fn empty_repo_and_empty_dirs_give_the_empty_tree() {
     let repo = Repo::new();
     std::fs::create_dir_all(repo.path().join("empty/nested")).expect("mkdir");
     let snapshot = check_against_git(&repo);
-    assert_eq!(
-        snapshot.tree_id(),
-        "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-    );
-    assert!(
-        tar_of(&snapshot).is_empty(),
-        "empty dirs are not in the tar"
-    );
+    assert_eq!(snapshot.tree_id(), "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
+    assert!(tar_of(&snapshot).is_empty(), "empty dirs are not in the tar");
 }
 
 #[test]
@@ -480,14 +380,8 @@ fn staged_then_modified_takes_the_worktree_version() {
     repo.git(&["add", "new.txt"]);
     std::fs::remove_file(repo.path().join("new.txt")).expect("rm");
     let snapshot = check_against_git(&repo);
-    assert_eq!(
-        snapshot.read_file("README.md").expect("read"),
-        Some(b"worktree version, longer\n".to_vec())
-    );
-    assert!(
-        !paths(&snapshot).contains(&"new.txt".to_owned()),
-        "staged then deleted is absent"
-    );
+    assert_eq!(snapshot.read_file("README.md").expect("read"), Some(b"worktree version, longer\n".to_vec()));
+    assert!(!paths(&snapshot).contains(&"new.txt".to_owned()), "staged then deleted is absent");
 }
 
 #[test]
@@ -513,11 +407,7 @@ fn tar_is_deterministic_and_the_reader_streams_the_same_bytes() {
     again.write_tar(&mut second).expect("tar");
     assert_eq!(first, second, "same snapshot, same tar bytes");
     let mut streamed = Vec::new();
-    snapshot
-        .tar_reader()
-        .expect("reader")
-        .read_to_end(&mut streamed)
-        .expect("read stream");
+    snapshot.tar_reader().expect("reader").read_to_end(&mut streamed).expect("read stream");
     assert_eq!(first, streamed);
 }
 
@@ -527,13 +417,8 @@ fn tar_reader_reports_a_file_deleted_after_the_snapshot() {
     let snapshot = Snapshot::of_worktree(repo.path()).expect("snapshot");
     std::fs::remove_file(repo.path().join("src/main.rs")).expect("rm");
     let mut sink = Vec::new();
-    let err = snapshot
-        .write_tar(&mut sink)
-        .expect_err("a vanished file must fail the tar");
-    assert!(
-        matches!(&err, SnapshotError::Read { path, .. } if path.ends_with("src/main.rs")),
-        "{err}"
-    );
+    let err = snapshot.write_tar(&mut sink).expect_err("a vanished file must fail the tar");
+    assert!(matches!(&err, SnapshotError::Read { path, .. } if path.ends_with("src/main.rs")), "{err}");
     let err = snapshot
         .tar_reader()
         .expect("reader")
@@ -561,41 +446,16 @@ fn of_commit_uses_the_commit_tree_and_the_object_database() {
     assert_eq!(snapshot.origin(), &Origin::Commit(second.clone()));
     let tar = tar_of(&snapshot);
     assert_eq!(repo.loose_objects(), objects_before);
-    assert_eq!(
-        tar["README.md"],
-        TarItem::File {
-            mode: 0o644,
-            data: b"second\n".to_vec()
-        }
-    );
-    assert_eq!(
-        tar["bin/tool"],
-        TarItem::File {
-            mode: 0o755,
-            data: b"#!/bin/sh\n".to_vec()
-        }
-    );
-    assert_eq!(
-        tar["link"],
-        TarItem::Link {
-            target: "README.md".into()
-        }
-    );
-    assert_eq!(
-        snapshot.read_file("README.md").expect("read"),
-        Some(b"second\n".to_vec())
-    );
+    assert_eq!(tar["README.md"], TarItem::File { mode: 0o644, data: b"second\n".to_vec() });
+    assert_eq!(tar["bin/tool"], TarItem::File { mode: 0o755, data: b"#!/bin/sh\n".to_vec() });
+    assert_eq!(tar["link"], TarItem::Link { target: "README.md".into() });
+    assert_eq!(snapshot.read_file("README.md").expect("read"), Some(b"second\n".to_vec()));
 
     let old = Snapshot::of_commit(repo.path(), &first).expect("of_commit first");
-    assert_eq!(
-        old.tree_id(),
-        repo.git(&["rev-parse", &format!("{first}^{{tree}}")])
-    );
+    assert_eq!(old.tree_id(), repo.git(&["rev-parse", &format!("{first}^{{tree}}")]));
     assert!(old.dirty(), "an older commit differs from HEAD");
 
-    let err = Snapshot::of_commit(repo.path(), "no-such-branch")
-        .err()
-        .expect("bad rev fails");
+    let err = Snapshot::of_commit(repo.path(), "no-such-branch").err().expect("bad rev fails");
     assert!(err.to_string().contains("no-such-branch"), "{err}");
 }
 
@@ -603,17 +463,8 @@ fn of_commit_uses_the_commit_tree_and_the_object_database() {
 fn push_facts_with_an_upstream() {
     let repo = base_repo();
     let remote = repo.0.scratch().join("remote.git");
-    Repo::git_in(
-        repo.0.scratch(),
-        &["init", "-q", "--bare", "remote.git"],
-        &[],
-    );
-    repo.git(&[
-        "remote",
-        "add",
-        "origin",
-        remote.to_str().expect("utf-8 temp path"),
-    ]);
+    Repo::git_in(repo.0.scratch(), &["init", "-q", "--bare", "remote.git"], &[]);
+    repo.git(&["remote", "add", "origin", remote.to_str().expect("utf-8 temp path")]);
     repo.git(&["push", "-q", "-u", "origin", "main"]);
     let pushed = repo.git(&["rev-parse", "HEAD"]);
     repo.write("src/lib.rs", "pub fn f() {}\n");
@@ -628,15 +479,9 @@ fn push_facts_with_an_upstream() {
     assert_eq!(facts.branch.as_deref(), Some("main"));
     assert_eq!(facts.tag, None);
     assert_eq!(facts.previous_sha.as_deref(), Some(pushed.as_str()));
-    assert_eq!(
-        facts.files_changed,
-        ["README.md", "scratch.txt", "src/lib.rs"]
-    );
+    assert_eq!(facts.files_changed, ["README.md", "scratch.txt", "src/lib.rs"]);
     assert_eq!(facts.pusher.as_deref(), Some("Ada Pusher"));
-    assert_eq!(
-        facts.commit_message.as_deref(),
-        Some("add lib\n\nbody line")
-    );
+    assert_eq!(facts.commit_message.as_deref(), Some("add lib\n\nbody line"));
 
     let json = serde_json::to_value(&facts).expect("json");
     assert_eq!(json["ref"], "refs/heads/main");
@@ -653,14 +498,10 @@ fn push_facts_without_an_upstream_compare_with_head() {
     let facts = push_facts_for_worktree(&snapshot).expect("facts");
     assert_eq!(facts.previous_sha, None);
     assert_eq!(facts.files_changed, ["README.md", "new.txt"]);
-    assert_eq!(
-        facts.commit_message.as_deref(),
-        Some("initial commit\n\nwith a body")
-    );
+    assert_eq!(facts.commit_message.as_deref(), Some("initial commit\n\nwith a body"));
 
     repo.git(&["checkout", "-q", "--detach"]);
-    let facts = push_facts_for_worktree(&Snapshot::of_worktree(repo.path()).expect("snapshot"))
-        .expect("facts");
+    let facts = push_facts_for_worktree(&Snapshot::of_worktree(repo.path()).expect("snapshot")).expect("facts");
     assert_eq!(facts.git_ref, "HEAD");
     assert_eq!(facts.branch, None);
 }
@@ -676,14 +517,7 @@ fn push_facts_for_a_pre_push_line() {
     let f2 = repo.commit_all("feature two");
 
     // Existing remote ref at f1: compare with it.
-    let facts = push_facts_for_push(
-        repo.path(),
-        &f2,
-        "refs/heads/feature",
-        Some(&f1),
-        Some(&main),
-    )
-    .expect("facts");
+    let facts = push_facts_for_push(repo.path(), &f2, "refs/heads/feature", Some(&f1), Some(&main)).expect("facts");
     assert_eq!(facts.sha.as_deref(), Some(f2.as_str()));
     assert_eq!(facts.git_ref, "refs/heads/feature");
     assert_eq!(facts.branch.as_deref(), Some("feature"));
@@ -693,28 +527,17 @@ fn push_facts_for_a_pre_push_line() {
 
     // New ref (all-zero remote sha): previous-sha nil, compare with the merge base.
     let zeros = "0".repeat(40);
-    let facts = push_facts_for_push(
-        repo.path(),
-        &f2,
-        "refs/heads/feature",
-        Some(&zeros),
-        Some(&main),
-    )
-    .expect("facts");
+    let facts = push_facts_for_push(repo.path(), &f2, "refs/heads/feature", Some(&zeros), Some(&main)).expect("facts");
     assert_eq!(facts.previous_sha, None);
     assert_eq!(facts.files_changed, ["feature.txt", "src/main.rs"]);
 
     // A new tag with no default branch known: every file is changed.
-    let facts =
-        push_facts_for_push(repo.path(), &f2, "refs/tags/v1.0.0", None, None).expect("facts");
+    let facts = push_facts_for_push(repo.path(), &f2, "refs/tags/v1.0.0", None, None).expect("facts");
     assert_eq!(facts.tag.as_deref(), Some("v1.0.0"));
     assert_eq!(facts.branch, None);
     assert_eq!(facts.files_changed.len(), 5, "{:?}", facts.files_changed);
 
-    assert_eq!(
-        tree_diff_paths(repo.path(), Some(&main), &f2).expect("diff"),
-        ["feature.txt", "src/main.rs"]
-    );
+    assert_eq!(tree_diff_paths(repo.path(), Some(&main), &f2).expect("diff"), ["feature.txt", "src/main.rs"]);
 }
 
 #[test]
@@ -734,31 +557,19 @@ fn submodule_gitlink_counts_for_the_id_but_its_files_are_not_archived() {
     ]);
     repo.commit_all("add submodule");
     let snapshot = check_against_git(&repo);
-    let kinds: BTreeMap<String, FileKind> = snapshot
-        .files()
-        .into_iter()
-        .map(|f| (f.path, f.kind))
-        .collect();
+    let kinds: BTreeMap<String, FileKind> = snapshot.files().into_iter().map(|f| (f.path, f.kind)).collect();
     assert_eq!(kinds.get("vendor/sub"), Some(&FileKind::Submodule));
     let tar = tar_of(&snapshot);
     assert_eq!(tar.get("vendor/sub"), Some(&TarItem::Dir { mode: 0o755 }));
-    assert!(
-        !tar.contains_key("vendor/sub/inside.txt"),
-        "submodule files are not archived"
-    );
+    assert!(!tar.contains_key("vendor/sub/inside.txt"), "submodule files are not archived");
     assert!(tar.contains_key(".gitmodules"));
 }
 
 #[test]
 fn not_a_repository_is_a_named_error() {
     let dir = tempfile::tempdir().expect("tmp");
-    let err = Snapshot::of_worktree(dir.path())
-        .err()
-        .expect("must fail outside a repo");
-    assert!(
-        err.to_string().contains(&dir.path().display().to_string()),
-        "{err}"
-    );
+    let err = Snapshot::of_worktree(dir.path()).err().expect("must fail outside a repo");
+    assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
 }
 
 #[test]
@@ -786,10 +597,7 @@ fn eol_normalisation_is_applied_to_the_id_but_not_the_tar() {
     let tar = tar_of(&snapshot);
     assert_eq!(
         tar["untracked.txt"],
-        TarItem::File {
-            mode: 0o644,
-            data: b"a\r\nb\r\n".to_vec()
-        },
+        TarItem::File { mode: 0o644, data: b"a\r\nb\r\n".to_vec() },
         "the tar carries the bytes on disk"
     );
 }
@@ -809,26 +617,11 @@ fn conflicted_paths_are_taken_from_disk() {
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .expect("run git merge");
-    assert!(
-        !merge.status.success(),
-        "the merge must conflict for this test"
-    );
+    assert!(!merge.status.success(), "the merge must conflict for this test");
     let snapshot = check_against_git(&repo);
-    let readme = snapshot
-        .read_file("README.md")
-        .expect("read")
-        .expect("present");
-    assert!(
-        String::from_utf8_lossy(&readme).contains("<<<<<<<"),
-        "conflict markers from disk"
-    );
-    assert_eq!(
-        paths(&snapshot)
-            .iter()
-            .filter(|p| *p == "README.md")
-            .count(),
-        1
-    );
+    let readme = snapshot.read_file("README.md").expect("read").expect("present");
+    assert!(String::from_utf8_lossy(&readme).contains("<<<<<<<"), "conflict markers from disk");
+    assert_eq!(paths(&snapshot).iter().filter(|p| *p == "README.md").count(), 1);
 }
 
 #[test]
@@ -849,29 +642,16 @@ fn gnu_tar_extracts_the_stream_faithfully() {
         .spawn()
         .expect("spawn tar");
     let mut stdin = tar.stdin.take().expect("tar stdin");
-    std::io::copy(&mut snapshot.tar_reader().expect("reader"), &mut stdin)
-        .expect("stream into tar");
+    std::io::copy(&mut snapshot.tar_reader().expect("reader"), &mut stdin).expect("stream into tar");
     drop(stdin);
     assert!(tar.wait().expect("wait tar").success(), "tar -x failed");
 
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::read_to_string(out.path().join(&long)).expect("long"),
-        "long\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(out.path().join("dir with space/ünï.txt")).expect("unicode"),
-        "ü\n"
-    );
-    let mode = std::fs::metadata(out.path().join("bin/run"))
-        .expect("run")
-        .permissions()
-        .mode();
+    assert_eq!(std::fs::read_to_string(out.path().join(&long)).expect("long"), "long\n");
+    assert_eq!(std::fs::read_to_string(out.path().join("dir with space/ünï.txt")).expect("unicode"), "ü\n");
+    let mode = std::fs::metadata(out.path().join("bin/run")).expect("run").permissions().mode();
     assert_eq!(mode & 0o777, 0o755);
-    assert_eq!(
-        std::fs::read_link(out.path().join("bin/readme-link")).expect("link"),
-        Path::new("../README.md")
-    );
+    assert_eq!(std::fs::read_link(out.path().join("bin/readme-link")).expect("link"), Path::new("../README.md"));
     assert!(!out.path().join(".git").exists());
 }
 
@@ -926,25 +706,10 @@ fn clean_worktree_and_head_commit_give_the_same_id_and_tar() {
 fn bare_repository_has_no_worktree_to_snapshot() {
     let repo = base_repo();
     let bare = repo.0.scratch().join("bare.git");
-    Repo::git_in(
-        repo.0.scratch(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            repo.path().to_str().expect("utf-8"),
-            "bare.git",
-        ],
-        &[],
-    );
-    let err = Snapshot::of_worktree(&bare)
-        .err()
-        .expect("bare repos have no worktree");
+    Repo::git_in(repo.0.scratch(), &["clone", "-q", "--bare", repo.path().to_str().expect("utf-8"), "bare.git"], &[]);
+    let err = Snapshot::of_worktree(&bare).err().expect("bare repos have no worktree");
     assert!(matches!(err, SnapshotError::NoWorktree { .. }), "{err}");
     let from_bare = Snapshot::of_commit(&bare, "main").expect("of_commit works in a bare repo");
     assert_eq!(from_bare.tree_id(), repo.git(&["rev-parse", "HEAD^{tree}"]));
-    assert_eq!(
-        from_bare.read_file("README.md").expect("read"),
-        Some(b"hello\n".to_vec())
-    );
+    assert_eq!(from_bare.read_file("README.md").expect("read"), Some(b"hello\n".to_vec()));
 }

@@ -51,11 +51,8 @@ fn docker_tty_live_view() {
     assert!(!done.contains("downloading 50%"), "\\r progress flooded the scrollback:\n{done}");
     // The 300-column line is wrapped into rows under a continuation mark.
     assert!(done.contains("↳"), "long line not wrapped:\n{done}");
-    let xs: usize = done
-        .lines()
-        .filter(|l| l.contains("build | x") || l.contains('↳'))
-        .map(|l| l.matches('x').count())
-        .sum();
+    let xs: usize =
+        done.lines().filter(|l| l.contains("build | x") || l.contains('↳')).map(|l| l.matches('x').count()).sum();
     assert_eq!(xs, 300, "wrapping lost or duplicated characters:\n{done}");
     // No spinner left behind once the run is over.
     let tail: String = done.lines().rev().take(12).collect::<Vec<_>>().join("\n");
@@ -77,11 +74,15 @@ fn docker_tty_shell_on_failure_opens_a_shell_in_the_container() {
     tmux.wait_for("opening a shell", LIMIT);
     // The shell's prompt, then a command that shows the job's state.
     tmux.wait_until("the container shell's prompt", LIMIT, |s| {
-        s.split("opening a shell").nth(1).is_some_and(|after| after.lines().any(|l| l.trim_end().ends_with('#') || l.trim_end().ends_with('$')))
+        s.split("opening a shell")
+            .nth(1)
+            .is_some_and(|after| after.lines().any(|l| l.trim_end().ends_with('#') || l.trim_end().ends_with('$')))
     });
     tmux.send("cat /work/left-behind.txt; pwd");
     tmux.send("Enter");
-    tmux.wait_until("the shell's answer", LIMIT, |s| s.split("opening a shell").nth(1).is_some_and(|a| a.contains("\n/work")));
+    tmux.wait_until("the shell's answer", LIMIT, |s| {
+        s.split("opening a shell").nth(1).is_some_and(|a| a.contains("\n/work"))
+    });
     tmux.send("exit");
     tmux.send("Enter");
     let done = tmux.wait_for("__DONE__", LIMIT);
@@ -116,7 +117,9 @@ fn docker_tty_no_color_means_plain() {
 
 #[test]
 fn docker_tty_ctrl_c_leaves_no_stale_status_line() {
-    let repo = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo started; sleep 30\") {}))\n");
+    let repo = Repo::with_ci(
+        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"echo started; sleep 30\") {}))\n",
+    );
     let tmux = Tmux::quire("ctrlc", &repo, "", "run");
     tmux.wait_for("t | started", LIMIT);
     // Ctrl-C once the status line is drawn: that is what must not stay.

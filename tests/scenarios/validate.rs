@@ -55,13 +55,7 @@ fn unreachable_names_the_orphans() {
     // Inputs that name real jobs can only leave a job unreachable through a
     // cycle: :after-cycle hangs off the :x/:y loop, which nothing triggers.
     // It is named as an orphan; the cycle's members are named by the cycle.
-    let body = [
-        job(":test", ":quire/push"),
-        job(":x", ":y"),
-        job(":y", ":x"),
-        job(":after-cycle", ":x"),
-    ]
-    .concat();
+    let body = [job(":test", ":quire/push"), job(":x", ":y"), job(":y", ":x"), job(":after-cycle", ":x")].concat();
     let err = rejected(&body);
     assert!(err.contains("job :after-cycle is not reachable from :quire/push"), "{err}");
     assert!(!err.contains("job :test is not reachable"), "{err}");
@@ -95,7 +89,9 @@ fn unknown_input_suggests_the_near_name() {
 #[test]
 fn unknown_input_is_reported_alone_without_knock_on_unreachable() {
     // :deploy and :notify hang off the typo; fixing it fixes them.
-    let body = [job(":build", ":quire/push"), job(":test", ":biuld"), job(":deploy", ":test"), job(":notify", ":deploy")].concat();
+    let body =
+        [job(":build", ":quire/push"), job(":test", ":biuld"), job(":deploy", ":test"), job(":notify", ":deploy")]
+            .concat();
     let err = rejected(&body);
     assert!(err.contains("job :test has unknown input :biuld"), "{err}");
     assert!(err.contains("did you mean :build?"), "{err}");
@@ -139,8 +135,14 @@ fn wrong_argument_types() {
 
 #[test]
 fn every_problem_is_reported_not_only_the_first() {
-    let body = [job(":test", ":quire/push"), job(":test", ":quire/push"), job(":a/b", ":test"), job(":c", ":nope"), job(":e", "")]
-        .concat();
+    let body = [
+        job(":test", ":quire/push"),
+        job(":test", ":quire/push"),
+        job(":a/b", ":test"),
+        job(":c", ":nope"),
+        job(":e", ""),
+    ]
+    .concat();
     let out = validate(&body);
     out.status(2).stderr_has("4 problems in .quire/ci.fnl");
     for code in ["quire_ci::duplicate_job", "quire_ci::job_id", "quire_ci::unknown_input", "quire_ci::empty_inputs"] {
@@ -239,27 +241,31 @@ fn repo_local_module_declares_jobs_from_a_function() {
 #[test]
 fn job_location_is_where_the_job_was_written() {
     let ci = [
-        "(local ci (require :quire.ci))",                        // 1
-        "(local {: module-job} (require :mods))",               // 2
-        "(fn mk [id]",                                          // 3
-        "  (ci.job id [:quire/push]",                           // 4
-        "    (fn [] {})))",                                     // 5
-        "(mk :a)",                                              // 6
-        "(mk",                                                  // 7
-        "  :b)",                                                // 8
-        "(each [_ id (ipairs [:c :d])]",                        // 9
-        "  (ci.job id [:quire/push] (fn [] {})))",              // 10
-        "(module-job",                                          // 11
-        "  :e)",                                                // 12
+        "(local ci (require :quire.ci))",          // 1
+        "(local {: module-job} (require :mods))",  // 2
+        "(fn mk [id]",                             // 3
+        "  (ci.job id [:quire/push]",              // 4
+        "    (fn [] {})))",                        // 5
+        "(mk :a)",                                 // 6
+        "(mk",                                     // 7
+        "  :b)",                                   // 8
+        "(each [_ id (ipairs [:c :d])]",           // 9
+        "  (ci.job id [:quire/push] (fn [] {})))", // 10
+        "(module-job",                             // 11
+        "  :e)",                                   // 12
     ]
     .join("\n");
     let module = [
-        "(local ci (require :quire.ci))",                        // 1
-        "(ci.job :in-module [:quire/push] (fn [] {}))",         // 2
+        "(local ci (require :quire.ci))",                               // 1
+        "(ci.job :in-module [:quire/push] (fn [] {}))",                 // 2
         "{:module-job (fn [id] (ci.job id [:quire/push] (fn [] {})))}", // 3
     ]
     .join("\n");
-    let out = Test::new().ci(&format!("{ci}\n")).file(".quire/mods.fnl", format!("{module}\n")).args(&["list", "--json"]).run();
+    let out = Test::new()
+        .ci(&format!("{ci}\n"))
+        .file(".quire/mods.fnl", format!("{module}\n"))
+        .args(&["list", "--json"])
+        .run();
     out.status(0);
     let v = out.stdout_json();
     let got: Vec<String> = v["jobs"]
@@ -288,26 +294,33 @@ fn job_location_is_where_the_job_was_written() {
 #[test]
 fn macros_local_and_imported_from_quire_declare_at_their_call() {
     let ci = [
-        "(macro defjob [id inputs cmd]",                                   // 2
-        "  `(ci.job ,id ,inputs (fn [ctx#] (ctx#.sh ,cmd) {})))",          // 3
-        "(defjob :lint [:quire/push] \"make lint\")",                      // 4
-        "(import-macros {: checked} :macros)",                             // 5
-        "(checked :unit",                                                  // 6
-        "  [:lint] \"make test\")",                                        // 7
-        "(require-macros :lib.more)",                                      // 8
-        "(later :docs)",                                                   // 9
+        "(macro defjob [id inputs cmd]",                          // 2
+        "  `(ci.job ,id ,inputs (fn [ctx#] (ctx#.sh ,cmd) {})))", // 3
+        "(defjob :lint [:quire/push] \"make lint\")",             // 4
+        "(import-macros {: checked} :macros)",                    // 5
+        "(checked :unit",                                         // 6
+        "  [:lint] \"make test\")",                               // 7
+        "(require-macros :lib.more)",                             // 8
+        "(later :docs)",                                          // 9
     ]
     .join("\n");
     let out = Test::new()
         .ci(&format!("{PRELUDE}{ci}\n"))
-        .file(".quire/macros.fnl", "(fn checked [id inputs cmd]\n  `(ci.job ,id ,inputs (fn [ctx#] (ctx#.sh ,cmd) {})))\n{: checked}\n")
+        .file(
+            ".quire/macros.fnl",
+            "(fn checked [id inputs cmd]\n  `(ci.job ,id ,inputs (fn [ctx#] (ctx#.sh ,cmd) {})))\n{: checked}\n",
+        )
         .file(".quire/lib/more.fnl", "{:later (fn [id] `(ci.job ,id [:unit] (fn [] {})))}\n")
         .args(&["list", "--json"])
         .run();
     out.status(0);
     let v = out.stdout_json();
-    let got: Vec<String> =
-        v["jobs"].as_array().expect("jobs").iter().map(|j| format!("{} {}", j["id"].as_str().unwrap_or("?"), j["line"])).collect();
+    let got: Vec<String> = v["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| format!("{} {}", j["id"].as_str().unwrap_or("?"), j["line"]))
+        .collect();
     assert_eq!(got, ["lint 4", "unit 6", "docs 9"]);
 }
 
@@ -318,7 +331,9 @@ fn macro_module_errors_point_into_the_module() {
     };
     // The sandbox holds in a macro module too.
     let out = t("(fn x []\n  (os.execute \"touch /tmp/x\"))\n{: x}\n", "(import-macros {: x} :macros)\n(x)");
-    out.status(2).stderr_has("compile error in .quire/macros.fnl: unknown identifier: os").stderr_has("2 │   (os.execute");
+    out.status(2)
+        .stderr_has("compile error in .quire/macros.fnl: unknown identifier: os")
+        .stderr_has("2 │   (os.execute");
     let out = t("(fn x []\n  (let [a (+ 1\n{: x}\n", "(import-macros {: x} :macros)");
     out.status(2).stderr_has("parse error in .quire/macros.fnl: expected closing delimiters");
     let out = t("{}\n", "(import-macros {: x} :nope)");
@@ -378,12 +393,8 @@ fn hostile(text: &str, extra: &[&str], needle: &str) {
     let marker = t.path().join("marker");
     let text = text.replace("{MARKER}", &marker.to_string_lossy());
     let deadline = if needle == DEADLINE { "2" } else { "120" };
-    let out = t
-        .ci(&text)
-        .args(&["validate", "--eval-timeout", deadline])
-        .args(extra)
-        .timeout(Duration::from_secs(180))
-        .run();
+    let out =
+        t.ci(&text).args(&["validate", "--eval-timeout", deadline]).args(extra).timeout(Duration::from_secs(180)).run();
     out.status(2).stderr_has(needle);
     assert!(!marker.exists(), "the script created {}", marker.display());
 }
@@ -397,7 +408,11 @@ fn hostile_infinite_loop() {
 
 #[test]
 fn hostile_huge_string_rep() {
-    hostile(&format!("{PRELUDE}(string.rep \"x\" (^ 2 31))"), &[], "string.rep would build a string of 2147483648 bytes");
+    hostile(
+        &format!("{PRELUDE}(string.rep \"x\" (^ 2 31))"),
+        &[],
+        "string.rep would build a string of 2147483648 bytes",
+    );
 }
 
 #[test]
@@ -480,7 +495,11 @@ fn hostile_memory_exhaustion() {
 fn hostile_job_flood_is_cut_off() {
     // A million jobs used to exhaust mlua's reference stack and panic; the
     // declared jobs live outside --lua-memory, so their number is capped.
-    hostile(&format!("{PRELUDE}(for [i 1 1000000] (ci.job (.. \"j\" i) [:quire/push] (fn [] {{}})))"), &[], "declares more than 10000 jobs");
+    hostile(
+        &format!("{PRELUDE}(for [i 1 1000000] (ci.job (.. \"j\" i) [:quire/push] (fn [] {{}})))"),
+        &[],
+        "declares more than 10000 jobs",
+    );
     // A pcall around each call does not get past the cap either.
     hostile(
         &format!("{PRELUDE}(for [i 1 1000000] (pcall ci.job (.. \"j\" i) [:quire/push] (fn [] {{}})))"),
@@ -494,7 +513,11 @@ fn hostile_macros_get_no_more_than_ci_fnl() {
     hostile("(macro m [] (os.execute \"touch {MARKER}\") nil)\n(m)", &[], "unknown identifier: os");
     hostile("(macro m [] (io.open \"{MARKER}\" :w) nil)\n(m)", &[], "unknown identifier: io");
     // Fennel's compiler environment has no os at all, not even through _G.
-    hostile("(eval-compiler (let [o (. _G :os)] (o.execute \"touch {MARKER}\")))", &[], "attempt to index nil with 'execute'");
+    hostile(
+        "(eval-compiler (let [o (. _G :os)] (o.execute \"touch {MARKER}\")))",
+        &[],
+        "attempt to index nil with 'execute'",
+    );
 }
 
 #[test]
@@ -509,7 +532,8 @@ fn hostile_huge_generated_pipelines_validate_in_bounded_time() {
     let unknown = format!("{PRELUDE}(for [i 1 10000] (ci.job (.. \"j\" i) [(.. \"k\" i)] (fn [] {{}})))");
     for (text, needle) in [(cycle, "jobs form a cycle: :j10000 → :j9999"), (unknown, "10000 problems")] {
         // How fast is scripts/bench-validate's business; here: it ends.
-        let out = Test::new().ci(&text).args(&["validate", "--eval-timeout", "60"]).timeout(Duration::from_secs(180)).run();
+        let out =
+            Test::new().ci(&text).args(&["validate", "--eval-timeout", "60"]).timeout(Duration::from_secs(180)).run();
         out.status(2).stderr_has(needle);
     }
 }
@@ -532,10 +556,16 @@ fn no_ci_fnl() {
 fn a_long_order_is_shortened_on_the_ok_line() {
     let body: String = (1..=20).map(|i| format!("(ci.job :j{i} [:quire/push] {NOOP})\n")).collect();
     let out = validate(&body);
-    out.status(0)
-        .stdout_has("20 jobs: j1 → j2 → j3 → j4 → j5 → j6 → j7 → j8 → j9 → … 9 more … → j19 → j20 (-v or quire-ci list shows all)");
+    out.status(0).stdout_has(
+        "20 jobs: j1 → j2 → j3 → j4 → j5 → j6 → j7 → j8 → j9 → … 9 more … → j19 → j20 (-v or quire-ci list shows all)",
+    );
     let all = (1..=20).map(|i| format!("j{i}")).collect::<Vec<_>>().join(" → ");
-    Test::new().ci(&format!("{PRELUDE}{body}")).args(&["-v", "validate"]).run().status(0).stdout_has(&format!("20 jobs: {all};"));
+    Test::new()
+        .ci(&format!("{PRELUDE}{body}"))
+        .args(&["-v", "validate"])
+        .run()
+        .status(0)
+        .stdout_has(&format!("20 jobs: {all};"));
 }
 
 #[test]
@@ -546,7 +576,8 @@ fn empty_ci_fnl_is_valid_with_zero_jobs() {
 
 #[test]
 fn not_utf8_names_line_and_byte() {
-    let out = Test::new().file(".quire/ci.fnl", b"(local ci (require :quire.ci))\n;; caf\xe9\n").args(&["validate"]).run();
+    let out =
+        Test::new().file(".quire/ci.fnl", b"(local ci (require :quire.ci))\n;; caf\xe9\n").args(&["validate"]).run();
     let out = out.status(2);
     out.stderr_has("not valid UTF-8: line 2, byte 7").stderr_has("0xe9");
 }
@@ -557,7 +588,13 @@ pub fn hundred_jobs() -> String {
     let mut s = String::from(PRELUDE);
     s.push_str("(ci.image \"busybox:latest\")\n");
     for i in (0..100).rev() {
-        let inputs = if i == 0 { ":quire/push".to_string() } else if i % 10 == 0 { format!(":j{}", i - 10) } else { format!(":j{}", i - i % 10) };
+        let inputs = if i == 0 {
+            ":quire/push".to_string()
+        } else if i % 10 == 0 {
+            format!(":j{}", i - 10)
+        } else {
+            format!(":j{}", i - i % 10)
+        };
         s.push_str(&format!("(ci.job :j{i} [{inputs}] (fn [{{: sh}}] (sh \"echo {i}\")))\n"));
     }
     s
@@ -623,7 +660,8 @@ fn list_without_image_or_jobs() {
 fn print_never_reaches_stdout() {
     // Top-level print and print inside a macro both go to stderr, so the
     // JSON on stdout stays parseable.
-    let text = format!("(eval-compiler (print :from-macro))\n{PRELUDE}(print :from-top)\n(ci.job :t [:quire/push] {NOOP})\n");
+    let text =
+        format!("(eval-compiler (print :from-macro))\n{PRELUDE}(print :from-top)\n(ci.job :t [:quire/push] {NOOP})\n");
     let out = Test::new().ci(&text).args(&["list", "--json"]).run();
     out.status(0).stderr_has("from-macro").stderr_has("from-top");
     assert_eq!(out.stdout_json()["jobs"][0]["id"], "t");

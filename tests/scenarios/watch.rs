@@ -26,7 +26,12 @@ impl Watch {
         }
         let repo = repo.committed();
         let dir = repo.path().to_path_buf();
-        let run = repo.into_quire(&["-v", "watch", "--no-cache"]).docker().envs(env).timeout(Duration::from_secs(600)).spawn();
+        let run = repo
+            .into_quire(&["-v", "watch", "--no-cache"])
+            .docker()
+            .envs(env)
+            .timeout(Duration::from_secs(600))
+            .spawn();
         Watch { dir, run: Some(run), done: None }
     }
 
@@ -52,7 +57,11 @@ impl Watch {
                 harness::Record::new(runs[n - 1].clone()).assert_clean();
                 return runs[n - 1].clone();
             }
-            assert!(Instant::now() < deadline, "run {n} did not finish in {limit:?}; runs: {runs:?}\n{}", self.output());
+            assert!(
+                Instant::now() < deadline,
+                "run {n} did not finish in {limit:?}; runs: {runs:?}\n{}",
+                self.output()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -143,13 +152,19 @@ fn docker_watch_one_run_per_burst_ignored_paths_do_nothing_sigint_exits_130() {
 
     // Ignored paths, .git and editor droppings: watch sees each (-v names
     // it) and counts none; so nothing can have started.
-    let ignored = [w.dir.join("ignored/x.txt"), w.dir.join("build.log"), w.dir.join(".git/scratch"), w.dir.join(".f0.swp")];
+    let ignored =
+        [w.dir.join("ignored/x.txt"), w.dir.join("build.log"), w.dir.join(".git/scratch"), w.dir.join(".f0.swp")];
     for p in &ignored {
         std::fs::write(p, "x").expect("write");
     }
     for p in &ignored {
         w.wait_for_stderr(&format!("quire-ci: ignored: {}", p.display()));
-        assert!(!w.output().contains(&format!("quire-ci: change: {}", p.display())), "{} counted\n{}", p.display(), w.output());
+        assert!(
+            !w.output().contains(&format!("quire-ci: change: {}", p.display())),
+            "{} counted\n{}",
+            p.display(),
+            w.output()
+        );
     }
     assert_eq!(w.runs().len(), 1, "an ignored path started a run\n{}", w.output());
 
@@ -225,7 +240,8 @@ fn docker_watch_change_supersedes_ci_fnl_edits_apply_broken_waits_sigint_cancels
     assert_eq!(stdout_of(&third), "v2\n");
 
     // A broken ci.fnl: its diagnostic, and watch keeps waiting.
-    std::fs::write(w.dir.join(".quire/ci.fnl"), "(local ci (require :quire.ci))\n(ci.job :t [:quire/push]\n").expect("write");
+    std::fs::write(w.dir.join(".quire/ci.fnl"), "(local ci (require :quire.ci))\n(ci.job :t [:quire/push]\n")
+        .expect("write");
     let fourth = w.wait_finished(4, Duration::from_secs(30));
     assert_eq!(status(&fourth), "error");
     assert!(w.still_running(), "watch exited on a broken ci.fnl\n{}", w.output());
