@@ -495,7 +495,12 @@ fn podman_dockerfile_build_runs_and_shows_its_steps_like_docker() {
     engines();
     let repo = Repo::new()
         .ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"cat /built; echo $FOO\") {}))\n")
-        .file(".quire/Dockerfile", format!("FROM {IMAGE}\nRUN echo built-by-podman > /built\nENV FOO=bar\n"))
+        // A nonce in the Dockerfile, so an image left in Podman's storage by an
+        // earlier run cannot answer this one without a build.
+        .file(
+            ".quire/Dockerfile",
+            format!("FROM {IMAGE}\nRUN echo built-by-podman > /built\nENV FOO=bar NONCE={}\n", nonce()),
+        )
         .committed();
     let config = tempfile::tempdir().expect("temp");
     let r = podman_cmd(&repo, config.path(), &["run"]).run();
@@ -508,4 +513,8 @@ fn podman_dockerfile_build_runs_and_shows_its_steps_like_docker() {
     if let Some(b) = built_image(&r) {
         let _ = docker_at(&podman_sock(), config.path()).args(["rmi", &b]).output();
     }
+}
+
+fn nonce() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos()
 }
