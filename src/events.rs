@@ -44,6 +44,18 @@ pub enum Outcome {
     Canceled,
 }
 
+/// How much a `notice` matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// Something the run did that the user may want to know (an orphan
+    /// container reaped, a container kept and how to enter it).
+    Info,
+    /// Something went wrong that did not decide the run (a prune, the
+    /// result cache, a teardown step, the record).
+    Warning,
+}
+
 /// A run's status, as the server spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -77,6 +89,9 @@ impl EventKind {
         "job-start",
         "job-end",
         "artifact",
+        "notice",
+        "problem",
+        "cache-hit",
         "run-end",
     ];
 
@@ -97,6 +112,9 @@ impl EventKind {
             EventKind::JobStart {} => "job-start",
             EventKind::JobEnd { .. } => "job-end",
             EventKind::Artifact { .. } => "artifact",
+            EventKind::Notice { .. } => "notice",
+            EventKind::Problem { .. } => "problem",
+            EventKind::CacheHit { .. } => "cache-hit",
             EventKind::RunEnd { .. } => "run-end",
         }
     }
@@ -238,6 +256,43 @@ pub enum EventKind {
         /// Why it was not copied (absent in /work, outside /work, ...).
         #[serde(skip_serializing_if = "Option::is_none", default)]
         error: Option<String>,
+    },
+    /// Something the run did or noticed besides its jobs: an orphan
+    /// container reaped, the container kept (with the command to enter
+    /// it), a warning, a teardown problem. `job` is set when it is about
+    /// one job. `code` is a stable kebab-case name (`orphan-reaped`,
+    /// `container-kept`, `teardown-failed`, ...; docs/log-format.md lists
+    /// them); `message` is the words a user reads.
+    Notice {
+        level: Level,
+        code: String,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        help: Option<String>,
+    },
+    /// One problem found in ci.fnl (or a `.quire/` module) while the run
+    /// evaluated it: one event per problem, all of them, before `run-end`.
+    Problem {
+        /// The diagnostic code (`quire_ci::...`).
+        code: String,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        file: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        line: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        column: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        help: Option<String>,
+    },
+    /// The run was not run: the result cache holds a green run of the same
+    /// tree, ci.fnl, image, jobs and ref. Written to no record (no run
+    /// directory is made); shown live and by `--json`.
+    CacheHit {
+        /// The green run reused.
+        #[serde(rename = "run-id")]
+        run_id: String,
+        tree: String,
     },
     RunEnd {
         status: RunStatus,

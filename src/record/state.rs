@@ -107,6 +107,9 @@ impl RunState {
             | EventKind::Print { .. }
             | EventKind::Image { .. }
             | EventKind::Artifact { .. }
+            | EventKind::Notice { .. }
+            | EventKind::Problem { .. }
+            | EventKind::CacheHit { .. }
             | EventKind::ImageProgress { .. } => return false,
             EventKind::RunStart { jobs, .. } => {
                 for id in jobs {

@@ -398,6 +398,22 @@ impl EventSink for Renderer {
                     self.write_line(&line);
                 }
             }
+            // Placeholder rendering of the kinds the executor rebuild adds;
+            // the render rooms give them their own look.
+            EventKind::Notice { message, help, .. } => {
+                self.write_line(&format!("quire-ci: {message}"));
+                if let Some(h) = help {
+                    self.write_line(&format!("  help: {h}"));
+                }
+            }
+            EventKind::Problem { message, file, line, .. } => {
+                let at = match (file, line) {
+                    (Some(f), Some(l)) => format!("{f}:{l}: "),
+                    _ => String::new(),
+                };
+                self.write_line(&format!("{at}{message}"));
+            }
+            EventKind::CacheHit { .. } => {}
             EventKind::RunEnd { status, duration_ms, error } => {
                 if let Some(live) = &mut self.live {
                     live.hide();

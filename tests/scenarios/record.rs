@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::harness::schema;
-use quire_ci::events::{Event, EventKind, Outcome, RunStatus, Stream};
+use quire_ci::events::{Event, EventKind, Level, Outcome, RunStatus, Stream};
 use quire_ci::record::{
     decode_data, list_runs, now_ts, output_event, prune, read_run, runs_dir, JobStatus, RecordError, RunMeta,
     RunRecord, RunState, Utf8Carry,
@@ -129,6 +129,27 @@ fn every_kind_run() -> Vec<Event> {
                 error: None,
             },
         ),
+        ev(
+            None,
+            EventKind::Notice {
+                level: Level::Info,
+                code: "orphan-reaped".into(),
+                message: "removed container c0ffee left behind by a quire-ci that is gone".into(),
+                help: None,
+            },
+        ),
+        ev(
+            None,
+            EventKind::Problem {
+                code: "quire_ci::unknown_input".into(),
+                message: "unknown input :nope".into(),
+                file: Some(".quire/ci.fnl".into()),
+                line: Some(3),
+                column: Some(7),
+                help: Some("declare the job, or fix the name".into()),
+            },
+        ),
+        ev(None, EventKind::CacheHit { run_id: "20261124T000000.000Z-0001".into(), tree: "89ab".into() }),
         ev(None, EventKind::ContainerEnd { status: RunStatus::Failed }),
         ev(None, EventKind::RunEnd { status: RunStatus::Failed, duration_ms: 1234, error: None }),
     ]);
@@ -208,6 +229,9 @@ fn files_are_split_by_level_and_job_key_is_only_kept_at_run_level() {
             "job-end",
             "container-died",
             "artifact",
+            "notice",
+            "problem",
+            "cache-hit",
             "container-end",
             "run-end"
         ]
