@@ -175,6 +175,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "MODE", env = "QUIRE_CI_NETWORK", value_parser = network_mode)]
     pub network: Option<String>,
 
+    /// Run up to N jobs at once, each as its own execs in the run's one
+    /// container (0: one per CPU; 1: one after another, in run order).
+    #[arg(short = 'j', long = "jobs", value_name = "N", env = "QUIRE_CI_JOBS", default_value_t = 1)]
+    pub parallel: usize,
+    /// When a job fails, cancel the jobs still running and start no more
+    /// (default: only the failed job's dependents are skipped).
+    #[arg(long, env = "QUIRE_CI_FAIL_FAST", value_parser = clap::builder::BoolishValueParser::new())]
+    pub fail_fast: bool,
+
     #[command(flatten)]
     pub eval: EvalArgs,
 }

@@ -142,6 +142,10 @@ pub struct RunRequest {
     pub artifacts: Vec<String>,
     /// `--artifacts-dir`: where artifacts go; default `<run dir>/artifacts`.
     pub artifacts_dir: Option<PathBuf>,
+    /// `-j/--jobs`: how many jobs may run at once (0: one per CPU).
+    pub parallel: usize,
+    /// `--fail-fast`: a failure cancels the running jobs and starts no more.
+    pub fail_fast: bool,
 }
 
 impl RunRequest {
@@ -177,7 +181,18 @@ impl RunRequest {
             artifacts: vec![],
             artifacts_dir: None,
             image_map: vec![],
+            parallel: 1,
+            fail_fast: false,
         }
+    }
+}
+
+/// `-j N` as a number of jobs at once: 0 is one per CPU.
+pub fn effective_parallel(n: usize) -> usize {
+    if n == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        n
     }
 }
 
@@ -368,7 +383,7 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         quire_ci_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: record::now_ts(),
         pid: std::process::id(),
-        extra: serde_json::Map::new(),
+        extra: [("jobs".to_string(), Json::from(effective_parallel(req.parallel)))].into_iter().collect(),
     };
     // A job name that is not in ci.fnl (`run biuld`, `--skip pubish`) is
     // bad usage, like a mistyped flag: said before anything is recorded.

@@ -188,6 +188,8 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
                 .artifacts_dir
                 .as_ref()
                 .map(|d| if d.is_absolute() { d.clone() } else { repo.join(d) }),
+            parallel: settings.parallel,
+            fail_fast: settings.fail_fast,
             ..RunRequest::new(&repo)
         };
         let outcome = run::execute(rt.handle(), request);

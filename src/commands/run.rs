@@ -45,7 +45,7 @@ pub fn settings_from_env() -> Result<RunArgs, String> {
     let explain = |e: clap::Error| {
         let text = e.to_string();
         let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
-        format!("{first} (from the environment: QUIRE_CI_IMAGE, QUIRE_CI_CACHE_VOLUME, QUIRE_CI_MEMORY, QUIRE_CI_NETWORK, QUIRE_CI_NO_CACHE, QUIRE_CI_SKIP_JOBS, QUIRE_CI_SECRETS_FILE, QUIRE_CI_WITH_GIT, QUIRE_CI_EXCERPT_LINES, QUIRE_CI_ARTIFACTS, QUIRE_CI_ARTIFACTS_DIR, QUIRE_CI_IMAGE_MAP)")
+        format!("{first} (from the environment: QUIRE_CI_IMAGE, QUIRE_CI_CACHE_VOLUME, QUIRE_CI_MEMORY, QUIRE_CI_NETWORK, QUIRE_CI_NO_CACHE, QUIRE_CI_SKIP_JOBS, QUIRE_CI_SECRETS_FILE, QUIRE_CI_WITH_GIT, QUIRE_CI_EXCERPT_LINES, QUIRE_CI_ARTIFACTS, QUIRE_CI_ARTIFACTS_DIR, QUIRE_CI_IMAGE_MAP, QUIRE_CI_JOBS, QUIRE_CI_FAIL_FAST)")
     };
     let matches = cmd.try_get_matches_from(std::iter::empty::<String>()).map_err(explain)?;
     RunArgs::from_arg_matches(&matches).map_err(explain)
@@ -116,6 +116,8 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         image_map: args.image_map.clone(),
         artifacts: args.artifacts.iter().filter(|a| !a.is_empty()).cloned().collect(),
         artifacts_dir: args.artifacts_dir.as_ref().map(|d| if d.is_absolute() { d.clone() } else { ctx.cwd.join(d) }),
+        parallel: args.parallel,
+        fail_fast: args.fail_fast,
     })
 }
 
