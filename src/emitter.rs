@@ -4,7 +4,7 @@
 //!
 //! Owns: event construction helpers, redaction of events and of streamed
 //! output (a secret split across chunks included), UTF-8 carry-over between
-//! chunks, fan-out. Must not know about: Docker, Lua, the terminal's looks.
+//! chunks, the run's global order (`seq`), fan-out. Must not know about: Docker, Lua, the terminal's looks.
 
 use std::collections::HashMap;
 
@@ -28,11 +28,13 @@ pub struct Emitter {
     redactor: Redactor,
     sinks: Vec<Box<dyn EventSink>>,
     streams: HashMap<(String, u32, Stream), OpenStream>,
+    /// The `seq` of the last event handed out (0: none yet).
+    seq: u64,
 }
 
 impl Emitter {
     pub fn new(redactor: Redactor) -> Emitter {
-        Emitter { redactor, sinks: Vec::new(), streams: HashMap::new() }
+        Emitter { redactor, sinks: Vec::new(), streams: HashMap::new(), seq: 0 }
     }
 
     pub fn add_sink(&mut self, sink: Box<dyn EventSink>) {
@@ -47,13 +49,22 @@ impl Emitter {
     /// string in it first.
     pub fn emit(&mut self, job: Option<&str>, mut kind: EventKind) {
         redact_kind(&self.redactor, &mut kind);
-        let ev = Event { ts: now_ts(), job: job.map(str::to_string), kind };
-        self.dispatch(&ev);
+        self.dispatch(job.map(str::to_string), kind);
     }
 
-    fn dispatch(&mut self, ev: &Event) {
+    /// Stamps the event (time, and its place in the run's order unless it
+    /// is transient) and hands it to every sink. Every event goes through
+    /// here, so `seq` is the order every sink saw.
+    fn dispatch(&mut self, job: Option<String>, kind: EventKind) {
+        let seq = if kind.is_transient() {
+            None
+        } else {
+            self.seq += 1;
+            Some(self.seq)
+        };
+        let ev = Event { ts: now_ts(), seq, job, kind };
         for s in &mut self.sinks {
-            s.event(ev);
+            s.event(&ev);
         }
     }
 
@@ -89,8 +100,7 @@ impl Emitter {
 
     /// Output events are already redacted by their stream.
     fn emit_raw(&mut self, job: &str, kind: EventKind) {
-        let ev = Event { ts: now_ts(), job: Some(job.to_string()), kind };
-        self.dispatch(&ev);
+        self.dispatch(Some(job.to_string()), kind);
     }
 
     pub fn finish(&mut self) {
@@ -121,6 +131,83 @@ fn redact_kind(r: &Redactor, kind: &mut EventKind) {
             }
         }
         EventKind::RunEnd { error: Some(e), .. } => s(e),
+        EventKind::Notice { message, help, .. } | EventKind::Problem { message, help, .. } => {
+            s(message);
+            if let Some(h) = help.as_mut() {
+                s(h)
+            }
+        }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::events::Level;
+
+    struct Keep(Rc<RefCell<Vec<Event>>>);
+
+    impl EventSink for Keep {
+        fn event(&mut self, ev: &Event) {
+            self.0.borrow_mut().push(ev.clone());
+        }
+    }
+
+    fn progress() -> EventKind {
+        EventKind::ImageProgress {
+            image: "i".into(),
+            layer: None,
+            status: "Downloading".into(),
+            current: None,
+            total: None,
+        }
+    }
+
+    #[test]
+    fn every_recorded_event_gets_the_next_seq_across_jobs() {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let mut e = Emitter::new(Redactor::new(vec![]));
+        e.add_sink(Box::new(Keep(seen.clone())));
+        e.emit(Some("a"), EventKind::JobStart {});
+        e.emit(Some("b"), EventKind::JobStart {});
+        e.emit(None, progress());
+        e.output("b", 1, Stream::Stdout, b"from b\n");
+        e.output("a", 1, Stream::Stdout, b"from a, no newline");
+        e.end_output("a", 1);
+        let seqs: Vec<Option<u64>> = seen.borrow().iter().map(|ev| ev.seq).collect();
+        assert_eq!(seqs, vec![Some(1), Some(2), None, Some(3), Some(4)], "transient events take no number");
+    }
+
+    #[test]
+    fn notices_and_problems_are_redacted() {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let mut e = Emitter::new(Redactor::new(vec!["hunter2".into()]));
+        e.add_sink(Box::new(Keep(seen.clone())));
+        e.emit(
+            None,
+            EventKind::Notice {
+                level: Level::Warning,
+                code: "teardown-failed".into(),
+                message: "could not remove hunter2".into(),
+                help: Some("docker rm -f hunter2".into()),
+            },
+        );
+        e.emit(
+            None,
+            EventKind::Problem {
+                code: "quire_ci::eval".into(),
+                message: "bad hunter2".into(),
+                file: None,
+                line: None,
+                column: None,
+                help: Some("no hunter2".into()),
+            },
+        );
+        let text = serde_json::to_string(&*seen.borrow()).unwrap_or_default();
+        assert!(!text.contains("hunter2") && text.contains("***"), "{text}");
     }
 }

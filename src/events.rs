@@ -14,6 +14,13 @@ use serde_json::Value;
 pub struct Event {
     /// RFC 3339 UTC with millisecond precision: `2026-11-24T21:43:38.123Z`.
     pub ts: String,
+    /// The event's place in the run's one stream: 1, 2, 3, ... in the order
+    /// the emitter handed events out, across the run-level and every job's
+    /// file, so a reader can merge the files back into the order they were
+    /// shown (jobs running at once interleave). Transient events have none;
+    /// records written before it existed have none (readers then splice).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub seq: Option<u64>,
     /// The job this event is about. Job-level kinds (sh-*, stdout, stderr,
     /// print) are written to `jobs/<job>/log.jsonl` *without* this key (the
     /// path says it); run-level kinds about a job (job-start, job-end) keep

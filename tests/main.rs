@@ -25,6 +25,8 @@ mod record;
 mod render;
 #[path = "scenarios/render_commands.rs"]
 mod render_commands;
+#[path = "scenarios/render_parallel.rs"]
+mod render_parallel;
 #[path = "scenarios/render_pull.rs"]
 mod render_pull;
 #[path = "scenarios/run.rs"]

@@ -20,10 +20,12 @@ pub struct RecordedRun {
 }
 
 /// Read the run in `dir`. Events come back in the order the live run
-/// produced them: the run-level log, with each job's own log spliced in
-/// right after that job's `job-start` (jobs run one at a time). Job logs
-/// with no `job-start` (a run that crashed oddly) follow at the end, in job
-/// id order, so nothing recorded is hidden.
+/// produced them: merged by `seq` when every line has one (jobs that ran at
+/// once interleave as they were shown). A record written before `seq`
+/// existed is spliced instead: the run-level log, with each job's own log
+/// right after that job's `job-start` (jobs ran one at a time then). Job
+/// logs with no `job-start` (a run that crashed oddly) follow at the end, in
+/// job id order, so nothing recorded is hidden.
 pub fn read_run(dir: &Path) -> Result<RecordedRun> {
     let meta: RunMeta = read_json(&dir.join(META_FILE))?;
     let state: RunState = read_json(&dir.join(STATE_FILE))?;
@@ -53,6 +55,25 @@ pub fn read_run(dir: &Path) -> Result<RecordedRun> {
         Err(e) => return Err(RecordError::io("list", jobs_dir, e)),
     }
 
+    let events = if run_events.iter().chain(job_events.values().flatten()).all(|e| e.seq.is_some()) {
+        merge_by_seq(run_events, job_events)
+    } else {
+        splice(run_events, job_events)
+    };
+    Ok(RecordedRun { meta, state, events })
+}
+
+/// Every file's events in one stream, in `seq` order. Each file is already
+/// in order (append-only), so a stable sort of the concatenation keeps a
+/// file's own order should two lines ever share a number.
+fn merge_by_seq(run_events: Vec<Event>, job_events: BTreeMap<String, Vec<Event>>) -> Vec<Event> {
+    let mut events: Vec<Event> = run_events.into_iter().chain(job_events.into_values().flatten()).collect();
+    events.sort_by_key(|e| e.seq);
+    events
+}
+
+/// The order of a record without `seq`: each job's file after its `job-start`.
+fn splice(run_events: Vec<Event>, mut job_events: BTreeMap<String, Vec<Event>>) -> Vec<Event> {
     let mut events = Vec::new();
     for ev in run_events {
         let splice = match (&ev.kind, &ev.job) {
@@ -63,7 +84,7 @@ pub fn read_run(dir: &Path) -> Result<RecordedRun> {
         events.extend(splice.into_iter().flatten());
     }
     events.extend(job_events.into_values().flatten());
-    Ok(RecordedRun { meta, state, events })
+    events
 }
 
 /// Parse one log.jsonl file. A last line that is cut off (no newline) and

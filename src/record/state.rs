@@ -224,7 +224,7 @@ mod tests {
     use super::*;
 
     fn ev(ts: &str, job: Option<&str>, kind: EventKind) -> Event {
-        Event { ts: ts.into(), job: job.map(Into::into), kind }
+        Event { ts: ts.into(), seq: None, job: job.map(Into::into), kind }
     }
 
     #[test]

@@ -114,7 +114,8 @@ impl RunRecord {
     /// crash leaves at most a torn last line.
     pub fn append(&mut self, ev: &Event) -> io::Result<()> {
         let job_level = ev.kind.is_job_level();
-        let line = Line { ts: &ev.ts, job: if job_level { None } else { ev.job.as_deref() }, kind: &ev.kind };
+        let line =
+            Line { ts: &ev.ts, seq: ev.seq, job: if job_level { None } else { ev.job.as_deref() }, kind: &ev.kind };
         let mut bytes = serde_json::to_vec(&line).map_err(io::Error::other)?;
         bytes.push(b'\n');
 
@@ -178,11 +179,13 @@ impl RunRecord {
     }
 }
 
-/// The on-disk shape of an event: `ts`, then `job` when kept, then `kind`
-/// and its keys. Borrowing avoids cloning output data per chunk.
+/// The on-disk shape of an event: `ts`, then `seq` and `job` when kept,
+/// then `kind` and its keys. Borrowing avoids cloning output data per chunk.
 #[derive(Serialize)]
 struct Line<'a> {
     ts: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     job: Option<&'a str>,
     #[serde(flatten)]

@@ -1,32 +1,174 @@
-//! The live view's status line (indicatif): one line at the bottom of the
-//! terminal with a spinner, what is happening (job and command, image pull
-//! or build) and the elapsed time. Streamed lines are written through
-//! [`StatusLine::suspend`], which clears the line, writes, and redraws it,
-//! so output never tears or duplicates.
+//! The live view's status area: one row per running job at the bottom of
+//! the terminal (spinner, job and command, elapsed time), plus a row for an
+//! image pull or build. Streamed lines are written above it.
 //!
-//! Owns: the status line's text and lifetime. Must not know about: events
-//! (the renderer tells it what to show), Docker.
+//! Redraws are coalesced: output lines wait (at most [`FLUSH_EVERY`], or
+//! until [`FLUSH_BYTES`] are waiting) and go out in one write together with
+//! the redrawn rows, so a job printing a million lines costs a few thousand
+//! writes, not a million clears and redraws. Anything that changes what the
+//! user acts on (a job starts or ends, the run ends) is written at once.
+//! A ticker thread keeps the spinner and clocks moving while output is
+//! idle and writes lines that have waited long enough.
+//!
+//! Between draws the cursor is parked at the start of the first row, so a
+//! line someone else writes there (the Ctrl-C message, `\r\x1b[K…`) takes
+//! over the rows' place and the next draw clears whatever of them is left
+//! below it.
+//!
+//! Owns: the rows' text, their drawing, and when the terminal is written.
+//! Must not know about: events (the renderer tells it what to show), Docker.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::io::Write;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use console::Term;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle, TermLike};
+use console::{Style, Term};
 
 /// Spinner ticks: often enough to look alive, rare enough to cost nothing
 /// while output is idle (see scripts/bench-render).
-const TICK: Duration = Duration::from_millis(120);
-/// Upper bound on redraws per second, however fast output arrives.
-const MAX_HZ: u8 = 10;
+const TICK: Duration = Duration::from_millis(100);
+/// The longest a streamed line waits before it is written.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// Waiting output written at once when it reaches this size.
+pub const FLUSH_BYTES: usize = 256 * 1024;
 
-pub struct StatusLine {
-    bar: Option<ProgressBar>,
-    cols: usize,
-    /// What is happening, without the `\r` segment.
-    base: String,
+const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+/// The terminal as the status area sees it.
+pub trait Terminal: Send {
+    /// (rows, columns)
+    fn size(&self) -> (usize, usize);
+    fn write_all(&mut self, bytes: &[u8]);
+}
+
+struct Stdout(Term);
+
+impl Terminal for Stdout {
+    fn size(&self) -> (usize, usize) {
+        let (rows, cols) = self.0.size();
+        (rows as usize, cols as usize)
+    }
+    fn write_all(&mut self, bytes: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
+}
+
+/// One row of the status area.
+struct Row {
+    /// The job, or [`IMAGE_ROW`].
+    key: String,
+    text: String,
     /// The redrawn (`\r`) part of the running command's current line.
     segment: String,
+    /// The clock shows the time since this.
+    since: Instant,
+    /// When the job started (its clock between commands).
+    job_started: Instant,
+}
+
+const IMAGE_ROW: &str = "\0image";
+
+struct Screen {
+    term: Box<dyn Terminal>,
+    /// Lines waiting to be written, above the rows.
+    pending: Vec<u8>,
+    /// In the order they appeared; the image row first.
+    rows: Vec<Row>,
+    /// How many rows are on the screen now (the cursor is at the first).
+    drawn: usize,
+    /// When waiting output was last written.
+    last_write: Instant,
+    frame: usize,
     pull: Option<Pull>,
+    /// How long waiting output may wait ([`FLUSH_EVERY`]).
+    flush_every: Duration,
+    /// The terminal's width at the last draw.
+    cols: usize,
+}
+
+impl Screen {
+    /// Writes waiting lines and redraws the rows, in one write.
+    fn draw(&mut self) {
+        let (height, cols) = self.term.size();
+        self.cols = cols;
+        let mut bytes = std::mem::take(&mut self.pending);
+        if self.drawn > 0 {
+            // The cursor is at the first row: clear it and everything below.
+            bytes.splice(0..0, b"\r\x1b[J".iter().copied());
+        }
+        let rows = self.row_texts(height, cols);
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                bytes.extend_from_slice(b"\r\n");
+            }
+            bytes.extend_from_slice(row.as_bytes());
+        }
+        if rows.len() > 1 {
+            bytes.extend_from_slice(format!("\x1b[{}A", rows.len() - 1).as_bytes());
+        }
+        if !rows.is_empty() {
+            bytes.push(b'\r');
+        }
+        self.drawn = rows.len();
+        self.last_write = Instant::now();
+        if !bytes.is_empty() {
+            self.term.write_all(&bytes);
+        }
+    }
+
+    /// The rows as drawn: at most half the terminal's height, each short of
+    /// the last column (a row that filled it would leave the cursor waiting
+    /// to wrap, and the next write would land a row lower).
+    fn row_texts(&self, height: usize, cols: usize) -> Vec<String> {
+        let room = (height / 2).max(1);
+        let spinner = Style::new().cyan().force_styling(true);
+        let dim = Style::new().dim().force_styling(true);
+        let frame = SPINNER[self.frame % SPINNER.len()];
+        let mut out = Vec::new();
+        for (i, row) in self.rows.iter().enumerate() {
+            if out.len() + 1 == room && self.rows.len() > room {
+                let more = self.rows.len() - i;
+                out.push(format!("{} {}", spinner.apply_to(frame), dim.apply_to(format!("… and {more} more running"))));
+                break;
+            }
+            let what =
+                if row.segment.is_empty() { row.text.clone() } else { format!("{} │ {}", row.text, row.segment) };
+            let secs = clock(row.since.elapsed());
+            let what = fit(&what, cols.saturating_sub(secs.chars().count() + 4));
+            out.push(format!("{} {what} {}", spinner.apply_to(frame), dim.apply_to(secs)));
+        }
+        out
+    }
+
+    fn row(&mut self, key: &str) -> Option<&mut Row> {
+        self.rows.iter_mut().find(|r| r.key == key)
+    }
+
+    fn upsert(&mut self, key: &str, text: String, reset_clock: bool) {
+        let now = Instant::now();
+        match self.row(key) {
+            Some(r) => {
+                r.text = text;
+                r.segment.clear();
+                if reset_clock {
+                    r.since = now;
+                }
+            }
+            None => {
+                let row = Row { key: key.to_string(), text, segment: String::new(), since: now, job_started: now };
+                if key == IMAGE_ROW {
+                    self.rows.insert(0, row);
+                } else {
+                    self.rows.push(row);
+                }
+            }
+        }
+    }
 }
 
 /// Bytes per layer of the image being pulled.
@@ -71,8 +213,8 @@ impl Pull {
         }
     }
 
-    /// The status line: layers done, bytes downloaded and, once any layer
-    /// is being unpacked, bytes extracted.
+    /// The row: layers done, bytes downloaded and, once any layer is being
+    /// unpacked, bytes extracted.
     fn message(&self) -> String {
         let done = self.layers.values().filter(|l| l.done).count();
         let current: u64 = self.layers.values().map(|l| l.current).sum();
@@ -87,184 +229,177 @@ impl Pull {
     }
 }
 
+/// The status area and its ticker.
+pub struct StatusLine {
+    screen: Arc<Mutex<Screen>>,
+    stop: Option<mpsc::Sender<()>>,
+    ticker: Option<JoinHandle<()>>,
+}
+
 impl StatusLine {
-    /// A status line on stdout, or None when stdout is not a terminal
+    /// The status area on stdout, or None when stdout is not a terminal
     /// (or TERM is dumb).
     pub fn on_stdout() -> Option<StatusLine> {
         let term = Term::stdout();
         if !term.is_term() || std::env::var("TERM").is_ok_and(|t| t == "dumb") {
             return None;
         }
-        Some(StatusLine {
-            bar: None,
-            cols: term.size().1 as usize,
-            base: String::new(),
-            segment: String::new(),
+        Some(StatusLine::on(Box::new(Stdout(term)), true))
+    }
+
+    /// The status area on `term`; with `tick`, a thread redraws it.
+    fn on(term: Box<dyn Terminal>, tick: bool) -> StatusLine {
+        let cols = term.size().1;
+        let screen = Arc::new(Mutex::new(Screen {
+            term,
+            pending: Vec::new(),
+            rows: Vec::new(),
+            drawn: 0,
+            last_write: Instant::now(),
+            frame: 0,
             pull: None,
-        })
+            flush_every: FLUSH_EVERY,
+            cols,
+        }));
+        let mut line = StatusLine { screen, stop: None, ticker: None };
+        if tick {
+            let (tx, rx) = mpsc::channel::<()>();
+            let screen = line.screen.clone();
+            line.ticker = Some(std::thread::spawn(move || loop {
+                match rx.recv_timeout(TICK) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                let Ok(mut s) = screen.lock() else { return };
+                if !s.rows.is_empty() || !s.pending.is_empty() {
+                    s.frame = s.frame.wrapping_add(1);
+                    s.draw();
+                }
+            }));
+            line.stop = Some(tx);
+        }
+        line
     }
 
-    /// The terminal's width, as of the last time the line was (re)shown.
+    fn lock(&self) -> MutexGuard<'_, Screen> {
+        // A panic while drawing must not take the run down with it.
+        self.screen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The terminal's width (as of the last draw: asking the terminal per
+    /// output chunk would cost a system call each).
     pub fn cols(&self) -> usize {
-        self.cols.max(20)
+        self.lock().cols.max(20)
     }
 
-    /// Runs `write` with the status line out of the way.
-    pub fn suspend(&self, write: impl FnOnce()) {
-        match &self.bar {
-            Some(bar) => bar.suspend(write),
-            None => write(),
+    /// Lines to show above the rows. With `now`, they are written at once
+    /// (and the rows redrawn); else they may wait a moment for more.
+    pub fn write(&self, bytes: &[u8], now: bool) {
+        let mut s = self.lock();
+        s.pending.extend_from_slice(bytes);
+        if now || s.pending.len() >= FLUSH_BYTES || s.last_write.elapsed() >= s.flush_every {
+            s.draw();
         }
     }
 
-    /// Shows `what` (restarting the clock when `reset_clock`).
-    pub fn show(&mut self, what: String, reset_clock: bool) {
-        self.cols = Term::stdout().size().1 as usize;
-        self.base = what;
-        self.segment.clear();
-        let bar = self.bar.get_or_insert_with(new_bar);
-        if reset_clock {
-            bar.reset_elapsed();
-        }
-        bar.set_message(fit(&self.base, self.cols));
+    /// A job's row: `text` with the clock from now (`reset_clock`) or from
+    /// wherever it was.
+    pub fn show_job(&self, job: &str, text: String, reset_clock: bool) {
+        self.lock().upsert(job, text, reset_clock);
     }
 
-    /// Shows `what` with the clock set to `elapsed` (the job's time, between
-    /// its commands).
-    pub fn show_since(&mut self, what: String, elapsed: Duration) {
-        self.show(what, false);
-        if let Some(bar) = &self.bar {
-            bar.set_elapsed(elapsed);
+    /// A job's row between its commands: the job's own time.
+    pub fn show_job_clock(&self, job: &str) {
+        let mut s = self.lock();
+        if let Some(r) = s.row(job) {
+            r.text = job.to_string();
+            r.segment.clear();
+            r.since = r.job_started;
         }
     }
 
     /// The running command's partially written line (empty: none).
-    pub fn set_segment(&mut self, segment: String) {
+    pub fn set_segment(&self, job: &str, segment: &str) {
         let clean: String = segment.chars().filter(|c| !c.is_control()).collect();
-        let clean = clean.trim().to_string();
-        if clean == self.segment {
-            return;
-        }
-        self.segment = clean;
-        if let Some(bar) = &self.bar {
-            if self.segment.is_empty() {
-                bar.set_message(fit(&self.base, self.cols));
-            } else {
-                bar.set_message(fit(&format!("{} │ {}", self.base, self.segment), self.cols));
-            }
+        if let Some(r) = self.lock().row(job) {
+            r.segment = clean.trim().to_string();
         }
     }
 
-    pub fn start_pull(&mut self, image: &str) {
-        self.pull = Some(Pull { image: image.to_string(), layers: BTreeMap::new() });
-        self.show(format!("pulling {image}"), true);
+    /// The job ended: its row goes (at the next write).
+    pub fn end_job(&self, job: &str) {
+        self.lock().rows.retain(|r| r.key != job);
     }
 
-    pub fn pull_progress(&mut self, layer: Option<&str>, status: &str, current: Option<u64>, total: Option<u64>) {
-        let Some(pull) = &mut self.pull else { return };
-        let Some(layer) = layer else { return };
+    /// The image row (`building IMAGE`, a build step).
+    pub fn show_image(&self, text: String, reset_clock: bool) {
+        self.lock().upsert(IMAGE_ROW, text, reset_clock);
+    }
+
+    pub fn start_pull(&self, image: &str) {
+        let mut s = self.lock();
+        s.pull = Some(Pull { image: image.to_string(), layers: BTreeMap::new() });
+        s.upsert(IMAGE_ROW, format!("pulling {image}"), true);
+    }
+
+    pub fn pull_progress(&self, layer: Option<&str>, status: &str, current: Option<u64>, total: Option<u64>) {
+        let mut s = self.lock();
+        let Some(pull) = &mut s.pull else { return };
         // Whole-image lines ("Pulling from library/rust" carries the tag
         // as its id) are not layers; layer ids are 12 hex digits.
-        if !is_layer_id(layer) {
-            return;
-        }
+        let Some(layer) = layer.filter(|l| is_layer_id(l)) else { return };
         pull.update(layer, status, current, total);
         let what = pull.message();
-        if let Some(bar) = &self.bar {
-            bar.set_message(fit(&what, self.cols));
+        if let Some(r) = s.row(IMAGE_ROW) {
+            r.text = what;
         }
-        self.base = what;
     }
 
-    /// Removes the line (between jobs, at the end, before a shell).
-    pub fn hide(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        self.pull = None;
-        self.base.clear();
-        self.segment.clear();
+    /// The image is ready (or failed): its row goes (at the next write).
+    pub fn end_image(&self) {
+        let mut s = self.lock();
+        s.pull = None;
+        s.rows.retain(|r| r.key != IMAGE_ROW);
+    }
+
+    /// Removes every row and writes what waits (at the end, before a shell).
+    pub fn hide(&self) {
+        let mut s = self.lock();
+        s.rows.clear();
+        s.pull = None;
+        s.draw();
     }
 }
 
 impl Drop for StatusLine {
     fn drop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
         self.hide();
     }
 }
 
-fn new_bar() -> ProgressBar {
-    let target = ProgressDrawTarget::term_like_with_hz(Box::new(ShortOfLastColumn(Term::stdout())), MAX_HZ);
-    let bar = ProgressBar::with_draw_target(None, target);
-    let style = ProgressStyle::with_template("{spinner:.cyan} {msg} {secs:.dim}")
-        .map(|s| {
-            s.with_key("secs", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
-                let t = state.elapsed().as_secs_f64();
-                let _ = if t < 60.0 {
-                    write!(w, "{t:.1}s")
-                } else {
-                    write!(w, "{}m{:02}s", (t / 60.0) as u64, (t % 60.0) as u64)
-                };
-            })
-        })
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
-    bar.set_style(style);
-    bar.enable_steady_tick(TICK);
-    bar
-}
-
-/// stdout as indicatif's terminal, two columns narrower than it is (room
-/// for the `^C` a terminal echoes).
-/// indicatif pads the status line to the full width; a line that fills the
-/// terminal leaves the cursor waiting to wrap, and whatever is printed next
-/// (an echoed ^C, the cancel message) lands one row lower, leaving a stale
-/// status line behind.
-#[derive(Debug)]
-struct ShortOfLastColumn(Term);
-
-impl TermLike for ShortOfLastColumn {
-    fn width(&self) -> u16 {
-        self.0.size().1.saturating_sub(2).max(1)
-    }
-    fn height(&self) -> u16 {
-        self.0.size().0
-    }
-    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
-        self.0.move_cursor_up(n)
-    }
-    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
-        self.0.move_cursor_down(n)
-    }
-    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
-        self.0.move_cursor_right(n)
-    }
-    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
-        self.0.move_cursor_left(n)
-    }
-    fn write_line(&self, s: &str) -> std::io::Result<()> {
-        self.0.write_line(s)
-    }
-    fn write_str(&self, s: &str) -> std::io::Result<()> {
-        self.0.write_str(s)
-    }
-    fn clear_line(&self) -> std::io::Result<()> {
-        self.0.clear_line()
-    }
-    fn flush(&self) -> std::io::Result<()> {
-        self.0.flush()
+fn clock(elapsed: Duration) -> String {
+    let t = elapsed.as_secs_f64();
+    if t < 60.0 {
+        format!("{t:.1}s")
+    } else {
+        format!("{}m{:02}s", (t / 60.0) as u64, (t % 60.0) as u64)
     }
 }
 
-/// Cuts the message so spinner, message and clock fit on one row.
-fn fit(msg: &str, cols: usize) -> String {
+/// Cuts the text so spinner, text and clock fit on one row.
+fn fit(msg: &str, room: usize) -> String {
     // A build step or a `\r` progress segment is job text (the live view
     // is coloured: SGR may stay, nothing else).
-    let msg = &super::sanitize::for_terminal(msg, true);
-    let room = cols.saturating_sub(12).max(10);
-    if msg.chars().count() <= room {
-        msg.to_string()
+    let msg = super::sanitize::for_terminal(msg, true);
+    let room = room.max(10);
+    if console::measure_text_width(&msg) <= room {
+        msg
     } else {
-        let mut s: String = msg.chars().take(room - 1).collect();
+        let mut s = console::truncate_str(&msg, room - 1, "").into_owned();
         s.push('…');
         s
     }
@@ -280,9 +415,38 @@ fn mib(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A terminal the test reads back: every write kept apart.
+    #[derive(Clone, Default)]
+    struct Fake(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Terminal for Fake {
+        fn size(&self) -> (usize, usize) {
+            (40, 80)
+        }
+        fn write_all(&mut self, bytes: &[u8]) {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(bytes.to_vec());
+        }
+    }
+
+    impl Fake {
+        fn writes(&self) -> Vec<String> {
+            let w = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            w.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+        }
+    }
+
+    /// No ticker, and output that waits until it must go.
+    fn quiet_line(fake: &Fake) -> StatusLine {
+        let line = StatusLine::on(Box::new(fake.clone()), false);
+        line.lock().flush_every = Duration::from_secs(3600);
+        line
+    }
+
     #[test]
     fn a_pull_shows_extracting_after_its_download() {
-        let mut p = super::Pull { image: "img".into(), layers: Default::default() };
+        let mut p = Pull { image: "img".into(), layers: Default::default() };
         let mib = 1024 * 1024;
         p.update("aaaaaaaaaaaa", "Downloading", Some(mib), Some(4 * mib));
         assert_eq!(p.message(), "pulling img: 0/1 layers · 1.0 MiB / 4.0 MiB");
@@ -294,16 +458,77 @@ mod tests {
     }
 
     #[test]
-    fn the_status_line_never_reaches_the_last_column() {
+    fn a_row_never_reaches_the_last_column() {
         let long = "x".repeat(300);
-        assert_eq!(super::fit(&long, 80).chars().count(), 68);
-        assert_eq!(super::fit("short", 80), "short");
+        assert_eq!(fit(&long, 70).chars().count(), 70);
+        assert_eq!(fit("short", 70), "short");
+        let fake = Fake::default();
+        let line = quiet_line(&fake);
+        line.show_job("a", long, true);
+        line.write(b"", true);
+        let drawn = console::strip_ansi_codes(&fake.writes()[0]).into_owned();
+        assert!(drawn.trim_end_matches('\r').chars().count() < 80, "{drawn:?}");
     }
 
     #[test]
     fn only_layer_ids_count_as_layers() {
-        assert!(super::is_layer_id("a2318d6c47ec"));
-        assert!(!super::is_layer_id("1"), "a tag in a Pulling-from line");
-        assert!(!super::is_layer_id("bookworm-slim"));
+        assert!(is_layer_id("a2318d6c47ec"));
+        assert!(!is_layer_id("1"), "a tag in a Pulling-from line");
+        assert!(!is_layer_id("bookworm-slim"));
+    }
+
+    #[test]
+    fn one_row_per_running_job_with_its_command() {
+        let fake = Fake::default();
+        let line = quiet_line(&fake);
+        line.show_job("lint", "lint $ cargo clippy".into(), true);
+        line.show_job("test", "test $ cargo test".into(), true);
+        line.write(b"lint | checking\n", true);
+        let raw = &fake.writes()[0];
+        let w = console::strip_ansi_codes(raw).into_owned();
+        // The line, then the two rows, then the cursor back on the first.
+        assert!(w.starts_with("lint | checking\n⠋ lint $ cargo clippy 0.0s\r\n⠋ test $ cargo test 0.0s"), "{w:?}");
+        assert!(raw.ends_with("\x1b[1A\r"), "{raw:?}");
+        line.end_job("lint");
+        line.write(b"", true);
+        let w = fake.writes()[1].clone();
+        assert!(w.starts_with("\r\x1b[J"), "the rows are cleared from the first: {w:?}");
+        assert!(console::strip_ansi_codes(&w).starts_with("\r⠋ test $ cargo test"), "{w:?}");
+        assert!(!w.contains("lint"), "{w:?}");
+    }
+
+    #[test]
+    fn output_is_coalesced_until_it_must_go() {
+        let fake = Fake::default();
+        let line = quiet_line(&fake);
+        line.show_job("a", "a $ yes".into(), true);
+        line.write(b"", true);
+        let before = fake.writes().len();
+        for _ in 0..100 {
+            line.write(b"a | y\n", false);
+        }
+        assert_eq!(fake.writes().len(), before, "small chunks wait for the next write");
+        line.end_job("a");
+        line.write(b"", true);
+        let all = fake.writes();
+        assert_eq!(all.len(), before + 1, "100 chunks, one write");
+        assert_eq!(all.concat().matches("a | y\n").count(), 100, "no line lost or repeated");
+        // Enough bytes go at once, whatever the clock says.
+        let line2 = quiet_line(&fake);
+        line2.write(&vec![b'x'; FLUSH_BYTES], false);
+        assert_eq!(fake.writes().len(), all.len() + 1);
+    }
+
+    #[test]
+    fn many_jobs_fold_into_a_last_row() {
+        let fake = Fake::default();
+        let line = quiet_line(&fake);
+        for i in 0..30 {
+            line.show_job(&format!("j{i}"), format!("j{i} $ sleep 1"), true);
+        }
+        line.write(b"", true);
+        let w = console::strip_ansi_codes(&fake.writes()[0]).into_owned();
+        assert_eq!(w.matches("\r\n").count() + 1, 20, "half of a 40-row terminal: {w:?}");
+        assert!(w.contains("… and 11 more running"), "{w:?}");
     }
 }

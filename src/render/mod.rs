@@ -13,6 +13,7 @@ mod format;
 mod json;
 mod lines;
 mod live;
+mod notices;
 mod sanitize;
 mod summary;
 mod tally;
@@ -57,8 +58,9 @@ pub struct Renderer {
     tally: Tally,
     /// `logs --job`: print only this job's lines (the summary stays whole).
     only: Option<String>,
-    /// When the running job started (live only: the status line's clock).
-    job_started: Option<std::time::Instant>,
+    /// The event being handled must be on the screen at once (live only:
+    /// streamed output may wait a moment to be written with more).
+    urgent: bool,
 }
 
 impl Renderer {
@@ -80,7 +82,7 @@ impl Renderer {
             lines: LineAssembler::default(),
             tally: Tally::default(),
             only: None,
-            job_started: None,
+            urgent: true,
         }
     }
 
@@ -130,19 +132,22 @@ impl Renderer {
         self.buf.push(b'\n');
     }
 
-    /// Writes what the current event produced, around the status line.
+    /// Writes what the current event produced: above the status rows
+    /// (live), or straight out (plain).
     fn flush(&mut self) {
-        if self.buf.is_empty() {
-            return;
-        }
-        let (out, buf) = (&mut self.out, &self.buf);
-        let mut write = move || {
-            let _ = out.write_all(buf);
-            let _ = out.flush();
-        };
         match &self.live {
-            Some(l) => l.suspend(write),
-            None => write(),
+            Some(l) => {
+                if self.urgent || !self.buf.is_empty() {
+                    l.write(&self.buf, self.urgent);
+                }
+            }
+            None => {
+                if self.buf.is_empty() {
+                    return;
+                }
+                let _ = self.out.write_all(&self.buf);
+                let _ = self.out.flush();
+            }
         }
         self.buf.clear();
     }
@@ -196,8 +201,8 @@ impl Renderer {
         }
         // A partial line that a tool keeps redrawing with `\r` (a progress
         // bar) shows on the status line instead of flooding the screen.
-        if let Some(l) = &mut self.live {
-            l.set_segment(assembled.pending);
+        if let Some(l) = &self.live {
+            l.set_segment(job, &assembled.pending);
         }
     }
 
@@ -223,8 +228,8 @@ impl Renderer {
                 // Podman's (buildah) `STEP 1/6: FROM ...`.
                 let step = d.trim_start().starts_with("Step ") || d.trim_start().starts_with("STEP ");
                 if step {
-                    if let Some(l) = &mut self.live {
-                        l.show(format!("building {image}: {}", d.trim()), false);
+                    if let Some(l) = &self.live {
+                        l.show_image(format!("building {image}: {}", d.trim()), false);
                     }
                 }
                 // Steps are the build's outline; the rest is detail.
@@ -238,11 +243,11 @@ impl Renderer {
                 }
             }
             (a, d) => {
-                if let Some(l) = &mut self.live {
+                if let Some(l) = &self.live {
                     match a {
                         ImageAction::Pulling => l.start_pull(image),
-                        ImageAction::Building => l.show(format!("building {image}"), true),
-                        _ => l.hide(),
+                        ImageAction::Building => l.show_image(format!("building {image}"), true),
+                        _ => l.end_image(),
                     }
                 }
                 let a = a.as_str();
@@ -258,9 +263,8 @@ impl Renderer {
         self.view(job).started = true;
         let l = format!("{} {}", self.style(Style::new().bold()).apply_to("==>"), self.view(job).colour.apply_to(job));
         self.job_line(job, l, false);
-        if let Some(live) = &mut self.live {
-            live.show(job.to_string(), true);
-            self.job_started = Some(std::time::Instant::now());
+        if let Some(live) = &self.live {
+            live.show_job(job, job.to_string(), true);
         }
     }
 
@@ -276,11 +280,11 @@ impl Renderer {
             let l = format!("{prefix}{}", self.style(Style::new().bold()).apply_to(piece));
             self.job_line(job, l, false);
         }
-        if let Some(live) = &mut self.live {
+        if let Some(live) = &self.live {
             // Short, so a `\r` progress segment still fits after it.
             let first_line: String = shown.lines().next().unwrap_or("").chars().take(40).collect();
             let more = if first_line.len() < shown.len() { "…" } else { "" };
-            live.show(format!("{job} $ {first_line}{more}"), true);
+            live.show_job(job, format!("{job} $ {first_line}{more}"), true);
         }
     }
 
@@ -295,15 +299,14 @@ impl Renderer {
         if exit != 0 {
             v.failed_cmd = Some(FailedCommand { cmd: v.cmd.clone(), exit, tail: v.tail.clone() });
         }
-        if let Some(live) = &mut self.live {
-            let elapsed = self.job_started.map(|t| t.elapsed()).unwrap_or_default();
-            live.show_since(job.to_string(), elapsed);
+        if let Some(live) = &self.live {
+            live.show_job_clock(job);
         }
     }
 
     fn job_end(&mut self, job: &str, outcome: Outcome, duration_ms: u64, reason: &Option<String>, at: Option<String>) {
-        if let Some(live) = &mut self.live {
-            live.hide();
+        if let Some(live) = &self.live {
+            live.end_job(job);
         }
         let l = format::job_end_line(self.paint(), job, outcome, duration_ms, reason.as_deref(), at.as_deref());
         let failed = outcome == Outcome::Failed;
@@ -335,6 +338,9 @@ impl Renderer {
 impl EventSink for Renderer {
     fn event(&mut self, ev: &Event) {
         let job = ev.job.clone().unwrap_or_default();
+        // Streamed output may wait a moment (coalesced redraws); everything
+        // else is on the screen before the next event is handled.
+        self.urgent = !matches!(ev.kind, EventKind::Stdout { .. } | EventKind::Stderr { .. } | EventKind::Print { .. });
         match &ev.kind {
             EventKind::RunStart { jobs, dir, .. } => {
                 for j in jobs {
@@ -346,7 +352,7 @@ impl EventSink for Renderer {
             }
             EventKind::Image { image, action, detail } => self.image(image, ImageAction::parse(action), detail),
             EventKind::ImageProgress { layer, status, current, total, .. } => {
-                if let Some(l) = &mut self.live {
+                if let Some(l) = &self.live {
                     l.pull_progress(layer.as_deref(), status, *current, *total);
                 }
             }
@@ -398,24 +404,34 @@ impl EventSink for Renderer {
                     self.write_line(&line);
                 }
             }
-            // Placeholder rendering of the kinds the executor rebuild adds;
-            // the render rooms give them their own look.
-            EventKind::Notice { message, help, .. } => {
-                self.write_line(&format!("quire-ci: {message}"));
-                if let Some(h) = help {
-                    self.write_line(&format!("  help: {h}"));
+            EventKind::Notice { level, code, message, help } => {
+                let lines = notices::notice_lines(self.paint(), *level, code, message, help.as_deref());
+                if code == notices::CONTAINER_KEPT {
+                    // What the user does next: said after the summary.
+                    self.tally.after_summary.extend(lines);
+                } else {
+                    for l in lines {
+                        self.write_line(&l);
+                    }
                 }
             }
-            EventKind::Problem { message, file, line, .. } => {
-                let at = match (file, line) {
-                    (Some(f), Some(l)) => format!("{f}:{l}: "),
-                    _ => String::new(),
-                };
-                self.write_line(&format!("{at}{message}"));
+            EventKind::Problem { code, message, file, line, column, help } => {
+                let at = notices::problem_at(file.as_deref(), *line, *column);
+                for l in notices::problem_lines(self.paint(), code, message, at, help.as_deref()) {
+                    self.write_line(&l);
+                }
+                self.tally.problems += 1;
+                let file = file.clone().unwrap_or_else(|| crate::pipeline::CI_FNL.to_string());
+                if !self.tally.problem_files.contains(&file) {
+                    self.tally.problem_files.push(file);
+                }
             }
-            EventKind::CacheHit { .. } => {}
+            EventKind::CacheHit { run_id, tree } => {
+                self.tally.cache_hit = true;
+                self.write_line(&notices::cache_hit_line(run_id, tree));
+            }
             EventKind::RunEnd { status, duration_ms, error } => {
-                if let Some(live) = &mut self.live {
+                if let Some(live) = &self.live {
                     live.hide();
                 }
                 self.tally.run_end = Some(RunEnd { status: *status, duration_ms: *duration_ms, error: error.clone() });
@@ -425,7 +441,8 @@ impl EventSink for Renderer {
     }
 
     fn finish(&mut self) {
-        if let Some(live) = &mut self.live {
+        self.urgent = true;
+        if let Some(live) = &self.live {
             live.hide();
         }
         let lines = summary::lines(&self.tally, self.paint(), self.opts.run_dir.as_deref());
@@ -458,7 +475,7 @@ mod tests {
     }
 
     fn ev(job: Option<&str>, kind: EventKind) -> Event {
-        Event { ts: "2026-11-24T21:43:38.123Z".into(), job: job.map(str::to_string), kind }
+        Event { ts: "2026-11-24T21:43:38.123Z".into(), seq: None, job: job.map(str::to_string), kind }
     }
 
     fn render(r: Renderer, screen: &Screen, events: &[Event]) -> String {

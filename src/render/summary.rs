@@ -29,7 +29,17 @@ pub struct JobRow {
 const SUMMARY_LINES: usize = 40;
 
 pub fn lines(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
+    let mut lines = body(r, paint, run_dir);
+    lines.extend(r.after_summary.iter().cloned());
+    lines
+}
+
+fn body(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
     let Some(RunEnd { status, duration_ms, error }) = r.run_end.clone() else {
+        if r.cache_hit {
+            // Its one line, shown when it came, is the whole story.
+            return Vec::new();
+        }
         // Only a replay gets here: the live run always ends with run-end.
         let mut lines = vec![
             String::new(),
@@ -119,6 +129,10 @@ pub fn lines(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
         lines.push(String::new());
         lines.push(paint.style(Style::new().bold()).apply_to("artifacts:").to_string());
         lines.extend(r.artifacts.iter().map(|a| format!("  {}", a.strip_prefix("artifact ").unwrap_or(a))));
+    }
+    if r.problems > 0 {
+        // Each problem ends with a blank line already.
+        lines.push(super::notices::problems_count_line(r.problems, &r.problem_files));
     }
     let (word, style) = match status {
         RunStatus::Succeeded => ("succeeded", Style::new().green().bold()),

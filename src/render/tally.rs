@@ -73,6 +73,15 @@ pub struct Tally {
     pub excerpt_lines: Option<usize>,
     /// One line per `artifact` event, for the summary.
     pub artifacts: Vec<String>,
+    /// How many `problem` events, and the files they were in (first seen
+    /// first), for the summary's count.
+    pub problems: usize,
+    pub problem_files: Vec<String>,
+    /// Lines said after the summary (a kept container and how to enter it).
+    pub after_summary: Vec<String>,
+    /// The run was answered by the result cache (a `cache-hit` event): it
+    /// has no run-end of its own and nothing more to say.
+    pub cache_hit: bool,
 }
 
 impl Tally {

@@ -34,7 +34,7 @@ fn meta(run_id: &str) -> RunMeta {
 }
 
 fn ev(job: Option<&str>, kind: EventKind) -> Event {
-    Event { ts: now_ts(), job: job.map(Into::into), kind }
+    Event { ts: now_ts(), seq: None, job: job.map(Into::into), kind }
 }
 
 /// Output chunks of one stream as the executor makes them: through a
