@@ -85,6 +85,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -s C -d 'Run
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -l json -d 'Print one JSON document (validity, every problem with its code and place, the jobs) instead of text'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand validate" -s h -l help -d 'Print help'
@@ -213,6 +214,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand doctor" -s C -d 'Run a
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand doctor" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand doctor" -l json -d 'Print one JSON document (every check with its status, detail and fix) instead of lines'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand doctor" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand doctor" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand doctor" -s h -l help -d 'Print help'

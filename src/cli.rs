@@ -282,13 +282,21 @@ pub struct DoctorArgs {
     /// The image to check when ci.fnl names none and there is no .quire/Dockerfile.
     #[arg(long, value_name = "IMAGE", env = "QUIRE_CI_IMAGE")]
     pub image: Option<String>,
+
+    /// Print one JSON document (every check with its status, detail and fix) instead of lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Check this file instead of .quire/ci.fnl (modules still resolve in .quire/).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub file: Option<PathBuf>,
+
+    /// Print one JSON document (validity, every problem with its code and place, the jobs) instead of text.
+    #[arg(long)]
+    pub json: bool,
 
     #[command(flatten)]
     pub eval: EvalArgs,

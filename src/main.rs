@@ -1,10 +1,20 @@
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 
 use quire_ci::cli::{Cli, Command};
-use quire_ci::commands::{self, exit, Context};
+use quire_ci::commands::{self, exit, ColorPolicy, Context};
+
+/// Parses the command line with clap's help and errors coloured by the
+/// same decision as everything else (`ColorPolicy`).
+fn parse() -> Cli {
+    let flag = ColorPolicy::flag_in_args(std::env::args_os());
+    let policy = ColorPolicy::decide(flag, &|k| std::env::var_os(k));
+    let mut cmd = Cli::command().color(policy.for_clap());
+    let matches = cmd.get_matches_mut();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
+}
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = parse();
     let ctx = match Context::new(cli.directory.clone(), cli.color, cli.quiet, cli.verbose) {
         Ok(c) => c,
         Err(e) => {

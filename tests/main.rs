@@ -7,6 +7,8 @@
 
 mod harness;
 
+#[path = "scenarios/cli.rs"]
+mod cli;
 #[path = "scenarios/engine.rs"]
 mod engine;
 #[path = "scenarios/engines.rs"]

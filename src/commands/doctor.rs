@@ -47,6 +47,10 @@ impl Check {
 
 pub fn run(ctx: &Context, args: &DoctorArgs) -> i32 {
     let checks = checks(ctx, args);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json_report(&checks)).unwrap_or_default());
+        return exit_code(&checks);
+    }
     let color = ctx.color_stdout;
     let paint = |s: Style| if color { s.force_styling(true) } else { Style::new() };
     for c in &checks {
@@ -61,6 +65,24 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> i32 {
         }
     }
     exit_code(&checks)
+}
+
+/// `doctor --json`: every check in order, and the exit code it leads to.
+pub fn json_report(checks: &[Check]) -> serde_json::Value {
+    let list: Vec<serde_json::Value> = checks
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "name": c.what,
+                "status": match c.level { Level::Ok => "ok", Level::Warn => "warn", Level::Fail => "fail" },
+                "detail": c.detail,
+                "fix": c.fix,
+                "infra": c.infra,
+            })
+        })
+        .collect();
+    let code = exit_code(checks);
+    serde_json::json!({"ok": code == exit::OK, "exit": code, "checks": list})
 }
 
 pub fn exit_code(checks: &[Check]) -> i32 {

@@ -11,7 +11,6 @@ pub mod runs;
 pub mod validate;
 pub mod watch;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -28,6 +27,89 @@ pub mod exit {
     pub const BAD_INPUT: i32 = 2;
     pub const INFRA: i32 = 3;
     pub const INTERRUPTED: i32 = 130;
+}
+
+/// Whether to colour, before looking at a stream: the one decision (see
+/// docs/terminal.md, "Colour"), highest first:
+///
+/// 1. `--color always` / `--color never`;
+/// 2. `NO_COLOR` set and not empty: never;
+/// 3. `CLICOLOR_FORCE` set and not `0`, or `FORCE_COLOR` set and not `0` or
+///    `false`: always, even into a pipe; `FORCE_COLOR=0` / `false`: never;
+/// 4. `CLICOLOR=0`: never;
+/// 5. else a terminal whose `TERM` is set and not `dumb` (console's
+///    `colors_supported`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorPolicy {
+    Always,
+    Never,
+    IfTerminal,
+}
+
+impl ColorPolicy {
+    pub fn decide(flag: ColorChoice, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> ColorPolicy {
+        match flag {
+            ColorChoice::Always => return ColorPolicy::Always,
+            ColorChoice::Never => return ColorPolicy::Never,
+            ColorChoice::Auto => {}
+        }
+        let set = |k: &str| env(k).filter(|v| !v.is_empty());
+        if set("NO_COLOR").is_some() {
+            return ColorPolicy::Never;
+        }
+        if set("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
+            return ColorPolicy::Always;
+        }
+        if let Some(v) = set("FORCE_COLOR") {
+            return if v == "0" || v.eq_ignore_ascii_case("false") { ColorPolicy::Never } else { ColorPolicy::Always };
+        }
+        if set("CLICOLOR").is_some_and(|v| v == "0") {
+            return ColorPolicy::Never;
+        }
+        ColorPolicy::IfTerminal
+    }
+
+    /// The decision for one stream. A terminal is console's: a TTY whose
+    /// `TERM` is set and not `dumb` (console's own `colors_supported` would
+    /// also take an empty `NO_COLOR` as set, which no-color.org says not to).
+    pub fn for_stream(self, term: &console::Term) -> bool {
+        match self {
+            ColorPolicy::Always => true,
+            ColorPolicy::Never => false,
+            ColorPolicy::IfTerminal => term.is_term() && !console::is_dumb(),
+        }
+    }
+
+    /// The `--color` a command line gives, read before clap parses it, so
+    /// clap's own help and errors follow it too (`auto` when absent or not
+    /// a choice: clap then says so).
+    pub fn flag_in_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> ColorChoice {
+        use clap::ValueEnum;
+        let mut choice = ColorChoice::Auto;
+        let mut args = args.into_iter().skip(1);
+        while let Some(a) = args.next() {
+            let Some(a) = a.to_str() else { continue };
+            let value = match a {
+                "--" => break,
+                "--color" => args.next().and_then(|v| v.into_string().ok()),
+                _ => a.strip_prefix("--color=").map(str::to_string),
+            };
+            if let Some(v) = value {
+                choice = ColorChoice::from_str(&v, true).unwrap_or(ColorChoice::Auto);
+            }
+        }
+        choice
+    }
+
+    /// What clap's own help and usage errors use (it picks per stream in
+    /// `Auto`, by the same terminal test).
+    pub fn for_clap(self) -> clap::ColorChoice {
+        match self {
+            ColorPolicy::Always => clap::ColorChoice::Always,
+            ColorPolicy::Never => clap::ColorChoice::Never,
+            ColorPolicy::IfTerminal => clap::ColorChoice::Auto,
+        }
+    }
 }
 
 /// Settings every command reads.
@@ -47,19 +129,14 @@ impl Context {
                 .map_err(|e| std::io::Error::new(e.kind(), format!("-C {}: {e}", d.display())))?,
             None => std::env::current_dir()?,
         };
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let pick = |tty: bool| match color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => tty && !no_color,
-        };
-        Ok(Context {
-            cwd,
-            color_stdout: pick(std::io::stdout().is_terminal()),
-            color_stderr: pick(std::io::stderr().is_terminal()),
-            quiet,
-            verbose,
-        })
+        let policy = ColorPolicy::decide(color, &|k| std::env::var_os(k));
+        let color_stdout = policy.for_stream(&console::Term::stdout());
+        let color_stderr = policy.for_stream(&console::Term::stderr());
+        // Everything styled through console (indicatif's bars, `Style`s that
+        // do not force) follows the same decision.
+        console::set_colors_enabled(color_stdout);
+        console::set_colors_enabled_stderr(color_stderr);
+        Ok(Context { cwd, color_stdout, color_stderr, quiet, verbose })
     }
 
     /// Prints problems to stderr, every one of them.

@@ -1,9 +1,15 @@
 //! `quire-ci validate`: compile and check ci.fnl, no container.
 
+use serde_json::{json, Value};
+
 use super::{evaluate_worktree, exit, Context};
 use crate::cli::ValidateArgs;
+use crate::diagnostic::Problem;
 
 pub fn run(ctx: &Context, args: &ValidateArgs) -> i32 {
+    if args.json {
+        return run_json(ctx, args);
+    }
     match evaluate_worktree(ctx, args.file.as_deref(), &args.eval) {
         Ok(p) => {
             // Valid here, refused by the forge's server: said, not failed.
@@ -54,4 +60,50 @@ pub fn run(ctx: &Context, args: &ValidateArgs) -> i32 {
             exit::BAD_INPUT
         }
     }
+}
+
+/// `validate --json`: one JSON document on stdout whatever the outcome
+/// (docs/daily-use.md, "validate --json"); the exit code is the text mode's.
+fn run_json(ctx: &Context, args: &ValidateArgs) -> i32 {
+    let file = args.file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| crate::pipeline::CI_FNL.into());
+    let (doc, code) = match evaluate_worktree(ctx, args.file.as_deref(), &args.eval) {
+        Ok(p) => {
+            let jobs: Vec<&str> = p.jobs.iter().map(|j| j.id.as_str()).collect();
+            let image = match &p.image {
+                Some(i) => json!({"name": i.name, "source": "ci.fnl"}),
+                None if super::find_repo_root(&ctx.cwd).is_ok_and(|r| r.join(".quire/Dockerfile").is_file()) => {
+                    json!({"name": null, "source": ".quire/Dockerfile"})
+                }
+                None => json!({"name": null, "source": "default"}),
+            };
+            let problems: Vec<Value> = p.warnings.iter().map(problem_json).collect();
+            let doc = json!({"valid": true, "file": file, "problems": problems, "jobs": jobs, "image": image});
+            super::done_with(p);
+            (doc, exit::OK)
+        }
+        Err(invalid) => {
+            let problems: Vec<Value> = invalid.problems.iter().map(problem_json).collect();
+            (json!({"valid": false, "file": file, "problems": problems, "jobs": [], "image": null}), exit::BAD_INPUT)
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    code
+}
+
+/// One problem for scripts and editors: `line` and `column` 1-based,
+/// `end_column` the column just past the span; `null` where unknown.
+pub fn problem_json(p: &Problem) -> Value {
+    let loc = p.location.as_ref();
+    let cols = loc.and_then(|l| l.columns);
+    json!({
+        "code": p.code.as_str(),
+        "severity": if p.code.is_warning() { "warning" } else { "error" },
+        "message": p.message,
+        "file": loc.map(|l| l.file.as_str()),
+        "line": loc.map(|l| l.line),
+        "column": cols.map(|(a, _)| a + 1),
+        "end_column": cols.map(|(a, b)| b.max(a + 1) + 1),
+        "label": (!p.label.is_empty()).then_some(p.label.as_str()),
+        "help": p.help,
+    })
 }
