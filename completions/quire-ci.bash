@@ -692,7 +692,7 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__run)
-            opts="-C -q -v -h -V --skip --ref --event --image --image-map --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --artifact --artifacts-dir --with-git --memory --network --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
+            opts="-j -C -q -v -h -V --skip --ref --event --image --image-map --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --artifact --artifacts-dir --with-git --memory --network --jobs --fail-fast --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -751,6 +751,14 @@ _quire__ci() {
                     return 0
                     ;;
                 --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -857,7 +865,7 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__watch)
-            opts="-C -q -v -h -V --debounce --clear --skip --ref --event --image --image-map --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --artifact --artifacts-dir --with-git --memory --network --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
+            opts="-j -C -q -v -h -V --debounce --clear --skip --ref --event --image --image-map --pull --keep --out --secret --secrets-file --json --no-cache --shell-on-failure --cache-volume --excerpt-lines --artifact --artifacts-dir --with-git --memory --network --jobs --fail-fast --lua-memory --eval-timeout --job-lua-timeout --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -920,6 +928,14 @@ _quire__ci() {
                     return 0
                     ;;
                 --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

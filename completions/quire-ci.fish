@@ -60,6 +60,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l artifact -d 'C
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l artifacts-dir -d 'Put artifacts (--artifact and the jobs\' :artifacts) in DIR instead of <run record>/artifacts' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l memory -d 'Memory limit of the run\'s container, e.g. 512m or 2g (no swap beyond it)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l network -d 'The run container\'s network: bridge (the default), none, host, or a network\'s name' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s j -l jobs -d 'Run up to N jobs at once, each as its own execs in the run\'s one container (0: one per CPU; 1: one after another, in run order)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l job-lua-timeout -d 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`' -r
@@ -73,6 +74,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l no-cache -d 'R
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l shell-on-failure -d 'When a job fails, open a shell in the run\'s container at /work (needs a terminal)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l cache-volume -d 'Mount this repository\'s cache volume at /cache; what jobs put there is kept for the next run'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l with-git -d 'Give /work a minimal .git holding the snapshot\'s commit (for setuptools-scm, git describe, …)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l fail-fast -d 'When a job fails, cancel the jobs still running and start no more (default: only the failed job\'s dependents are skipped)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -120,6 +122,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l artifact -d 
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l artifacts-dir -d 'Put artifacts (--artifact and the jobs\' :artifacts) in DIR instead of <run record>/artifacts' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l memory -d 'Memory limit of the run\'s container, e.g. 512m or 2g (no swap beyond it)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l network -d 'The run container\'s network: bridge (the default), none, host, or a network\'s name' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s j -l jobs -d 'Run up to N jobs at once, each as its own execs in the run\'s one container (0: one per CPU; 1: one after another, in run order)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l lua-memory -d 'Memory cap for each Luau VM, in MiB' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l eval-timeout -d 'Wall-clock deadline for compiling and evaluating ci.fnl\'s top level, in seconds' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l job-lua-timeout -d 'Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`' -r
@@ -134,6 +137,7 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l no-cache -d 
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l shell-on-failure -d 'When a job fails, open a shell in the run\'s container at /work (needs a terminal)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l cache-volume -d 'Mount this repository\'s cache volume at /cache; what jobs put there is kept for the next run'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l with-git -d 'Give /work a minimal .git holding the snapshot\'s commit (for setuptools-scm, git describe, …)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l fail-fast -d 'When a job fails, cancel the jobs still running and start no more (default: only the failed job\'s dependents are skipped)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
