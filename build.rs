@@ -61,6 +61,33 @@ fn main() {
     write(&out.join("fennel.luau"), &bytecode);
     precompile_builtin_macros(&text, &out);
     println!("cargo:rustc-env=QUIRE_FENNEL_VERSION={version}");
+    println!("cargo:rustc-env=QUIRE_COMPILE_FINGERPRINT={}", compile_fingerprint(&manifest, &text));
+}
+
+/// The Rust files that decide what a Fennel compile produces: the compile
+/// VM (shims, plugins, options), the server-compat plugin, the allowed
+/// globals, and the compile cache's own format.
+const COMPILE_INPUTS: &[&str] = &["src/fennel.rs", "src/server_compat.rs", "src/sandbox.rs", "src/compile_cache.rs"];
+
+/// FNV-1a (64 bits) over fennel.lua and [`COMPILE_INPUTS`]: a compile cache
+/// entry written by a build that compiles differently is then never read,
+/// even within one version (during development). No hash crate is needed
+/// for a fingerprint that only has to change.
+fn compile_fingerprint(manifest: &Path, fennel: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes.iter().chain(&[0xff]) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(fennel.as_bytes());
+    for rel in COMPILE_INPUTS {
+        let path = manifest.join(rel);
+        println!("cargo:rerun-if-changed={}", path.display());
+        eat(&std::fs::read(&path).unwrap_or_default());
+    }
+    format!("{h:016x}")
 }
 
 /// fennel.lua carries its built-in macros (macros.fnl, match.fnl) as Lua

@@ -42,6 +42,12 @@ end
 /// The version of the embedded fennel.lua, read by build.rs.
 pub const FENNEL_VERSION: &str = env!("QUIRE_FENNEL_VERSION");
 
+/// A digest build.rs takes of everything that decides what a compile
+/// produces (fennel.lua and the Rust files that set the compiler up: its
+/// shims, plugins, options and allowed globals), so a compile cache entry
+/// made by another build of the same version is never used.
+pub const COMPILE_FINGERPRINT: &str = env!("QUIRE_COMPILE_FINGERPRINT");
+
 /// Markers handed to Fennel as its `error-pinpoint`, so the offending span of
 /// the source line can be read back out of its friendly error message.
 const PIN_OPEN: &str = "\u{1}";
@@ -148,8 +154,9 @@ table.insert(searchers, function(module_name)
 end)
 "#;
 
-/// Compiled Lua plus where the registration calls in it sit.
-#[derive(Debug, Clone)]
+/// Compiled Lua plus where the registration calls in it sit. Stored as is
+/// by the compile cache (compile_cache.rs).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Compiled {
     pub lua: String,
     /// (first line, last line) of each `(… job …)` / `(… image …)` form.
@@ -205,6 +212,8 @@ pub struct Compiler {
     server_plugin: Function,
     /// Error texts of macro modules that failed while compiling.
     macro_failures: Table,
+    /// Fennel's table of loaded macro modules.
+    macro_loaded: Table,
 }
 
 impl Compiler {
@@ -263,7 +272,8 @@ impl Compiler {
             lua.load(POSITIONS_PLUGIN).set_name("=quire-ci/positions").set_mode(ChunkMode::Text).into_function()?;
         let server_plugin = crate::server_compat::plugin_maker(&lua)?;
         let macro_failures = lua.create_table()?;
-        Ok(Compiler { lua, fennel, compile_string, plugin, server_plugin, macro_failures })
+        let macro_loaded: Table = fennel.get("macro-loaded")?;
+        Ok(Compiler { lua, fennel, compile_string, plugin, server_plugin, macro_failures, macro_loaded })
     }
 
     /// Serves macro modules (`import-macros`, `require-macros`) through
@@ -288,6 +298,10 @@ impl Compiler {
         let forms = self.lua.create_table().map_err(|e| internal(file, e))?;
         let notes = self.lua.create_table().map_err(|e| internal(file, e))?;
         self.macro_failures.clear().map_err(|e| internal(file, e))?;
+        // Each compile loads the macro modules it imports itself, rather than
+        // reusing ones an earlier file of this evaluation loaded: what a file's
+        // compile read is then exactly what its cached output depends on.
+        self.macro_loaded.clear().map_err(|e| internal(file, e))?;
         let opts = self.options(file, &forms, &notes).map_err(|e| internal(file, e))?;
         match self.compile_string.call::<String>((source, opts)) {
             Ok(lua) => {

@@ -315,7 +315,13 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
     };
 
     // 2. Compile + register, from the snapshot.
-    let evaluated = pipeline::evaluate(Rc::new(SnapshotFiles(snapshot.clone())), req.limits);
+    let compile_cache =
+        Rc::new(crate::compile_cache::CompileCache::at(crate::compile_cache::cache_dir(snapshot.git_dir())));
+    let evaluated =
+        pipeline::evaluate_with(Rc::new(SnapshotFiles(snapshot.clone())), req.limits, Some(compile_cache.clone()));
+    if req.verbose {
+        compile_cache.report().iter().for_each(|l| eprintln!("quire-ci: {l}"));
+    }
 
     let runs_dir = req.runs_dir.clone().unwrap_or_else(|| record::runs_dir(snapshot.git_dir()));
     let git_ref = req.git_ref.clone().unwrap_or_else(|| facts.git_ref.clone());

@@ -221,7 +221,7 @@ end
 
 /// One thing the server would refuse, where it was written. Kind
 /// `runtime-key` is an error in both places; every other kind a warning.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Note {
     pub kind: String,
     pub file: String,

@@ -9,6 +9,8 @@ mod harness;
 
 #[path = "scenarios/cli.rs"]
 mod cli;
+#[path = "scenarios/compile_cache.rs"]
+mod compile_cache;
 #[path = "scenarios/engine.rs"]
 mod engine;
 #[path = "scenarios/engines.rs"]

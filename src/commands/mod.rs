@@ -16,6 +16,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::cli::{ColorChoice, EvalArgs};
+use crate::compile_cache::CompileCache;
 use crate::diagnostic::{render_all, Code, Problem, Sources};
 use crate::pipeline::{self, DirFiles, Invalid, Pipeline, RepoFiles};
 use crate::sandbox::Limits;
@@ -182,12 +183,7 @@ pub fn find_repo_root(start: &Path) -> Result<PathBuf, Problem> {
 /// `extensions.objectFormat` of the repository whose `.git` (a directory,
 /// or a `gitdir:` file) is `dot_git`; `None` when unset (SHA-1) or unreadable.
 fn object_format(dot_git: &Path) -> Option<String> {
-    let mut git_dir = dot_git.to_path_buf();
-    if dot_git.is_file() {
-        let text = std::fs::read_to_string(dot_git).ok()?;
-        let target = text.trim().strip_prefix("gitdir:")?.trim();
-        git_dir = dot_git.parent()?.join(target);
-    }
+    let mut git_dir = git_dir_of(dot_git)?;
     // A linked worktree's config is its common dir's.
     if let Ok(common) = std::fs::read_to_string(git_dir.join("commondir")) {
         git_dir = git_dir.join(common.trim());
@@ -207,6 +203,17 @@ fn object_format(dot_git: &Path) -> Option<String> {
         }
     }
     None
+}
+
+/// The git dir that `dot_git` (a work tree's `.git`: a directory, or a
+/// `gitdir:` file for linked worktrees and submodules) stands for.
+fn git_dir_of(dot_git: &Path) -> Option<PathBuf> {
+    if !dot_git.is_file() {
+        return Some(dot_git.to_path_buf());
+    }
+    let text = std::fs::read_to_string(dot_git).ok()?;
+    let target = text.trim().strip_prefix("gitdir:")?.trim();
+    Some(dot_git.parent()?.join(target))
 }
 
 /// The repository root for commands that need one, or (after telling the
@@ -302,6 +309,14 @@ pub fn done_with(pipeline: Pipeline) {
 pub fn evaluate_worktree(ctx: &Context, ci_fnl: Option<&Path>, eval: &EvalArgs) -> Result<Pipeline, Invalid> {
     let root = find_repo_root(&ctx.cwd).map_err(|p| Invalid { problems: vec![p], sources: Sources::default() })?;
     let ci_fnl = ci_fnl.map(|p| if p.is_absolute() { p.to_path_buf() } else { ctx.cwd.join(p) });
+    let cache = git_dir_of(&root.join(".git"))
+        .map(|git_dir| Rc::new(CompileCache::at(crate::compile_cache::cache_dir(&git_dir))));
     let files = FilesWithCiOverride { root: DirFiles(root), ci_fnl };
-    pipeline::evaluate(Rc::new(files), eval.limits())
+    let evaluated = pipeline::evaluate_with(Rc::new(files), eval.limits(), cache.clone());
+    if let (Some(cache), true) = (cache, ctx.verbose) {
+        for line in cache.report() {
+            eprintln!("quire-ci: {line}");
+        }
+    }
+    evaluated
 }

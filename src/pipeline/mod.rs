@@ -8,6 +8,7 @@
 //!
 //! Must not know about: Docker, the terminal, how `sh` runs.
 
+mod compile;
 mod graph;
 mod modules;
 mod problems;
@@ -20,8 +21,8 @@ use std::rc::Rc;
 
 use mlua::{Function, Lua, Value};
 
+use crate::compile_cache::CompileCache;
 use crate::diagnostic::{Code, Problem, Sources};
-use crate::fennel::Compiler;
 use crate::sandbox::{self, Clock, Limits};
 
 pub use graph::{topological_order, validate, JobDecl};
@@ -129,6 +130,16 @@ struct Evaluation {
 
 /// Compiles and evaluates `.quire/ci.fnl` from `files`, then validates it.
 pub fn evaluate(files: Rc<dyn RepoFiles>, limits: Limits) -> Result<Pipeline, Invalid> {
+    evaluate_with(files, limits, None)
+}
+
+/// [`evaluate`], with compiles served from and stored in `cache`; what it
+/// did with each file is noted there.
+pub fn evaluate_with(
+    files: Rc<dyn RepoFiles>,
+    limits: Limits,
+    cache: Option<Rc<CompileCache>>,
+) -> Result<Pipeline, Invalid> {
     let mut sources = Sources::default();
     let text = match read_source(files.as_ref(), CI_FNL) {
         Ok(t) => t,
@@ -140,7 +151,7 @@ pub fn evaluate(files: Rc<dyn RepoFiles>, limits: Limits) -> Result<Pipeline, In
     clock.start_deadline(limits.eval_timeout);
     // Macro modules read while compiling: shown in diagnostics, hashed.
     let macro_sources: Rc<RefCell<BTreeMap<String, String>>> = Rc::default();
-    let outcome = evaluate_top_level(files, &text, limits, &clock, &macro_sources);
+    let outcome = evaluate_top_level(files, &text, limits, &clock, &macro_sources, cache);
     let tripped = clock.tripped();
     clock.stop();
     for (f, t) in macro_sources.borrow().iter() {
@@ -221,34 +232,19 @@ fn evaluate_top_level(
     limits: Limits,
     clock: &Clock,
     macro_sources: &Rc<RefCell<BTreeMap<String, String>>>,
+    cache: Option<Rc<CompileCache>>,
 ) -> Result<Evaluation, Vec<Problem>> {
-    let compiler = Compiler::new(clock, limits.memory)
-        .map_err(|e| vec![Problem::new(Code::Fennel, format!("cannot load the Fennel compiler: {e}"))])?;
-    {
-        let (files, seen) = (files.clone(), macro_sources.clone());
-        compiler
-            .serve_macro_modules(move |name| {
-                let (path, text) = modules::read_macro_module(files.as_ref(), name)?;
-                seen.borrow_mut().insert(path.clone(), text.clone());
-                Ok((path, text))
-            })
-            .map_err(|e| vec![Problem::new(Code::Fennel, format!("cannot set up macro modules: {e}"))])?;
-    }
-    let compiled = compiler.compile(CI_FNL, text).map_err(|e| vec![compile_problem(e, CI_FNL, text)])?;
-    let lua_text = compiled.lua.clone();
-
+    let compile = Rc::new(compile::Compile::new(clock, limits.memory, files.clone(), macro_sources.clone(), cache));
     let registry = Rc::new(RefCell::new(Registry::default()));
     registry.borrow_mut().sources.insert(CI_FNL.to_string(), text.to_string());
-    registry.borrow_mut().forms.insert(CI_FNL.to_string(), compiled);
     let print_sink: PrintSink = Rc::new(RefCell::new(Box::new(|line: String| eprintln!("ci.fnl: {line}"))));
-    let compiler = Rc::new(compiler);
 
     let lua = {
         let registry = registry.clone();
         let print_sink = print_sink.clone();
         sandbox::execute_vm(&limits, clock, |lua, g| {
             let ci = quire_ci_module(lua, registry.clone())?;
-            let require = modules::require_function(lua, ci, compiler.clone(), files.clone(), registry.clone())?;
+            let require = modules::require_function(lua, ci, compile.clone(), files.clone(), registry.clone())?;
             g.raw_set("require", require)?;
             let sink = print_sink.clone();
             g.raw_set(
@@ -264,8 +260,16 @@ fn evaluate_top_level(
         .map_err(|e| vec![Problem::new(Code::Sandbox, format!("cannot set up the ci.fnl sandbox: {e}"))])?
     };
 
-    let chunk = sandbox::load_chunk(&lua, CI_FNL, &lua_text)
-        .map_err(|e| vec![Problem::new(Code::Fennel, format!("compiled ci.fnl did not load in Luau: {e}"))])?;
+    let chunk = match compile.load(&lua, CI_FNL, text) {
+        Ok((compiled, chunk)) => {
+            registry.borrow_mut().forms.insert(CI_FNL.to_string(), compiled);
+            chunk
+        }
+        Err(compile::LoadError::Problem(p)) => return Err(vec![p]),
+        Err(compile::LoadError::Lua(e)) => {
+            return Err(vec![Problem::new(Code::Fennel, format!("compiled ci.fnl did not load in Luau: {e}"))])
+        }
+    };
     registry.borrow_mut().chunks.push(chunk.clone());
     let result = chunk.call::<mlua::MultiValue>(());
     let mut problems = Vec::new();

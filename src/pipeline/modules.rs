@@ -12,19 +12,18 @@ use std::rc::Rc;
 
 use mlua::{Function, Lua, Table, Value};
 
-use super::problems::{compile_problem, REPORTED};
+use super::compile::{Compile, LoadError};
+use super::problems::REPORTED;
 use super::registry::Registry;
 use super::sources::decode_source;
 use super::RepoFiles;
-use crate::fennel::Compiler;
-use crate::sandbox;
 
 /// The `require` global of ci.fnl: `quire.ci` is `ci`, every other name a
 /// module inside `.quire/`, each evaluated once.
 pub(super) fn require_function(
     lua: &Lua,
     ci: Table,
-    compiler: Rc<Compiler>,
+    compile: Rc<Compile>,
     reader: Rc<dyn RepoFiles>,
     registry: Rc<RefCell<Registry>>,
 ) -> mlua::Result<Function> {
@@ -46,7 +45,7 @@ pub(super) fn require_function(
         if let Some(v) = cache.borrow().get(&name) {
             return Ok(v.clone());
         }
-        let value = load_module(lua, &name, &compiler, &reader, &registry)?;
+        let value = load_module(lua, &name, &compile, &reader, &registry)?;
         cache.borrow_mut().insert(name, value.clone());
         Ok(value)
     })
@@ -109,7 +108,7 @@ pub(super) fn read_macro_module(files: &dyn RepoFiles, name: &str) -> Result<(St
 fn load_module(
     lua: &Lua,
     name: &str,
-    compiler: &Compiler,
+    compile: &Compile,
     reader: &Rc<dyn RepoFiles>,
     registry: &Rc<RefCell<Registry>>,
 ) -> mlua::Result<Value> {
@@ -126,18 +125,17 @@ fn load_module(
         Err(e) => return Err(mlua::Error::runtime(format!("cannot read {path}: {e}"))),
     };
     registry.borrow_mut().sources.insert(path.clone(), text.clone());
-    let lua_text = match compiler.compile(&path, &text) {
-        Ok(t) => {
-            let lua_text = t.lua.clone();
-            registry.borrow_mut().forms.insert(path.clone(), t);
-            lua_text
+    let f = match compile.load(lua, &path, &text) {
+        Ok((compiled, f)) => {
+            registry.borrow_mut().forms.insert(path.clone(), compiled);
+            f
         }
-        Err(e) => {
-            registry.borrow_mut().problems.push(compile_problem(e, &path, &text));
+        Err(LoadError::Problem(p)) => {
+            registry.borrow_mut().problems.push(p);
             return Err(mlua::Error::runtime(format!("{REPORTED}{name}")));
         }
+        Err(LoadError::Lua(e)) => return Err(e),
     };
-    let f = sandbox::load_chunk(lua, &path, &lua_text)?;
     registry.borrow_mut().chunks.push(f.clone());
     let v: Value = f.call(name)?;
     Ok(if v.is_nil() { Value::Boolean(true) } else { v })
