@@ -68,21 +68,30 @@ pub enum Command {
     },
     /// Print the manual page (roff).
     Man,
+    /// Print the effective settings and where each comes from (flag, environment, file, default).
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Limits on evaluating ci.fnl (see docs/sandbox.md).
 #[derive(Debug, Clone, Args)]
 pub struct EvalArgs {
     /// Memory cap for each Luau VM, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(8..=65536))]
+    #[arg(long, value_name = "MIB", env = "QUIRE_CI_LUA_MEMORY", default_value_t = 256, value_parser = clap::value_parser!(u64).range(8..=65536))]
     pub lua_memory: u64,
 
     /// Wall-clock deadline for compiling and evaluating ci.fnl's top level, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = seconds)]
+    #[arg(long, value_name = "SECS", env = "QUIRE_CI_EVAL_TIMEOUT", default_value_t = 10.0, value_parser = seconds)]
     pub eval_timeout: f64,
 
     /// Lua time each run-fn may spend, in seconds, not counting time blocked in `sh`.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", env = "QUIRE_CI_JOB_LUA_TIMEOUT", default_value_t = 10.0, value_parser = seconds)]
     pub job_lua_timeout: f64,
 }
 
@@ -124,22 +133,22 @@ pub struct RunArgs {
     pub image_map: Vec<(String, String)>,
 
     /// When to pull the image.
-    #[arg(long, value_enum, default_value_t = Pull::Missing, value_name = "WHEN")]
+    #[arg(long, value_enum, env = "QUIRE_CI_PULL", default_value_t = Pull::Missing, value_name = "WHEN")]
     pub pull: Pull,
 
     /// Keep the container after the run and print how to enter it.
-    #[arg(long)]
+    #[arg(long, env = "QUIRE_CI_KEEP", value_parser = clap::builder::BoolishValueParser::new())]
     pub keep: bool,
 
     /// Where run records go (default: <git-dir>/quire-ci/runs).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "QUIRE_CI_OUT")]
     pub out: Option<PathBuf>,
 
-    /// Provide secret NAME from the environment variable NAME (repeatable).
-    #[arg(long = "secret", value_name = "NAME")]
+    /// Provide secret NAME from the environment variable NAME (repeatable; env QUIRE_CI_SECRETS=A,B).
+    #[arg(long = "secret", value_name = "NAME", env = "QUIRE_CI_SECRETS", value_delimiter = ',')]
     pub secrets: Vec<String>,
 
-    /// Read secrets from a dotenv file (KEY=value lines).
+    /// Read secrets from a dotenv file (KEY=value lines; quotes, comments, multi-line values, `export`).
     #[arg(long, value_name = "PATH", env = "QUIRE_CI_SECRETS_FILE")]
     pub secrets_file: Option<PathBuf>,
 
@@ -320,11 +329,11 @@ pub struct ListArgs {
 pub struct WatchArgs {
     /// Quiet period after the last change before a run starts, in milliseconds
     /// (a steady stream of changes still starts a run after 2 s, or 10× this if longer).
-    #[arg(long, value_name = "MS", default_value_t = 200)]
+    #[arg(long, value_name = "MS", env = "QUIRE_CI_WATCH_DEBOUNCE", default_value_t = 200)]
     pub debounce: u64,
 
     /// Clear the screen before each run.
-    #[arg(long)]
+    #[arg(long, env = "QUIRE_CI_WATCH_CLEAR", value_parser = clap::builder::BoolishValueParser::new())]
     pub clear: bool,
 
     #[command(flatten)]

@@ -61,6 +61,12 @@ pub enum Code {
     Parse,
     /// A source file could not be read.
     Read,
+    /// A settings file (quire-ci.toml, config.toml) that is not valid TOML.
+    Settings,
+    /// A key no setting has, in a settings file.
+    SettingsKey,
+    /// A setting's value of the wrong type or out of range (file or environment).
+    SettingsValue,
     /// A run-fn raised an error.
     RunFn,
     /// A job's run-fn is not a function.
@@ -131,6 +137,9 @@ impl Code {
             Code::NotUtf8 => "quire_ci::not_utf8",
             Code::Parse => "quire_ci::parse",
             Code::Read => "quire_ci::read",
+            Code::Settings => "quire_ci::settings",
+            Code::SettingsKey => "quire_ci::settings_key",
+            Code::SettingsValue => "quire_ci::settings_value",
             Code::RunFn => "quire_ci::run_fn",
             Code::RunType => "quire_ci::run_type",
             Code::Sandbox => "quire_ci::sandbox",

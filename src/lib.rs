@@ -8,6 +8,11 @@
 // boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+// First: its printing macros (every line printed is masked) are in scope in
+// every module declared after it.
+#[macro_use]
+pub mod redact;
+
 pub mod cache;
 pub mod cli;
 pub mod commands;
@@ -20,13 +25,13 @@ pub mod fennel;
 pub mod hook;
 pub mod pipeline;
 pub mod record;
-pub mod redact;
 pub mod render;
 pub mod run;
 pub mod runtime;
 pub mod sandbox;
 pub mod secrets;
 pub mod server_compat;
+pub mod settings;
 pub mod snapshot;
 pub mod stdlib;
 pub mod text;

@@ -5,18 +5,20 @@ use quire_ci::commands::{self, exit, ColorPolicy, Context};
 
 /// Parses the command line with clap's help and errors coloured by the
 /// same decision as everything else (`ColorPolicy`).
-fn parse() -> Cli {
+fn parse() -> (Cli, clap::ArgMatches) {
     let flag = ColorPolicy::flag_in_args(std::env::args_os());
     let policy = ColorPolicy::decide(flag, &|k| std::env::var_os(k));
     let mut cmd = Cli::command().color(policy.for_clap());
     let matches = cmd.get_matches_mut();
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit());
+    (cli, matches)
 }
 
 fn main() {
-    let cli = parse();
+    let (cli, matches) = parse();
     let ctx = match Context::new(cli.directory.clone(), cli.color, cli.quiet, cli.verbose) {
-        Ok(c) => c,
+        // The subcommand's matches: which layer gave each setting (settings/).
+        Ok(c) => c.with_matches(matches.subcommand().map(|(_, m)| m.clone()).unwrap_or_default()),
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(exit::BAD_INPUT);
@@ -42,6 +44,7 @@ fn main() {
         Command::Runs(a) => commands::runs::run(&ctx, a),
         Command::Init => commands::init::run(&ctx),
         Command::Doctor(a) => commands::doctor::run(&ctx, a),
+        Command::Config(a) => commands::config::run(&ctx, a),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "quire-ci", &mut std::io::stdout());
             exit::OK

@@ -10,9 +10,63 @@
 //! overlap: with secrets `abc` and `bcd`, `abcd` becomes `***`, not
 //! `***d` with a piece of the second secret left readable.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde_json::{Map, Value};
+
+// Every line quire-ci prints itself passes the process's redactor: these
+// shadow std's printing macros in every module declared after this one in
+// lib.rs (macro_rules' textual scope), so a message that quotes an engine
+// error, a file or a path cannot carry a secret to the terminal, whoever
+// wrote the line. Rendered events are masked where they are made; this is
+// for the rest (warnings, the final `quire-ci: …` line of an error).
+macro_rules! eprintln {
+    () => { ::std::eprintln!() };
+    ($($arg:tt)*) => { ::std::eprintln!("{}", $crate::redact::for_output(&::std::format!($($arg)*))) };
+}
+macro_rules! eprint {
+    ($($arg:tt)*) => { ::std::eprint!("{}", $crate::redact::for_output(&::std::format!($($arg)*))) };
+}
+macro_rules! println {
+    () => { ::std::println!() };
+    ($($arg:tt)*) => { ::std::println!("{}", $crate::redact::for_output(&::std::format!($($arg)*))) };
+}
+macro_rules! print {
+    ($($arg:tt)*) => { ::std::print!("{}", $crate::redact::for_output(&::std::format!($($arg)*))) };
+}
+
+/// Every secret value this process has resolved (all runs of a `watch`,
+/// all refs of a push), for what is printed outside the event stream.
+static PROCESS_SECRETS: RwLock<Option<(Vec<String>, Redactor)>> = RwLock::new(None);
+
+/// Adds values to the process's redactor (kept for the process's life: a
+/// value rotated between two runs of `watch` stays masked).
+pub fn add_process_secrets<'a>(values: impl IntoIterator<Item = &'a String>) {
+    let Ok(mut slot) = PROCESS_SECRETS.write() else { return };
+    let mut all = slot.take().map(|(v, _)| v).unwrap_or_default();
+    for v in values {
+        if !v.is_empty() && !all.contains(v) {
+            all.push(v.clone());
+        }
+    }
+    let redactor = Redactor::new(all.clone());
+    *slot = Some((all, redactor));
+}
+
+/// The process's redactor: every secret resolved so far.
+pub fn process() -> Redactor {
+    PROCESS_SECRETS.read().ok().and_then(|s| s.as_ref().map(|(_, r)| r.clone())).unwrap_or_default()
+}
+
+/// `text` as it may be printed: every secret the process knows masked.
+pub fn for_output(text: &str) -> std::borrow::Cow<'_, str> {
+    let r = process();
+    if r.is_empty() {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(r.redact_str(text))
+    }
+}
 
 /// What a masked stretch becomes.
 pub const MASK: &str = "***";

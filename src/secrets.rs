@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
+/// A secret shorter than this is warned about: it is masked wherever its
+/// characters occur, which hides unrelated text.
+pub const SHORT: usize = 4;
+
 /// Later sources override earlier ones: file < `QUIRE_SECRET_*` < `--secret`.
 /// `env` is the raw environment (`std::env::vars_os()`): variables that are
 /// not UTF-8 are no concern unless a secret is read from one, which is an
@@ -23,14 +27,9 @@ pub fn resolve(
     if let Some(path) = file {
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("cannot read --secrets-file {}: {e}", path.display()))?;
-        for (n, (k, v)) in parse_dotenv(&text)
-            .map_err(|(line, msg)| format!("{}:{line}: {msg}", path.display()))?
-            .into_iter()
-            .enumerate()
-        {
-            let _ = n;
-            out.insert(k, v);
-        }
+        let pairs =
+            parse_dotenv(&text).map_err(|(line, msg)| format!("--secrets-file {}:{line}: {msg}", path.display()))?;
+        out.extend(pairs);
     }
     let env: BTreeMap<String, OsString> = env.filter_map(|(k, v)| k.into_string().ok().map(|k| (k, v))).collect();
     let text = |k: &str, v: &OsString| {
@@ -45,7 +44,7 @@ pub fn resolve(
             }
         }
     }
-    for name in named {
+    for name in named.iter().filter(|n| !n.is_empty()) {
         match env.get(name) {
             Some(v) => {
                 out.insert(name.clone(), text(name, v)?);
@@ -56,49 +55,36 @@ pub fn resolve(
     Ok(out)
 }
 
-/// `KEY=value` lines; `#` comments, blank lines, optional `export `, and
-/// single- or double-quoted values (double quotes understand \n, \" and \\).
+/// A dotenv file, read by the `dotenvy` crate (docs/running.md, "Secrets"):
+/// `KEY=value` lines, `#` comments (a ` #` after a value too), an optional
+/// `export ` prefix, single quotes (literal), double quotes (`\n`, `\"`,
+/// `\\`, `\$` escapes; may span lines, e.g. a PEM key), and `$NAME` /
+/// `${NAME}` expanded — outside single quotes — from the environment, else
+/// from a key earlier in the file, else to nothing. A later key of the
+/// same name wins.
+///
+/// An error gives the line number only: the text of a line that does not
+/// parse may be a secret.
 pub fn parse_dotenv(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
     let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((k, v)) = line.split_once('=') else {
-            return Err((i + 1, "expected KEY=value".into()));
-        };
-        let k = k.trim();
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err((i + 1, format!("{k:?} is not a valid name")));
-        }
-        let v = v.trim();
-        let v = if let Some(inner) = v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-            let mut s = String::new();
-            let mut chars = inner.chars();
-            while let Some(c) = chars.next() {
-                if c == '\\' {
-                    match chars.next() {
-                        Some('n') => s.push('\n'),
-                        Some('t') => s.push('\t'),
-                        Some(o) => s.push(o),
-                        None => s.push('\\'),
-                    }
-                } else {
-                    s.push(c);
-                }
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok((k, v)) => out.push((k, v)),
+            Err(dotenvy::Error::LineParse(line, _)) => {
+                return Err((line_of(text, &line), "not a KEY=value line (is a quote left open?)".to_string()))
             }
-            s
-        } else if let Some(inner) = v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
-            inner.to_string()
-        } else {
-            // Unquoted: a trailing " # comment" is not part of the value.
-            v.split(" #").next().unwrap_or(v).trim().to_string()
-        };
-        out.push((k.to_string(), v));
+            Err(e) => return Err((0, e.to_string())),
+        }
     }
     Ok(out)
+}
+
+/// The 1-based line on which `entry` (one logical line of the file, as
+/// the parser saw it) starts.
+fn line_of(text: &str, entry: &str) -> usize {
+    let first = entry.lines().next().unwrap_or(entry).trim();
+    let at = if first.is_empty() { None } else { text.find(first) };
+    at.map_or_else(|| text.lines().count().max(1), |i| text[..i].matches('\n').count() + 1)
 }
 
 #[cfg(test)]
@@ -107,17 +93,34 @@ mod tests {
 
     #[test]
     fn dotenv_forms() {
-        let parsed = parse_dotenv("# c\nA=1\nexport B = two # note\nC=\"x\\ny\"\nD='q # r'\n\n").unwrap();
-        assert_eq!(
-            parsed,
-            vec![
-                ("A".into(), "1".into()),
-                ("B".into(), "two".into()),
-                ("C".into(), "x\ny".into()),
-                ("D".into(), "q # r".into())
-            ]
-        );
+        let parsed = parse_dotenv(
+            "# c\nA=1\nexport B=two # note\nC=\"x\\ny\"\nD='q # r'\n\nQ=\"quoted\" # comment\nE='$NOPE_NOT_SET'\nF=${A}b\n",
+        )
+        .unwrap();
+        let want: Vec<(String, String)> = [
+            ("A", "1"),
+            ("B", "two"),
+            ("C", "x\ny"),
+            ("D", "q # r"),
+            ("Q", "quoted"),
+            ("E", "$NOPE_NOT_SET"),
+            ("F", "1b"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(parsed, want);
         assert_eq!(parse_dotenv("nope").unwrap_err().0, 1);
+        assert_eq!(parse_dotenv("A=1\n\nB=\"open\n").unwrap_err().0, 3);
+    }
+
+    #[test]
+    fn a_multi_line_pem_key() {
+        let pem =
+            "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA\n-----END PRIVATE KEY-----";
+        let parsed = parse_dotenv(&format!("# the deploy key\nexport KEY=\"{pem}\"\nAFTER=1\n")).unwrap();
+        assert_eq!(parsed[0], ("KEY".to_string(), pem.to_string()));
+        assert_eq!(parsed[1], ("AFTER".to_string(), "1".to_string()));
     }
 
     #[test]

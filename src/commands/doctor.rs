@@ -11,7 +11,7 @@ use std::time::Duration;
 use console::Style;
 
 use super::{evaluate_worktree, exit, find_repo_root, Context};
-use crate::cli::{DoctorArgs, EvalArgs};
+use crate::cli::DoctorArgs;
 use crate::engine::Engine;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +160,20 @@ pub fn checks(ctx: &Context, args: &DoctorArgs) -> Vec<Check> {
         }
     };
 
+    // The settings a run here would use (settings/): a bad file is a failure.
+    let settings = match crate::settings::resolve_without_flags(Some(&root)) {
+        Ok(s) => {
+            let read: Vec<&str> = s.files.iter().filter(|f| f.found).map(|f| f.shown.as_str()).collect();
+            let detail = if read.is_empty() { "no settings files".to_string() } else { read.join(", ") };
+            out.push(Check::ok("settings", detail));
+            s.args.run
+        }
+        Err(inv) => {
+            let first = inv.problems.first().map(|p| p.message.clone()).unwrap_or_default();
+            out.push(Check::fail("settings", first, "run `quire-ci config` for the details", false));
+            crate::settings::defaults().run
+        }
+    };
     let ci = root.join(crate::pipeline::CI_FNL);
     let mut declared_image = None;
     // Anything at the path (a FIFO, a link) is the evaluation's to judge:
@@ -172,8 +186,7 @@ pub fn checks(ctx: &Context, args: &DoctorArgs) -> Vec<Check> {
             false,
         ));
     } else {
-        let eval = EvalArgs { lua_memory: 256, eval_timeout: 10.0, job_lua_timeout: 10.0 };
-        match evaluate_worktree(ctx, None, &eval) {
+        match evaluate_worktree(ctx, None, &settings.eval) {
             Ok(p) => {
                 let n = p.jobs.len();
                 out.push(Check::ok("ci.fnl", format!("valid, {n} job{}", if n == 1 { "" } else { "s" })));
@@ -191,7 +204,8 @@ pub fn checks(ctx: &Context, args: &DoctorArgs) -> Vec<Check> {
         }
     }
 
-    out.push(image_check(&root, declared_image, args.image.clone(), engine.as_ref(), rt.as_ref().ok()));
+    let image = args.image.clone().or(settings.image.clone());
+    out.push(image_check(&root, declared_image, image, &settings.image_map, engine.as_ref(), rt.as_ref().ok()));
     out.push(hook_check(&root));
     out
 }
@@ -199,20 +213,20 @@ pub fn checks(ctx: &Context, args: &DoctorArgs) -> Vec<Check> {
 /// A `.quire/Dockerfile`: whether its image (the tag a run of the working
 /// tree would build) exists yet, and whether each `FROM` image is there to
 /// build from.
-fn dockerfile_check(root: &Path, engine: Option<&Engine>, rt: Option<&tokio::runtime::Runtime>) -> Check {
+fn dockerfile_check(
+    root: &Path,
+    map: &[(String, String)],
+    engine: Option<&Engine>,
+    rt: Option<&tokio::runtime::Runtime>,
+) -> Check {
     let (Some(engine), Some(rt)) = (engine, rt) else {
         return Check::warn("image", "built from .quire/Dockerfile: not checked (no engine)", "fix the engine first");
     };
     let Ok(dockerfile) = std::fs::read(root.join(".quire/Dockerfile")) else {
         return Check::fail("image", ".quire/Dockerfile cannot be read", "check its permissions", false);
     };
-    // The mapping a run would apply (QUIRE_CI_IMAGE_MAP, as the hook reads it).
-    let map: Vec<(String, String)> = std::env::var("QUIRE_CI_IMAGE_MAP")
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|m| m.split_once('=').map(|(f, t)| (f.trim().to_string(), t.trim().to_string())))
-        .collect();
-    let dockerfile = crate::run::map_dockerfile(&map, &dockerfile).map(String::into_bytes).unwrap_or(dockerfile);
+    // The mapping a run would apply (image-map, QUIRE_CI_IMAGE_MAP).
+    let dockerfile = crate::run::map_dockerfile(map, &dockerfile).map(String::into_bytes).unwrap_or(dockerfile);
     let tree = crate::snapshot::Snapshot::of_worktree(root).map(|s| s.tree_id()).unwrap_or_default();
     let tag = crate::run::dockerfile_tag(root, &dockerfile, &tree);
     if let Ok(Some(_)) = rt.block_on(engine.image_id(&tag)) {
@@ -280,12 +294,13 @@ fn image_check(
     root: &Path,
     declared: Option<String>,
     flag: Option<String>,
+    map: &[(String, String)],
     engine: Option<&Engine>,
     rt: Option<&tokio::runtime::Runtime>,
 ) -> Check {
     let name = match declared {
         Some(n) => n,
-        None if root.join(".quire/Dockerfile").is_file() => return dockerfile_check(root, engine, rt),
+        None if root.join(".quire/Dockerfile").is_file() => return dockerfile_check(root, map, engine, rt),
         None => flag.filter(|s| !s.is_empty()).unwrap_or_else(|| crate::run::DEFAULT_IMAGE.to_string()),
     };
     let (Some(engine), Some(rt)) = (engine, rt) else {

@@ -108,28 +108,28 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let settings = match super::run::settings_from_env() {
+    // The same settings as `run` (settings/): environment, the files, defaults.
+    let layered = match super::settings_without_flags(ctx, Some(&repo)) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("quire-ci: {}", e.trim_end());
-            return exit::BAD_INPUT;
-        }
+        Err(code) => return code,
     };
-    let secrets = match crate::secrets::resolve(&[], settings.secrets_file.as_deref(), std::env::vars_os()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("quire-ci: {} (from QUIRE_CI_SECRETS_FILE)", e.replace("--secrets-file ", ""));
-            return exit::BAD_INPUT;
-        }
-    };
-    // QUIRE_CI_SKIP_JOBS applies to every run; QUIRE_CI_HOOK_SKIP_JOBS is
+    let settings = &layered.args.run;
+    let secrets =
+        match crate::secrets::resolve(&settings.secrets, settings.secrets_file.as_deref(), std::env::vars_os()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("quire-ci: {e} (from {})", layered.origin("secrets-file").by());
+                return exit::BAD_INPUT;
+            }
+        };
+    super::secrets_known(&secrets);
+    // `skip` applies to every run; `hook.skip` (QUIRE_CI_HOOK_SKIP_JOBS) is
     // the hook's own list (publish and release jobs that must never run
     // from a laptop before the push lands).
-    let mut skip = super::run::skips(&settings.skip, "QUIRE_CI_SKIP_JOBS");
-    for name in
-        std::env::var("QUIRE_CI_HOOK_SKIP_JOBS").unwrap_or_default().split(',').map(str::trim).filter(|n| !n.is_empty())
-    {
-        skip.insert(name.to_string(), "QUIRE_CI_HOOK_SKIP_JOBS".to_string());
+    let mut skip = layered.skips();
+    let hook_by = layered.origin("hook.skip").by();
+    for name in &layered.hook_skip {
+        skip.insert(name.clone(), hook_by.clone());
     }
     let rt = match super::runtime() {
         Ok(rt) => rt,
@@ -190,6 +190,10 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
                 .map(|d| if d.is_absolute() { d.clone() } else { repo.join(d) }),
             parallel: settings.parallel,
             fail_fast: settings.fail_fast,
+            pull: super::run::pull_policy(settings.pull),
+            keep: settings.keep,
+            runs_dir: settings.out.as_ref().map(|o| if o.is_absolute() { o.clone() } else { repo.join(o) }),
+            limits: settings.eval.limits(),
             ..RunRequest::new(&repo)
         };
         let outcome = run::execute(rt.handle(), request);

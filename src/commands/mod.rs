@@ -1,6 +1,7 @@
 //! One file per subcommand: each turns parsed arguments into work done by
 //! the rooms (pipeline, snapshot, engine, ...) and into an exit code.
 
+pub mod config;
 pub mod doctor;
 pub mod hook;
 pub mod init;
@@ -121,6 +122,9 @@ pub struct Context {
     pub color_stderr: bool,
     pub quiet: bool,
     pub verbose: bool,
+    /// What clap parsed for the subcommand, so the settings layer can tell
+    /// a flag from an environment variable from a default.
+    pub matches: clap::ArgMatches,
 }
 
 impl Context {
@@ -137,7 +141,11 @@ impl Context {
         // do not force) follows the same decision.
         console::set_colors_enabled(color_stdout);
         console::set_colors_enabled_stderr(color_stderr);
-        Ok(Context { cwd, color_stdout, color_stderr, quiet, verbose })
+        Ok(Context { cwd, color_stdout, color_stderr, quiet, verbose, matches: clap::ArgMatches::default() })
+    }
+
+    pub fn with_matches(self, matches: clap::ArgMatches) -> Context {
+        Context { matches, ..self }
     }
 
     /// Prints problems to stderr, every one of them.
@@ -319,4 +327,39 @@ pub fn evaluate_worktree(ctx: &Context, ci_fnl: Option<&Path>, eval: &EvalArgs) 
         }
     }
     evaluated
+}
+
+/// The settings of a command that has no flags for them (the pre-push
+/// hook, `doctor`, `config`, `logs`, `runs`), or (after saying what is
+/// wrong) the exit code: 2.
+pub fn settings_without_flags(ctx: &Context, repo: Option<&Path>) -> Result<crate::settings::Settings, i32> {
+    crate::settings::resolve_without_flags(repo).map_err(|inv| report_settings(ctx, &inv))
+}
+
+/// Prints a settings problem; returns its exit code (2).
+pub fn report_settings(ctx: &Context, invalid: &crate::settings::Invalid) -> i32 {
+    ctx.report(&invalid.problems, &invalid.sources);
+    exit::BAD_INPUT
+}
+
+/// Secrets are resolved: every value joins the process's redactor (so no
+/// line this process prints shows one), and a value shorter than 4
+/// characters is warned about, once per name: it is masked wherever those
+/// characters occur, which can hide unrelated text.
+pub fn secrets_known(secrets: &std::collections::BTreeMap<String, String>) {
+    use std::sync::Mutex;
+    static WARNED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    crate::redact::add_process_secrets(secrets.values());
+    let Ok(mut warned) = WARNED.lock() else { return };
+    for (name, value) in secrets {
+        let n = value.chars().count();
+        if (1..crate::secrets::SHORT).contains(&n) && !warned.contains(name) {
+            warned.push(name.clone());
+            eprintln!(
+                "quire-ci: warning: the secret {name} is only {n} character{} long: every occurrence of it in the output is masked as ***, even where it is not the secret (use a value of at least {} characters)",
+                if n == 1 { "" } else { "s" },
+                crate::secrets::SHORT
+            );
+        }
+    }
 }

@@ -91,11 +91,7 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         git_ref: args.git_ref.clone(),
         event,
         image_override: args.image.clone(),
-        pull: match args.pull {
-            Pull::Missing => PullPolicy::Missing,
-            Pull::Always => PullPolicy::Always,
-            Pull::Never => PullPolicy::Never,
-        },
+        pull: pull_policy(args.pull),
         keep: args.keep,
         runs_dir: args.out.as_ref().map(|o| if o.is_absolute() { o.clone() } else { ctx.cwd.join(o) }),
         secrets,
@@ -119,6 +115,14 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         parallel: args.parallel,
         fail_fast: args.fail_fast,
     })
+}
+
+pub fn pull_policy(pull: Pull) -> PullPolicy {
+    match pull {
+        Pull::Missing => PullPolicy::Missing,
+        Pull::Always => PullPolicy::Always,
+        Pull::Never => PullPolicy::Never,
+    }
 }
 
 /// Jobs to skip, each with where it was asked: `flag` when the names came

@@ -90,6 +90,14 @@ pub fn runs_dir(ctx: &Context, out: Option<&std::path::Path>) -> Result<std::pat
     if let Some(o) = out {
         return Ok(if o.is_absolute() { o.to_path_buf() } else { ctx.cwd.join(o) });
     }
+    // `out` from QUIRE_CI_OUT or a settings file: where `run` put them.
+    let root = super::find_repo_root(&ctx.cwd).ok();
+    let settings = crate::settings::resolve_without_flags(root.as_deref()).map_err(|inv| {
+        inv.problems.first().map(|p| p.message.clone()).unwrap_or_default() + " (run `quire-ci config` for the details)"
+    })?;
+    if let Some(o) = settings.args.run.out {
+        return Ok(if o.is_absolute() { o } else { ctx.cwd.join(o) });
+    }
     let repo = gix::discover(&ctx.cwd).map_err(|e| {
         format!(
             "{} is not inside a git repository ({e}); run inside one, or name the runs directory with --out DIR",

@@ -90,6 +90,8 @@ pub fn scrub(cmd: &mut Command) {
         }
     }
     cmd.env("NO_COLOR", "1").env("COLUMNS", "100").env("TERM", "dumb").env("LC_ALL", "C.UTF-8");
+    // No user settings file (~/.config/quire-ci/config.toml) of the caller's.
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent/quire-ci-test-config");
     cmd.env("GIT_CONFIG_NOSYSTEM", "1").env("GIT_CONFIG_GLOBAL", "/dev/null");
     cmd.env("GIT_AUTHOR_NAME", "Quire Test").env("GIT_AUTHOR_EMAIL", "test@quire.invalid");
     cmd.env("GIT_COMMITTER_NAME", "Quire Test").env("GIT_COMMITTER_EMAIL", "test@quire.invalid");
