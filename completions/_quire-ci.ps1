@@ -42,6 +42,7 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the engine, Fennel, ci.fnl, the image and the pre-push hook')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff)')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print the effective settings and where each comes from (flag, environment, file, default)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -53,8 +54,8 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             [CompletionResult]::new('--image-map', '--image-map', [CompletionResultType]::ParameterName, 'Use image TO wherever ci.image or a .quire/Dockerfile FROM names FROM (repeatable; env QUIRE_CI_IMAGE_MAP=a=b,c=d)')
             [CompletionResult]::new('--pull', '--pull', [CompletionResultType]::ParameterName, 'When to pull the image')
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Where run records go (default: <git-dir>/quire-ci/runs)')
-            [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Provide secret NAME from the environment variable NAME (repeatable)')
-            [CompletionResult]::new('--secrets-file', '--secrets-file', [CompletionResultType]::ParameterName, 'Read secrets from a dotenv file (KEY=value lines)')
+            [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Provide secret NAME from the environment variable NAME (repeatable; env QUIRE_CI_SECRETS=A,B)')
+            [CompletionResult]::new('--secrets-file', '--secrets-file', [CompletionResultType]::ParameterName, 'Read secrets from a dotenv file (KEY=value lines; quotes, comments, multi-line values, `export`)')
             [CompletionResult]::new('--excerpt-lines', '--excerpt-lines', [CompletionResultType]::ParameterName, 'How many last lines of a failing job or image build to show (0: none; the record has all)')
             [CompletionResult]::new('--artifact', '--artifact', [CompletionResultType]::ParameterName, 'Copy PATH (in /work) out after the run, into the run record (repeatable; env QUIRE_CI_ARTIFACTS=a,b)')
             [CompletionResult]::new('--artifacts-dir', '--artifacts-dir', [CompletionResultType]::ParameterName, 'Put artifacts (--artifact and the jobs'' :artifacts) in DIR instead of <run record>/artifacts')
@@ -129,8 +130,8 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             [CompletionResult]::new('--image-map', '--image-map', [CompletionResultType]::ParameterName, 'Use image TO wherever ci.image or a .quire/Dockerfile FROM names FROM (repeatable; env QUIRE_CI_IMAGE_MAP=a=b,c=d)')
             [CompletionResult]::new('--pull', '--pull', [CompletionResultType]::ParameterName, 'When to pull the image')
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Where run records go (default: <git-dir>/quire-ci/runs)')
-            [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Provide secret NAME from the environment variable NAME (repeatable)')
-            [CompletionResult]::new('--secrets-file', '--secrets-file', [CompletionResultType]::ParameterName, 'Read secrets from a dotenv file (KEY=value lines)')
+            [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Provide secret NAME from the environment variable NAME (repeatable; env QUIRE_CI_SECRETS=A,B)')
+            [CompletionResult]::new('--secrets-file', '--secrets-file', [CompletionResultType]::ParameterName, 'Read secrets from a dotenv file (KEY=value lines; quotes, comments, multi-line values, `export`)')
             [CompletionResult]::new('--excerpt-lines', '--excerpt-lines', [CompletionResultType]::ParameterName, 'How many last lines of a failing job or image build to show (0: none; the record has all)')
             [CompletionResult]::new('--artifact', '--artifact', [CompletionResultType]::ParameterName, 'Copy PATH (in /work) out after the run, into the run record (repeatable; env QUIRE_CI_ARTIFACTS=a,b)')
             [CompletionResult]::new('--artifacts-dir', '--artifacts-dir', [CompletionResultType]::ParameterName, 'Put artifacts (--artifact and the jobs'' :artifacts) in DIR instead of <run record>/artifacts')
@@ -323,6 +324,20 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'quire-ci;config' {
+            [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'Run as if started in DIR')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: only problems (and, for runs, failing jobs and the summary)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'quire-ci;help' {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run the pipeline on the working tree, now, in one container')
             [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Compile and check .quire/ci.fnl without starting a container')
@@ -335,6 +350,7 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the engine, Fennel, ci.fnl, the image and the pre-push hook')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff)')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print the effective settings and where each comes from (flag, environment, file, default)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -381,6 +397,9 @@ Register-ArgumentCompleter -Native -CommandName 'quire-ci' -ScriptBlock {
             break
         }
         'quire-ci;help;man' {
+            break
+        }
+        'quire-ci;help;config' {
             break
         }
         'quire-ci;help;help' {

@@ -19,6 +19,9 @@ _quire__ci() {
             quire__ci,completions)
                 cmd="quire__ci__subcmd__completions"
                 ;;
+            quire__ci,config)
+                cmd="quire__ci__subcmd__config"
+                ;;
             quire__ci,doctor)
                 cmd="quire__ci__subcmd__doctor"
                 ;;
@@ -54,6 +57,9 @@ _quire__ci() {
                 ;;
             quire__ci__subcmd__help,completions)
                 cmd="quire__ci__subcmd__help__subcmd__completions"
+                ;;
+            quire__ci__subcmd__help,config)
+                cmd="quire__ci__subcmd__help__subcmd__config"
                 ;;
             quire__ci__subcmd__help,doctor)
                 cmd="quire__ci__subcmd__help__subcmd__doctor"
@@ -128,7 +134,7 @@ _quire__ci() {
 
     case "${cmd}" in
         quire__ci)
-            opts="-C -q -v -h -V --color --quiet --verbose --help --version run validate list watch hook logs runs init doctor completions man help"
+            opts="-C -q -v -h -V --color --quiet --verbose --help --version run validate list watch hook logs runs init doctor completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -151,6 +157,28 @@ _quire__ci() {
             ;;
         quire__subcmd__ci__subcmd__completions)
             opts="-C -q -v -h -V --color --quiet --verbose --help --version bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__ci__subcmd__config)
+            opts="-C -q -v -h -V --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -198,7 +226,7 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__help)
-            opts="run validate list watch hook logs runs init doctor completions man help"
+            opts="run validate list watch hook logs runs init doctor completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -212,6 +240,20 @@ _quire__ci() {
             return 0
             ;;
         quire__subcmd__ci__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__ci__subcmd__help__subcmd__config)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -39,6 +39,7 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand doctor 'Check the engine, Fennel, ci.fnl, the image and the pre-push hook'
             cand completions 'Print a shell completion script'
             cand man 'Print the manual page (roff)'
+            cand config 'Print the effective settings and where each comes from (flag, environment, file, default)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'quire-ci;run'= {
@@ -49,8 +50,8 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand --image-map 'Use image TO wherever ci.image or a .quire/Dockerfile FROM names FROM (repeatable; env QUIRE_CI_IMAGE_MAP=a=b,c=d)'
             cand --pull 'When to pull the image'
             cand --out 'Where run records go (default: <git-dir>/quire-ci/runs)'
-            cand --secret 'Provide secret NAME from the environment variable NAME (repeatable)'
-            cand --secrets-file 'Read secrets from a dotenv file (KEY=value lines)'
+            cand --secret 'Provide secret NAME from the environment variable NAME (repeatable; env QUIRE_CI_SECRETS=A,B)'
+            cand --secrets-file 'Read secrets from a dotenv file (KEY=value lines; quotes, comments, multi-line values, `export`)'
             cand --excerpt-lines 'How many last lines of a failing job or image build to show (0: none; the record has all)'
             cand --artifact 'Copy PATH (in /work) out after the run, into the run record (repeatable; env QUIRE_CI_ARTIFACTS=a,b)'
             cand --artifacts-dir 'Put artifacts (--artifact and the jobs'' :artifacts) in DIR instead of <run record>/artifacts'
@@ -122,8 +123,8 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand --image-map 'Use image TO wherever ci.image or a .quire/Dockerfile FROM names FROM (repeatable; env QUIRE_CI_IMAGE_MAP=a=b,c=d)'
             cand --pull 'When to pull the image'
             cand --out 'Where run records go (default: <git-dir>/quire-ci/runs)'
-            cand --secret 'Provide secret NAME from the environment variable NAME (repeatable)'
-            cand --secrets-file 'Read secrets from a dotenv file (KEY=value lines)'
+            cand --secret 'Provide secret NAME from the environment variable NAME (repeatable; env QUIRE_CI_SECRETS=A,B)'
+            cand --secrets-file 'Read secrets from a dotenv file (KEY=value lines; quotes, comments, multi-line values, `export`)'
             cand --excerpt-lines 'How many last lines of a failing job or image build to show (0: none; the record has all)'
             cand --artifact 'Copy PATH (in /work) out after the run, into the run record (repeatable; env QUIRE_CI_ARTIFACTS=a,b)'
             cand --artifacts-dir 'Put artifacts (--artifact and the jobs'' :artifacts) in DIR instead of <run record>/artifacts'
@@ -300,6 +301,19 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'quire-ci;config'= {
+            cand -C 'Run as if started in DIR'
+            cand --color 'When to use colour'
+            cand --json 'Print JSON for scripts'
+            cand -q 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand --quiet 'Print less: only problems (and, for runs, failing jobs and the summary)'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'quire-ci;help'= {
             cand run 'Run the pipeline on the working tree, now, in one container'
             cand validate 'Compile and check .quire/ci.fnl without starting a container'
@@ -312,6 +326,7 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
             cand doctor 'Check the engine, Fennel, ci.fnl, the image and the pre-push hook'
             cand completions 'Print a shell completion script'
             cand man 'Print the manual page (roff)'
+            cand config 'Print the effective settings and where each comes from (flag, environment, file, default)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'quire-ci;help;run'= {
@@ -344,6 +359,8 @@ set edit:completion:arg-completer[quire-ci] = {|@words|
         &'quire-ci;help;completions'= {
         }
         &'quire-ci;help;man'= {
+        }
+        &'quire-ci;help;config'= {
         }
         &'quire-ci;help;help'= {
         }

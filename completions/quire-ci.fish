@@ -43,6 +43,7 @@ complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "init" -d 'Write a
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "doctor" -d 'Check the engine, Fennel, ci.fnl, the image and the pre-push hook'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "man" -d 'Print the manual page (roff)'
+complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "config" -d 'Print the effective settings and where each comes from (flag, environment, file, default)'
 complete -c quire-ci -n "__fish_quire_ci_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l skip -d 'Never run job JOB here (repeatable, or comma-separated in QUIRE_CI_SKIP_JOBS): it is recorded as skipped, and so are the jobs that need it' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l ref -d 'Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0)' -r
@@ -53,8 +54,8 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l pull -d 'When 
 always\t'Always pull (refresh moving tags)'
 never\t'Never pull; a missing image is an error'"
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l out -d 'Where run records go (default: <git-dir>/quire-ci/runs)' -r -F
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secret -d 'Provide secret NAME from the environment variable NAME (repeatable)' -r
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines)' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secret -d 'Provide secret NAME from the environment variable NAME (repeatable; env QUIRE_CI_SECRETS=A,B)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines; quotes, comments, multi-line values, `export`)' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l excerpt-lines -d 'How many last lines of a failing job or image build to show (0: none; the record has all)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l artifact -d 'Copy PATH (in /work) out after the run, into the run record (repeatable; env QUIRE_CI_ARTIFACTS=a,b)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand run" -l artifacts-dir -d 'Put artifacts (--artifact and the jobs\' :artifacts) in DIR instead of <run record>/artifacts' -r -F
@@ -115,8 +116,8 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l pull -d 'Whe
 always\t'Always pull (refresh moving tags)'
 never\t'Never pull; a missing image is an error'"
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l out -d 'Where run records go (default: <git-dir>/quire-ci/runs)' -r -F
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secret -d 'Provide secret NAME from the environment variable NAME (repeatable)' -r
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines)' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secret -d 'Provide secret NAME from the environment variable NAME (repeatable; env QUIRE_CI_SECRETS=A,B)' -r
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l secrets-file -d 'Read secrets from a dotenv file (KEY=value lines; quotes, comments, multi-line values, `export`)' -r -F
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l excerpt-lines -d 'How many last lines of a failing job or image build to show (0: none; the record has all)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l artifact -d 'Copy PATH (in /work) out after the run, into the run record (repeatable; env QUIRE_CI_ARTIFACTS=a,b)' -r
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand watch" -l artifacts-dir -d 'Put artifacts (--artifact and the jobs\' :artifacts) in DIR instead of <run record>/artifacts' -r -F
@@ -239,18 +240,28 @@ complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s q -l quiet -d 
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s v -l verbose -d 'Print more detail'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s h -l help -d 'Print help'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand man" -s V -l version -d 'Print version'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man help" -f -a "run" -d 'Run the pipeline on the working tree, now, in one container'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man help" -f -a "validate" -d 'Compile and check .quire/ci.fnl without starting a container'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man help" -f -a "list" -d 'Show the jobs, their inputs, their order and the image'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man help" -f -a "watch" -d 'Run, then run again after every change to the working tree; a change supersedes a running run'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man help" -f -a "hook" -d 'Install or remove the pre-push hook that runs CI on what `git push` sends'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man help" -f -a "logs" -d 'Replay a recorded run (default: the latest) through the live view\'s renderer'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man help" -f -a "runs" -d 'List recent runs: id, start, ref, dirty, status, duration'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man help" -f -a "init" -d 'Write a starter .quire/ci.fnl for what this repository holds'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man help" -f -a "doctor" -d 'Check the engine, Fennel, ci.fnl, the image and the pre-push hook'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man help" -f -a "man" -d 'Print the manual page (roff)'
-complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand config" -s C -d 'Run as if started in DIR' -r -F
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand config" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand config" -l json -d 'Print JSON for scripts'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand config" -s q -l quiet -d 'Print less: only problems (and, for runs, failing jobs and the summary)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand config" -s v -l verbose -d 'Print more detail'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand config" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand config" -s V -l version -d 'Print version'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man config help" -f -a "run" -d 'Run the pipeline on the working tree, now, in one container'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man config help" -f -a "validate" -d 'Compile and check .quire/ci.fnl without starting a container'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man config help" -f -a "list" -d 'Show the jobs, their inputs, their order and the image'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man config help" -f -a "watch" -d 'Run, then run again after every change to the working tree; a change supersedes a running run'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man config help" -f -a "hook" -d 'Install or remove the pre-push hook that runs CI on what `git push` sends'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man config help" -f -a "logs" -d 'Replay a recorded run (default: the latest) through the live view\'s renderer'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man config help" -f -a "runs" -d 'List recent runs: id, start, ref, dirty, status, duration'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man config help" -f -a "init" -d 'Write a starter .quire/ci.fnl for what this repository holds'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man config help" -f -a "doctor" -d 'Check the engine, Fennel, ci.fnl, the image and the pre-push hook'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man config help" -f -a "completions" -d 'Print a shell completion script'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man config help" -f -a "man" -d 'Print the manual page (roff)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man config help" -f -a "config" -d 'Print the effective settings and where each comes from (flag, environment, file, default)'
+complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and not __fish_seen_subcommand_from run validate list watch hook logs runs init doctor completions man config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and __fish_seen_subcommand_from hook" -f -a "install" -d 'Write a pre-push hook into the hooks directory git uses (honours core.hooksPath)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and __fish_seen_subcommand_from hook" -f -a "uninstall" -d 'Remove the pre-push hook quire-ci installed (restoring a chained one)'
 complete -c quire-ci -n "__fish_quire_ci_using_subcommand help; and __fish_seen_subcommand_from hook" -f -a "pre-push" -d 'What the hook runs: reads git\'s pre-push lines on stdin, one run per updated ref'

@@ -69,6 +69,7 @@ pub enum Command {
     /// Print the manual page (roff).
     Man,
     /// Print the effective settings and where each comes from (flag, environment, file, default).
+    #[command(after_long_help = crate::settings::FILES_HELP)]
     Config(ConfigArgs),
 }
 

@@ -39,6 +39,8 @@ mod run;
 mod run_failures;
 #[path = "scenarios/server.rs"]
 mod server;
+#[path = "scenarios/settings.rs"]
+mod settings;
 #[path = "scenarios/snapshot.rs"]
 mod snapshot;
 #[path = "scenarios/tty.rs"]

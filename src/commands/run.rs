@@ -81,6 +81,7 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         }
     };
     let secrets = crate::secrets::resolve(&args.secrets, args.secrets_file.as_deref(), std::env::vars_os())?;
+    super::secrets_known(&secrets);
     let sinks: Vec<Box<dyn EventSink>> = vec![terminal_sink(ctx, args.json, args.excerpt_lines)];
     let on_job_failed: Option<OnJobFailed> =
         if args.shell_on_failure { Some(Box::new(shell_in_container)) } else { None };

@@ -27,6 +27,22 @@ pub use keys::{Key, Kind, KEYS};
 use crate::cli::{RunArgs, WatchArgs};
 use crate::diagnostic::{Code, Problem, Sources};
 
+/// The settings files and their order, for `config --help` and the man
+/// page's FILES section.
+pub const FILES_HELP: &str = "\
+Settings, highest first: a flag; its QUIRE_CI_* environment variable; \
+<git-dir>/quire-ci.toml (this clone's, never committed); .quire/quire-ci.toml \
+(the repository's, committed); $XDG_CONFIG_HOME/quire-ci/config.toml (the \
+user's; default ~/.config/quire-ci/config.toml); the default.
+
+The files are TOML; keys are the long flags' names (image, pull, jobs, \
+memory, network, cache-volume, secrets-file, secrets, out, skip, artifacts, \
+artifacts-dir, with-git, no-cache, keep, excerpt-lines, lua-memory, \
+eval-timeout, job-lua-timeout, image-map), with [watch] debounce and clear, \
+and [hook] skip. Paths are relative to the directory of the file they are in. \
+An unknown key is an error (exit 2) naming the file and line. \
+See docs/daily-use.md, \"Settings files\".";
+
 /// The file name of the repository's and the local settings.
 pub const REPO_FILE: &str = ".quire/quire-ci.toml";
 pub const LOCAL_FILE: &str = "quire-ci.toml";
