@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Run as if started in DIR.
-    #[arg(short = 'C', global = true, value_name = "DIR")]
+    #[arg(short = 'C', global = true, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub directory: Option<PathBuf>,
 
     /// When to use colour.
@@ -60,9 +60,9 @@ pub enum Command {
     Init,
     /// Check the engine, Fennel, ci.fnl, the image and the pre-push hook.
     Doctor(DoctorArgs),
-    /// Print a shell completion script.
+    /// Print the completion script for SHELL (it asks quire-ci on each TAB: job names, run ids, flag values).
     Completions {
-        /// The shell to complete for.
+        /// The shell to complete for (install: docs/daily-use.md, "Shell completions").
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -109,12 +109,12 @@ pub enum Pull {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Run only these jobs (and the jobs they need).
-    #[arg(value_name = "JOB")]
+    #[arg(value_name = "JOB", add = crate::complete::jobs())]
     pub jobs: Vec<String>,
 
     /// Never run job JOB here (repeatable, or comma-separated in
     /// QUIRE_CI_SKIP_JOBS): it is recorded as skipped, and so are the jobs that need it.
-    #[arg(long = "skip", value_name = "JOB", env = "QUIRE_CI_SKIP_JOBS", value_delimiter = ',')]
+    #[arg(long = "skip", value_name = "JOB", env = "QUIRE_CI_SKIP_JOBS", value_delimiter = ',', add = crate::complete::jobs())]
     pub skip: Vec<String>,
 
     /// Rehearse a push to REF (e.g. refs/heads/main, refs/tags/v1.2.0).
@@ -256,11 +256,11 @@ fn seconds(s: &str) -> Result<f64, String> {
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// A run id or a unique prefix of one (default: the latest run).
-    #[arg(value_name = "RUN")]
+    #[arg(value_name = "RUN", add = crate::complete::runs())]
     pub run: Option<String>,
 
     /// Show only this job's output (the summary still covers the run).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", add = crate::complete::jobs())]
     pub job: Option<String>,
 
     /// How many last lines of a failing command the summary repeats.

@@ -17,6 +17,7 @@ pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod compile_cache;
+pub mod complete;
 pub mod diagnostic;
 pub mod emitter;
 pub mod engine;

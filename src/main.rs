@@ -15,6 +15,9 @@ fn parse() -> (Cli, clap::ArgMatches) {
 }
 
 fn main() {
+    // A shell asking for completions (COMPLETE=bash quire-ci -- ...) is
+    // answered and exits here.
+    quire_ci::complete::complete_if_asked();
     let (cli, matches) = parse();
     let ctx = match Context::new(cli.directory.clone(), cli.color, cli.quiet, cli.verbose) {
         // The subcommand's matches: which layer gave each setting (settings/).
@@ -45,10 +48,13 @@ fn main() {
         Command::Init => commands::init::run(&ctx),
         Command::Doctor(a) => commands::doctor::run(&ctx, a),
         Command::Config(a) => commands::config::run(&ctx, a),
-        Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "quire-ci", &mut std::io::stdout());
-            exit::OK
-        }
+        Command::Completions { shell } => match quire_ci::complete::registration(*shell, &mut std::io::stdout()) {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit::INFRA
+            }
+        },
         Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
             Ok(()) => exit::OK,
             Err(e) => {

@@ -11,6 +11,8 @@ mod harness;
 mod cli;
 #[path = "scenarios/compile_cache.rs"]
 mod compile_cache;
+#[path = "scenarios/completions.rs"]
+mod completions;
 #[path = "scenarios/engine.rs"]
 mod engine;
 #[path = "scenarios/engines.rs"]
