@@ -66,11 +66,22 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff).
-    Man,
+    /// Print the manual page of quire-ci or of COMMAND (roff), or write every page into a directory.
+    Man(ManArgs),
     /// Print the effective settings and where each comes from (flag, environment, file, default).
     #[command(after_long_help = crate::settings::FILES_HELP)]
     Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The (sub)command whose page to print, e.g. `run` or `hook install` (default: quire-ci(1)).
+    #[arg(value_name = "COMMAND")]
+    pub command: Vec<String>,
+
+    /// Write quire-ci.1 and every quire-ci-COMMAND.1 into DIR instead (what man/ holds).
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath, conflicts_with = "command")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

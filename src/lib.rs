@@ -24,6 +24,7 @@ pub mod engine;
 pub mod events;
 pub mod fennel;
 pub mod hook;
+pub mod man;
 pub mod pipeline;
 pub mod record;
 pub mod render;

@@ -31,7 +31,7 @@ fn main() {
     // (`quire-ci list | head`), as Unix tools do. Commands that own a
     // container keep Rust's default (SIGPIPE ignored, writes fail) so a
     // closed stdout can never skip the teardown.
-    if matches!(cli.command, Command::Validate(_) | Command::List(_) | Command::Completions { .. } | Command::Man) {
+    if matches!(cli.command, Command::Validate(_) | Command::List(_) | Command::Completions { .. } | Command::Man(_)) {
         // SAFETY: setting a signal disposition before any thread exists.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -55,13 +55,45 @@ fn main() {
                 exit::INFRA
             }
         },
-        Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        Command::Man(a) => man(a),
+    };
+    std::process::exit(code);
+}
+
+fn man(args: &quire_ci::cli::ManArgs) -> i32 {
+    use std::io::Write;
+    if let Some(dir) = &args.out_dir {
+        return match quire_ci::man::write_all(dir) {
+            Ok(paths) => {
+                for p in paths {
+                    println!("{}", p.display());
+                }
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("quire-ci: cannot write the manual pages into {}: {e}", dir.display());
+                exit::INFRA
+            }
+        };
+    }
+    match quire_ci::man::page_for(&args.command) {
+        Ok(Some(page)) => match std::io::stdout().write_all(&page.roff) {
             Ok(()) => exit::OK,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("quire-ci: {e}");
                 exit::INFRA
             }
         },
-    };
-    std::process::exit(code);
+        Ok(None) => {
+            eprintln!(
+                "quire-ci: no manual page for `quire-ci {}`; `quire-ci --help` lists the commands",
+                args.command.join(" ")
+            );
+            exit::BAD_INPUT
+        }
+        Err(e) => {
+            eprintln!("quire-ci: {e}");
+            exit::INFRA
+        }
+    }
 }

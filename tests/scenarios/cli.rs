@@ -1,7 +1,8 @@
 //! The command line's conventions, through the real binary: the colour
 //! decision (`--color`, `NO_COLOR`, `CLICOLOR`, `CLICOLOR_FORCE`,
 //! `FORCE_COLOR`, `TERM`) on a pipe and on a real pseudo-terminal
-//! (script(1)), `validate --json` and `doctor --json`.
+//! (script(1)), `validate --json` and `doctor --json`, and the manual pages
+//! (current in man/, every cross-reference a page, `man -l` renders each).
 
 use std::process::{Command, Stdio};
 
@@ -278,4 +279,139 @@ fn doctor_json_in_a_valid_repository_docker() {
     out.status(0);
     assert_eq!(doc["ok"], true);
     assert_eq!(doc["exit"], 0);
+}
+
+// ---------------------------------------------------------------- man pages
+
+/// The roff source as text: `\-` as `-`, font escapes dropped.
+fn roff_text(roff: &str) -> String {
+    roff.replace("\\-", "-").replace("\\fB", "").replace("\\fI", "").replace("\\fR", "").replace("\\fP", "")
+}
+
+/// Every `quire-ci…(N)` reference in `text`.
+fn references(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("quire-ci") {
+        let tail = &rest[i..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).unwrap_or(tail.len());
+        let name = &tail[..end];
+        if let Some(sec) = tail[end..].strip_prefix('(').and_then(|t| t.split_once(')')).map(|(s, _)| s) {
+            if sec.len() == 1 && sec.chars().all(|c| c.is_ascii_digit()) {
+                out.push(format!("{name}.{sec}"));
+            }
+        }
+        rest = &tail[end..];
+    }
+    out
+}
+
+/// man/ holds exactly the pages the binary writes: one for quire-ci and one
+/// for every subcommand, nested ones too.
+#[test]
+fn man_pages_are_current_and_cover_every_subcommand() {
+    let dir = Repo::plain_dir();
+    let out_dir = dir.scratch().join("man");
+    let out = Test::without_git().arg("man").arg("--out-dir").arg(&out_dir).run();
+    out.status(0);
+    let names = |d: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", d.display()))
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".1"))
+            .collect();
+        v.sort();
+        v
+    };
+    let written = names(&out_dir);
+    for sub in [
+        "quire-ci.1",
+        "quire-ci-run.1",
+        "quire-ci-validate.1",
+        "quire-ci-list.1",
+        "quire-ci-watch.1",
+        "quire-ci-hook.1",
+        "quire-ci-hook-install.1",
+        "quire-ci-hook-uninstall.1",
+        "quire-ci-hook-pre-push.1",
+        "quire-ci-logs.1",
+        "quire-ci-runs.1",
+        "quire-ci-init.1",
+        "quire-ci-doctor.1",
+        "quire-ci-completions.1",
+        "quire-ci-man.1",
+    ] {
+        assert!(written.contains(&sub.to_string()), "{sub} is written: {written:?}");
+    }
+    let committed_dir = harness::repo_root().join("man");
+    let committed = names(&committed_dir);
+    let mut stale: Vec<String> = Vec::new();
+    for n in written.iter().chain(committed.iter()) {
+        let a = std::fs::read(out_dir.join(n)).ok();
+        let b = std::fs::read(committed_dir.join(n)).ok();
+        if a != b && !stale.contains(n) {
+            stale.push(n.clone());
+        }
+    }
+    assert!(stale.is_empty(), "stale or missing pages in man/: {stale:?}; run scripts/gen-docs and commit the result");
+    // Every page names its sections and every reference has its page.
+    for n in &written {
+        let text = roff_text(&std::fs::read_to_string(out_dir.join(n)).expect("a page"));
+        for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "ENVIRONMENT", "FILES", "EXIT STATUS", "SEE ALSO"] {
+            assert!(
+                text.contains(&format!(".SH {section}")) || text.contains(&format!(".SH \"{section}\"")),
+                "{n} has {section}"
+            );
+        }
+        for r in references(&text) {
+            assert!(written.contains(&r), "{n} refers to {r}, which is not a page: {written:?}");
+        }
+    }
+    let run = roff_text(&std::fs::read_to_string(out_dir.join("quire-ci-run.1")).expect("run's page"));
+    for needle in [".SH OPTIONS", "--pull", "--secrets-file", "QUIRE_CI_IMAGE", "DOCKER_HOST", "NO_COLOR", "130"] {
+        assert!(run.contains(needle), "quire-ci-run(1) has {needle}");
+    }
+    let top = roff_text(&std::fs::read_to_string(out_dir.join("quire-ci.1")).expect("the top page"));
+    assert!(!top.contains(".SH EXTRA"), "exit codes are under EXIT STATUS, not EXTRA");
+    assert!(
+        top.contains("quire-ci-run(1)") && top.contains("quire-ci-hook(1)"),
+        "the top page lists the commands' pages"
+    );
+}
+
+/// `man -l` renders every page without a warning, with its sections.
+#[test]
+fn every_man_page_renders_with_man_l() {
+    let dir = harness::repo_root().join("man");
+    let mut pages: Vec<_> = std::fs::read_dir(&dir).expect("man/").filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    pages.sort();
+    assert!(pages.len() >= 15, "{pages:?}");
+    for page in pages {
+        let mut cmd = Command::new("man");
+        harness::scrub(&mut cmd);
+        let out = cmd
+            .args(["--warnings", "-l"])
+            .arg(&page)
+            .env("MANWIDTH", "100")
+            .env("MANPAGER", "cat")
+            .env("PAGER", "cat")
+            .stdin(Stdio::null())
+            .output()
+            .expect("man is installed (scripts/bootstrap --test-tools)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "man -l {}: {err}", page.display());
+        assert!(err.trim().is_empty(), "man -l {} warns: {err}", page.display());
+        for section in ["NAME", "SYNOPSIS", "ENVIRONMENT", "FILES", "EXIT STATUS", "SEE ALSO"] {
+            assert!(text.lines().any(|l| l == section), "{} renders {section}:\n{text}", page.display());
+        }
+    }
+}
+
+#[test]
+fn man_prints_one_commands_page() {
+    let page = std::fs::read_to_string(harness::repo_root().join("man/quire-ci-hook-install.1")).expect("a page");
+    Test::without_git().args(&["man", "hook", "install"]).status(0).stdout(&page).run();
+    Test::without_git().args(&["man", "nosuch"]).run().status(2).stderr_has("no manual page for `quire-ci nosuch`");
 }

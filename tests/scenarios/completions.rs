@@ -96,7 +96,7 @@ fn offered(shell: Shell, scratch: &Path, cwd: &Path, line: &str) -> Vec<String> 
         &format!("{shell:?} completing {line:?}"),
         Duration::from_secs(60),
         || child.try_wait().ok().flatten(),
-        || String::new(),
+        String::new,
     );
     let out = child.wait_with_output().expect("the shell's output");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
