@@ -213,6 +213,23 @@ fn files(roff: &mut Roff, path: &[String]) {
     if about(path, &["run", "watch", "hook pre-push", "doctor", "validate", "list"]) {
         entry(roff, vec![italic(".quire/Dockerfile")], "Built into the run's image when ci.fnl declares none.");
     }
+    if about(path, &["run", "watch", "hook pre-push", "doctor", "config"]) {
+        entry(
+            roff,
+            vec![italic("GIT_DIR"), roman("/quire-ci.toml")],
+            "This clone's settings (never committed): over the repository's and the user's, under QUIRE_CI_* and flags.",
+        );
+        entry(
+            roff,
+            vec![italic(crate::settings::REPO_FILE)],
+            "The repository's settings, committed: over the user's file. Keys are the long flags' names; an unknown key is an error naming file and line.",
+        );
+        entry(
+            roff,
+            vec![italic("$XDG_CONFIG_HOME/quire-ci/config.toml")],
+            "The user's settings (default ~/.config/quire-ci/config.toml), over the defaults. quire-ci config shows which layer gave each value.",
+        );
+    }
     if about(path, &["run", "watch", "hook pre-push", "logs", "runs"]) {
         entry(
             roff,
@@ -234,7 +251,7 @@ fn files(roff: &mut Roff, path: &[String]) {
             "currentContext, contexts and registry credentials (see DOCKER_CONFIG).",
         );
     }
-    if !reads_ci && !about(path, &["logs", "runs", "hook install", "hook uninstall"]) {
+    if !reads_ci && !about(path, &["logs", "runs", "hook install", "hook uninstall", "config"]) {
         roff.text([roman("None: this command reads and writes no file of its own.")]);
     }
 }
@@ -255,6 +272,7 @@ fn exit_status(roff: &mut Roff, path: &[String]) {
             (exit::BAD_INPUT, "bad usage, no runs directory, or an unknown run or job"),
             (exit::INFRA, "the run records cannot be read"),
         ],
+        Some("config") => vec![(exit::OK, "success"), (exit::BAD_INPUT, "bad usage or a bad settings file (named, with its line)")],
         Some("init") | Some("completions") | Some("man") => {
             vec![
                 (exit::OK, "success"),

@@ -341,6 +341,7 @@ fn man_pages_are_current_and_cover_every_subcommand() {
         "quire-ci-doctor.1",
         "quire-ci-completions.1",
         "quire-ci-man.1",
+        "quire-ci-config.1",
     ] {
         assert!(written.contains(&sub.to_string()), "{sub} is written: {written:?}");
     }
