@@ -272,7 +272,9 @@ fn exit_status(roff: &mut Roff, path: &[String]) {
             (exit::BAD_INPUT, "bad usage, no runs directory, or an unknown run or job"),
             (exit::INFRA, "the run records cannot be read"),
         ],
-        Some("config") => vec![(exit::OK, "success"), (exit::BAD_INPUT, "bad usage or a bad settings file (named, with its line)")],
+        Some("config") => {
+            vec![(exit::OK, "success"), (exit::BAD_INPUT, "bad usage or a bad settings file (named, with its line)")]
+        }
         Some("init") | Some("completions") | Some("man") => {
             vec![
                 (exit::OK, "success"),
