@@ -76,7 +76,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// The (sub)command whose page to print, e.g. `run` or `hook install` (default: quire-ci(1)).
-    #[arg(value_name = "COMMAND")]
+    #[arg(value_name = "COMMAND", add = crate::complete::commands())]
     pub command: Vec<String>,
 
     /// Write quire-ci.1 and every quire-ci-COMMAND.1 into DIR instead (what man/ holds).

@@ -27,7 +27,13 @@ pub const VAR: &str = "COMPLETE";
 /// prints the registration (`COMPLETE=SHELL quire-ci`), then exits; returns
 /// for a normal run. Call first thing in `main`.
 pub fn complete_if_asked() {
-    let asked = std::env::var_os(VAR).is_some_and(|v| !v.is_empty() && v != "0");
+    // Only a shell's name (as the scripts set it, or `$SHELL`'s path) is a
+    // request: a COMPLETE=1 left in someone's environment for another tool
+    // must not turn every command into a completion error.
+    let asked = std::env::var_os(VAR).is_some_and(|v| {
+        let name = Path::new(&v).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        ["bash", "zsh", "fish", "elvish", "powershell", "pwsh"].contains(&name.as_str())
+    });
     if !asked {
         return;
     }
@@ -73,6 +79,31 @@ pub fn jobs() -> ArgValueCompleter {
 /// Completes a run id of the repository's run records (newest first).
 pub fn runs() -> ArgValueCompleter {
     ArgValueCompleter::new(|current: &OsStr| run_candidates(&words(), current))
+}
+
+/// Completes `man COMMAND...`: the subcommands of what the words so far name.
+pub fn commands() -> ArgValueCompleter {
+    ArgValueCompleter::new(|current: &OsStr| command_candidates(&words(), current))
+}
+
+fn command_candidates(words: &[OsString], current: &OsStr) -> Vec<CompletionCandidate> {
+    let prefix = current.to_string_lossy();
+    let words: Vec<String> = words.iter().map(|w| w.to_string_lossy().into_owned()).collect();
+    let Some(at) = words.iter().position(|w| w == "man") else { return Vec::new() };
+    // The words between `man` and the one being completed (the last).
+    let named = &words[at + 1..words.len().saturating_sub(1).max(at + 1)];
+    let root = Cli::command();
+    let mut cmd = &root;
+    for w in named.iter().filter(|w| !w.starts_with('-')) {
+        match cmd.find_subcommand(w) {
+            Some(sub) => cmd = sub,
+            None => return Vec::new(),
+        }
+    }
+    cmd.get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name().starts_with(&*prefix))
+        .map(|s| CompletionCandidate::new(s.get_name()).help(s.get_about().cloned()))
+        .collect()
 }
 
 /// The words of the command line being completed: what follows `--` in

@@ -174,6 +174,9 @@ fn the_cases(shell: Shell) {
         "{shell:?}: hook's subcommands"
     );
 
+    assert!(words(at("quire-ci man ")).contains(&"run".to_string()), "{shell:?}: man's commands");
+    assert_eq!(sorted(at("quire-ci man hook u")), strings(&["uninstall"]), "{shell:?}: man's nested commands");
+
     // Job names from ci.fnl, not file names.
     let jobs = at("quire-ci run ");
     assert_eq!(
@@ -262,4 +265,21 @@ fn logs_completes_run_ids_docker() {
         assert_eq!(runs, newest_first, "{shell:?}: `logs --out DIR <TAB>`");
         assert_eq!(sorted(at("quire-ci logs --job ")), strings(&["deploy", "lint", "test"]), "{shell:?}: --job's jobs");
     }
+}
+
+/// COMPLETE set to something that is not a shell (another tool's setting)
+/// leaves quire-ci a normal command.
+#[test]
+fn a_stray_complete_variable_is_not_a_completion_request() {
+    let repo = repo();
+    for value in ["1", "true", "yes"] {
+        repo.quire(&["validate"]).env("COMPLETE", value).status(0).stdout_has("is valid").run();
+    }
+    let out = repo.quire(&["validate"]).env("COMPLETE", "bash").run();
+    out.status(0);
+    assert!(
+        out.stdout.contains("complete -o") && !out.stdout.contains("is valid"),
+        "COMPLETE=bash prints the script: {}",
+        out.stdout
+    );
 }
