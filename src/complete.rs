@@ -56,7 +56,15 @@ pub fn registration(shell: clap_complete::Shell, out: &mut dyn std::io::Write) -
         clap_complete::Shell::PowerShell => &Powershell,
         _ => return Err(std::io::Error::other("no completion for this shell")),
     };
-    completer.write_registration(VAR, "quire-ci", "quire-ci", "quire-ci", out)
+    completer.write_registration(VAR, "quire-ci", "quire-ci", "quire-ci", out)?;
+    if shell == clap_complete::Shell::Zsh {
+        // Installed on $fpath the file is the body of `_quire-ci`, which
+        // compinit autoloads on the first TAB: without this line that TAB
+        // would only define the function and offer nothing. Sourced, it
+        // does nothing.
+        writeln!(out, "if [[ ${{funcstack[1]-}} == _quire-ci ]]; then _clap_dynamic_completer_quire_ci \"$@\"; fi")?;
+    }
+    Ok(())
 }
 
 fn silence_stderr() {

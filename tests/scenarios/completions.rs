@@ -21,6 +21,9 @@ use crate::harness::{self, Repo, PRELUDE};
 enum Shell {
     Bash,
     Zsh,
+    /// zsh with the committed `completions/_quire-ci` on `$fpath`
+    /// (autoloaded by compinit on the first TAB) instead of sourced.
+    ZshFpath,
     Fish,
 }
 
@@ -38,13 +41,19 @@ COMPREPLY=()
 printf '%s\n' "${COMPREPLY[@]}"
 "#;
 
-/// $1: the capture file, $2: the command line typed before TAB.
+/// $1: the capture file, $2: the command line typed before TAB, $3: a
+/// directory holding `_quire-ci` to put on $fpath, or empty to source the
+/// script instead.
 const ZSH_DRIVER: &str = r#"
-capture=$1 line=$2
+capture=$1 line=$2 fp=$3
 zmodload zsh/zpty || exit 3
 zpty -b z zsh -f -i
-zpty -w z "PS1='%% '; autoload -Uz compinit; compinit -u -D"
-zpty -w z "source <(quire-ci completions zsh)"
+if [[ -n $fp ]]; then
+  zpty -w z "PS1='%% '; fpath=(${(q)fp} \$fpath); autoload -Uz compinit; compinit -u -D"
+else
+  zpty -w z "PS1='%% '; autoload -Uz compinit; compinit -u -D"
+  zpty -w z "source <(quire-ci completions zsh)"
+fi
 zpty -w z "compadd() { local -a __got; builtin compadd -O __got \"\$@\"; print -rl -- \"\${__got[@]}\" >>${(q)capture}; builtin compadd \"\$@\"; }"
 zpty -w z "__cap() { zle complete-word; print -r -- __END__ >>${(q)capture}; }; zle -N __cap; bindkey '^I' __cap"
 zpty -n -w z "$line"$'\t'
@@ -69,9 +78,13 @@ fn offered(shell: Shell, scratch: &Path, cwd: &Path, line: &str) -> Vec<String> 
             c.args(["--norc", "--noprofile", "-c", BASH_DRIVER, "bash", line]);
             c
         }
-        Shell::Zsh => {
+        Shell::Zsh | Shell::ZshFpath => {
+            let fpath = match shell {
+                Shell::ZshFpath => harness::repo_root().join("completions").display().to_string(),
+                _ => String::new(),
+            };
             let mut c = Command::new("zsh");
-            c.args(["-f", "-c", ZSH_DRIVER, "zsh"]).arg(&capture).arg(line);
+            c.args(["-f", "-c", ZSH_DRIVER, "zsh"]).arg(&capture).arg(line).arg(fpath);
             c
         }
         Shell::Fish => {
@@ -106,7 +119,7 @@ fn offered(shell: Shell, scratch: &Path, cwd: &Path, line: &str) -> Vec<String> 
         String::from_utf8_lossy(&out.stderr)
     );
     let text = match shell {
-        Shell::Zsh => std::fs::read_to_string(&capture).unwrap_or_default(),
+        Shell::Zsh | Shell::ZshFpath => std::fs::read_to_string(&capture).unwrap_or_default(),
         _ => stdout,
     };
     let mut seen = Vec::new();
@@ -209,6 +222,13 @@ fn bash_completes_subcommands_flags_values_and_jobs() {
 #[test]
 fn zsh_completes_subcommands_flags_values_and_jobs() {
     the_cases(Shell::Zsh);
+}
+
+/// Installed as a file on $fpath (what packagers do with completions/),
+/// the very first TAB completes too: every case runs in a fresh zsh.
+#[test]
+fn zsh_from_fpath_completes_on_the_first_tab() {
+    the_cases(Shell::ZshFpath);
 }
 
 #[test]
