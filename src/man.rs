@@ -137,6 +137,13 @@ fn environment(roff: &mut Roff, cmd: &clap::Command, path: &[String]) {
     for (var, text) in &flags {
         entry(roff, vec![bold(var.as_str())], text);
     }
+    if !path.is_empty() && about(path, &["hook pre-push", "doctor", "config"]) {
+        entry(
+            roff,
+            vec![bold("QUIRE_CI_"), italic("SETTING")],
+            "Every run setting's variable, as quire-ci-run(1) lists them (QUIRE_CI_IMAGE, QUIRE_CI_PULL, QUIRE_CI_MEMORY, ...): read here through the same layers as run, over the settings files (FILES).",
+        );
+    }
     if about(path, &["hook install", "hook pre-push"]) {
         entry(roff, vec![bold("QUIRE_CI_SKIP")], "Set to 1 to let one git push through without running CI (the hook script reads it; git push --no-verify skips every hook).");
         entry(
