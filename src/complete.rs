@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::CommandFactory;
 use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
-use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Shells, Zsh};
 
 use crate::cli::Cli;
 
@@ -42,7 +42,70 @@ pub fn complete_if_asked() {
         // (bash's registration does not silence stderr; ci.fnl may print).
         silence_stderr();
     }
-    clap_complete::CompleteEnv::with_factory(Cli::command).var(VAR).complete();
+    let (bash, zsh, fish, elvish, powershell) =
+        (ValuesFirst(Bash), ValuesFirst(Zsh), ValuesFirst(Fish), ValuesFirst(Elvish), ValuesFirst(Powershell));
+    let shells: [&dyn EnvCompleter; 5] = [&bash, &zsh, &fish, &elvish, &powershell];
+    clap_complete::CompleteEnv::with_factory(Cli::command).var(VAR).shells(Shells(&shells)).complete();
+}
+
+/// A shell's adapter with one change: on an empty word, when there are
+/// values to offer (subcommands, job names, run ids), the flags are left
+/// out, as git's and cargo's completions do; `-<TAB>` offers them.
+struct ValuesFirst<S>(S);
+
+impl<S: EnvCompleter> EnvCompleter for ValuesFirst<S> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn is(&self, name: &str) -> bool {
+        self.0.is(name)
+    }
+    fn write_registration(
+        &self,
+        var: &str,
+        name: &str,
+        bin: &str,
+        completer: &str,
+        buf: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        self.0.write_registration(var, name, bin, completer, buf)
+    }
+    fn write_complete(
+        &self,
+        cmd: &mut clap::Command,
+        args: Vec<OsString>,
+        current_dir: Option<&Path>,
+        buf: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        // The word being completed: bash, zsh and elvish say which; fish and
+        // PowerShell complete the last.
+        let index = std::env::var("_CLAP_COMPLETE_INDEX").ok().and_then(|i| i.parse::<usize>().ok());
+        let current = match index {
+            Some(i) => args.get(i).cloned().unwrap_or_default(),
+            None => args.last().cloned().unwrap_or_default(),
+        };
+        let mut out = Vec::new();
+        self.0.write_complete(cmd, args, current_dir, &mut out)?;
+        if !current.is_empty() {
+            return buf.write_all(&out);
+        }
+        // Bash, zsh and elvish join candidates with _CLAP_IFS (else a
+        // newline); fish and PowerShell end each with a newline.
+        let sep = match self.0.name() {
+            "bash" | "zsh" | "elvish" => std::env::var("_CLAP_IFS").unwrap_or_else(|_| "\n".into()),
+            _ => "\n".into(),
+        };
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let all: Vec<&str> = text.split(sep.as_str()).filter(|c| !c.is_empty()).collect();
+        let values: Vec<&str> = all.iter().copied().filter(|c| !c.starts_with('-')).collect();
+        let keep = if values.is_empty() { all } else { values };
+        let terminated = !matches!(self.0.name(), "bash" | "zsh" | "elvish");
+        let mut joined = keep.join(sep.as_str());
+        if terminated && !joined.is_empty() {
+            joined.push_str(&sep);
+        }
+        buf.write_all(joined.as_bytes())
+    }
 }
 
 /// `quire-ci completions SHELL`: the registration script for SHELL, calling

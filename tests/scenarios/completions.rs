@@ -165,6 +165,13 @@ fn the_cases(shell: Shell) {
         assert!(top.contains(&sub.to_string()), "{shell:?}: `quire-ci <TAB>` offers {sub}: {top:?}");
     }
     assert!(!top.iter().any(|c| c.contains("__")), "{shell:?}: no generated function names: {top:?}");
+    assert!(
+        !top.iter().any(|c| c.starts_with('-')),
+        "{shell:?}: an empty word offers no flags when there are values: {top:?}"
+    );
+    assert!(at("quire-ci run -").contains(&"--pull".to_string()), "{shell:?}: `-` offers the flags");
+    let init = at("quire-ci init ");
+    assert!(init.contains(&"--color".to_string()), "{shell:?}: with no values to offer, the flags: {init:?}");
     assert_eq!(at("quire-ci v"), strings(&["validate"]), "{shell:?}: a subcommand's prefix");
 
     // Past the first word (bash stopped there with the generated script).
@@ -192,11 +199,7 @@ fn the_cases(shell: Shell) {
 
     // Job names from ci.fnl, not file names.
     let jobs = at("quire-ci run ");
-    assert_eq!(
-        &jobs[..3],
-        strings(&["test", "lint", "deploy"]),
-        "{shell:?}: run's jobs come first, in run order: {jobs:?}"
-    );
+    assert_eq!(jobs, strings(&["test", "lint", "deploy"]), "{shell:?}: run's jobs, in run order, no flags: {jobs:?}");
     assert!(!jobs.iter().any(|c| c.contains("notes.txt") || c.contains(".quire")), "{shell:?}: no files: {jobs:?}");
     assert_eq!(at("quire-ci watch de"), strings(&["deploy"]), "{shell:?}: watch's jobs");
     assert_eq!(at("quire-ci run test l"), strings(&["lint"]), "{shell:?}: a second job");
