@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "quire-ci", version, about, long_about = None, propagate_version = true)]
 #[command(
-    after_help = "Exit codes: 0 success · 1 a job failed · 2 bad usage or a bad ci.fnl · 3 infrastructure (engine, image, container) · 130 interrupted"
+    after_help = "Exit codes: 0 success · 1 a job failed · 2 bad usage or a bad ci.fnl · 3 infrastructure (engine, image, container) · 130 interrupted (SIGINT) · 143 terminated (SIGTERM)"
 )]
 pub struct Cli {
     /// Run as if started in DIR.
@@ -178,7 +178,7 @@ pub struct RunArgs {
     #[arg(long, env = "QUIRE_CI_CACHE_VOLUME", value_parser = clap::builder::BoolishValueParser::new())]
     pub cache_volume: bool,
     /// How many last lines of a failing job or image build to show (0: none; the record has all).
-    #[arg(long, value_name = "N", env = "QUIRE_CI_EXCERPT_LINES", default_value_t = crate::run::DEFAULT_EXCERPT_LINES)]
+    #[arg(long, value_name = "N", env = "QUIRE_CI_EXCERPT_LINES", default_value_t = crate::executor::DEFAULT_EXCERPT_LINES)]
     pub excerpt_lines: usize,
     /// Copy PATH (in /work) out after the run, into the run record (repeatable; env QUIRE_CI_ARTIFACTS=a,b).
     #[arg(long = "artifact", value_name = "PATH", env = "QUIRE_CI_ARTIFACTS", value_delimiter = ',')]
@@ -275,7 +275,7 @@ pub struct LogsArgs {
     pub job: Option<String>,
 
     /// How many last lines of a failing command the summary repeats.
-    #[arg(long, value_name = "N", env = "QUIRE_CI_EXCERPT_LINES", default_value_t = crate::run::DEFAULT_EXCERPT_LINES)]
+    #[arg(long, value_name = "N", env = "QUIRE_CI_EXCERPT_LINES", default_value_t = crate::executor::DEFAULT_EXCERPT_LINES)]
     pub excerpt_lines: usize,
 
     /// Print the recorded events as JSON lines instead.

@@ -321,3 +321,15 @@ pub fn render_all(problems: &[Problem], sources: &Sources, color: bool) -> Strin
     }
     out
 }
+
+/// Renders any diagnostic (an engine or record error, a run's error) as
+/// miette does: its code, message and help line.
+pub fn render_diagnostic(d: &dyn Diagnostic, color: bool) -> String {
+    let theme = if color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
+    let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
+    let mut out = String::new();
+    if handler.render_report(&mut out, d).is_err() {
+        out = format!("{d}\n");
+    }
+    out
+}

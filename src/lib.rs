@@ -14,6 +14,7 @@
 pub mod redact;
 
 pub mod cache;
+pub mod cancel;
 pub mod cli;
 pub mod commands;
 pub mod compile_cache;
@@ -22,13 +23,13 @@ pub mod diagnostic;
 pub mod emitter;
 pub mod engine;
 pub mod events;
+pub mod executor;
 pub mod fennel;
 pub mod hook;
 pub mod man;
 pub mod pipeline;
 pub mod record;
 pub mod render;
-pub mod run;
 pub mod runtime;
 pub mod sandbox;
 pub mod secrets;

@@ -8,11 +8,17 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use futures_util::future::LocalBoxFuture;
 
 use mlua::{Lua, Table, Value};
 use serde_json::Value as Json;
 
+use crate::cancel::Stop;
 use crate::diagnostic::Code;
 use crate::events::Outcome;
 use crate::pipeline::{runtime_problem, split_location, Job, Pipeline, PUSH_SOURCE};
@@ -54,9 +60,22 @@ pub enum Abort {
     Refused(String),
 }
 
-/// Runs `sh` for a job. Implemented by the executor on top of the engine.
+/// What `sh` gives back: a future, so run-fns blocked in `sh` take turns
+/// on the one VM while their commands run at once.
+pub type ShFuture = LocalBoxFuture<'static, Result<ShReply, Abort>>;
+
+/// Runs `sh` for a job. Implemented by the executor on top of the engine
+/// (and by fakes in the scheduler's tests).
 pub trait ShHost {
-    fn sh(&self, job: &str, request: ShRequest) -> Result<ShReply, Abort>;
+    /// Runs one command of `job`; gives up with `Abort::Canceled` once
+    /// `stop` fires.
+    fn sh(&self, job: &str, request: ShRequest, stop: &Stop) -> ShFuture;
+
+    /// Called once a job that ran has ended, before its dependents start
+    /// (artifacts are copied out here, `--shell-on-failure` opens here).
+    fn job_ended(&self, _job: &str, _result: &JobResult) -> LocalBoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// How a job ended.
@@ -86,27 +105,79 @@ pub type SecretValues = Rc<BTreeMap<String, String>>;
 
 const ALLOWED_KEYS: &str = "sh, jobs, secret";
 
-/// Calls `job`'s run-fn with a fresh runtime table and classifies the result.
-pub fn run_job(
+/// Calls `job`'s run-fn with a fresh runtime table, as a coroutine that
+/// yields whenever it waits in `sh`, and classifies the result. Several may
+/// be polled at once on the same VM: each poll enters the job's own Lua-time
+/// budget, runtime table and print attribution, and leaves them on yield.
+pub async fn run_job(
     pipeline: &Pipeline,
     job: &Job,
     inputs: &RunInputs,
     secrets: &SecretValues,
     host: Rc<dyn ShHost>,
+    stop: Stop,
 ) -> JobResult {
     let abort: Rc<RefCell<Option<Abort>>> = Rc::new(RefCell::new(None));
-    let table = match runtime_table(pipeline, job, inputs, secrets, host, abort.clone()) {
+    let table = match runtime_table(pipeline, job, inputs, secrets, host, stop, abort.clone()) {
         Ok(t) => t,
         Err(e) => return failed(format!("cannot build the runtime table: {e}"), None),
     };
-    pipeline.clock.start_budget(pipeline.limits.run_fn_budget);
-    // `(. (require :quire.ci) :runtime)` is this job's table while it runs.
-    pipeline.lua.set_app_data(CurrentRunFn(table.clone()));
-    let result = job.run.call::<Value>(table);
-    pipeline.lua.remove_app_data::<CurrentRunFn>();
-    let tripped = pipeline.clock.tripped();
-    pipeline.clock.stop();
-    if let Some(a) = abort.borrow_mut().take() {
+    let turn = Turn {
+        call: Box::pin(job.run.call_async::<Value>(table.clone())),
+        lua: pipeline.lua.clone(),
+        clock: pipeline.clock.clone(),
+        table,
+        job: job.id.clone(),
+        budget: Some(crate::sandbox::Clock::budget(pipeline.limits.run_fn_budget)),
+    };
+    let (result, budget) = turn.await;
+    let aborted = abort.borrow_mut().take();
+    classify(job, result, aborted, budget.tripped())
+}
+
+/// The job whose run-fn is being resumed right now, for attributing what
+/// `print` writes (several run-fns take turns on one VM).
+pub struct CurrentJob(pub String);
+
+/// One run-fn's coroutine, polled with its own budget and runtime table in
+/// place (see [`run_job`]).
+struct Turn<F> {
+    call: Pin<Box<F>>,
+    lua: Lua,
+    clock: crate::sandbox::Clock,
+    table: Table,
+    job: String,
+    budget: Option<crate::sandbox::Budget>,
+}
+
+impl<F: Future<Output = mlua::Result<Value>>> Future for Turn<F> {
+    type Output = (mlua::Result<Value>, crate::sandbox::Budget);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(b) = this.budget.take() {
+            this.clock.enter(b);
+        }
+        // `(. (require :quire.ci) :runtime)` is this job's table while it runs.
+        this.lua.set_app_data(CurrentRunFn(this.table.clone()));
+        this.lua.set_app_data(CurrentJob(this.job.clone()));
+        let polled = this.call.as_mut().poll(cx);
+        this.lua.remove_app_data::<CurrentRunFn>();
+        this.lua.remove_app_data::<CurrentJob>();
+        let budget = this.clock.leave();
+        match polled {
+            Poll::Ready(r) => Poll::Ready((r, budget)),
+            Poll::Pending => {
+                this.budget = Some(budget);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// A run-fn's result (or what stopped it) as a job outcome.
+fn classify(job: &Job, result: mlua::Result<Value>, abort: Option<Abort>, tripped: Option<String>) -> JobResult {
+    if let Some(a) = abort {
         let reason = match &a {
             Abort::ContainerDied(r) => format!("the container died: {r}"),
             Abort::Engine(r) => format!("engine error: {r}"),
@@ -197,10 +268,9 @@ pub fn module_runtime(lua: &Lua, locate: Locate) -> mlua::Result<Table> {
     let forwarders = lua.create_table()?;
     for key in ["sh", "jobs", "secret"] {
         let locate = locate.clone();
-        let f = lua.create_function(move |lua, args: mlua::MultiValue| {
-            let current = lua.app_data_ref::<CurrentRunFn>().map(|c| c.0.clone());
-            match current {
-                Some(table) => table.raw_get::<mlua::Function>(key)?.call::<mlua::MultiValue>(args),
+        let target = move |lua: &Lua| -> mlua::Result<mlua::Function> {
+            match lua.app_data_ref::<CurrentRunFn>().map(|c| c.0.clone()) {
+                Some(table) => table.raw_get::<mlua::Function>(key),
                 None => {
                     let at = match locate(lua, &format!("runtime.{key}")) {
                         Some((file, line)) => format!("{file}:{line}: "),
@@ -211,7 +281,16 @@ pub fn module_runtime(lua: &Lua, locate: Locate) -> mlua::Result<Table> {
                     )))
                 }
             }
-        })?;
+        };
+        // `sh` waits (its run-fn yields), so its forwarder must be able to.
+        let f = if key == "sh" {
+            crate::sandbox::async_function(lua, move |lua, args: mlua::MultiValue| {
+                let f = target(&lua);
+                async move { f?.call_async::<mlua::MultiValue>(args).await }
+            })?
+        } else {
+            lua.create_function(move |lua, args: mlua::MultiValue| target(lua)?.call::<mlua::MultiValue>(args))?
+        };
         forwarders.raw_set(key, f)?;
     }
     let t = lua.create_table()?;
@@ -258,11 +337,12 @@ fn runtime_table(
     inputs: &RunInputs,
     secrets: &SecretValues,
     host: Rc<dyn ShHost>,
+    stop: Stop,
     abort: Rc<RefCell<Option<Abort>>>,
 ) -> mlua::Result<Table> {
     let lua = &pipeline.lua;
     let t = lua.create_table()?;
-    t.raw_set("sh", sh_function(lua, job, host, pipeline.clock.clone(), abort)?)?;
+    t.raw_set("sh", sh_function(lua, job, host, stop, pipeline.clock.clone(), abort)?)?;
     t.raw_set("jobs", jobs_function(lua, pipeline, job, inputs)?)?;
     let secrets = secrets.clone();
     t.raw_set(
@@ -299,45 +379,62 @@ fn sh_function(
     lua: &Lua,
     job: &Job,
     host: Rc<dyn ShHost>,
+    stop: Stop,
     clock: crate::sandbox::Clock,
     abort: Rc<RefCell<Option<Abort>>>,
 ) -> mlua::Result<mlua::Function> {
     let job_id = job.id.clone();
-    lua.create_function(move |lua, (cmd, opts): (Value, Option<Value>)| {
-        if abort.borrow().is_some() {
-            return Err(mlua::Error::runtime("the run is stopping; no more commands"));
-        }
-        let request = sh_request(cmd, opts)?;
-        let cmd_json = request.cmd.clone();
-        clock.pause();
-        let reply = host.sh(&job_id, request);
-        clock.resume();
-        match reply {
-            Ok(r) => {
-                let t = lua.create_table()?;
-                t.raw_set("exit", r.exit)?;
-                t.raw_set("stdout", lua.create_string(&r.stdout)?)?;
-                t.raw_set("stderr", lua.create_string(&r.stderr)?)?;
-                if r.stdout_truncated || r.stderr_truncated {
-                    t.raw_set("truncated", true)?;
-                }
-                t.raw_set("cmd", json_to_lua(lua, &cmd_json)?)?;
-                Ok(t)
+    crate::sandbox::async_function(lua, move |lua, (cmd, opts): (Value, Option<Value>)| {
+        let (host, stop, clock, abort, job_id) =
+            (host.clone(), stop.clone(), clock.clone(), abort.clone(), job_id.clone());
+        async move {
+            if abort.borrow().is_some() {
+                return Err(mlua::Error::runtime("the run is stopping; no more commands"));
             }
-            Err(Abort::Refused(msg)) => Err(mlua::Error::runtime(format!("sh: {msg}"))),
-            Err(a) => {
-                let msg = match &a {
-                    Abort::ContainerDied(r) => format!("the run's container died: {r}"),
-                    Abort::Engine(r) => format!("engine error: {r}"),
-                    Abort::Canceled(r) | Abort::Refused(r) => r.clone(),
-                };
-                *abort.borrow_mut() = Some(a);
-                // Sticky: a pcall around sh cannot keep the run-fn going.
-                clock.trip(&msg);
-                Err(mlua::Error::runtime(msg))
-            }
+            let request = sh_request(cmd, opts)?;
+            let cmd_json = request.cmd.clone();
+            clock.pause();
+            let reply = host.sh(&job_id, request, &stop).await;
+            clock.resume();
+            sh_result(&lua, reply, &cmd_json, &clock, &abort)
         }
     })
+}
+
+/// What `sh` returns to Lua: its result table, or an error; an abort is
+/// remembered and made sticky.
+fn sh_result(
+    lua: &Lua,
+    reply: Result<ShReply, Abort>,
+    cmd_json: &Json,
+    clock: &crate::sandbox::Clock,
+    abort: &RefCell<Option<Abort>>,
+) -> mlua::Result<Table> {
+    match reply {
+        Ok(r) => {
+            let t = lua.create_table()?;
+            t.raw_set("exit", r.exit)?;
+            t.raw_set("stdout", lua.create_string(&r.stdout)?)?;
+            t.raw_set("stderr", lua.create_string(&r.stderr)?)?;
+            if r.stdout_truncated || r.stderr_truncated {
+                t.raw_set("truncated", true)?;
+            }
+            t.raw_set("cmd", json_to_lua(lua, cmd_json)?)?;
+            Ok(t)
+        }
+        Err(Abort::Refused(msg)) => Err(mlua::Error::runtime(format!("sh: {msg}"))),
+        Err(a) => {
+            let msg = match &a {
+                Abort::ContainerDied(r) => format!("the run's container died: {r}"),
+                Abort::Engine(r) => format!("engine error: {r}"),
+                Abort::Canceled(r) | Abort::Refused(r) => r.clone(),
+            };
+            *abort.borrow_mut() = Some(a);
+            // Sticky: a pcall around sh cannot keep the run-fn going.
+            clock.trip(&msg);
+            Err(mlua::Error::runtime(msg))
+        }
+    }
 }
 
 /// Reads `(sh cmd opts?)`'s arguments.

@@ -49,6 +49,22 @@ enum Mode {
     Budget { used: Duration, since: Option<Instant>, limit: Duration },
 }
 
+/// One run-fn's Lua-time budget while its coroutine is not running.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    mode: Mode,
+    tripped: Option<String>,
+    /// It was counting (not paused in `sh`) when it was taken out.
+    counting: bool,
+}
+
+impl Budget {
+    /// The limit message, if this budget's run-fn hit a limit.
+    pub fn tripped(&self) -> Option<String> {
+        self.tripped.clone()
+    }
+}
+
 /// Time limits checked from the VMs' interrupt callbacks. Once a limit is
 /// hit it stays hit ("sticky"): every later check fails too, so a `pcall`
 /// in the script cannot swallow it and carry on.
@@ -104,6 +120,35 @@ impl Clock {
 
     pub fn stop(&self) {
         self.0.mode.set(Mode::Off);
+    }
+
+    /// A fresh Lua-time budget for one run-fn, not yet counting: hand it to
+    /// [`Clock::enter`] whenever that run-fn's coroutine is resumed.
+    pub fn budget(limit: Duration) -> Budget {
+        Budget { mode: Mode::Budget { used: Duration::ZERO, since: None, limit }, tripped: None, counting: true }
+    }
+
+    /// Makes `budget` the one the interrupt checks (run-fns take turns on
+    /// one VM: each is resumed with its own budget and its own sticky trip).
+    pub fn enter(&self, budget: Budget) {
+        self.0.mode.set(budget.mode);
+        let tripped = budget.tripped.is_some();
+        self.0.tripped.replace(budget.tripped);
+        EVERY_TICK.with(|e| e.set(tripped));
+        if budget.counting {
+            self.resume();
+        }
+    }
+
+    /// Takes the running budget back out when its coroutine yields (or
+    /// ends), so another run-fn can [`Clock::enter`] its own.
+    pub fn leave(&self) -> Budget {
+        let counting = matches!(self.0.mode.get(), Mode::Budget { since: Some(_), .. });
+        self.pause();
+        let budget = Budget { mode: self.0.mode.get(), tripped: self.0.tripped.take(), counting };
+        self.0.mode.set(Mode::Off);
+        EVERY_TICK.with(|e| e.set(false));
+        budget
     }
 
     /// Makes every check fail with `message` from now on (until the next
@@ -336,6 +381,10 @@ pub fn execute_vm(
     let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::BIT | StdLib::OS;
     let lua = Lua::new_with(libs, LuaOptions::default())?;
     let g = lua.globals();
+    // The host's async functions (`sh`) yield through `coroutine.yield`;
+    // scripts never see the library (see [`async_function`]).
+    lua.load_std_libs(StdLib::COROUTINE)?;
+    lua.set_app_data(HostCoroutine(g.raw_get::<Table>("coroutine")?));
     g.raw_set("require", Value::Nil)?;
     for (name, why) in REFUSED {
         let msg = format!("{name} is not available in ci.fnl: {why}");
@@ -382,6 +431,30 @@ pub fn execute_vm(
     clock.install(&lua);
     lua.set_memory_limit(limits.memory)?;
     Ok(lua)
+}
+
+/// The real `coroutine` library, kept for the host: mlua builds an async
+/// function from `coroutine.yield`, which ci.fnl itself cannot reach.
+struct HostCoroutine(Table);
+
+/// `lua.create_async_function`, in a VM whose scripts have no `coroutine`:
+/// the library is put back for the moment mlua looks it up, then refused
+/// again. Host functions made so may wait (the run-fn's coroutine yields).
+pub fn async_function<F, A, FR, R>(lua: &Lua, func: F) -> mlua::Result<mlua::Function>
+where
+    F: Fn(Lua, A) -> FR + 'static,
+    A: mlua::FromLuaMulti,
+    FR: std::future::Future<Output = mlua::Result<R>> + 'static,
+    R: mlua::IntoLuaMulti,
+{
+    let real = lua.app_data_ref::<HostCoroutine>().map(|c| c.0.clone());
+    let Some(real) = real else { return lua.create_async_function(func) };
+    let g = lua.globals();
+    let refused = g.raw_get::<Value>("coroutine")?;
+    g.raw_set("coroutine", real)?;
+    let made = lua.create_async_function(func);
+    g.raw_set("coroutine", refused)?;
+    made
 }
 
 fn refusing_table(lua: &Lua, name: &'static str, why: &'static str) -> mlua::Result<Table> {

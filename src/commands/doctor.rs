@@ -226,9 +226,9 @@ fn dockerfile_check(
         return Check::fail("image", ".quire/Dockerfile cannot be read", "check its permissions", false);
     };
     // The mapping a run would apply (image-map, QUIRE_CI_IMAGE_MAP).
-    let dockerfile = crate::run::map_dockerfile(map, &dockerfile).map(String::into_bytes).unwrap_or(dockerfile);
+    let dockerfile = crate::executor::map_dockerfile(map, &dockerfile).map(String::into_bytes).unwrap_or(dockerfile);
     let tree = crate::snapshot::Snapshot::of_worktree(root).map(|s| s.tree_id()).unwrap_or_default();
-    let tag = crate::run::dockerfile_tag(root, &dockerfile, &tree);
+    let tag = crate::executor::dockerfile_tag(root, &dockerfile, &tree);
     if let Ok(Some(_)) = rt.block_on(engine.image_id(&tag)) {
         return Check::ok("image", format!("built from .quire/Dockerfile: {tag} is present (reused by the next run)"));
     }
@@ -301,7 +301,7 @@ fn image_check(
     let name = match declared {
         Some(n) => n,
         None if root.join(".quire/Dockerfile").is_file() => return dockerfile_check(root, map, engine, rt),
-        None => flag.filter(|s| !s.is_empty()).unwrap_or_else(|| crate::run::DEFAULT_IMAGE.to_string()),
+        None => flag.filter(|s| !s.is_empty()).unwrap_or_else(|| crate::executor::DEFAULT_IMAGE.to_string()),
     };
     let (Some(engine), Some(rt)) = (engine, rt) else {
         return Check::warn("image", format!("{name}: not checked (no engine)"), "fix the engine first");

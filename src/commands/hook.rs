@@ -9,7 +9,7 @@ use super::{exit, Context};
 use crate::cli::HookCommand;
 use crate::hook::{self, HookError, Installed, Uninstalled};
 use crate::render::{RenderOptions, Renderer};
-use crate::run::{self, Cancel, PushedCommit, RunRequest};
+use crate::executor::{self as run, Cancel, PushedCommit, RunRequest};
 use crate::snapshot::{push_facts_for_push, PushFacts};
 
 pub fn run(ctx: &Context, cmd: &HookCommand) -> i32 {
@@ -198,15 +198,16 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
         };
         let outcome = run::execute(rt.handle(), request);
         // The renderer writes the summary to stderr itself.
-        super::run::report_outcome(ctx, &outcome, true);
-        if outcome.exit_code != exit::OK {
+        super::run::report_outcome(ctx, &outcome);
+        let code = exit::of(&outcome);
+        if code != exit::OK {
             eprintln!(
                 "quire-ci: push refused: CI {} for {}{}. Fix it, or skip with QUIRE_CI_SKIP=1 git push (or --no-verify).",
-                if outcome.exit_code == exit::JOB_FAILED { "failed" } else { "did not pass" },
+                if code == exit::JOB_FAILED { "failed" } else { "did not pass" },
                 pushed.remote_ref,
                 outcome.run_id.as_deref().map(|id| format!(" (run {id})")).unwrap_or_default(),
             );
-            return outcome.exit_code;
+            return code;
         }
     }
     exit::OK

@@ -29,6 +29,38 @@ pub mod exit {
     pub const BAD_INPUT: i32 = 2;
     pub const INFRA: i32 = 3;
     pub const INTERRUPTED: i32 = 130;
+    /// Stopped by SIGTERM: 128 + 15, the shell's convention.
+    pub const TERMINATED: i32 = 143;
+
+    use crate::events::RunStatus;
+    use crate::executor::{RunError, RunOutcome};
+
+    /// The exit code of a run, from its status: the one place it is decided.
+    pub fn of(outcome: &RunOutcome) -> i32 {
+        match (outcome.status, &outcome.error) {
+            (RunStatus::Succeeded, _) => OK,
+            (RunStatus::Failed, _) => JOB_FAILED,
+            (RunStatus::Canceled | RunStatus::Superseded, _) => interrupted(),
+            (_, Some(RunError::Invalid { .. } | RunError::Usage(_))) => BAD_INPUT,
+            (RunStatus::Error | RunStatus::Running, _) => INFRA,
+        }
+    }
+
+    /// 143 when SIGTERM stopped us, else 130 (SIGINT, or a stop without a signal).
+    pub fn interrupted() -> i32 {
+        if super::stopped_by() == Some("SIGTERM") {
+            TERMINATED
+        } else {
+            INTERRUPTED
+        }
+    }
+}
+
+/// The first stopping signal this process got, if any ("SIGINT", "SIGTERM").
+static STOPPED_BY: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+pub fn stopped_by() -> Option<&'static str> {
+    STOPPED_BY.get().copied()
 }
 
 /// Whether to colour, before looking at a stream: the one decision (see
@@ -262,6 +294,7 @@ pub fn on_interrupt(
                 _ = term.recv() => "SIGTERM",
             };
             count += 1;
+            let _ = STOPPED_BY.set(name);
             if count == 1 {
                 first(name);
             } else {
@@ -271,7 +304,8 @@ pub fn on_interrupt(
     });
 }
 
-/// A second Ctrl-C: kill the live container (if any) right away, exit 130.
+/// A second Ctrl-C: kill the live container (if any) right away, exit 130
+/// (143 after SIGTERM).
 pub async fn force_exit(live: &std::sync::Mutex<Option<String>>) -> ! {
     let id = live.lock().ok().and_then(|l| l.clone());
     if let Some(id) = id {
@@ -285,7 +319,7 @@ pub async fn force_exit(live: &std::sync::Mutex<Option<String>>) -> ! {
         .await;
     }
     eprintln!("quire-ci: forced exit");
-    std::process::exit(exit::INTERRUPTED);
+    std::process::exit(exit::interrupted());
 }
 
 /// The repository's files, with `.quire/ci.fnl` optionally taken from elsewhere.

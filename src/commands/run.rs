@@ -9,7 +9,7 @@ use crate::emitter::EventSink;
 use crate::engine::PullPolicy;
 use crate::events::RunStatus;
 use crate::render::{RenderOptions, Renderer};
-use crate::run::{self, Cancel, FailedJob, OnJobFailed, RunError, RunOutcome, RunRequest};
+use crate::executor::{self as run, Cancel, FailedJob, OnJobFailed, RunError, RunOutcome, RunRequest};
 
 pub fn run(ctx: &Context, args: &RunArgs) -> i32 {
     let rt = match super::runtime() {
@@ -31,8 +31,8 @@ pub fn run(ctx: &Context, args: &RunArgs) -> i32 {
     let live = request.live_container.clone();
     install_signal_handlers(&rt, cancel, live);
     let outcome = run::execute(rt.handle(), request);
-    report_outcome(ctx, &outcome, !args.json && std::io::stdout().is_terminal());
-    outcome.exit_code
+    report_outcome(ctx, &outcome);
+    exit::of(&outcome)
 }
 
 /// The `run` settings the environment gives (`QUIRE_CI_IMAGE`,
@@ -138,8 +138,8 @@ pub fn skips(names: &[String], flag: &str) -> std::collections::BTreeMap<String,
     names.iter().filter(|n| !n.is_empty()).map(|n| (n.clone(), from.to_string())).collect()
 }
 
-/// First SIGINT/SIGTERM: cancel and clean up (the run ends with 130).
-/// Second: remove the container right away and exit 130.
+/// First SIGINT/SIGTERM: cancel and clean up (the run ends with 130 for
+/// SIGINT, 143 for SIGTERM). Second: remove the container right away and exit.
 pub fn install_signal_handlers(rt: &tokio::runtime::Runtime, cancel: Cancel, live: Arc<Mutex<Option<String>>>) {
     super::on_interrupt(rt, live, move |name| {
         // On a terminal, take over the line the status line (and the echoed
@@ -150,33 +150,22 @@ pub fn install_signal_handlers(rt: &tokio::runtime::Runtime, cancel: Cancel, liv
     });
 }
 
-/// Problems that kept the run from going are printed with their details.
-/// `summary_seen`: the user already read the run's end (and its error) in
-/// the summary on this terminal, so it is not repeated on stderr.
-pub fn report_outcome(ctx: &Context, outcome: &RunOutcome, summary_seen: bool) {
-    let seen = summary_seen && outcome.dir.is_some();
+/// The error that kept the run from going, or stopped it, printed once on
+/// stderr as a diagnostic (code, message, help); everything else the run
+/// said went through its events.
+pub fn report_outcome(ctx: &Context, outcome: &RunOutcome) {
     match &outcome.error {
         Some(RunError::Invalid { problems, sources }) => ctx.report(problems, sources),
-        Some(RunError::Usage(m)) | Some(RunError::Infra(m)) if !seen => eprintln!("quire-ci: {m}"),
-        _ => {}
+        Some(RunError::Usage(e) | RunError::Infra(e)) => {
+            eprint!("{}", crate::diagnostic::render_diagnostic(e, ctx.color_stderr));
+        }
+        None => {}
     }
-    if outcome.cache_hit {
-        eprintln!("{}", cache_hit_line(outcome));
-    }
-    if outcome.dir.is_some() && ctx.verbose {
+    if ctx.verbose {
         if let Some(dir) = &outcome.dir {
             eprintln!("quire-ci: run record: {}", dir.display());
         }
     }
-}
-
-/// What a cache hit says: which green run it reuses, and how to force a run.
-pub fn cache_hit_line(outcome: &RunOutcome) -> String {
-    let id = outcome.run_id.as_deref().unwrap_or("?");
-    let tree = outcome.tree.as_deref().map(|t| &t[..t.len().min(12)]).unwrap_or("?");
-    format!(
-        "quire-ci: already passed (cached): run {id}, same tree {tree}, ci.fnl, image, jobs and ref; not run again (--no-cache to force)"
-    )
 }
 
 pub use crate::render::JsonLines;

@@ -7,7 +7,7 @@
 //! really changed, cancels the in-flight run as `superseded`, and wakes the
 //! main thread through a channel. Signals are handled on the tokio runtime.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::{exit, Context};
 use crate::cli::WatchArgs;
 use crate::events::RunStatus;
-use crate::run::{self, Cancel};
+use crate::executor::{self as run, Cancel};
 use crate::snapshot::Snapshot;
 use crate::watch::{self, PathFilter};
 
@@ -119,7 +119,7 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
         {
             let Ok(mut s) = shared.lock() else { return exit::INFRA };
             if s.stopping {
-                return exit::INTERRUPTED;
+                return exit::interrupted();
             }
             s.inflight = Some(request.cancel.clone());
         }
@@ -132,12 +132,12 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
             Err(_) => true,
         };
         if stopping {
-            return exit::INTERRUPTED;
+            return exit::interrupted();
         }
         if outcome.status == RunStatus::Superseded {
             eprintln!("quire-ci: run superseded by a newer change; starting again");
         } else {
-            super::run::report_outcome(ctx, &outcome, !args.run.json && std::io::stdout().is_terminal());
+            super::run::report_outcome(ctx, &outcome);
             eprintln!("quire-ci: watching for changes… (Ctrl-C to stop)");
         }
         // Wait for a change; several wake-ups while running are one change.
@@ -267,17 +267,17 @@ fn tree_of(repo: &std::path::Path, out_dir: Option<&std::path::Path>) -> Option<
 
 /// First SIGINT/SIGTERM: idle → exit 130 at once; during a run → cancel it
 /// (the main loop exits 130 once its container is removed). Second: remove
-/// the container right away and exit 130.
+/// the container right away and exit 130. (143 instead of 130 for SIGTERM.)
 fn install_signal_handlers(rt: &tokio::runtime::Runtime, shared: Arc<Mutex<Shared>>, live: Arc<Mutex<Option<String>>>) {
     super::on_interrupt(rt, live, move |name| {
         // Holding the lock, so the main thread cannot start a run between
         // this check and the exit.
-        let Ok(mut s) = shared.lock() else { std::process::exit(exit::INTERRUPTED) };
+        let Ok(mut s) = shared.lock() else { std::process::exit(exit::interrupted()) };
         s.stopping = true;
         match &s.inflight {
             None => {
                 eprintln!("\nquire-ci: {name}: stopped watching");
-                std::process::exit(exit::INTERRUPTED);
+                std::process::exit(exit::interrupted());
             }
             Some(c) => {
                 eprintln!("\nquire-ci: {name}: canceling the run and removing its container (again to force)");

@@ -491,7 +491,7 @@ fn docker_cache_key_covers_memory_and_lua_limits() {
     green.expect_code(0);
     let again = cached_run(&repo, &["run"]);
     again.expect_code(0);
-    assert!(again.stderr.contains("cached"), "the same run is a hit:\n{}", again.terminal());
+    assert!(again.terminal().contains("cached"), "the same run is a hit:\n{}", again.terminal());
 
     let oom = cached_run(&repo, &["run", "--memory", "16m"]);
     assert!(!oom.terminal().contains("cached"), "--memory 16m answered from the cache:\n{}", oom.terminal());
@@ -560,7 +560,8 @@ fn docker_first_sigint_with_a_frozen_engine_ends_the_run() {
     // Thawed, the engine carries out the removal it was asked for.
     poll("the held removal to go through", || containers_of_run(&id).is_empty().then_some(()));
     assert_eq!(code, Some(130), "\n{out}\n{err}");
-    assert!(err.contains("could not remove container") && err.contains("did not answer"), "{err}");
+    let said = format!("{out}{err}");
+    assert!(said.contains("could not remove container") && said.contains("did not answer"), "{said}");
     let f = Finished { code, stdout: out, stderr: err, dir: Some(repo.runs_dir().join(&id)) };
     assert_eq!(f.status(), "canceled");
     f.rec().assert_valid();

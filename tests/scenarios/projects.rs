@@ -47,7 +47,7 @@ struct Volume(String);
 
 impl Volume {
     fn fresh(repo: &Repo) -> Volume {
-        let name = quire_ci::run::cache_volume_name(repo.path());
+        let name = quire_ci::executor::cache_volume_name(repo.path());
         let _ = Command::new("docker").args(["volume", "rm", "-f", &name]).output();
         Volume(name)
     }
@@ -314,7 +314,7 @@ fn docker_with_git_gives_work_a_git_that_describes_the_snapshot_and_the_default_
     let r = repo.quire(&["run", "--with-git", "--keep"]).docker().keeps_container().run();
     r.status(0);
     let name = r
-        .stderr
+        .terminal()
         .lines()
         .find_map(|l| l.strip_prefix("quire-ci: kept container "))
         .and_then(|l| l.split_whitespace().next())
@@ -339,7 +339,7 @@ fn docker_with_git_gives_work_a_git_that_describes_the_snapshot_and_the_default_
     let r = repo.quire(&["run", "--keep"]).docker().keeps_container().env("QUIRE_CI_WITH_GIT", "1").run();
     r.status(0);
     let name = r
-        .stderr
+        .terminal()
         .lines()
         .find_map(|l| l.strip_prefix("quire-ci: kept container "))
         .and_then(|l| l.split_whitespace().next())

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use crate::harness::{sh_ok, Repo, IMAGE};
 use quire_ci::emitter::EventSink;
 use quire_ci::events::{Event, EventKind};
-use quire_ci::run::{self, RunRequest};
+use quire_ci::executor::{self as run, RunRequest};
 
 /// A fresh image in the local registry, absent from the engine.
 fn pushed_image() -> String {
@@ -49,7 +49,7 @@ fn docker_pull_progress_is_live_only() {
         RunRequest { sinks: vec![Box::new(Collect(seen.clone()))], no_cache: true, ..RunRequest::new(repo.path()) };
     let outcome = run::execute(rt.handle(), req);
     let _ = Command::new("docker").args(["rmi", &image]).output();
-    assert_eq!(outcome.exit_code, 0, "{:?}", outcome.error);
+    assert_eq!(outcome.status, quire_ci::events::RunStatus::Succeeded, "{:?}", outcome.error);
 
     let events = seen.borrow();
     let progress: Vec<&EventKind> =

@@ -131,7 +131,7 @@ fn docker_cache_volume_keeps_slash_cache_between_runs_of_a_repo() {
         n (+ 1 (tonumber (seen.stdout:match "%d+")))]
     (sh (.. "echo " n " > /cache/count"))
     {:n n})))"#));
-    let volume = quire_ci::run::cache_volume_name(repo.path());
+    let volume = quire_ci::executor::cache_volume_name(repo.path());
     let _ = Command::new("docker").args(["volume", "rm", "-f", &volume]).output();
     let first = repo.run(&["run", "--cache-volume"]);
     first.status(0).assert_clean();

@@ -1,0 +1,269 @@
+//! The run container's lifetime: created stopped, started while the
+//! snapshot goes in, links and `.git` made, and removed — one step of its
+//! own, [`Lease::remove`], that the executor calls after the jobs.
+//!
+//! Owns: the container, the live-container slot (for a forced exit), the
+//! `container-start`/`container-end` events, `container-kept` and
+//! `teardown-failed` notices. Must not know about: jobs, Lua.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::outcome::UserError;
+use super::request::{cache_volume_name, RunRequest};
+use crate::emitter::Emitter;
+use crate::engine::{Engine, EngineError, ExecSpec, RunContainer, RunContainerSpec};
+use crate::events::{EventKind, Level, RunStatus, Stream};
+use crate::snapshot::Snapshot;
+
+/// How long removing the run's container may take: an engine that accepts
+/// the request and never answers (frozen, overloaded) must not keep a
+/// canceled run, or a finished one, from ending.
+const TEARDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A run container this run made and must remove (unless `--keep`). If a
+/// lease is dropped without [`Lease::remove`] (a panic), it still removes.
+pub(super) struct Lease {
+    rt: tokio::runtime::Handle,
+    pub engine: Engine,
+    pub container: RunContainer,
+    pub image: String,
+    keep: bool,
+    live: Arc<Mutex<Option<String>>>,
+    removed: bool,
+}
+
+/// Why the container could not be made ready for the jobs.
+pub(super) enum NotReady {
+    /// The run was canceled while the snapshot went in.
+    Canceled,
+    Failed(UserError),
+}
+
+impl Lease {
+    /// Creates the run's container (stopped) from `image`.
+    pub fn create(
+        rt: &tokio::runtime::Handle,
+        engine: &Engine,
+        req: &RunRequest,
+        image: &str,
+        run_id: &str,
+    ) -> Result<Lease, UserError> {
+        let spec = RunContainerSpec {
+            image: image.to_string(),
+            run_id: run_id.to_string(),
+            repo_path_label: req.repo_dir.display().to_string(),
+            keep: req.keep,
+            cache_volume: req.cache_volume.then(|| cache_volume_name(&req.repo_dir)),
+            memory_limit: req.memory_limit,
+            network: req.network.clone(),
+            ..RunContainerSpec::default()
+        };
+        let container = rt
+            .block_on(engine.create_stopped_run_container(&spec))
+            .map_err(|e| UserError::from_diagnostic(&e, Some("cannot create the run's container")))?;
+        if let Ok(mut live) = req.live_container.lock() {
+            *live = Some(container.id.clone());
+        }
+        Ok(Lease {
+            rt: rt.clone(),
+            engine: engine.clone(),
+            container,
+            image: image.to_string(),
+            keep: req.keep,
+            live: req.live_container.clone(),
+            removed: false,
+        })
+    }
+
+    /// Starts the container while the snapshot goes into /work, then makes
+    /// the links that climb out of the repository and `--with-git`'s `.git`.
+    pub fn fill(
+        &self,
+        req: &RunRequest,
+        snapshot: &Snapshot,
+        git_ref: &str,
+        run_id: &str,
+        emitter: &Rc<RefCell<Emitter>>,
+    ) -> Result<(), NotReady> {
+        let failed = |m: String| NotReady::Failed(UserError::new("quire_ci::container::setup", m));
+        // The snapshot goes in while the container starts: the engine takes an
+        // archive into a created container, and the two overlap. Links that
+        // climb out of the repository are made afterwards, by `ln -s` (the
+        // engine's unpacker refuses them), so they arrive as git stores them.
+        let outside =
+            snapshot.links_out_of_tree().map_err(|e| failed(format!("cannot read the snapshot's links: {e}")))?;
+        let tar = if outside.is_empty() {
+            snapshot.tar_reader()
+        } else {
+            snapshot.without_paths(&outside.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()).tar_reader()
+        }
+        .map_err(|e| failed(format!("cannot stream the snapshot: {e}")))?;
+        let (started, uploaded) = self.rt.block_on(async {
+            tokio::join!(self.engine.start_run_container(&self.container), async {
+                tokio::select! {
+                    r = self.engine.upload(&self.container, tar) => Some(r),
+                    _ = req.cancel.wait() => None,
+                }
+            })
+        });
+        started.map_err(|e| NotReady::Failed(UserError::from_diagnostic(&e, Some("cannot start the run's container"))))?;
+        emitter.borrow_mut().emit(
+            None,
+            EventKind::ContainerStart { image: self.image.clone(), container_id: self.container.id.clone() },
+        );
+        match uploaded {
+            None => Err(NotReady::Canceled),
+            Some(Err(e)) => {
+                // The engine refusing the archive is not the container dying: it
+                // is running (it just started), and the message says what failed.
+                if let EngineError::ContainerDied { reason, .. } = &e {
+                    emitter.borrow_mut().emit(None, EventKind::ContainerDied { reason: reason.clone() });
+                }
+                Err(NotReady::Failed(UserError::from_diagnostic(&e, Some("uploading the snapshot into /work failed"))))
+            }
+            Some(Ok(())) => make_links(&self.rt, &self.engine, &self.container, &outside)
+                .and_then(|()| upload_dotgit(&self.rt, &self.engine, req, snapshot, git_ref, run_id, &self.container))
+                .map_err(failed),
+        }
+    }
+
+    /// Removes the container (or, with `--keep`, says how to enter it):
+    /// after `container-end`, as one step the engine can be handed.
+    pub fn remove(mut self, emitter: &Rc<RefCell<Emitter>>) {
+        self.removed = true;
+        if self.keep {
+            emitter.borrow_mut().emit(None, self.kept_notice());
+        } else if let Err(e) = self.remove_now() {
+            let name = &self.container.name;
+            let kind = EventKind::Notice {
+                level: Level::Warning,
+                code: "teardown-failed".into(),
+                message: format!("could not remove container {name}: {e}"),
+                help: Some(format!(
+                    "the next quire-ci run removes it once the engine answers again (or: docker rm -f {name})"
+                )),
+            };
+            emitter.borrow_mut().emit(None, kind);
+        }
+        self.clear_live();
+    }
+
+    fn kept_notice(&self) -> EventKind {
+        let chosen = self.engine.chosen();
+        let name = &self.container.name;
+        EventKind::Notice {
+            level: Level::Info,
+            code: "container-kept".into(),
+            message: format!(
+                "kept container {name} (image {}); get a shell in it with:
+  {}",
+                self.image,
+                chosen.docker_command(&["exec", "-it", "-w", "/work", name, "sh"])
+            ),
+            help: Some(format!("remove it with: {}", chosen.docker_command(&["rm", "-f", name]))),
+        }
+    }
+
+    fn remove_now(&self) -> Result<(), String> {
+        self.rt.block_on(async {
+            match tokio::time::timeout(TEARDOWN_DEADLINE, self.engine.remove(&self.container)).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("the engine did not answer within {} s", TEARDOWN_DEADLINE.as_secs())),
+            }
+        })
+    }
+
+    fn clear_live(&self) {
+        if let Ok(mut live) = self.live.lock() {
+            *live = None;
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.removed {
+            if !self.keep {
+                let _ = self.remove_now();
+            }
+            self.clear_live();
+        }
+    }
+}
+
+/// `container-end`, with the status the jobs left.
+pub(super) fn container_end(emitter: &Rc<RefCell<Emitter>>, status: RunStatus) {
+    emitter.borrow_mut().emit(None, EventKind::ContainerEnd { status });
+}
+
+/// Makes the links of [`Snapshot::links_out_of_tree`] in /work, each with
+/// its target byte for byte, in one exec; an error names the link.
+fn make_links(
+    rt: &tokio::runtime::Handle,
+    engine: &Engine,
+    container: &RunContainer,
+    links: &[(String, Vec<u8>)],
+) -> Result<(), String> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let mut argv = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        r#"while [ $# -gt 0 ]; do case "$2" in */*) mkdir -p -- "${2%/*}" || exit 1;; esac; ln -s -- "$1" "$2" || { echo "$2" >&2; exit 1; }; shift 2; done"#.to_string(),
+        "sh".to_string(),
+    ];
+    for (path, target) in links {
+        let Ok(target) = String::from_utf8(target.clone()) else {
+            return Err(format!(
+                "the symbolic link {path} points at a name that is not UTF-8, which quire-ci cannot make in /work"
+            ));
+        };
+        argv.push(target);
+        argv.push(path.clone());
+    }
+    let spec = ExecSpec { argv, env: vec![], cwd: None };
+    let mut err = Vec::new();
+    let out = rt
+        .block_on(engine.exec(container, &spec, |stream, bytes| {
+            if stream == Stream::Stderr {
+                err.extend_from_slice(bytes);
+            }
+        }))
+        .map_err(|e| format!("making the symbolic links that point out of the repository failed: {e}"))?;
+    if out.exit != 0 {
+        let said = String::from_utf8_lossy(&err).trim().to_string();
+        return Err(format!(
+            "cannot make the symbolic link(s) that point out of the repository in /work ({}): {said}",
+            links.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// `--with-git`: the minimal `.git` (src/snapshot/dotgit.rs) into /work,
+/// with the branch the run is for.
+fn upload_dotgit(
+    rt: &tokio::runtime::Handle,
+    engine: &Engine,
+    req: &RunRequest,
+    snapshot: &Snapshot,
+    git_ref: &str,
+    run_id: &str,
+    container: &RunContainer,
+) -> Result<(), String> {
+    if !req.with_git {
+        return Ok(());
+    }
+    let branch = git_ref.strip_prefix("refs/heads/");
+    let scratch = snapshot.git_dir().join("quire-ci").join(format!("dotgit-{run_id}"));
+    let tar = snapshot
+        .dotgit_tar(&scratch, branch)
+        .map_err(|e| format!("cannot build the .git for /work (--with-git): {e}"))?;
+    rt.block_on(engine.upload(container, std::io::Cursor::new(tar)))
+        .map_err(|e| format!("uploading .git (--with-git) failed: {e}"))
+}
+

@@ -1,0 +1,367 @@
+//! The executor: one run of a pipeline, from snapshot to teardown
+//! (DESIGN.md §4). It strings the rooms together — snapshot, pipeline,
+//! engine, runtime — and says everything it does as events through the
+//! emitter: the command layer gets a [`RunOutcome`] (run id, status, the
+//! error to print) and nothing else.
+//!
+//! Rooms: [`request`] (what is asked), [`prepare`] (snapshot, evaluation,
+//! job selection, the cache lookup), [`image`] (which image, pull, build),
+//! [`link`] (the engine connection), [`container`] (the run container's
+//! lifetime), [`scheduler`] (which job runs when), [`bridge`] (`sh` → exec),
+//! [`artifacts`], [`sink`] (the record), [`outcome`].
+
+mod artifacts;
+mod bridge;
+mod container;
+mod image;
+mod link;
+mod outcome;
+mod prepare;
+mod request;
+pub mod scheduler;
+mod sink;
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Instant;
+
+pub use crate::cancel::{Cancel, Stop};
+pub use image::{dockerfile_tag, map_dockerfile, map_image};
+pub use outcome::{RunError, RunOutcome, UserError};
+pub use prepare::select_jobs;
+pub use request::{cache_volume_name, effective_parallel, FailedJob, OnJobFailed, PushedCommit, RunRequest};
+
+use crate::cache::CacheKey;
+use crate::emitter::Emitter;
+use crate::engine::Engine;
+use crate::events::{EventKind, Level, RunStatus};
+use crate::pipeline::{Invalid, Pipeline};
+use crate::record::{self, RunMeta, RunRecord};
+use crate::redact::Redactor;
+use container::{Lease, NotReady};
+use link::EngineLink;
+use prepare::Prepared;
+use sink::{RecordSink, WriteError};
+
+/// The image used when neither ci.fnl, `.quire/Dockerfile`, `--image` nor
+/// `QUIRE_CI_IMAGE` names one.
+pub const DEFAULT_IMAGE: &str = "debian:bookworm-slim";
+
+/// How many last lines of a failure are shown by default (`--excerpt-lines`).
+pub const DEFAULT_EXCERPT_LINES: usize = 15;
+
+/// How many runs are kept per repository; older ones are pruned.
+pub const KEEP_RUNS: usize = 50;
+
+type Events = Rc<RefCell<Emitter>>;
+
+/// Runs a pipeline. Blocks the calling thread (which must not be a tokio
+/// worker); engine calls go through `rt`.
+pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
+    let started = Instant::now();
+    // The engine is reached (and leftovers of dead quire-ci processes reaped)
+    // on the runtime while the snapshot and the compile happen here.
+    let mut link = EngineLink::start(rt, req.verbose);
+    let mut emitter = Emitter::new(Redactor::new(req.secrets.values().cloned().collect()));
+    for s in req.sinks.drain(..) {
+        emitter.add_sink(s);
+    }
+    let events: Events = Rc::new(RefCell::new(emitter));
+    let prep = match Prepared::take(&req) {
+        Ok(p) => p,
+        Err(e) => return unrecorded(RunError::Usage(e)),
+    };
+    // The result cache, checked before any record or container exists: a
+    // hit costs the snapshot, the compile and one engine call (image id).
+    if let Some(green) = prep.cached_green(rt, link.get(rt).ok(), &req) {
+        events.borrow_mut().emit(None, EventKind::CacheHit { run_id: green.clone(), tree: prep.tree.clone() });
+        return RunOutcome {
+            dir: Some(prep.runs_dir.join(&green)),
+            run_id: Some(green),
+            status: RunStatus::Succeeded,
+            error: None,
+        };
+    }
+    let selected = match prep.selected(&req) {
+        Ok(s) => s,
+        Err(e) => return unrecorded(RunError::Usage(e)),
+    };
+    let run = match Run::begin(rt, &req, &prep, &events) {
+        Ok(run) => run,
+        Err(e) => return unrecorded(RunError::Infra(e)),
+    };
+    run.start_event(&prep, &selected, link.take_notices());
+    let outcome = run.go(&mut link, &mut req, prep, selected);
+    run.end(&outcome, started);
+    outcome
+}
+
+/// A run that never got a record: nothing was emitted but what led here.
+fn unrecorded(error: RunError) -> RunOutcome {
+    RunOutcome { run_id: None, dir: None, status: RunStatus::Error, error: Some(error) }
+}
+
+/// A run with a record: its id and directory, and where its events go.
+struct Run<'r> {
+    rt: &'r tokio::runtime::Handle,
+    run_id: String,
+    dir: PathBuf,
+    events: Events,
+    record_error: WriteError,
+    cancel: Cancel,
+}
+
+impl<'r> Run<'r> {
+    /// Creates the record (meta.json) and puts it among the sinks.
+    fn begin(
+        rt: &'r tokio::runtime::Handle,
+        req: &RunRequest,
+        prep: &Prepared,
+        events: &Events,
+    ) -> Result<Run<'r>, UserError> {
+        let run_id = record::new_run_id();
+        let dir = prep.runs_dir.join(&run_id);
+        let declared_image = prep.evaluated.as_ref().ok().and_then(|p| p.image.as_ref().map(|i| i.name.clone()));
+        let meta = RunMeta {
+            run_id: run_id.clone(),
+            repo: req.repo_dir.clone(),
+            git_ref: prep.git_ref.clone(),
+            sha: prep.facts.sha.clone(),
+            tree: prep.tree.clone(),
+            dirty: prep.snapshot.dirty(),
+            image: declared_image,
+            ci_fnl_hash: prep.ci_hash(),
+            quire_ci_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: record::now_ts(),
+            pid: std::process::id(),
+            extra: [("jobs".to_string(), serde_json::Value::from(effective_parallel(req.parallel)))]
+                .into_iter()
+                .collect(),
+        };
+        let record = RunRecord::create(&dir, &meta)
+            .map_err(|e| UserError::from_diagnostic(&e, Some("cannot create the run record")))?;
+        let record_error = WriteError::default();
+        events.borrow_mut().add_sink(Box::new(RecordSink { record, error: record_error.clone() }));
+        Ok(Run { rt, run_id, dir, events: events.clone(), record_error, cancel: req.cancel.clone() })
+    }
+
+    fn start_event(&self, prep: &Prepared, selected: &[String], link_notices: Vec<EventKind>) {
+        let kind = EventKind::RunStart {
+            run_id: self.run_id.clone(),
+            git_ref: prep.git_ref.clone(),
+            sha: prep.facts.sha.clone(),
+            tree: prep.tree.clone(),
+            dirty: prep.snapshot.dirty(),
+            jobs: selected.to_vec(),
+            dir: Some(self.dir.display().to_string()),
+        };
+        let mut e = self.events.borrow_mut();
+        e.emit(None, kind);
+        for n in link_notices.into_iter().chain(prep.notices.iter().cloned()) {
+            e.emit(None, n);
+        }
+    }
+
+    fn outcome(&self, status: RunStatus, error: Option<RunError>) -> RunOutcome {
+        RunOutcome { run_id: Some(self.run_id.clone()), dir: Some(self.dir.clone()), status, error }
+    }
+
+    /// Evaluation, the engine, the image, the container, the jobs.
+    fn go(&self, link: &mut EngineLink, req: &mut RunRequest, prep: Prepared, selected: Vec<String>) -> RunOutcome {
+        let pipeline = match prep.evaluated {
+            Ok(ref p) => p,
+            Err(Invalid { ref problems, ref sources }) => {
+                self.problems(problems);
+                return self.outcome(
+                    RunStatus::Error,
+                    Some(RunError::Invalid { problems: problems.clone(), sources: sources.clone() }),
+                );
+            }
+        };
+        if req.artifacts_dir.is_none() {
+            req.artifacts_dir = Some(self.dir.join("artifacts"));
+        }
+        let engine = match link.get(self.rt) {
+            Ok(e) => e,
+            Err(e) => return self.failed(e),
+        };
+        if self.cancel.is_canceled() {
+            return self.outcome(self.cancel.status_and_reason().0, None);
+        }
+        let image = match image::resolve_image(self.rt, &engine, req, pipeline, &prep.snapshot, &self.events) {
+            Ok(i) => i,
+            Err(e) => return self.failed(e),
+        };
+        let lease = match Lease::create(self.rt, &engine, req, &image, &self.run_id) {
+            Ok(l) => l,
+            Err(e) => return self.failed(e),
+        };
+        let outcome = self.in_container(&lease, req, &prep, pipeline, &selected);
+        container::container_end(&self.events, outcome.status);
+        lease.remove(&self.events);
+        if outcome.status == RunStatus::Succeeded {
+            self.store_green(&engine, &prep, &image);
+        }
+        self.housekeeping(&prep);
+        outcome
+    }
+
+    /// What happens while the container lives: the snapshot goes in, the
+    /// jobs run, `--artifact`s come out.
+    fn in_container(
+        &self,
+        lease: &Lease,
+        req: &mut RunRequest,
+        prep: &Prepared,
+        pipeline: &Pipeline,
+        selected: &[String],
+    ) -> RunOutcome {
+        match lease.fill(req, &prep.snapshot, &prep.git_ref, &self.run_id, &self.events) {
+            Ok(()) => {}
+            Err(NotReady::Canceled) => return self.outcome(self.cancel.status_and_reason().0, None),
+            Err(NotReady::Failed(e)) => return self.failed(e),
+        }
+        let settled = match self.schedule(lease, req, prep, pipeline, selected) {
+            Ok(s) => s,
+            Err(e) => return self.failed(e),
+        };
+        if settled.status == RunStatus::Succeeded && !self.cancel.is_canceled() {
+            let root = req.artifacts_dir.clone();
+            self.rt.block_on(artifacts::copy_artifacts(
+                &lease.engine,
+                &lease.container,
+                None,
+                &req.artifacts,
+                root.as_deref(),
+                &self.events,
+            ));
+        }
+        let error = settled.error.map(|m| RunError::Infra(UserError::new("quire_ci::executor::stopped", m)));
+        self.outcome(settled.status, error)
+    }
+
+    fn schedule(
+        &self,
+        lease: &Lease,
+        req: &mut RunRequest,
+        prep: &Prepared,
+        pipeline: &Pipeline,
+        selected: &[String],
+    ) -> Result<scheduler::Settled, UserError> {
+        let push = prepare::push_table(
+            &pipeline.lua,
+            &prep.facts,
+            &prep.git_ref,
+            req.git_ref.is_some(),
+            &prep.tree,
+            prep.snapshot.dirty(),
+            req.event.as_ref(),
+        )
+        .map_err(|e| UserError::new("quire_ci::executor::push_table", format!("cannot build the :quire/push table: {e}")))?;
+        let host = Rc::new(bridge::EngineHost {
+            engine: lease.engine.clone(),
+            container: lease.container.clone(),
+            emitter: self.events.clone(),
+            counters: Default::default(),
+            artifacts_dir: req.artifacts_dir.clone(),
+            on_job_failed: req.on_job_failed.take().map(Rc::new),
+        });
+        let schedule = scheduler::Schedule {
+            pipeline,
+            selected,
+            skip: &req.skip,
+            parallel: effective_parallel(req.parallel),
+            fail_fast: req.fail_fast,
+            in_hook: req.in_hook,
+            cancel: &req.cancel,
+            secrets: Rc::new(req.secrets.clone()),
+            push,
+        };
+        Ok(self.rt.block_on(scheduler::run(&schedule, host, &self.events)))
+    }
+
+    /// The run stops on an error the user must read.
+    fn failed(&self, e: UserError) -> RunOutcome {
+        if self.cancel.is_canceled() {
+            // A failure caused by tearing down is the cancel, not a failure.
+            return self.outcome(self.cancel.status_and_reason().0, None);
+        }
+        self.outcome(RunStatus::Error, Some(RunError::Infra(e)))
+    }
+
+    fn problems(&self, problems: &[crate::diagnostic::Problem]) {
+        let mut e = self.events.borrow_mut();
+        for p in problems {
+            let kind = EventKind::Problem {
+                code: p.code.as_str().to_string(),
+                message: p.message.clone(),
+                file: p.location.as_ref().map(|l| l.file.clone()),
+                line: p.location.as_ref().map(|l| l.line as u32),
+                // Columns count from 1 in the record, as lines do.
+                column: p.location.as_ref().and_then(|l| l.columns).map(|(c, _)| c as u32 + 1),
+                help: p.help.clone(),
+            };
+            e.emit(None, kind);
+        }
+    }
+
+    /// Stores a green run in the result cache. The image is looked up
+    /// again: it may have been pulled or built by this very run.
+    fn store_green(&self, engine: &Engine, prep: &Prepared, image: &str) {
+        if self.cancel.is_canceled() {
+            return;
+        }
+        let (Some(key), Some(image_id)) =
+            (prep.partial_key.clone(), self.rt.block_on(engine.image_id(image)).ok().flatten())
+        else {
+            return;
+        };
+        if let Err(e) = prep.result_cache.store(&CacheKey { image_id, ..key }, &self.run_id) {
+            self.warn("cache-store-failed", format!("cannot record the green run in the result cache: {e}"));
+        }
+    }
+
+    /// Old runs pruned, and cache entries whose record went with them.
+    fn housekeeping(&self, prep: &Prepared) {
+        if let Err(e) = record::prune(&prep.runs_dir, KEEP_RUNS) {
+            self.warn("prune-failed", format!("pruning old runs in {}: {e}", prep.runs_dir.display()));
+        }
+        // Cache entries vouch for a run by its record: drop those whose record went.
+        if let Err(e) = prep.result_cache.retain(|id| prep.runs_dir.join(id).is_dir()) {
+            self.warn("prune-failed", format!("pruning the result cache: {e}"));
+        }
+    }
+
+    fn warn(&self, code: &str, message: String) {
+        let kind = EventKind::Notice { level: Level::Warning, code: code.into(), message, help: None };
+        self.events.borrow_mut().emit(None, kind);
+    }
+
+    /// `run-end`, then the sinks finish. A run interrupted before its end
+    /// (even in its teardown, after its last job passed) is not green.
+    fn end(&self, outcome: &RunOutcome, started: Instant) {
+        if let Some(e) = self.record_error.borrow_mut().take() {
+            self.warn("record-write-failed", e);
+        }
+        let error = match (&outcome.error, self.cancel.is_canceled()) {
+            (_, true) => Some(self.cancel.status_and_reason().1),
+            (Some(RunError::Invalid { problems, .. }), _) => Some(invalid_headline(problems)),
+            (Some(RunError::Usage(e) | RunError::Infra(e)), _) => Some(e.headline()),
+            (None, false) => None,
+        };
+        let status = if self.cancel.is_canceled() { self.cancel.status_and_reason().0 } else { outcome.status };
+        let mut e = self.events.borrow_mut();
+        e.emit(None, EventKind::RunEnd { status, duration_ms: started.elapsed().as_millis() as u64, error });
+        e.finish();
+    }
+}
+
+/// `run-end`'s one line for an invalid ci.fnl (each problem is its own
+/// `problem` event).
+fn invalid_headline(problems: &[crate::diagnostic::Problem]) -> String {
+    match problems {
+        [one] => one.message.clone(),
+        many => format!("{} problems in ci.fnl", many.len()),
+    }
+}
