@@ -76,7 +76,9 @@ impl Stop {
 
     /// Resolves with the reason once either cancel fires.
     pub async fn wait(&self) -> String {
+        // The run's reason wins: a job stopped by Ctrl-C says Ctrl-C.
         tokio::select! {
+            biased;
             _ = self.run.wait() => self.run.status_and_reason().1,
             _ = self.job.wait() => self.job.status_and_reason().1,
         }

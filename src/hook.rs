@@ -21,13 +21,19 @@ pub const LOCAL_HOOK: &str = "pre-push.local";
 #[derive(Debug, Error, miette::Diagnostic)]
 pub enum HookError {
     #[error("{path} is not inside a git repository: {reason}")]
-    #[diagnostic(code(quire_ci::hook::not_a_repository), help("run `quire-ci hook` inside a git work tree, or point at one with -C DIR"))]
+    #[diagnostic(
+        code(quire_ci::hook::not_a_repository),
+        help("run `quire-ci hook` inside a git work tree, or point at one with -C DIR")
+    )]
     NotARepository { path: PathBuf, reason: String },
     #[error("reading core.hooksPath in {repo}: {reason}")]
     #[diagnostic(code(quire_ci::hook::config), help("check `git config core.hooksPath`"))]
     Config { repo: PathBuf, reason: String },
     #[error("{path} already exists and was not installed by quire-ci; not replacing it (use `quire-ci hook install --force` to keep it as {LOCAL_HOOK} and run it before quire-ci)")]
-    #[diagnostic(code(quire_ci::hook::foreign), help("`quire-ci hook install --force` keeps it as pre-push.local and runs it first"))]
+    #[diagnostic(
+        code(quire_ci::hook::foreign),
+        help("`quire-ci hook install --force` keeps it as pre-push.local and runs it first")
+    )]
     Foreign { path: PathBuf },
     #[error("cannot keep the existing hook {hook}: {local} already exists; move one of them away first")]
     #[diagnostic(code(quire_ci::hook::local_exists), help("move pre-push or pre-push.local away, then install again"))]

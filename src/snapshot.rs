@@ -115,14 +115,20 @@ pub struct Snapshot {
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum SnapshotError {
     #[error("{path} is not inside a git repository")]
-    #[diagnostic(code(quire_ci::snapshot::not_a_repository), help("run quire-ci inside a git work tree, or point at one with -C DIR"))]
+    #[diagnostic(
+        code(quire_ci::snapshot::not_a_repository),
+        help("run quire-ci inside a git work tree, or point at one with -C DIR")
+    )]
     NotARepository {
         path: PathBuf,
         #[source]
         source: gix::Error,
     },
     #[error("the repository at {path} has no working tree (bare repository)")]
-    #[diagnostic(code(quire_ci::snapshot::no_worktree), help("run quire-ci in a clone with a working tree (`git clone` without --bare)"))]
+    #[diagnostic(
+        code(quire_ci::snapshot::no_worktree),
+        help("run quire-ci in a clone with a working tree (`git clone` without --bare)")
+    )]
     NoWorktree { path: PathBuf },
     #[error("could not resolve revision {rev:?} in {repo} to a commit")]
     #[diagnostic(code(quire_ci::snapshot::bad_revision), help("check the commit exists here (`git rev-parse REV`)"))]
@@ -148,16 +154,28 @@ pub enum SnapshotError {
         source: std::io::Error,
     },
     #[error("{path} changed while it was being archived (expected {expected} bytes)")]
-    #[diagnostic(code(quire_ci::snapshot::changed), help("a file changed while quire-ci read it; run again once writes have settled"))]
+    #[diagnostic(
+        code(quire_ci::snapshot::changed),
+        help("a file changed while quire-ci read it; run again once writes have settled")
+    )]
     ChangedWhileArchiving { path: PathBuf, expected: u64 },
     #[error("the index of {repo} is a sparse index, which snapshots do not support yet; run `git sparse-checkout disable` or set index.sparse=false")]
-    #[diagnostic(code(quire_ci::snapshot::sparse_index), help("`git sparse-checkout disable`, or `git config index.sparse false`"))]
+    #[diagnostic(
+        code(quire_ci::snapshot::sparse_index),
+        help("`git sparse-checkout disable`, or `git config index.sparse false`")
+    )]
     SparseIndex { repo: PathBuf },
     #[error("a thread hashing untracked files panicked")]
-    #[diagnostic(code(quire_ci::snapshot::hasher), help("this is a bug in quire-ci; please report it with the repository layout"))]
+    #[diagnostic(
+        code(quire_ci::snapshot::hasher),
+        help("this is a bug in quire-ci; please report it with the repository layout")
+    )]
     HasherPanicked,
     #[error("cannot keep the file-time ledger {path}")]
-    #[diagnostic(code(quire_ci::snapshot::ledger), help("check the git directory is writable (quire-ci keeps file times in it)"))]
+    #[diagnostic(
+        code(quire_ci::snapshot::ledger),
+        help("check the git directory is writable (quire-ci keeps file times in it)")
+    )]
     Ledger {
         path: PathBuf,
         #[source]

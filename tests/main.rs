@@ -23,6 +23,8 @@ mod events;
 mod faults;
 #[path = "scenarios/hook.rs"]
 mod hook;
+#[path = "scenarios/parallel.rs"]
+mod parallel;
 #[path = "scenarios/projects.rs"]
 mod projects;
 #[path = "scenarios/record.rs"]

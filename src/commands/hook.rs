@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use super::{exit, Context};
 use crate::cli::HookCommand;
+use crate::executor::{self as run, Cancel, PushedCommit, RunRequest};
 use crate::hook::{self, HookError, Installed, Uninstalled};
 use crate::render::{RenderOptions, Renderer};
-use crate::executor::{self as run, Cancel, PushedCommit, RunRequest};
 use crate::snapshot::{push_facts_for_push, PushFacts};
 
 pub fn run(ctx: &Context, cmd: &HookCommand) -> i32 {

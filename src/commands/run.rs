@@ -8,8 +8,8 @@ use crate::cli::{Pull, RunArgs};
 use crate::emitter::EventSink;
 use crate::engine::PullPolicy;
 use crate::events::RunStatus;
-use crate::render::{RenderOptions, Renderer};
 use crate::executor::{self as run, Cancel, FailedJob, OnJobFailed, RunError, RunOutcome, RunRequest};
+use crate::render::{RenderOptions, Renderer};
 
 pub fn run(ctx: &Context, args: &RunArgs) -> i32 {
     let rt = match super::runtime() {

@@ -91,4 +91,3 @@ pub(super) async fn copy_artifacts(
         emitter.borrow_mut().emit(job, kind);
     }
 }
-

@@ -109,7 +109,8 @@ impl Lease {
                 }
             })
         });
-        started.map_err(|e| NotReady::Failed(UserError::from_diagnostic(&e, Some("cannot start the run's container"))))?;
+        started
+            .map_err(|e| NotReady::Failed(UserError::from_diagnostic(&e, Some("cannot start the run's container"))))?;
         emitter.borrow_mut().emit(
             None,
             EventKind::ContainerStart { image: self.image.clone(), container_id: self.container.id.clone() },
@@ -266,4 +267,3 @@ fn upload_dotgit(
     rt.block_on(engine.upload(container, std::io::Cursor::new(tar)))
         .map_err(|e| format!("uploading .git (--with-git) failed: {e}"))
 }
-

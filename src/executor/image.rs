@@ -129,8 +129,11 @@ fn build(
                 None,
                 EventKind::Image { image: tag.clone(), action: "build-failed".into(), detail: tail.step.clone() },
             );
-            Err(UserError::new("quire_ci::engine::build_failed", tail.explain(&crate::text::plain_text(&e.to_string())))
-                .help("fix .quire/Dockerfile (the whole build: quire-ci logs, or run with -v)"))
+            Err(UserError::new(
+                "quire_ci::engine::build_failed",
+                tail.explain(&crate::text::plain_text(&e.to_string())),
+            )
+            .help("fix .quire/Dockerfile (the whole build: quire-ci logs, or run with -v)"))
         }
     }
 }
@@ -347,4 +350,3 @@ fn pull(
         Err(e) => Err(UserError::from_diagnostic(&e, None)),
     }
 }
-

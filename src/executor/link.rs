@@ -27,7 +27,10 @@ impl EngineLink {
                 notices.push(info("engine-chosen", format!("engine: {}", engine.chosen().describe())));
             }
             for c in engine.reap_orphans().await.unwrap_or_default() {
-                notices.push(info("orphan-reaped", format!("removed container {c} left behind by a quire-ci that is gone")));
+                notices.push(info(
+                    "orphan-reaped",
+                    format!("removed container {c} left behind by a quire-ci that is gone"),
+                ));
             }
             Ok((engine, notices))
         });

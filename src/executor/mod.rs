@@ -92,8 +92,8 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         Err(e) => return unrecorded(RunError::Infra(e)),
     };
     run.start_event(&prep, &selected, link.take_notices());
-    let outcome = run.go(&mut link, &mut req, prep, selected);
-    run.end(&outcome, started);
+    let mut outcome = run.go(&mut link, &mut req, prep, selected);
+    outcome.status = run.end(&outcome, started);
     outcome
 }
 
@@ -139,8 +139,13 @@ impl<'r> Run<'r> {
                 .into_iter()
                 .collect(),
         };
-        let record = RunRecord::create(&dir, &meta)
-            .map_err(|e| UserError::from_diagnostic(&e, Some("cannot create the run record")))?;
+        let record = RunRecord::create(&dir, &meta).map_err(|e| {
+            let u = UserError::from_diagnostic(&e, Some("cannot create the run record"));
+            match u.help {
+                Some(_) => u,
+                None => u.help("check that the runs directory (--out, default <git-dir>/quire-ci/runs) is writable and its disk has room"),
+            }
+        })?;
         let record_error = WriteError::default();
         events.borrow_mut().add_sink(Box::new(RecordSink { record, error: record_error.clone() }));
         Ok(Run { rt, run_id, dir, events: events.clone(), record_error, cancel: req.cancel.clone() })
@@ -258,7 +263,9 @@ impl<'r> Run<'r> {
             prep.snapshot.dirty(),
             req.event.as_ref(),
         )
-        .map_err(|e| UserError::new("quire_ci::executor::push_table", format!("cannot build the :quire/push table: {e}")))?;
+        .map_err(|e| {
+            UserError::new("quire_ci::executor::push_table", format!("cannot build the :quire/push table: {e}"))
+        })?;
         let host = Rc::new(bridge::EngineHost {
             engine: lease.engine.clone(),
             container: lease.container.clone(),
@@ -340,20 +347,21 @@ impl<'r> Run<'r> {
 
     /// `run-end`, then the sinks finish. A run interrupted before its end
     /// (even in its teardown, after its last job passed) is not green.
-    fn end(&self, outcome: &RunOutcome, started: Instant) {
+    fn end(&self, outcome: &RunOutcome, started: Instant) -> RunStatus {
         if let Some(e) = self.record_error.borrow_mut().take() {
             self.warn("record-write-failed", e);
         }
         let error = match (&outcome.error, self.cancel.is_canceled()) {
             (_, true) => Some(self.cancel.status_and_reason().1),
             (Some(RunError::Invalid { problems, .. }), _) => Some(invalid_headline(problems)),
-            (Some(RunError::Usage(e) | RunError::Infra(e)), _) => Some(e.headline()),
+            (Some(RunError::Usage(e) | RunError::Infra(e)), _) => Some(e.one_line()),
             (None, false) => None,
         };
         let status = if self.cancel.is_canceled() { self.cancel.status_and_reason().0 } else { outcome.status };
         let mut e = self.events.borrow_mut();
         e.emit(None, EventKind::RunEnd { status, duration_ms: started.elapsed().as_millis() as u64, error });
         e.finish();
+        status
     }
 }
 

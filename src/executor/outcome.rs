@@ -67,10 +67,11 @@ impl UserError {
         }
     }
 
-    /// The message's first line: what `run-end`'s `error` says (the record
-    /// keeps one line; the whole diagnostic is printed once, on stderr).
-    pub fn headline(&self) -> String {
-        self.message.lines().next().unwrap_or_default().to_string()
+    /// The message on one line: what `run-end`'s `error` says (a summary
+    /// line cannot hold a newline; the whole diagnostic, with its help, is
+    /// printed once, on stderr).
+    pub fn one_line(&self) -> String {
+        self.message.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -101,6 +102,6 @@ mod tests {
         let u = UserError::from_diagnostic(&e, None);
         assert_eq!(u.code, "quire_ci::engine::unreachable");
         assert!(u.help.as_deref().unwrap_or_default().contains("DOCKER_HOST"), "{u:?}");
-        assert_eq!(u.headline(), "no container engine answered; tried:");
+        assert_eq!(u.one_line(), "no container engine answered; tried: - unix:///nonexistent.sock");
     }
 }

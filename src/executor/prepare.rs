@@ -72,17 +72,8 @@ impl Prepared {
         let runs_dir = req.runs_dir.clone().unwrap_or_else(|| record::runs_dir(snapshot.git_dir()));
         let git_ref = req.git_ref.clone().unwrap_or_else(|| facts.git_ref.clone());
         let result_cache = ResultCache::at(cache::cache_dir(snapshot.git_dir()));
-        let mut p = Prepared {
-            snapshot,
-            tree,
-            facts,
-            evaluated,
-            runs_dir,
-            git_ref,
-            result_cache,
-            partial_key: None,
-            notices,
-        };
+        let mut p =
+            Prepared { snapshot, tree, facts, evaluated, runs_dir, git_ref, result_cache, partial_key: None, notices };
         p.partial_key = p.cache_key(req);
         Ok(p)
     }
@@ -107,7 +98,12 @@ impl Prepared {
     /// one whose record is still there. A run that is to copy artifacts
     /// into a directory the user named must run: a cached green run would
     /// copy nothing there.
-    pub fn cached_green(&self, rt: &tokio::runtime::Handle, engine: Option<Engine>, req: &RunRequest) -> Option<String> {
+    pub fn cached_green(
+        &self,
+        rt: &tokio::runtime::Handle,
+        engine: Option<Engine>,
+        req: &RunRequest,
+    ) -> Option<String> {
         if req.no_cache || req.keep || req.artifacts_dir.is_some() || req.pull == PullPolicy::Always {
             return None;
         }

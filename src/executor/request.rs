@@ -18,7 +18,7 @@ use crate::engine::PullPolicy;
 use crate::sandbox::Limits;
 use crate::snapshot::PushFacts;
 
-use super::{DEFAULT_EXCERPT_LINES};
+use super::DEFAULT_EXCERPT_LINES;
 
 /// What was pushed, for a run of a commit instead of the working tree.
 #[derive(Debug, Clone)]
@@ -184,4 +184,3 @@ pub(super) fn outcome_settings(req: &RunRequest) -> Vec<(String, String)> {
         ("job-lua-timeout".into(), format!("{:?}", req.limits.run_fn_budget)),
     ]
 }
-

@@ -63,6 +63,9 @@ enum Blocked {
 /// A job that ran to its end: (id, result, duration in ms).
 type Ended = (String, JobResult, u64);
 
+/// What a job that ran leaves in its `job-end`: where it failed, its outputs.
+type JobFacts = (Option<(String, u32)>, Option<serde_json::Value>);
+
 /// The state of a run's jobs while they go.
 struct Board<'s, 'a> {
     s: &'s Schedule<'a>,
@@ -114,10 +117,9 @@ fn attribute_prints(pipeline: &Pipeline, emitter: &Rc<RefCell<Emitter>>) {
         let job = lua.upgrade().app_data_ref::<CurrentJob>().map(|j| j.0.clone());
         match job {
             Some(job) => em.borrow_mut().emit(Some(&job), EventKind::Print { data: line }),
-            None => em.borrow_mut().emit(
-                None,
-                EventKind::Notice { level: Level::Info, code: "print".into(), message: line, help: None },
-            ),
+            None => em
+                .borrow_mut()
+                .emit(None, EventKind::Notice { level: Level::Info, code: "print".into(), message: line, help: None }),
         }
     });
 }
@@ -190,7 +192,8 @@ impl<'s, 'a> Board<'s, 'a> {
             let result = match pipeline.job(&id) {
                 Some(job) => {
                     // What the job reads of its inputs is fixed when it starts.
-                    let inputs = RunInputs { push: inputs.borrow().push.clone(), outputs: inputs.borrow().outputs.clone() };
+                    let inputs =
+                        RunInputs { push: inputs.borrow().push.clone(), outputs: inputs.borrow().outputs.clone() };
                     runtime::run_job(pipeline, job, &inputs, &secrets, host, stop).await
                 }
                 None => unreachable_job(&id),
@@ -238,21 +241,17 @@ impl<'s, 'a> Board<'s, 'a> {
             _ => None,
         };
         if let (Some(stop), None) = (stop, &self.stop) {
-            for job in self.running.values() {
-                job.cancel(RunStatus::Canceled, format!("canceled: {}", stop.1));
+            // A run-level cancel reaches every running `sh` by itself.
+            if !cancel.is_canceled() {
+                for job in self.running.values() {
+                    job.cancel(RunStatus::Canceled, format!("canceled: {}", stop.1));
+                }
             }
             self.stop = Some(stop);
         }
     }
 
-    fn end_event(
-        &self,
-        id: &str,
-        outcome: Outcome,
-        duration_ms: u64,
-        reason: Option<String>,
-        ran: Option<(Option<(String, u32)>, Option<serde_json::Value>)>,
-    ) {
+    fn end_event(&self, id: &str, outcome: Outcome, duration_ms: u64, reason: Option<String>, ran: Option<JobFacts>) {
         let (at, outputs) = ran.unwrap_or_default();
         let kind = EventKind::JobEnd {
             outcome,
@@ -298,4 +297,312 @@ pub fn hook_secret_hint(reason: &str) -> String {
         &reason[..start],
         &reason[end..]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    //! The scheduler against a fake `ShHost`: real Lua run-fns, commands
+    //! that only yield, fail or wait to be stopped. Milliseconds, no engine.
+
+    use std::cell::RefCell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::rc::Rc;
+    use std::task::{Context, Poll};
+
+    use super::*;
+    use crate::emitter::EventSink;
+    use crate::events::Event;
+    use crate::pipeline::RepoFiles;
+    use crate::runtime::{ShFuture, ShReply, ShRequest};
+
+    struct CiFnl(String);
+
+    impl RepoFiles for CiFnl {
+        fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
+            Ok((path == crate::pipeline::CI_FNL).then(|| self.0.clone().into_bytes()))
+        }
+    }
+
+    /// Commands: `yield N` (gives way N times, exit 0), `fail` (exit 1),
+    /// `hang` (until stopped). Logs `start job cmd` / `end job cmd`.
+    struct FakeHost {
+        log: Rc<RefCell<Vec<String>>>,
+        /// Cancel the run once this many commands have started.
+        cancel_after: Option<(usize, Cancel)>,
+    }
+
+    /// Pending `n` times (waking itself each time), then ready.
+    struct GiveWay(u32);
+
+    impl Future for GiveWay {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.0 == 0 {
+                return Poll::Ready(());
+            }
+            self.0 -= 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+
+    impl ShHost for FakeHost {
+        fn sh(&self, job: &str, request: ShRequest, stop: &Stop) -> ShFuture {
+            let cmd = request.argv.last().cloned().unwrap_or_default();
+            let (log, stop, job) = (self.log.clone(), stop.clone(), job.to_string());
+            log.borrow_mut().push(format!("start {job} {cmd}"));
+            let started = log.borrow().iter().filter(|l| l.starts_with("start")).count();
+            if let Some((n, cancel)) = &self.cancel_after {
+                if started == *n {
+                    cancel.cancel(RunStatus::Canceled, "canceled by SIGINT");
+                }
+            }
+            Box::pin(async move {
+                let exit = match cmd.split_whitespace().collect::<Vec<_>>()[..] {
+                    ["yield", n] => {
+                        GiveWay(n.parse().unwrap_or(1)).await;
+                        0
+                    }
+                    ["fail"] => 1,
+                    _ => {
+                        let why = stop.wait().await;
+                        log.borrow_mut().push(format!("stopped {job} {cmd}"));
+                        return Err(Abort::Canceled(why));
+                    }
+                };
+                log.borrow_mut().push(format!("end {job} {cmd}"));
+                Ok(ShReply { exit, ..ShReply::default() })
+            })
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Seen(Rc<RefCell<Vec<Event>>>);
+
+    impl EventSink for Seen {
+        fn event(&mut self, ev: &Event) {
+            self.0.borrow_mut().push(ev.clone());
+        }
+    }
+
+    struct Ran {
+        settled: Settled,
+        log: Vec<String>,
+        events: Vec<Event>,
+    }
+
+    impl Ran {
+        /// (outcome, reason) of `job`'s `job-end`.
+        fn end(&self, job: &str) -> (Outcome, String) {
+            self.events
+                .iter()
+                .find_map(|e| match (&e.kind, e.job.as_deref()) {
+                    (EventKind::JobEnd { outcome, reason, .. }, Some(j)) if j == job => {
+                        Some((*outcome, reason.clone().unwrap_or_default()))
+                    }
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("no job-end for {job}: {:?}", self.events))
+        }
+
+        fn at(&self, line: &str) -> usize {
+            self.log.iter().position(|l| l == line).unwrap_or_else(|| panic!("no {line:?} in {:?}", self.log))
+        }
+
+        /// The jobs in the order their `job-start` (or skipping `job-end`) came.
+        fn order(&self) -> Vec<String> {
+            let mut seen = Vec::new();
+            for e in &self.events {
+                let first = matches!(e.kind, EventKind::JobStart {} | EventKind::JobEnd { .. });
+                if let (true, Some(j)) = (first, &e.job) {
+                    if !seen.contains(j) {
+                        seen.push(j.clone());
+                    }
+                }
+            }
+            seen
+        }
+    }
+
+    /// `jobs`: (id, inputs, command) — each run-fn runs its command and
+    /// returns its exit as `:exit`.
+    fn run_jobs(jobs: &[(&str, &str, &str)], parallel: usize, fail_fast: bool, cancel_after: Option<usize>) -> Ran {
+        let mut src = String::from("(local ci (require :quire.ci))\n");
+        for (id, inputs, cmd) in jobs {
+            src.push_str(&format!(
+                "(ci.job :{id} [:quire/push {inputs}] (fn [{{: sh}}] {{:exit (. (sh \"{cmd}\") :exit)}}))\n"
+            ));
+        }
+        run_source(src, parallel, fail_fast, cancel_after)
+    }
+
+    fn run_source_with(src: String, parallel: usize, limits: crate::sandbox::Limits) -> Ran {
+        run_limited(src, parallel, false, None, limits)
+    }
+
+    fn run_source(src: String, parallel: usize, fail_fast: bool, cancel_after: Option<usize>) -> Ran {
+        run_limited(src, parallel, fail_fast, cancel_after, crate::sandbox::Limits::default())
+    }
+
+    fn run_limited(
+        src: String,
+        parallel: usize,
+        fail_fast: bool,
+        cancel_after: Option<usize>,
+        limits: crate::sandbox::Limits,
+    ) -> Ran {
+        let pipeline =
+            crate::pipeline::evaluate(Rc::new(CiFnl(src)), limits).unwrap_or_else(|e| panic!("{:?}", e.problems));
+        let selected: Vec<String> = pipeline.jobs.iter().map(|j| j.id.clone()).collect();
+        let cancel = Cancel::default();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let host = Rc::new(FakeHost { log: log.clone(), cancel_after: cancel_after.map(|n| (n, cancel.clone())) });
+        let seen = Seen::default();
+        let mut emitter = Emitter::new(crate::redact::Redactor::new(vec![]));
+        emitter.add_sink(Box::new(seen.clone()));
+        let emitter = Rc::new(RefCell::new(emitter));
+        let skip = BTreeMap::new();
+        let schedule = Schedule {
+            pipeline: &pipeline,
+            selected: &selected,
+            skip: &skip,
+            parallel,
+            fail_fast,
+            in_hook: false,
+            cancel: &cancel,
+            secrets: Rc::new(BTreeMap::new()),
+            push: pipeline.lua.create_table().expect("table"),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let settled = rt.block_on(run(&schedule, host, &emitter));
+        let events = seen.0.borrow().clone();
+        let log = log.borrow().clone();
+        Ran { settled, log, events }
+    }
+
+    #[test]
+    fn one_at_a_time_runs_in_declaration_order_each_to_its_end() {
+        let r = run_jobs(&[("a", "", "yield 3"), ("b", "", "yield 1"), ("c", ":a", "yield 2")], 1, false, None);
+        assert_eq!(r.settled, Settled { status: RunStatus::Succeeded, error: None });
+        assert_eq!(
+            r.log,
+            [
+                "start a yield 3",
+                "end a yield 3",
+                "start b yield 1",
+                "end b yield 1",
+                "start c yield 2",
+                "end c yield 2"
+            ]
+        );
+    }
+
+    #[test]
+    fn two_at_once_overlap_and_a_join_waits_for_both_inputs() {
+        let r = run_jobs(&[("a", "", "yield 3"), ("b", "", "yield 1"), ("c", ":a :b", "yield 1")], 2, false, None);
+        assert_eq!(r.settled.status, RunStatus::Succeeded);
+        // b started before a ended: they overlapped.
+        assert!(r.at("start b yield 1") < r.at("end a yield 3"), "{:?}", r.log);
+        assert!(r.at("start c yield 1") > r.at("end a yield 3"), "{:?}", r.log);
+        assert!(r.at("start c yield 1") > r.at("end b yield 1"), "{:?}", r.log);
+    }
+
+    #[test]
+    fn at_most_n_run_at_once() {
+        let jobs = [("a", "", "yield 4"), ("b", "", "yield 4"), ("c", "", "yield 4"), ("d", "", "yield 4")];
+        let r = run_jobs(&jobs, 2, false, None);
+        let mut running = 0usize;
+        let mut most = 0;
+        for l in &r.log {
+            running = if l.starts_with("start") { running + 1 } else { running - 1 };
+            most = most.max(running);
+        }
+        assert_eq!(most, 2, "{:?}", r.log);
+        assert_eq!(r.order(), ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn a_failure_skips_only_its_dependents_and_running_jobs_go_on() {
+        let jobs = [("a", "", "fail"), ("b", "", "yield 5"), ("c", ":a", "yield 1"), ("d", ":b", "yield 1")];
+        let r = run_jobs(&jobs, 2, false, None);
+        assert_eq!(r.settled, Settled { status: RunStatus::Failed, error: None });
+        assert_eq!(r.end("a").0, Outcome::Failed);
+        assert_eq!(r.end("b").0, Outcome::Succeeded);
+        assert_eq!(r.end("c"), (Outcome::Skipped, "skipped because :a failed".into()));
+        assert_eq!(r.end("d").0, Outcome::Succeeded);
+    }
+
+    #[test]
+    fn one_at_a_time_a_skip_comes_in_run_order_after_the_jobs_before_it() {
+        let r = run_jobs(&[("a", "", "fail"), ("b", "", "yield 2"), ("c", ":a", "yield 1")], 1, false, None);
+        assert_eq!(r.order(), ["a", "b", "c"]);
+        assert_eq!(r.end("c"), (Outcome::Skipped, "skipped because :a failed".into()));
+    }
+
+    #[test]
+    fn fail_fast_cancels_the_running_jobs_and_starts_no_more() {
+        let jobs = [("a", "", "hang"), ("b", "", "yield 2"), ("c", "", "hang"), ("d", "", "yield 1")];
+        // b's `fail` would be instant; make it fail after a and c started.
+        let jobs = [jobs[0], ("b", "", "fail"), jobs[2], jobs[3]];
+        let r = run_jobs(&jobs, 3, true, None);
+        assert_eq!(r.settled, Settled { status: RunStatus::Failed, error: None });
+        assert_eq!(r.end("b").0, Outcome::Failed);
+        for job in ["a", "c"] {
+            let (outcome, reason) = r.end(job);
+            assert_eq!(outcome, Outcome::Canceled, "{job}");
+            assert!(reason.contains(":b failed") && reason.contains("--fail-fast"), "{job}: {reason}");
+        }
+        let (outcome, reason) = r.end("d");
+        assert_eq!(outcome, Outcome::Skipped);
+        assert!(reason.starts_with("not run: :b failed"), "{reason}");
+        assert!(!r.log.iter().any(|l| l.contains(" d ")), "d must not start: {:?}", r.log);
+    }
+
+    #[test]
+    fn without_fail_fast_a_failure_leaves_running_jobs_alone() {
+        let r = run_jobs(&[("a", "", "yield 4"), ("b", "", "fail")], 2, false, None);
+        assert_eq!(r.end("a").0, Outcome::Succeeded);
+        assert_eq!(r.settled.status, RunStatus::Failed);
+    }
+
+    #[test]
+    fn sh_yields_through_pcall_and_each_run_fn_keeps_its_own_budget() {
+        let src = r#"(local ci (require :quire.ci))
+(ci.job :a [:quire/push] (fn [{: sh}] (let [(ok r) (pcall sh "yield 3")] {:exit (if ok r.exit 9)})))
+(ci.job :b [:quire/push] (fn [{: sh}] (let [(ok r) (xpcall sh debug.traceback "yield 1")] {:exit (if ok r.exit 9)})))
+"#;
+        let r = run_source(src.replace("debug.traceback", "(fn [e] e)"), 2, false, None);
+        assert_eq!(r.settled.status, RunStatus::Succeeded, "{:?}", r.events);
+        assert!(r.at("start b yield 1") < r.at("end a yield 3"), "{:?}", r.log);
+    }
+
+    #[test]
+    fn a_run_fn_over_its_lua_budget_fails_alone() {
+        let src = r#"(local ci (require :quire.ci))
+(ci.job :spin [:quire/push] (fn [{: sh}] (sh "yield 1") (while true nil) {}))
+(ci.job :calm [:quire/push] (fn [{: sh}] (sh "yield 3") (sh "yield 3") {}))
+"#;
+        let pipeline_limits = crate::sandbox::Limits {
+            run_fn_budget: std::time::Duration::from_millis(50),
+            ..crate::sandbox::Limits::default()
+        };
+        let r = run_source_with(src.to_string(), 2, pipeline_limits);
+        let (outcome, reason) = r.end("spin");
+        assert_eq!(outcome, Outcome::Failed);
+        assert!(reason.contains("Lua time"), "{reason}");
+        assert_eq!(r.end("calm").0, Outcome::Succeeded, "{:?}", r.events);
+    }
+
+    #[test]
+    fn a_run_cancel_stops_every_running_command() {
+        let jobs = [("a", "", "hang"), ("b", "", "hang"), ("c", "", "hang"), ("d", ":a", "yield 1")];
+        let r = run_jobs(&jobs, 3, false, Some(3));
+        assert_eq!(r.settled, Settled { status: RunStatus::Canceled, error: None });
+        for job in ["a", "b", "c"] {
+            assert_eq!(r.end(job), (Outcome::Canceled, "canceled by SIGINT".into()), "{job}");
+            assert!(r.log.contains(&format!("stopped {job} hang")), "{:?}", r.log);
+        }
+        assert_eq!(r.end("d"), (Outcome::Skipped, "not run: canceled by SIGINT".into()));
+    }
 }

@@ -380,7 +380,8 @@ fn docker_cache_misses_on_a_ci_fnl_edit_and_never_caches_a_failure() {
     repo.commit("green");
     assert!(repo.quire(&["run"]).status.success());
     let out = repo.quire(&["run"]);
-    assert!(text(&out.stderr).contains("already passed (cached)"), "{}", text(&out.stderr));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("already passed (cached)"), "{said}");
     assert_eq!(repo.runs().len(), 1);
 
     // ci.fnl changed (even a comment): a new run.
