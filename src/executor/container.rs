@@ -158,13 +158,12 @@ impl Lease {
         EventKind::Notice {
             level: Level::Info,
             code: "container-kept".into(),
-            message: format!(
-                "kept container {name} (image {}); get a shell in it with:
-  {}",
-                self.image,
-                chosen.docker_command(&["exec", "-it", "-w", "/work", name, "sh"])
-            ),
-            help: Some(format!("remove it with: {}", chosen.docker_command(&["rm", "-f", name]))),
+            message: format!("kept container {name} (image {})", self.image),
+            help: Some(format!(
+                "{}\nremove it with: {}",
+                chosen.docker_command(&["exec", "-it", "-w", "/work", name, "sh"]),
+                chosen.docker_command(&["rm", "-f", name])
+            )),
         }
     }
 

@@ -65,7 +65,8 @@ impl Prepared {
             pipeline::evaluate_with(Rc::new(SnapshotFiles(snapshot.clone())), req.limits, Some(compile_cache.clone()));
         if req.verbose {
             for line in compile_cache.report() {
-                let kind = EventKind::Notice { level: Level::Info, code: "compile-cache".into(), message: line, help: None };
+                let kind =
+                    EventKind::Notice { level: Level::Info, code: "compile-cache".into(), message: line, help: None };
                 notices.push(kind);
             }
         }
