@@ -198,7 +198,7 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
         };
         let outcome = run::execute(rt.handle(), request);
         // The renderer writes the summary to stderr itself.
-        super::run::report_outcome(ctx, &outcome);
+        super::run::report_outcome(ctx, &outcome, true);
         let code = exit::of(&outcome);
         if code != exit::OK {
             eprintln!(

@@ -31,7 +31,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> i32 {
     let live = request.live_container.clone();
     install_signal_handlers(&rt, cancel, live);
     let outcome = run::execute(rt.handle(), request);
-    report_outcome(ctx, &outcome);
+    report_outcome(ctx, &outcome, !args.json);
     exit::of(&outcome)
 }
 
@@ -152,10 +152,14 @@ pub fn install_signal_handlers(rt: &tokio::runtime::Runtime, cancel: Cancel, liv
 
 /// The error that kept the run from going, or stopped it, printed once on
 /// stderr as a diagnostic (code, message, help); everything else the run
-/// said went through its events.
-pub fn report_outcome(ctx: &Context, outcome: &RunOutcome) {
+/// said went through its events. `drawn`: a renderer (not `--json`) showed
+/// the events, so the `problem`s of an invalid ci.fnl are on screen already.
+pub fn report_outcome(ctx: &Context, outcome: &RunOutcome, drawn: bool) {
     match &outcome.error {
-        Some(RunError::Invalid { problems, sources }) => ctx.report(problems, sources),
+        Some(RunError::Invalid { problems, sources }) if !drawn || outcome.dir.is_none() => {
+            ctx.report(problems, sources)
+        }
+        Some(RunError::Invalid { .. }) => {}
         Some(RunError::Usage(e) | RunError::Infra(e)) => {
             eprint!("{}", crate::diagnostic::render_diagnostic(e, ctx.color_stderr));
         }

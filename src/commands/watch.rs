@@ -137,7 +137,7 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
         if outcome.status == RunStatus::Superseded {
             eprintln!("quire-ci: run superseded by a newer change; starting again");
         } else {
-            super::run::report_outcome(ctx, &outcome);
+            super::run::report_outcome(ctx, &outcome, !args.run.json);
             eprintln!("quire-ci: watching for changes… (Ctrl-C to stop)");
         }
         // Wait for a change; several wake-ups while running are one change.

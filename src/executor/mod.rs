@@ -366,10 +366,8 @@ impl<'r> Run<'r> {
 }
 
 /// `run-end`'s one line for an invalid ci.fnl (each problem is its own
-/// `problem` event).
+/// `problem` event, with its message, place and help).
 fn invalid_headline(problems: &[crate::diagnostic::Problem]) -> String {
-    match problems {
-        [one] => one.message.clone(),
-        many => format!("{} problems in ci.fnl", many.len()),
-    }
+    let file = problems.iter().find_map(|p| p.location.as_ref().map(|l| l.file.clone()));
+    format!("{} is not valid", file.unwrap_or_else(|| crate::pipeline::CI_FNL.to_string()))
 }

@@ -336,7 +336,11 @@ fn docker_broken_ci_fnl_exits_2_with_a_diagnostic_and_an_error_record() {
         Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push]\n  (fn [{: sh}] (sh \"true\") {})\n");
     let r = repo.run(&["run"]);
     r.status(2).assert_clean();
-    assert!(r.stderr.contains("ci.fnl"), "the diagnostic must name the file: {}", r.stderr);
+    // Shown once, by the renderer, from the record's `problem` events.
+    assert_eq!(r.terminal().matches("quire_ci::parse").count(), 1, "{}", r.terminal());
+    assert!(r.stdout.contains(".quire/ci.fnl:2:1"), "the diagnostic must name the file: {}", r.stdout);
+    let problems: Vec<_> = r.run_log().into_iter().filter(|e| e["kind"] == "problem").collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(r.run_status(), "error");
     assert!(!r.state()["error"].as_str().unwrap_or("").is_empty(), "{}", r.state());
     assert!(r.run_log().iter().all(|e| e["kind"] != "container-start"), "no container for a broken ci.fnl");
