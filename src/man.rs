@@ -301,7 +301,8 @@ fn exit_status(roff: &mut Roff, path: &[String]) {
             (exit::JOB_FAILED, "a job failed"),
             (exit::BAD_INPUT, "bad usage or a bad ci.fnl"),
             (exit::INFRA, "infrastructure: the engine, the image or the container"),
-            (exit::INTERRUPTED, "interrupted (SIGINT or SIGTERM)"),
+            (exit::INTERRUPTED, "interrupted (SIGINT)"),
+            (exit::TERMINATED, "terminated (SIGTERM): 128 + 15, as shells report it"),
         ],
     };
     for (code, what) in codes {
