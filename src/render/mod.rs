@@ -120,14 +120,27 @@ impl Renderer {
 
     fn prefix(&mut self, job: &str, mark: &str) -> String {
         let width = self.tally.width.max(job.chars().count());
+        let safe = self.safe(job);
         let v = self.view(job);
-        format!("{} {mark} ", v.colour.apply_to(format!("{job:<width$}")))
+        format!("{} {mark} ", v.colour.apply_to(format!("{safe:<width$}")))
+    }
+
+    /// Job text (output, a command, a job id) made safe to draw.
+    fn safe(&self, text: &str) -> String {
+        sanitize::for_terminal(text, self.opts.color)
     }
 
     fn write_line(&mut self, line: &str) {
         // Every drawn line: job output and what is made of it are made safe
         // here (the log keeps the bytes).
-        let line = sanitize::for_terminal(line, self.opts.color);
+        let line = self.safe(line);
+        self.write_safe_line(&line);
+    }
+
+    /// A line whose job text is already safe: quire-ci's own colours around
+    /// it must not send every line through the escape parser (that made the
+    /// coloured live view cost more than plain output).
+    fn write_safe_line(&mut self, line: &str) {
         self.buf.extend_from_slice(line.as_bytes());
         self.buf.push(b'\n');
     }
@@ -152,8 +165,9 @@ impl Renderer {
         self.buf.clear();
     }
 
-    /// A line of a job's output (or a note about it): printed now, or held
-    /// under `-q` until we know whether the job fails.
+    /// A line of a job's output (or a note about it), its job text already
+    /// safe: printed now, or held under `-q` until we know whether the job
+    /// fails.
     fn job_line(&mut self, job: &str, line: String, output: bool) {
         if output {
             let keep = self.tally.excerpt_lines.unwrap_or(tally::TAIL_LINES);
@@ -165,7 +179,7 @@ impl Renderer {
         if self.opts.quiet {
             self.view(job).hold(line);
         } else {
-            self.write_line(&line);
+            self.write_safe_line(&line);
         }
     }
 
@@ -186,6 +200,7 @@ impl Renderer {
                 _ => vec![text],
             };
             for (i, piece) in pieces.into_iter().enumerate() {
+                let piece = self.safe(&piece);
                 let body = match stream {
                     Stream::Stderr => self.style(Style::new().yellow()).apply_to(piece).to_string(),
                     Stream::Stdout => piece,
@@ -261,7 +276,8 @@ impl Renderer {
 
     fn job_start(&mut self, job: &str) {
         self.view(job).started = true;
-        let l = format!("{} {}", self.style(Style::new().bold()).apply_to("==>"), self.view(job).colour.apply_to(job));
+        let safe = self.safe(job);
+        let l = format!("{} {}", self.style(Style::new().bold()).apply_to("==>"), self.view(job).colour.apply_to(safe));
         self.job_line(job, l, false);
         if let Some(live) = &self.live {
             live.show_job(job, job.to_string(), true);
@@ -277,7 +293,7 @@ impl Renderer {
         // after `$`, the rest after `>` (as a shell's PS2 would).
         for (i, piece) in shown.split('\n').enumerate() {
             let prefix = self.prefix(job, if i == 0 { "$" } else { ">" });
-            let l = format!("{prefix}{}", self.style(Style::new().bold()).apply_to(piece));
+            let l = format!("{prefix}{}", self.style(Style::new().bold()).apply_to(self.safe(piece)));
             self.job_line(job, l, false);
         }
         if let Some(live) = &self.live {
@@ -372,6 +388,7 @@ impl EventSink for Renderer {
             EventKind::Print { data } => {
                 let prefix = self.prefix(&job, ":");
                 for line in data.lines() {
+                    let line = self.safe(line);
                     self.job_line(&job, format!("{prefix}{line}"), true);
                 }
             }
