@@ -227,3 +227,59 @@ fn json_prints_the_new_kinds_as_recorded() {
         assert_eq!(text, want, "{name}");
     }
 }
+// ---- end to end, once the executor runs jobs at once (`run -j N`) ----
+
+/// `a` and `b` take turns through files in /work, so their lines
+/// interleave in a known order only when they really run at once: `a`
+/// leaves a line unfinished while `b` prints a whole one. `c` joins them.
+/// (Bounded waits: run one at a time, they give up instead of hanging.
+/// The pause after each turn leaves the engine time to deliver the other
+/// job's line first, so the order on screen is the order of the turns.)
+const TURNS: &str = r#"(local ci (require :quire.ci))
+(local wait "i=0; until [ -f /work/.$F ] || [ $i -ge 600 ]; do sleep 0.05; i=$((i+1)); done; sleep 0.4")
+(ci.job :a [:quire/push]
+  (fn [{: sh}]
+    (sh (.. "echo a-1; printf 'a-half'; touch /work/.a1; F=b1; " wait "; echo ' a-rest'; touch /work/.a2"))
+    {}))
+(ci.job :b [:quire/push]
+  (fn [{: sh}]
+    (sh (.. "F=a1; " wait "; echo b-1; touch /work/.b1; F=a2; " wait "; echo b-2 >&2"))
+    {}))
+(ci.job :c [:a :b] (fn [{: sh}] (sh "echo joined") {}))
+"#;
+
+#[test]
+fn docker_parallel_run_plain_output_is_what_logs_replays() {
+    for color in ["never", "always"] {
+        let repo = Repo::with_ci(TURNS);
+        let live = repo.quire(&["--color", color, "run", "-j", "2"]).docker().run();
+        live.status(0);
+        let text = console::strip_ansi_codes(&live.stdout).into_owned();
+        // Interleaved by whole lines: b's line went by while a's waited.
+        let pos = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle:?} missing:\n{text}"));
+        assert!(pos("a | a-1\n") < pos("b | b-1\n"), "{text}");
+        assert!(pos("b | b-1\n") < pos("a | a-half a-rest\n"), "a line was not kept whole:\n{text}");
+        assert!(pos("a | a-half a-rest\n") < pos("b ! b-2\n"), "{text}");
+        assert!(pos("ok a") < pos("==> c") && pos("ok b") < pos("==> c"), "{text}");
+        let replay = repo.quire(&["--color", color, "logs"]).docker().run();
+        replay.status(0);
+        assert_eq!(replay.stdout.clone(), live.stdout.clone(), "--color {color}: logs differs from the live run");
+    }
+}
+
+#[test]
+fn docker_parallel_run_json_is_what_logs_json_replays() {
+    let repo = Repo::with_ci(TURNS);
+    let live = repo.quire(&["run", "-j", "2", "--json"]).docker().run();
+    live.status(0);
+    let mut seqs = Vec::new();
+    for line in live.stdout.lines() {
+        schema::validate_line(line).unwrap_or_else(|e| panic!("{e}\n{line}"));
+        let v: serde_json::Value = serde_json::from_str(line).expect("validated");
+        seqs.push(v["seq"].as_u64().unwrap_or_else(|| panic!("no seq: {line}")));
+    }
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seq counts every event once, in order");
+    let replay = repo.quire(&["logs", "--json"]).docker().run();
+    replay.status(0);
+    assert_eq!(replay.stdout.clone(), live.stdout.clone());
+}

@@ -130,3 +130,41 @@ fn docker_tty_ctrl_c_leaves_no_stale_status_line() {
     assert!(!has_spinner(&done), "a status line was left on screen:\n{done}");
     assert!(done.contains("run canceled"), "{done}");
 }
+
+#[test]
+fn docker_tty_one_status_row_per_running_job() {
+    // Both jobs wait for a file the test puts in the container once it has
+    // seen both rows.
+    let repo = Repo::with_ci(
+        r#"(local ci (require :quire.ci))
+(local gate "i=0; until [ -f /work/.go ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done")
+(ci.job :alpha [:quire/push] (fn [{: sh}] (sh (.. "echo alpha-up; " gate)) {}))
+(ci.job :beta [:quire/push] (fn [{: sh}] (sh (.. "echo beta-up; " gate)) {}))
+"#,
+    );
+    let tmux = Tmux::quire("rows", &repo, "", "run -j 2");
+    let screen = tmux.wait_until("a status row for each running job", LIMIT, |s| {
+        let rows: Vec<&str> = s.lines().filter(|l| has_spinner(l)).collect();
+        rows.len() == 2
+            && rows.iter().any(|r| r.contains("alpha $ echo alpha-up"))
+            && rows.iter().any(|r| r.contains("beta $ echo beta-up"))
+            && s.contains("alpha | alpha-up")
+            && s.contains("beta  | beta-up")
+    });
+    let rows: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).rev().take(2).collect();
+    assert!(
+        rows.iter().all(|r| has_spinner(r) && r.trim_end().ends_with('s')),
+        "the rows are the last two, each with its clock:\n{screen}"
+    );
+    assert!(screen.contains("alpha | alpha-up") && screen.contains("beta  | beta-up"), "{screen}");
+    let run = repo.runs().pop().expect("the run's record");
+    let id = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    for c in containers_of_run(&id) {
+        crate::harness::sh_ok(std::process::Command::new("docker").args(["exec", &c, "touch", "/work/.go"]));
+    }
+    let done = tmux.wait_for("__DONE__", LIMIT);
+    assert!(done.contains("__DONE__ 0"), "{done}");
+    assert!(!has_spinner(&done), "a status row was left on screen:\n{done}");
+    assert_eq!(done.matches("alpha | alpha-up").count(), 1, "{done}");
+    assert_eq!(done.matches("beta  | beta-up").count(), 1, "{done}");
+}
