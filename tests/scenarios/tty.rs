@@ -168,3 +168,18 @@ fn docker_tty_one_status_row_per_running_job() {
     assert_eq!(done.matches("alpha | alpha-up").count(), 1, "{done}");
     assert_eq!(done.matches("beta  | beta-up").count(), 1, "{done}");
 }
+
+#[test]
+fn docker_tty_ctrl_c_with_several_rows_leaves_none_behind() {
+    let repo = Repo::with_ci(
+        "(local ci (require :quire.ci))\n(ci.job :one [:quire/push] (fn [{: sh}] (sh \"echo one-up; sleep 30\") {}))\n(ci.job :two [:quire/push] (fn [{: sh}] (sh \"echo two-up; sleep 30\") {}))\n",
+    );
+    let tmux = Tmux::quire("ctrlc-rows", &repo, "", "run -j 2");
+    tmux.wait_until("both rows", LIMIT, |s| s.lines().filter(|l| has_spinner(l)).count() == 2);
+    tmux.send("C-c");
+    let done = tmux.wait_for("__DONE__", LIMIT);
+    assert!(done.contains("__DONE__ 130"), "{done}");
+    assert!(!has_spinner(&done), "a status row was left on screen:\n{done}");
+    assert!(done.contains("canceling the run"), "the interrupt message was drawn over:\n{done}");
+    assert!(done.contains("run canceled"), "{done}");
+}
