@@ -206,32 +206,7 @@ fn classify(job: &Job, result: mlua::Result<Value>, abort: Option<Abort>, trippe
             abort: None,
             value: Value::Nil,
         },
-        Ok(Value::Table(t)) => {
-            let outputs = lua_to_json(&Value::Table(t.clone()), 0);
-            let exit = match t.raw_get::<Value>("exit") {
-                Ok(Value::Integer(i)) => Some(i as f64),
-                Ok(Value::Number(n)) => Some(n),
-                _ => None,
-            };
-            match exit {
-                Some(code) if code != 0.0 => JobResult {
-                    outcome: Outcome::Failed,
-                    outputs: Some(outputs),
-                    reason: Some(format!("its outputs have :exit {}", fmt_num(code))),
-                    at: Some((job.file.clone(), job.line as u32)),
-                    abort: None,
-                    value: Value::Table(t),
-                },
-                _ => JobResult {
-                    outcome: Outcome::Succeeded,
-                    outputs: Some(outputs),
-                    reason: None,
-                    at: None,
-                    abort: None,
-                    value: Value::Table(t),
-                },
-            }
-        }
+        Ok(Value::Table(t)) => returned_outputs(job, t),
         Ok(other) => failed(
             format!("its run-fn returned {} instead of a table of outputs (or nil to skip)", other.type_name()),
             Some((job.file.clone(), job.line as u32)),
@@ -246,6 +221,34 @@ fn classify(job: &Job, result: mlua::Result<Value>, abort: Option<Abort>, trippe
             };
             failed(msg, at)
         }
+    }
+}
+
+/// A run-fn's outputs table: succeeded, or failed by a non-zero `:exit`.
+fn returned_outputs(job: &Job, t: Table) -> JobResult {
+    let outputs = lua_to_json(&Value::Table(t.clone()), 0);
+    let exit = match t.raw_get::<Value>("exit") {
+        Ok(Value::Integer(i)) => Some(i as f64),
+        Ok(Value::Number(n)) => Some(n),
+        _ => None,
+    };
+    match exit {
+        Some(code) if code != 0.0 => JobResult {
+            outcome: Outcome::Failed,
+            outputs: Some(outputs),
+            reason: Some(format!("its outputs have :exit {}", fmt_num(code))),
+            at: Some((job.file.clone(), job.line as u32)),
+            abort: None,
+            value: Value::Table(t),
+        },
+        _ => JobResult {
+            outcome: Outcome::Succeeded,
+            outputs: Some(outputs),
+            reason: None,
+            at: None,
+            abort: None,
+            value: Value::Table(t),
+        },
     }
 }
 

@@ -88,19 +88,7 @@ fn build(
         None,
         EventKind::Image { image: tag.clone(), action: "building".into(), detail: Some(".quire/Dockerfile".into()) },
     );
-    let mapped =
-        snapshot.read_file(".quire/Dockerfile").ok().flatten().and_then(|d| map_dockerfile(&req.image_map, &d));
-    let context_error = |m: String| UserError::new("quire_ci::image::build_context", m);
-    let tar: Box<dyn std::io::Read + Send> = match &mapped {
-        Some(dockerfile) => Box::new(std::io::Cursor::new(
-            context_with_dockerfile(snapshot, dockerfile.as_bytes()).map_err(context_error)?,
-        )),
-        None => Box::new(
-            snapshot
-                .tar_reader()
-                .map_err(|e| context_error(format!("cannot stream the snapshot for the build: {e}")))?,
-        ),
-    };
+    let tar = build_context(req, snapshot)?;
     let em = emitter.clone();
     let tag2 = tag.clone();
     let tail = Rc::new(RefCell::new(BuildTail::new(req.excerpt_lines)));
@@ -136,6 +124,24 @@ fn build(
             .help("fix .quire/Dockerfile (the whole build: quire-ci logs, or run with -v)"))
         }
     }
+}
+
+/// The build context: the snapshot, with `.quire/Dockerfile` mapped by
+/// `--image-map` when it names a `FROM` to replace.
+fn build_context(req: &RunRequest, snapshot: &Snapshot) -> Result<Box<dyn std::io::Read + Send>, UserError> {
+    let mapped =
+        snapshot.read_file(".quire/Dockerfile").ok().flatten().and_then(|d| map_dockerfile(&req.image_map, &d));
+    let context_error = |m: String| UserError::new("quire_ci::image::build_context", m);
+    Ok(match &mapped {
+        Some(dockerfile) => Box::new(std::io::Cursor::new(
+            context_with_dockerfile(snapshot, dockerfile.as_bytes()).map_err(context_error)?,
+        )),
+        None => Box::new(
+            snapshot
+                .tar_reader()
+                .map_err(|e| context_error(format!("cannot stream the snapshot for the build: {e}")))?,
+        ),
+    })
 }
 
 /// Runs `work` (a pull, a build) until it ends or the run is canceled; a
