@@ -232,13 +232,17 @@ fn run_compiles_once_and_then_from_the_cache_docker() {
     let repo = Repo::new().ci(&loud_ci()).file(".quire/helpers.fnl", HELPERS).committed();
     let cold = repo.run(&["-v", "run", "--no-cache"]);
     cold.status(0);
-    assert!(cold.stderr.contains("compile: .quire/ci.fnl compiled (no cache entry); cached"), "{}", cold.stderr);
+    assert!(
+        cold.terminal().contains("compile: .quire/ci.fnl compiled (no cache entry); cached"),
+        "{}",
+        cold.terminal()
+    );
     assert_eq!(entries(&repo).len(), 2);
     let warm = repo.run(&["-v", "run", "--no-cache"]);
     warm.status(0);
-    assert!(warm.stderr.contains("compile: .quire/ci.fnl from the cache"), "{}", warm.stderr);
-    assert!(warm.stderr.contains("compile: .quire/helpers.fnl from the cache"), "{}", warm.stderr);
-    assert!(!warm.stderr.contains("fennel is compiling"), "{}", warm.stderr);
+    assert!(warm.terminal().contains("compile: .quire/ci.fnl from the cache"), "{}", warm.terminal());
+    assert!(warm.terminal().contains("compile: .quire/helpers.fnl from the cache"), "{}", warm.terminal());
+    assert!(!warm.terminal().contains("fennel is compiling"), "{}", warm.terminal());
     // `validate` on the same tree shares the entries.
     assert!(validate_v(&repo).contains("compile: .quire/ci.fnl from the cache"));
 }

@@ -128,9 +128,9 @@ fn tls_docker_host_with_tls_verify_runs_there_and_keep_prints_a_working_command(
     let r = c.run();
     r.status(0);
     assert!(
-        r.stderr.contains(&format!("engine: context default (DOCKER_HOST is set): {TLS_HOST}, TLS")),
+        r.terminal().contains(&format!("engine: context default (DOCKER_HOST is set): {TLS_HOST}, TLS")),
         "{}",
-        r.stderr
+        r.terminal()
     );
     let on_second = containers_at(&docker2_sock(), &r.rec().run_id());
     assert_eq!(on_second.len(), 1, "the run's container must be on the TLS engine");
@@ -183,7 +183,7 @@ fn current_context_lands_on_its_engine_and_docker_context_default_goes_back() {
         "engine: context second (currentContext in {}): {TLS_HOST}, TLS",
         config.path().join("config.json").display()
     );
-    assert!(r.stderr.contains(&why), "{}", r.stderr);
+    assert!(r.terminal().contains(&why), "{}", r.terminal());
     let on_second = containers_at(&docker2_sock(), &r.rec().run_id());
     assert_eq!(on_second.len(), 1, "the run's container must be on the context's engine");
     let words = kept_shell_command(&r);
@@ -198,9 +198,9 @@ fn current_context_lands_on_its_engine_and_docker_context_default_goes_back() {
     let r = c.run();
     r.status(0);
     assert!(
-        r.stderr.contains("engine: context default (DOCKER_CONTEXT=default): unix:///var/run/docker.sock"),
+        r.terminal().contains("engine: context default (DOCKER_CONTEXT=default): unix:///var/run/docker.sock"),
         "{}",
-        r.stderr
+        r.terminal()
     );
     let local = containers_of_run(&r.rec().run_id());
     assert_eq!(local.len(), 1, "DOCKER_CONTEXT=default must run on the local engine");
@@ -256,9 +256,9 @@ fn ssh_docker_host_runs_on_the_far_engine_and_keep_prints_a_working_command() {
     let r = c.run();
     r.status(0);
     assert!(
-        r.stderr.contains(&format!("engine: context default (DOCKER_HOST is set): {SSH_HOST}, ssh")),
+        r.terminal().contains(&format!("engine: context default (DOCKER_HOST is set): {SSH_HOST}, ssh")),
         "{}",
-        r.stderr
+        r.terminal()
     );
     let on_second = containers_at(&docker2_sock(), &r.rec().run_id());
     assert_eq!(on_second.len(), 1, "sshd's sessions reach the second engine; the run must be there");
