@@ -12,6 +12,7 @@
 mod auth;
 mod error;
 pub mod owner;
+mod ping;
 pub mod select;
 mod ssh;
 
@@ -331,6 +332,20 @@ impl Engine {
         // use newer fields are refused or misread. ssh's handshake needs
         // more than a socket's budget.
         let budget = if ssh_stderr.is_some() { PING_TIMEOUT * 6 } else { PING_TIMEOUT };
+        // A local socket: one ping both proves the engine and negotiates.
+        if let (Some(path), "plain") = (endpoint.strip_prefix("unix://"), how) {
+            match tokio::time::timeout(budget, ping::api_version(path)).await {
+                Ok(Ok(Some(server))) => {
+                    let version = ping::lower(server, bollard::API_DEFAULT_VERSION);
+                    if let Ok(d) = Docker::connect_with_unix(endpoint, REQUEST_TIMEOUT_SECS, &version) {
+                        return Ok((d, how));
+                    }
+                }
+                Err(_) => return Err(Attempt::Failed(format!("no answer within {}s", budget.as_secs()))),
+                // No header, or a failure: the old way, which words it.
+                Ok(_) => {}
+            }
+        }
         let docker = tokio::time::timeout(budget, docker.negotiate_version())
             .await
             .map_err(|_| Attempt::Failed(with_ssh(format!("no answer within {}s", budget.as_secs()))))?
