@@ -230,6 +230,7 @@ fn validate_v_fails(repo: &Repo) -> String {
 #[test]
 fn run_compiles_once_and_then_from_the_cache_docker() {
     let repo = Repo::new().ci(&loud_ci()).file(".quire/helpers.fnl", HELPERS).committed();
+    // -v's notices go where the run's output goes (stdout when piped).
     let cold = repo.run(&["-v", "run", "--no-cache"]);
     cold.status(0);
     assert!(
