@@ -20,13 +20,20 @@ pub fn run(ctx: &Context, args: &RunArgs) -> i32 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let request = match build_request(ctx, args, &repo) {
+    // Flags, QUIRE_CI_*, the settings files, defaults (settings/).
+    let settings = match crate::settings::resolve_run(Some(&repo), &ctx.matches, args) {
+        Ok(s) => s,
+        Err(invalid) => return super::report_settings(ctx, &invalid),
+    };
+    let args = &settings.args.run;
+    let mut request = match build_request(ctx, args, &repo) {
         Ok(r) => r,
         Err(msg) => {
             eprintln!("quire-ci: {msg}");
             return exit::BAD_INPUT;
         }
     };
+    request.skip = settings.skips();
     let cancel = request.cancel.clone();
     let live = request.live_container.clone();
     install_signal_handlers(&rt, cancel, live);

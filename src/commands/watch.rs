@@ -40,6 +40,13 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
         Ok(r) => r,
         Err(code) => return code,
     };
+    // Flags, QUIRE_CI_*, the settings files, defaults (settings/); read
+    // once, when watch starts.
+    let settings = match crate::settings::resolve(Some(&repo), &ctx.matches, args) {
+        Ok(s) => s,
+        Err(invalid) => return super::report_settings(ctx, &invalid),
+    };
+    let args = &settings.args;
     // Check the arguments once, up front: a bad --event is not worth watching for.
     if let Err(msg) = super::run::build_request(ctx, &args.run, &repo) {
         eprintln!("quire-ci: {msg}");
@@ -116,6 +123,7 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
             }
         };
         request.live_container = live.clone();
+        request.skip = settings.skips();
         {
             let Ok(mut s) = shared.lock() else { return exit::INFRA };
             if s.stopping {

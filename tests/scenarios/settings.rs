@@ -98,7 +98,7 @@ fn config_shows_each_setting_from_the_highest_layer_that_sets_it() {
 fn an_unknown_key_is_an_error_naming_the_file_and_line() {
     let repo = Repo::with_ci(&ci(GREEN));
     repo.write(".quire/quire-ci.toml", "image = \"x\"\n\nmemroy = \"1g\"\n");
-    for args in [&["config"][..], &["hook", "pre-push", "origin"][..]] {
+    for args in [&["config"][..], &["run"][..], &["watch"][..], &["hook", "pre-push", "origin"][..]] {
         let stdin = format!("refs/heads/main {} refs/heads/main {}\n", "1".repeat(40), "0".repeat(40));
         let out = repo.quire(args).stdin(stdin).run();
         out.status(2)
@@ -123,6 +123,49 @@ fn an_unknown_key_is_an_error_naming_the_file_and_line() {
     repo.write(".git/quire-ci.toml", "memory = \"lots\"\n");
     let out = repo.quire(&["config"]).run();
     out.status(2).stderr_has("quire_ci::settings_value").stderr_has(".git/quire-ci.toml:1").stderr_has("memory size");
+}
+
+#[test]
+fn docker_each_layer_beats_the_one_below_it_in_a_run() {
+    // No image in ci.fnl: the setting decides. Every image named below is
+    // absent and `pull = "never"`, so the run says which one it wanted.
+    let repo = Repo::with_ci(&ci(GREEN));
+    write_user(&repo, "pull = \"never\"\nimage = \"quire-ci-test/absent-user:1\"\n");
+    repo.write(".quire/quire-ci.toml", "image = \"quire-ci-test/absent-repo:1\"\n");
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-qm", "settings"]);
+    repo.write(".git/quire-ci.toml", "image = \"quire-ci-test/absent-local:1\"\n");
+    let run = |flag: Option<&str>, env: Option<&str>| {
+        let mut args = vec!["run"];
+        if let Some(f) = flag {
+            args.extend(["--image", f]);
+        }
+        let cmd = repo.quire(&args).docker().env("XDG_CONFIG_HOME", user_dir(&repo));
+        let cmd = match env {
+            Some(e) => cmd.env("QUIRE_CI_IMAGE", e),
+            None => cmd.env_remove("QUIRE_CI_IMAGE"),
+        };
+        cmd.run()
+    };
+    let wanted = |out: &harness::Output, image: &str| {
+        assert_eq!(out.code, Some(3), "{}", out.stderr);
+        assert!(out.stderr.contains(image) && out.stderr.contains("never"), "wanted {image}:\n{}", out.stderr);
+    };
+    wanted(&run(Some("quire-ci-test/absent-flag:1"), Some("quire-ci-test/absent-env:1")), "absent-flag");
+    wanted(&run(None, Some("quire-ci-test/absent-env:1")), "absent-env");
+    wanted(&run(None, None), "absent-local");
+    std::fs::remove_file(repo.path().join(".git/quire-ci.toml")).unwrap();
+    wanted(&run(None, None), "absent-repo");
+    std::fs::remove_file(repo.path().join(".quire/quire-ci.toml")).unwrap();
+    wanted(&run(None, None), "absent-user");
+    // And a value from a file drives a real run.
+    write_user(&repo, &format!("image = \"{IMAGE}\"\nskip = [\"t\"]\n"));
+    let out = run(None, None);
+    out.status(0);
+    let user = user_dir(&repo).join("quire-ci/config.toml");
+    let end = out.rec().job_end("t");
+    assert_eq!(end["outcome"], "skipped", "{end}");
+    assert!(end["reason"].as_str().unwrap_or("").contains(&user.display().to_string()), "{end}");
 }
 
 /// The hook's git, without `QUIRE_CI_IMAGE`: only the committed file
@@ -178,7 +221,9 @@ fn docker_a_pem_key_from_the_secrets_file_is_masked_everywhere() {
         ".git/deploy.env",
         format!("# deploy\nexport DEPLOY_KEY=\"{PEM}\"\nQUOTED=\"quoted\" # a comment\nPIN=Zq\n"),
     );
-    let out = repo.quire(&["run", "--secrets-file"]).arg(repo.path().join(".git/deploy.env")).docker().run();
+    // Named by this clone's settings file, relative to the git dir.
+    repo.write(".git/quire-ci.toml", "secrets-file = \"deploy.env\"\n");
+    let out = repo.quire(&["run"]).docker().run();
     out.status(0).assert_clean();
     let terminal = out.terminal();
     let record = out.all_record_bytes();
@@ -234,4 +279,21 @@ fn docker_doctor_checks_the_image_the_settings_name() {
     out.status(3)
         .stdout_has("ok    settings .quire/quire-ci.toml")
         .stdout_has("fail  image    quire-ci-test/absent-doctor:1 is not present");
+}
+
+#[test]
+fn docker_watch_reads_the_settings_files() {
+    let repo = Repo::with_ci(&ci(GREEN))
+        .file(".quire/quire-ci.toml", format!("image = \"{IMAGE}\"\nskip = [\"t\"]\n[watch]\ndebounce = 50\n"));
+    repo.commit("settings");
+    let running = repo.quire(&["watch"]).docker().env_remove("QUIRE_CI_IMAGE").spawn();
+    running.wait_for_output("watching for changes", std::time::Duration::from_secs(120));
+    let runs = repo.runs();
+    assert_eq!(runs.len(), 1, "{}", running.stderr());
+    let end = harness::Record::new(runs[0].clone()).job_end("t");
+    assert_eq!(end["outcome"], "skipped", "{end}");
+    assert!(end["reason"].as_str().unwrap_or("").contains(".quire/quire-ci.toml"), "{end}");
+    running.signal("INT");
+    let out = running.wait();
+    assert_eq!(out.code, Some(130), "{}", out.stderr);
 }
