@@ -350,6 +350,9 @@ pub fn done_with(pipeline: Pipeline) {
 
 pub fn evaluate_worktree(ctx: &Context, ci_fnl: Option<&Path>, eval: &EvalArgs) -> Result<Pipeline, Invalid> {
     let root = find_repo_root(&ctx.cwd).map_err(|p| Invalid { problems: vec![p], sources: Sources::default() })?;
+    // The limits a run would use: `--lua-memory` and friends, their
+    // QUIRE_CI_* variables, the settings files (settings/).
+    let eval = &eval_settings(ctx, &root, eval)?;
     let ci_fnl = ci_fnl.map(|p| if p.is_absolute() { p.to_path_buf() } else { ctx.cwd.join(p) });
     let cache = git_dir_of(&root.join(".git"))
         .map(|git_dir| Rc::new(CompileCache::at(crate::compile_cache::cache_dir(&git_dir))));
@@ -396,4 +399,14 @@ pub fn secrets_known(secrets: &std::collections::BTreeMap<String, String>) {
             );
         }
     }
+}
+
+/// `given` (what clap parsed for this command) with the settings files
+/// filling in what its flags and environment did not set.
+fn eval_settings(ctx: &Context, root: &Path, given: &EvalArgs) -> Result<EvalArgs, Invalid> {
+    let mut args = crate::settings::defaults();
+    args.run.eval = given.clone();
+    crate::settings::resolve(Some(root), &ctx.matches, &args)
+        .map(|s| s.args.run.eval)
+        .map_err(|inv| Invalid { problems: inv.problems, sources: inv.sources })
 }

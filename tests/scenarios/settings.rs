@@ -297,3 +297,15 @@ fn docker_watch_reads_the_settings_files() {
     let out = running.wait();
     assert_eq!(out.code, Some(130), "{}", out.stderr);
 }
+
+#[test]
+fn validate_takes_the_limits_from_the_settings_files() {
+    let body =
+        "(local big (string.rep \"x\" (* 40 1024 1024)))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"true\")))\n";
+    let repo = Repo::with_ci(&ci(body));
+    repo.quire(&["validate"]).run().status(0);
+    repo.write(".quire/quire-ci.toml", "lua-memory = 16\n");
+    repo.quire(&["validate"]).run().status(2).stderr_has("more than the 16 MiB memory cap");
+    // The flag still beats the file.
+    repo.quire(&["validate", "--lua-memory", "256"]).run().status(0);
+}
