@@ -42,22 +42,6 @@ pub fn run(ctx: &Context, args: &RunArgs) -> i32 {
     exit::of(&outcome)
 }
 
-/// The `run` settings the environment gives (`QUIRE_CI_IMAGE`,
-/// `QUIRE_CI_CACHE_VOLUME`, `QUIRE_CI_MEMORY`, `QUIRE_CI_NO_CACHE`), parsed
-/// exactly as `run` parses them: for the pre-push hook, which git starts
-/// with no flags of ours.
-pub fn settings_from_env() -> Result<RunArgs, String> {
-    use clap::{Args, FromArgMatches};
-    let cmd = RunArgs::augment_args(clap::Command::new("quire-ci").no_binary_name(true));
-    let explain = |e: clap::Error| {
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
-        format!("{first} (from the environment: QUIRE_CI_IMAGE, QUIRE_CI_CACHE_VOLUME, QUIRE_CI_MEMORY, QUIRE_CI_NETWORK, QUIRE_CI_NO_CACHE, QUIRE_CI_SKIP_JOBS, QUIRE_CI_SECRETS_FILE, QUIRE_CI_WITH_GIT, QUIRE_CI_EXCERPT_LINES, QUIRE_CI_ARTIFACTS, QUIRE_CI_ARTIFACTS_DIR, QUIRE_CI_IMAGE_MAP, QUIRE_CI_JOBS, QUIRE_CI_FAIL_FAST)")
-    };
-    let matches = cmd.try_get_matches_from(std::iter::empty::<String>()).map_err(explain)?;
-    RunArgs::from_arg_matches(&matches).map_err(explain)
-}
-
 /// The server's `pushed-at` is always an RFC 3339 time; an `--event` that
 /// sets it to anything else would rehearse a push the server cannot make.
 fn check_pushed_at(event: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
