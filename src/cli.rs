@@ -156,6 +156,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", env = "QUIRE_CI_OUT")]
     pub out: Option<PathBuf>,
 
+    /// How many run records to keep; older ones are pruned after each run.
+    #[arg(long, value_name = "N", env = "QUIRE_CI_KEEP_RUNS", default_value_t = crate::executor::KEEP_RUNS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub keep_runs: usize,
+
     /// Provide secret NAME from the environment variable NAME (repeatable; env QUIRE_CI_SECRETS=A,B).
     #[arg(long = "secret", value_name = "NAME", env = "QUIRE_CI_SECRETS", value_delimiter = ',')]
     pub secrets: Vec<String>,

@@ -189,6 +189,7 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
                 .as_ref()
                 .map(|d| if d.is_absolute() { d.clone() } else { repo.join(d) }),
             parallel: settings.parallel,
+            keep_runs: settings.keep_runs,
             fail_fast: settings.fail_fast,
             pull: super::run::pull_policy(settings.pull),
             keep: settings.keep,

@@ -105,6 +105,7 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         artifacts: args.artifacts.iter().filter(|a| !a.is_empty()).cloned().collect(),
         artifacts_dir: args.artifacts_dir.as_ref().map(|d| if d.is_absolute() { d.clone() } else { ctx.cwd.join(d) }),
         parallel: args.parallel,
+        keep_runs: args.keep_runs,
         fail_fast: args.fail_fast,
     })
 }

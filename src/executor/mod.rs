@@ -208,7 +208,7 @@ impl<'r> Run<'r> {
         if outcome.status == RunStatus::Succeeded {
             self.store_green(&engine, &prep, &image);
         }
-        self.housekeeping(&prep);
+        self.housekeeping(&prep, req.keep_runs);
         outcome
     }
 
@@ -330,8 +330,8 @@ impl<'r> Run<'r> {
     }
 
     /// Old runs pruned, and cache entries whose record went with them.
-    fn housekeeping(&self, prep: &Prepared) {
-        if let Err(e) = record::prune(&prep.runs_dir, KEEP_RUNS) {
+    fn housekeeping(&self, prep: &Prepared, keep_runs: usize) {
+        if let Err(e) = record::prune(&prep.runs_dir, keep_runs.max(1)) {
             self.warn("prune-failed", format!("pruning old runs in {}: {e}", prep.runs_dir.display()));
         }
         // Cache entries vouch for a run by its record: drop those whose record went.

@@ -84,6 +84,8 @@ pub struct RunRequest {
     pub parallel: usize,
     /// `--fail-fast`: a failure cancels the running jobs and starts no more.
     pub fail_fast: bool,
+    /// `--keep-runs`: how many run records are kept; older ones are pruned.
+    pub keep_runs: usize,
 }
 
 impl RunRequest {
@@ -121,6 +123,7 @@ impl RunRequest {
             image_map: vec![],
             parallel: 1,
             fail_fast: false,
+            keep_runs: super::KEEP_RUNS,
         }
     }
 }

@@ -36,7 +36,7 @@ Settings, highest first: a flag; its QUIRE_CI_* environment variable; \
 user's; default ~/.config/quire-ci/config.toml); the default.
 
 The files are TOML; keys are the long flags' names (image, pull, jobs, \
-memory, network, cache-volume, secrets-file, secrets, out, skip, artifacts, \
+memory, network, cache-volume, secrets-file, secrets, out, keep-runs, skip, artifacts, \
 artifacts-dir, with-git, no-cache, keep, excerpt-lines, lua-memory, \
 eval-timeout, job-lua-timeout, image-map), with [watch] debounce and clear, \
 and [hook] skip. Paths are relative to the directory of the file they are in. \

@@ -309,3 +309,19 @@ fn validate_takes_the_limits_from_the_settings_files() {
     // The flag still beats the file.
     repo.quire(&["validate", "--lua-memory", "256"]).run().status(0);
 }
+
+#[test]
+fn docker_keep_runs_from_a_file_prunes_older_records() {
+    let repo = Repo::with_ci(&ci(GREEN)).file(".git/quire-ci.toml", "keep-runs = 2\n");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let out = repo.quire(&["run"]).docker().run();
+        out.status(0);
+        ids.push(out.rec().run_id());
+    }
+    assert_eq!(repo.run_ids(), ids[1..], "the oldest run was not pruned");
+    // The flag beats the file: 1 keeps only the newest.
+    let out = repo.quire(&["run", "--keep-runs", "1"]).docker().run();
+    out.status(0);
+    assert_eq!(repo.run_ids(), [out.rec().run_id()]);
+}
