@@ -169,7 +169,7 @@ impl Context {
         let policy = ColorPolicy::decide(color, &|k| std::env::var_os(k));
         let color_stdout = policy.for_stream(&console::Term::stdout());
         let color_stderr = policy.for_stream(&console::Term::stderr());
-        // Everything styled through console (indicatif's bars, `Style`s that
+        // Everything styled through console (the live view, `Style`s that
         // do not force) follows the same decision.
         console::set_colors_enabled(color_stdout);
         console::set_colors_enabled_stderr(color_stderr);
