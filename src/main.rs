@@ -31,7 +31,10 @@ fn main() {
     // (`quire-ci list | head`), as Unix tools do. Commands that own a
     // container keep Rust's default (SIGPIPE ignored, writes fail) so a
     // closed stdout can never skip the teardown.
-    if matches!(cli.command, Command::Validate(_) | Command::List(_) | Command::Completions { .. } | Command::Man(_)) {
+    if matches!(
+        cli.command,
+        Command::Validate(_) | Command::List(_) | Command::Completions { .. } | Command::Man(_) | Command::Config(_)
+    ) {
         // SAFETY: setting a signal disposition before any thread exists.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);

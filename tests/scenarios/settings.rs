@@ -325,3 +325,20 @@ fn docker_keep_runs_from_a_file_prunes_older_records() {
     out.status(0);
     assert_eq!(repo.run_ids(), [out.rec().run_id()]);
 }
+
+#[test]
+fn config_dies_quietly_when_its_reader_goes_away() {
+    let repo = Repo::with_ci(&ci(GREEN));
+    let mut child = Command::new(harness::bin())
+        .arg("config")
+        .current_dir(repo.path())
+        .env("XDG_CONFIG_HOME", user_dir(&repo))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("config starts");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("config ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
