@@ -12,7 +12,7 @@ use quire_ci::engine::{
     Engine, EngineError, ExecOutcome, ExecSpec, PullPolicy, RunContainer, RunContainerSpec, Stream,
 };
 
-use crate::harness::{require_docker, IMAGE};
+use crate::harness::{require_docker, wait_for, IMAGE};
 
 /// A bound on hangs, not a figure (timings belong to scripts/bench*).
 const LIMIT: Duration = Duration::from_secs(120);
@@ -565,6 +565,17 @@ async fn docker_kill_and_remove_leave_nothing() {
     // The keep-alive honours TERM: `docker stop` ends it with TERM (exit 0),
     // not with the KILL it sends once its timeout passes (exit 137).
     let (c, _g) = container(&e, &spec("stop")).await;
+    // A TERM that arrives before `sh` has set its trap is ignored (it is
+    // pid 1): wait until the keep-alive's `sleep` runs, which is after it.
+    wait_for(
+        "the keep-alive's sleep",
+        Duration::from_secs(30),
+        || {
+            let top = Command::new("docker").args(["top", &c.id]).output().ok()?;
+            String::from_utf8_lossy(&top.stdout).contains("sleep 86400").then_some(())
+        },
+        String::new,
+    );
     sh(Command::new("docker").args(["stop", "-t", "30", &c.id]));
     let code = sh(Command::new("docker").args(["inspect", "-f", "{{.State.ExitCode}}", &c.id]));
     assert_eq!(code, "0", "the keep-alive ignored TERM");
