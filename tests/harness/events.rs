@@ -26,7 +26,14 @@ pub fn fixture(name: &str) -> Vec<Event> {
 
 /// A writer the test reads back.
 #[derive(Clone, Default)]
-struct Screen(Rc<RefCell<Vec<u8>>>);
+pub struct Screen(Rc<RefCell<Vec<u8>>>);
+
+impl Screen {
+    /// Everything written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.borrow()).into_owned()
+    }
+}
 
 impl Write for Screen {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -49,8 +56,7 @@ pub fn render(events: &[Event], opts: RenderOptions, only_job: Option<&str>) -> 
         r.event(e);
     }
     r.finish();
-    let text = String::from_utf8_lossy(&screen.0.borrow()).into_owned();
-    text
+    screen.text()
 }
 
 pub fn plain() -> RenderOptions {

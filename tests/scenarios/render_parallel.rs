@@ -6,17 +6,14 @@
 //! the record writer, in the order it was shown live: byte for byte, plain,
 //! coloured and `--json`.
 
-use std::cell::RefCell;
-use std::io::Write;
 use std::path::Path;
-use std::rc::Rc;
 
 use quire_ci::emitter::EventSink;
 use quire_ci::events::{Event, EventKind};
 use quire_ci::record::{read_run, RunMeta, RunRecord};
 use quire_ci::render::{JsonLines, RenderOptions};
 
-use crate::harness::events::{fixture, plain, render};
+use crate::harness::events::{fixture, plain, render, Screen};
 use crate::harness::{repo_root, schema, Repo};
 
 fn snapshot(name: &str, opts: RenderOptions) -> String {
@@ -197,29 +194,15 @@ fn colour_changes_nothing_but_colour_in_the_new_kinds() {
     }
 }
 
-/// A writer the test reads back.
-#[derive(Clone, Default)]
-struct Buf(Rc<RefCell<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn json_prints_the_new_kinds_as_recorded() {
     for name in ["notices", "problems", "cache_hit", "parallel"] {
-        let buf = Buf::default();
-        let mut sink = JsonLines(Box::new(buf.clone()));
+        let screen = Screen::default();
+        let mut sink = JsonLines(Box::new(screen.clone()));
         for e in fixture(name) {
             sink.event(&e);
         }
-        let text = String::from_utf8_lossy(&buf.0.borrow()).into_owned();
+        let text = screen.text();
         for line in text.lines() {
             schema::validate_line(line).unwrap_or_else(|e| panic!("{name}: {e}\n{line}"));
         }
