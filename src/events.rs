@@ -63,6 +63,17 @@ pub enum Level {
     Warning,
 }
 
+/// Where a [`EventKind::Phase`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseState {
+    Start,
+    /// Part of the way: `done`/`total`/`files` say how far.
+    Progress,
+    /// Finished; `duration_ms` says how long it took.
+    End,
+}
+
 /// A run's status, as the server spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -91,8 +102,8 @@ impl EventKind {
         "container-end",
         "run-start",
         "image",
-        // Not "image-progress": it is transient, never in a file, so a
-        // reader that met one would rightly skip it.
+        // Not "image-progress" nor "phase": they are transient, never in a
+        // file, so a reader that met one would rightly skip it.
         "job-start",
         "job-end",
         "artifact",
@@ -122,15 +133,16 @@ impl EventKind {
             EventKind::Notice { .. } => "notice",
             EventKind::Problem { .. } => "problem",
             EventKind::CacheHit { .. } => "cache-hit",
+            EventKind::Phase { .. } => "phase",
             EventKind::RunEnd { .. } => "run-end",
         }
     }
 
-    /// True for kinds that only matter while they happen (pull progress):
-    /// shown live and printed by `--json`, never written to log.jsonl, so
-    /// a replay shows only the `image` events around them.
+    /// True for kinds that only matter while they happen (pull progress,
+    /// the run's phases): shown live and printed by `--json`, never written
+    /// to log.jsonl, so a replay shows only the events around them.
     pub fn is_transient(&self) -> bool {
-        matches!(self, EventKind::ImageProgress { .. })
+        matches!(self, EventKind::ImageProgress { .. } | EventKind::Phase { .. })
     }
 
     /// True for kinds that live in a job's own log.jsonl.
@@ -300,6 +312,27 @@ pub enum EventKind {
         #[serde(rename = "run-id")]
         run_id: String,
         tree: String,
+    },
+    /// A step of the run besides its jobs, as it happens: `snapshot`,
+    /// `upload` (the tree into the container), `create`, `start`,
+    /// `compile`, `evaluate`, `teardown`, ... (docs/log-format.md lists
+    /// them). It drives the live view's progress for long silent steps and
+    /// `-v`'s timings. Transient: see [`EventKind::is_transient`].
+    Phase {
+        phase: String,
+        state: PhaseState,
+        /// Bytes done so far (progress and end), when the step counts them.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        done: Option<u64>,
+        /// Bytes in all, when known.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        total: Option<u64>,
+        /// Files done so far, when the step counts them.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        files: Option<u64>,
+        /// How long the step took (on `end`).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        duration_ms: Option<u64>,
     },
     RunEnd {
         status: RunStatus,

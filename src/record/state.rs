@@ -110,7 +110,8 @@ impl RunState {
             | EventKind::Notice { .. }
             | EventKind::Problem { .. }
             | EventKind::CacheHit { .. }
-            | EventKind::ImageProgress { .. } => return false,
+            | EventKind::ImageProgress { .. }
+            | EventKind::Phase { .. } => return false,
             EventKind::RunStart { jobs, .. } => {
                 for id in jobs {
                     self.job_mut(id);

@@ -411,6 +411,9 @@ impl EventSink for Renderer {
                 self.write_line(&l);
             }
             EventKind::ContainerEnd { .. } => {}
+            // Drawn by nobody yet: the live view's progress and `-v`'s
+            // timings are to come.
+            EventKind::Phase { .. } => {}
             EventKind::Artifact { path, dest, bytes, error } => {
                 let line = match (dest, error) {
                     (Some(d), None) => format!("artifact {path} → {d} ({})", format::human_bytes(bytes.unwrap_or(0))),
