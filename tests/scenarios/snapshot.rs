@@ -86,6 +86,12 @@ impl Repo {
         let real_index = self.path().join(".git/index");
         if real_index.exists() {
             std::fs::copy(&real_index, &index).expect("copy index");
+            // Keep the index's own mtime: git judges racily-clean entries by
+            // it, and a copy made now would make git trust the stat of a file
+            // edited in the same second as the real index was written (the
+            // reference, not the snapshot, would then be wrong).
+            let mtime = std::fs::metadata(&real_index).and_then(|m| m.modified()).expect("index mtime");
+            std::fs::File::options().write(true).open(&index).and_then(|f| f.set_modified(mtime)).expect("set mtime");
         }
         let objects = scratch.path().join("objects");
         std::fs::create_dir(&objects).expect("mkdir objects");
