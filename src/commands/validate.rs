@@ -48,24 +48,43 @@ pub fn run(ctx: &Context, args: &ValidateArgs) -> i32 {
                         order[n - 2..].join(" → ")
                     ),
                 };
-                println!("ok: .quire/ci.fnl is valid, {jobs}{order}; image {image}");
+                println!("ok: {} is valid, {jobs}{order}; image {image}", shown_file(args));
             }
             super::done_with(p);
             exit::OK
         }
         Err(invalid) => {
             ctx.report(&invalid.problems, &invalid.sources);
-            let n = invalid.problems.len();
-            eprintln!("{} in .quire/ci.fnl", if n == 1 { "1 problem".to_string() } else { format!("{n} problems") });
+            eprintln!("{}", count_line(&invalid.problems, &shown_file(args)));
             exit::BAD_INPUT
         }
     }
 }
 
+/// The file validated, as the user named it (`.quire/ci.fnl` by default).
+fn shown_file(args: &ValidateArgs) -> String {
+    args.file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| crate::pipeline::CI_FNL.into())
+}
+
+/// `2 problems in .quire/ci.fnl, .quire/quire-ci.toml`: the files the
+/// problems are in (a settings file, a module), `file` when none says.
+fn count_line(problems: &[Problem], file: &str) -> String {
+    let mut files: Vec<String> = Vec::new();
+    for f in problems.iter().filter_map(|p| p.location.as_ref().map(|l| l.file.clone())) {
+        if !files.contains(&f) {
+            files.push(f);
+        }
+    }
+    if files.is_empty() {
+        files.push(file.to_string());
+    }
+    crate::render::problems_count_line(problems.len(), &files)
+}
+
 /// `validate --json`: one JSON document on stdout whatever the outcome
 /// (docs/daily-use.md, "validate --json"); the exit code is the text mode's.
 fn run_json(ctx: &Context, args: &ValidateArgs) -> i32 {
-    let file = args.file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| crate::pipeline::CI_FNL.into());
+    let file = shown_file(args);
     let (doc, code) = match evaluate_worktree(ctx, args.file.as_deref(), &args.eval) {
         Ok(p) => {
             let jobs: Vec<&str> = p.jobs.iter().map(|j| j.id.as_str()).collect();

@@ -21,6 +21,7 @@ mod tally;
 pub use format::human_ms;
 pub use json::JsonLines;
 pub use lines::visible_text;
+pub use notices::problems_count_line;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -108,6 +108,10 @@ fn an_unknown_key_is_an_error_naming_the_file_and_line() {
             .stderr_has("did you mean `memory`?");
         assert!(repo.runs().is_empty(), "{args:?} recorded a run");
     }
+    // validate's closing count names the file the problem is in.
+    let out = repo.quire(&["validate"]).run();
+    out.status(2).stderr_has("1 problem in .quire/quire-ci.toml\n");
+    assert!(!out.stderr.contains("in .quire/ci.fnl"), "{}", out.stderr);
     // doctor says so as a failed check.
     repo.quire(&["doctor"]).run().stdout_has("fail  settings").stdout_has("memroy");
 
