@@ -130,7 +130,7 @@ fn redact_kind(r: &Redactor, kind: &mut EventKind) {
                 r.redact_json(o)
             }
         }
-        EventKind::RunEnd { error: Some(e), .. } => s(e),
+        EventKind::RunEnd { error, help, .. } => error.iter_mut().chain(help.iter_mut()).for_each(s),
         EventKind::Notice { message, help, .. } | EventKind::Problem { message, help, .. } => {
             s(message);
             if let Some(h) = help.as_mut() {

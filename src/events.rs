@@ -339,5 +339,13 @@ pub enum EventKind {
         duration_ms: u64,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         error: Option<String>,
+        /// The error's diagnostic code (`quire_ci::engine::unreachable`),
+        /// for an infrastructure or usage error; absent otherwise and in
+        /// records written before it existed.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        code: Option<String>,
+        /// What to do about the error, as the diagnostic's help line says it.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        help: Option<String>,
     },
 }

@@ -142,16 +142,17 @@ pub fn install_signal_handlers(rt: &tokio::runtime::Runtime, cancel: Cancel, liv
     });
 }
 
-/// The error that kept the run from going, or stopped it, printed once on
-/// stderr as a diagnostic (code, message, help); everything else the run
-/// said went through its events. `drawn`: a renderer (not `--json`) showed
-/// the events, so the `problem`s of an invalid ci.fnl are on screen already.
+/// The error that kept the run from going, or stopped it, printed once:
+/// everything the run said went through its events, and a renderer (not
+/// `--json`; `drawn`) that saw `run-end` showed the error with its code and
+/// help in the summary, and the `problem`s of an invalid ci.fnl as they
+/// came. Otherwise (`--json`, or no record, so no `run-end`) it goes on
+/// stderr as a diagnostic.
 pub fn report_outcome(ctx: &Context, outcome: &RunOutcome, drawn: bool) {
+    let shown = drawn && outcome.dir.is_some();
     match &outcome.error {
-        Some(RunError::Invalid { problems, sources }) if !drawn || outcome.dir.is_none() => {
-            ctx.report(problems, sources)
-        }
-        Some(RunError::Invalid { .. }) => {}
+        Some(_) if shown => {}
+        Some(RunError::Invalid { problems, sources }) => ctx.report(problems, sources),
         Some(RunError::Usage(e) | RunError::Infra(e)) => {
             eprint!("{}", crate::diagnostic::render_diagnostic(e, ctx.color_stderr));
         }

@@ -351,15 +351,20 @@ impl<'r> Run<'r> {
         if let Some(e) = self.record_error.borrow_mut().take() {
             self.warn("record-write-failed", e);
         }
-        let error = match (&outcome.error, self.cancel.is_canceled()) {
-            (_, true) => Some(self.cancel.status_and_reason().1),
-            (Some(RunError::Invalid { problems, .. }), _) => Some(invalid_headline(problems)),
-            (Some(RunError::Usage(e) | RunError::Infra(e)), _) => Some(e.one_line()),
-            (None, false) => None,
+        // An infrastructure error carries its code and help, so the one
+        // place that shows run-end (the summary) shows the whole diagnostic.
+        let (error, code, help) = match (&outcome.error, self.cancel.is_canceled()) {
+            (_, true) => (Some(self.cancel.status_and_reason().1), None, None),
+            (Some(RunError::Invalid { problems, .. }), _) => (Some(invalid_headline(problems)), None, None),
+            (Some(RunError::Usage(e) | RunError::Infra(e)), _) => {
+                (Some(e.one_line()), Some(e.code.clone()), e.help.clone())
+            }
+            (None, false) => (None, None, None),
         };
         let status = if self.cancel.is_canceled() { self.cancel.status_and_reason().0 } else { outcome.status };
         let mut e = self.events.borrow_mut();
-        e.emit(None, EventKind::RunEnd { status, duration_ms: started.elapsed().as_millis() as u64, error });
+        let duration_ms = started.elapsed().as_millis() as u64;
+        e.emit(None, EventKind::RunEnd { status, duration_ms, error, code, help });
         e.finish();
         status
     }

@@ -147,7 +147,7 @@ impl RunState {
                 job.file = file.clone();
                 job.line = *line;
             }
-            EventKind::RunEnd { status, duration_ms, error } => {
+            EventKind::RunEnd { status, duration_ms, error, .. } => {
                 self.finish(*status, &ev.ts);
                 self.duration_ms = Some(*duration_ms);
                 if error.is_some() {
@@ -274,7 +274,11 @@ mod tests {
             },
         ));
         s.apply(&ev("t6", Some("c"), EventKind::JobStart {}));
-        s.apply(&ev("t7", None, EventKind::RunEnd { status: RunStatus::Canceled, duration_ms: 70, error: None }));
+        s.apply(&ev(
+            "t7",
+            None,
+            EventKind::RunEnd { status: RunStatus::Canceled, duration_ms: 70, error: None, code: None, help: None },
+        ));
         assert_eq!(s.status, RunStatus::Canceled);
         assert_eq!(s.ended_at.as_deref(), Some("t7"));
         assert_eq!(s.duration_ms, Some(70));

@@ -451,11 +451,17 @@ impl EventSink for Renderer {
                 self.tally.cache_hit = true;
                 self.write_line(&notices::cache_hit_line(run_id, tree));
             }
-            EventKind::RunEnd { status, duration_ms, error } => {
+            EventKind::RunEnd { status, duration_ms, error, code, help } => {
                 if let Some(live) = &self.live {
                     live.hide();
                 }
-                self.tally.run_end = Some(RunEnd { status: *status, duration_ms: *duration_ms, error: error.clone() });
+                self.tally.run_end = Some(RunEnd {
+                    status: *status,
+                    duration_ms: *duration_ms,
+                    error: error.clone(),
+                    code: code.clone(),
+                    help: help.clone(),
+                });
             }
         }
         self.flush();
@@ -556,6 +562,8 @@ mod tests {
                     status: RunStatus::Error,
                     duration_ms: 3000,
                     error: Some("the container died (oom-killed)".into()),
+                    code: None,
+                    help: None,
                 },
             ),
         ]

@@ -32,11 +32,20 @@ pub fn notice_lines(paint: Paint, level: Level, code: &str, message: &str, help:
         return lines;
     }
     lines.push(format!("{lead}{message}"));
-    for (i, h) in help.iter().enumerate() {
-        let label = if i == 0 { "help:" } else { "     " };
-        lines.push(format!("  {} {h}", paint.style(Style::new().cyan()).apply_to(label)));
-    }
+    lines.extend(help_lines(paint, Some(&help.join("\n"))));
     lines
+}
+
+/// `  help: FIRST`, then the help's other lines under it: a notice's help,
+/// or the summary's for the error that ended the run.
+pub fn help_lines(paint: Paint, help: Option<&str>) -> Vec<String> {
+    let help = help.unwrap_or("").lines().filter(|l| !l.trim().is_empty());
+    help.enumerate()
+        .map(|(i, h)| {
+            let label = if i == 0 { "help:" } else { "     " };
+            format!("  {} {h}", paint.style(Style::new().cyan()).apply_to(label))
+        })
+        .collect()
 }
 
 /// One evaluation problem as `validate` shows it (miette's layout): the

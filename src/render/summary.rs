@@ -35,7 +35,7 @@ pub fn lines(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
 }
 
 fn body(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
-    let Some(RunEnd { status, duration_ms, error }) = r.run_end.clone() else {
+    let Some(RunEnd { status, duration_ms, error, code, help }) = r.run_end.clone() else {
         if r.cache_hit {
             // Its one line, shown when it came, is the whole story.
             return Vec::new();
@@ -148,6 +148,12 @@ fn body(r: &Tally, paint: Paint, run_dir: Option<&Path>) -> Vec<String> {
         end.push_str(&format!(": {e}"));
     }
     lines.push(end);
+    // The error's diagnostic, said here once (the command prints it on
+    // stderr only when no renderer drew run-end): its help, then its code.
+    lines.extend(super::notices::help_lines(paint, help.as_deref()));
+    if let Some(code) = code {
+        lines.push(dim.apply_to(format!("  code: {code}")).to_string());
+    }
     if let Some(dir) = run_dir {
         lines.push(dim.apply_to(format!("record: {}", dir.display())).to_string());
     }

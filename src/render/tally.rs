@@ -55,6 +55,9 @@ pub struct RunEnd {
     pub status: RunStatus,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// The error's diagnostic code and help, shown under its line.
+    pub code: Option<String>,
+    pub help: Option<String>,
 }
 
 /// Everything the summary is built from.

@@ -859,6 +859,31 @@ impl Output<'_> {
         self
     }
 
+    /// An error said once in all: `needle` appears exactly once in stdout
+    /// and not at all in stderr (the summary shows a run's error when a
+    /// renderer drew the run).
+    pub fn once_on_stdout(&self, needle: &str) -> &Self {
+        self.once_in(needle, &self.stdout, "stdout")
+    }
+
+    /// An error said once in all, on stderr (`--json`, a hook's renderer,
+    /// an error before any record).
+    pub fn once_on_stderr(&self, needle: &str) -> &Self {
+        self.once_in(needle, &self.stderr, "stderr")
+    }
+
+    fn once_in(&self, needle: &str, stream: &str, name: &str) -> &Self {
+        let (out, err) = (self.stdout.matches(needle).count(), self.stderr.matches(needle).count());
+        let here = stream.matches(needle).count();
+        assert!(
+            here == 1 && out + err == 1,
+            "{needle:?} should be said once, on {name}: {out}× on stdout, {err}× on stderr\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
     /// stdout parsed as one JSON document (`list --json`).
     pub fn stdout_json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))

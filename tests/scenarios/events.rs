@@ -91,3 +91,16 @@ fn dockerfile_build_steps_are_shown() {
     assert!(text.contains("| Step 1/2 : FROM quire-ci-test/busybox:latest"), "{text}");
     assert!(text.contains(": built"), "{text}");
 }
+
+/// An error that stopped the run: said once, on the summary's last line,
+/// then its help and its code (the command adds nothing on stderr).
+#[test]
+fn an_infrastructure_error_is_said_once_with_help_and_code() {
+    let text = snapshot("no_engine", plain());
+    assert_eq!(text.matches("no container engine answered").count(), 1, "{text}");
+    assert!(text.contains("\n  help: start Docker"), "{text}");
+    assert!(text.contains("\n  code: quire_ci::engine::unreachable\n"), "{text}");
+    let text = snapshot("missing_image", plain());
+    assert_eq!(text.matches("quire-ci-test/no-such-image:1").count(), 1, "{text}");
+    assert!(text.contains("\n  help: check the image name"), "{text}");
+}

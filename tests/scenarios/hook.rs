@@ -356,6 +356,33 @@ fn hook_reads_run_settings_from_the_environment_and_refuses_a_bad_one() {
     assert_eq!(repo.runs().len(), 0);
 }
 
+/// No engine: the push is refused, and the error is said once (the hook's
+/// summary, on stderr, with its help line), not again as a diagnostic.
+#[test]
+fn docker_hook_without_an_engine_says_the_error_once() {
+    let repo = Repo::new();
+    install(&repo);
+    repo.commit("one");
+    let out = Command::new("git")
+        .args(["push", "-q", "origin", "main"])
+        .current_dir(&repo.dir)
+        .env("DOCKER_HOST", "unix:///nonexistent-for-this-test.sock")
+        .env("QUIRE_CI_IMAGE", IMAGE)
+        .env_remove("QUIRE_CI_SKIP")
+        .output()
+        .expect("git");
+    let (out_text, err) = (text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "a push without an engine went through:\n{err}");
+    assert_eq!(repo.remote_ref("refs/heads/main"), None, "the push went through");
+    let all = format!("{out_text}{err}");
+    for needle in ["no container engine answered", "help: start Docker", "quire_ci::engine::unreachable"] {
+        assert_eq!(all.matches(needle).count(), 1, "{needle:?} once:\n{all}");
+        assert!(err.contains(needle), "{needle:?} on stderr:\n{err}");
+    }
+    assert!(err.contains("push refused"), "{err}");
+    assert_eq!(repo.runs().len(), 1, "the run has its record");
+}
+
 #[test]
 fn hook_in_a_linked_worktree_goes_to_the_common_hooks_dir() {
     let repo = Repo::new();

@@ -137,24 +137,51 @@ fn docker_sigterm_exits_143() {
     assert_eq!(f.run_status(), "canceled");
 }
 
-/// An unreachable engine: exit 3, the diagnostic (code, message, help) once
-/// on stderr, the summary's error on one line, the record complete.
+/// An unreachable engine: exit 3, the diagnostic (message, help, code) said
+/// once, by the summary on stdout, with its help line; the error on one
+/// line in the record, with its code and help.
 #[test]
 fn docker_unreachable_engine_is_one_diagnostic_with_code_and_help() {
     let repo =
         Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"true\") {}))\n");
     let r = repo.quire(&["run"]).env("DOCKER_HOST", "unix:///nonexistent.sock").run();
     r.status(3);
-    assert_eq!(r.stderr.matches("quire_ci::engine::unreachable").count(), 1, "{}", r.stderr);
-    assert_eq!(r.stderr.matches("no container engine answered").count(), 1, "{}", r.stderr);
-    assert!(r.stderr.contains("help: start Docker"), "{}", r.stderr);
-    assert!(!r.stdout.contains("quire_ci::engine"), "the diagnostic is not on stdout:\n{}", r.stdout);
+    r.once_on_stdout("no container engine answered")
+        .once_on_stdout("quire_ci::engine::unreachable")
+        .once_on_stdout("help: start Docker");
+    assert!(r.stdout.contains("run error in "), "the summary says it:\n{}", r.stdout);
     assert!(!r.terminal().contains("^J"), "a newline shown as ^J:\n{}", r.terminal());
     assert_eq!(r.run_status(), "error");
     let end = r.run_log().into_iter().find(|e| e["kind"] == "run-end").expect("run-end");
     let error = end["error"].as_str().unwrap_or_default();
     assert!(error.starts_with("no container engine answered") && !error.contains('\n'), "{error:?}");
     assert!(error.contains("unix:///nonexistent.sock"), "the record says what was tried: {error:?}");
+    assert_eq!(end["code"], "quire_ci::engine::unreachable", "{end}");
+    assert!(end["help"].as_str().unwrap_or_default().starts_with("start Docker"), "{end}");
+}
+
+/// Under `--json` nothing draws the summary: the diagnostic goes on stderr,
+/// once, and stdout's `run-end` carries its code and help.
+#[test]
+fn docker_unreachable_engine_under_json_is_one_diagnostic_on_stderr() {
+    let repo =
+        Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"true\") {}))\n");
+    let r = repo.quire(&["run", "--json"]).env("DOCKER_HOST", "unix:///nonexistent.sock").run();
+    r.status(3);
+    // stdout is data there (run-end's fields); the words a user reads are
+    // the diagnostic on stderr, once.
+    r.once_on_stderr("help: start Docker");
+    for needle in ["quire_ci::engine::unreachable", "no container engine answered"] {
+        assert_eq!(r.stderr.matches(needle).count(), 1, "{needle:?} once on stderr:\n{}", r.stderr);
+    }
+    let end: serde_json::Value = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .find(|e| e["kind"] == "run-end")
+        .expect("run-end on stdout");
+    assert_eq!(end["code"], "quire_ci::engine::unreachable", "{end}");
+    assert!(end["help"].as_str().unwrap_or_default().starts_with("start Docker"), "{end}");
 }
 
 /// A missing image: exit 3, its diagnostic with the image named and a help line.
@@ -166,9 +193,9 @@ fn docker_missing_image_is_one_diagnostic_with_code_and_help() {
     let r = repo.quire(&["run", "--pull", "never"]).docker().run();
     r.status(3);
     r.assert_clean();
-    assert_eq!(r.stderr.matches("quire_ci::engine::image_unavailable").count(), 1, "{}", r.stderr);
-    assert!(r.stderr.contains("quire-ci-test/no-such-image:never"), "{}", r.stderr);
-    assert!(r.stderr.contains("help: check the image name"), "{}", r.stderr);
+    r.once_on_stdout("quire_ci::engine::image_unavailable")
+        .once_on_stdout("image quire-ci-test/no-such-image:never is not available")
+        .once_on_stdout("help: check the image name");
 }
 
 /// A record that cannot be created: exit 3, a diagnostic naming the path.
@@ -180,7 +207,8 @@ fn docker_unwritable_out_dir_is_a_record_diagnostic() {
     let out = repo.path().join("blocker").join("runs");
     let r = repo.quire(&["run", "--out", out.to_str().unwrap_or_default()]).docker().run();
     r.status(3);
-    assert!(r.stderr.contains("quire_ci::record::io"), "{}", r.stderr);
-    assert!(r.stderr.contains("cannot create the run record"), "{}", r.stderr);
-    assert!(r.stderr.contains("help: check that the runs directory"), "{}", r.stderr);
+    // No record, so no summary: the diagnostic is on stderr.
+    r.once_on_stderr("quire_ci::record::io")
+        .once_on_stderr("cannot create the run record")
+        .once_on_stderr("help: check that the runs directory");
 }

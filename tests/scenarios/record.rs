@@ -151,7 +151,10 @@ fn every_kind_run() -> Vec<Event> {
         ),
         ev(None, EventKind::CacheHit { run_id: "20261124T000000.000Z-0001".into(), tree: "89ab".into() }),
         ev(None, EventKind::ContainerEnd { status: RunStatus::Failed }),
-        ev(None, EventKind::RunEnd { status: RunStatus::Failed, duration_ms: 1234, error: None }),
+        ev(
+            None,
+            EventKind::RunEnd { status: RunStatus::Failed, duration_ms: 1234, error: None, code: None, help: None },
+        ),
     ]);
     events
 }
@@ -438,7 +441,13 @@ fn prune_keeps_the_newest_runs_and_live_ones() {
         if i != 1 && i != 2 {
             rec.record(&ev(
                 None,
-                EventKind::RunEnd { status: RunStatus::Succeeded, duration_ms: 100 + i as u64, error: None },
+                EventKind::RunEnd {
+                    status: RunStatus::Succeeded,
+                    duration_ms: 100 + i as u64,
+                    error: None,
+                    code: None,
+                    help: None,
+                },
             ))
             .expect("end");
         }

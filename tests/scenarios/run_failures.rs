@@ -123,7 +123,12 @@ fn docker_container_killed_from_outside_is_container_died_exit_3() {
     let died: Vec<_> = f.run_log().into_iter().filter(|e| e["kind"] == "container-died").collect();
     assert_eq!(died.len(), 1, "{:?}", f.run_log());
     assert!(!died[0]["reason"].as_str().unwrap_or("").is_empty(), "container-died without a reason");
-    assert!(f.stderr.contains("died"), "{}", f.stderr);
+    // Said as it happened, and the run's error once, by the summary's last
+    // line, on stdout only.
+    f.once_on_stdout("run error in ").stderr_lacks("died");
+    assert_eq!(f.stdout.lines().filter(|l| l.starts_with("container died: killed")).count(), 1, "{}", f.stdout);
+    let end = f.stdout.lines().find(|l| l.starts_with("run error in ")).unwrap_or_default();
+    assert!(end.ends_with("the container died (killed (exit 137))"), "{end}");
     assert_eq!(f.job_status("after"), "skipped");
 }
 
@@ -255,7 +260,7 @@ fn no_engine_reachable_exits_3_naming_where_it_looked() {
     let repo = Repo::with_ci(SLEEPER);
     let r = repo.quire(&["run"]).docker().env("DOCKER_HOST", "unix:///nonexistent.sock").run();
     r.status(3);
-    assert!(r.stderr.contains("/nonexistent.sock"), "{}", r.stderr);
+    r.once_on_stdout("unix:///nonexistent.sock (no such socket)").once_on_stdout("help: start Docker");
     assert_eq!(r.run_status(), "error");
     schema::assert_run_dir_valid(r.dir());
 }
@@ -266,11 +271,11 @@ fn docker_missing_image_exits_3_naming_it() {
     let repo = Repo::with_ci(SLEEPER);
     let r = repo.run(&["run", "--image", "quire-ci-test/nope:1", "--pull", "never"]);
     r.status(3).assert_clean();
-    assert!(r.stderr.contains("quire-ci-test/nope:1"), "{}", r.stderr);
+    r.once_on_stdout("image quire-ci-test/nope:1 is not available").once_on_stdout("help: check the image name");
     assert_eq!(r.run_status(), "error");
     let r = repo.run(&["run", "--image", "127.0.0.1:5999/nope:1", "--pull", "missing"]);
     r.status(3).assert_clean();
-    assert!(r.stderr.contains("127.0.0.1:5999/nope:1"), "{}", r.stderr);
+    r.once_on_stdout("quire_ci::engine::").stdout_has("127.0.0.1:5999/nope:1").stderr_lacks("127.0.0.1:5999");
     assert_eq!(r.run_status(), "error");
     assert!(r.state()["error"].as_str().unwrap_or("").contains("127.0.0.1:5999/nope:1"), "{}", r.state());
 }

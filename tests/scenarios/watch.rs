@@ -265,3 +265,18 @@ fn docker_watch_poll_fallback_runs_on_change() {
     assert_eq!(stdout_of(&second), "polled\n");
     assert_eq!(w.sigint_and_wait(), Some(130));
 }
+
+/// No engine: each run's error is said once (the summary on stdout, with
+/// its help line), not again as a diagnostic on stderr, and watch goes on.
+#[test]
+fn docker_watch_without_an_engine_says_each_runs_error_once() {
+    let mut w = Watch::start(QUICK, &[("f0", "0\n")], &[("DOCKER_HOST", "unix:///nonexistent-for-watch.sock")]);
+    w.wait_finished(1, Duration::from_secs(30));
+    w.wait_for_stderr("watching for changes");
+    assert_eq!(status(&w.runs()[0]), "error");
+    assert_eq!(w.sigint_and_wait(), Some(130));
+    let done = w.done.as_ref().expect("watch exited");
+    done.once_on_stdout("no container engine answered")
+        .once_on_stdout("help: start Docker")
+        .once_on_stdout("quire_ci::engine::unreachable");
+}
