@@ -1080,7 +1080,7 @@ fn oom_kill_count(text: &str) -> u64 {
 }
 
 /// A container name from a run id: Docker allows `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-fn container_name(run_id: &str) -> String {
+pub fn container_name(run_id: &str) -> String {
     let safe: String =
         run_id.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect();
     format!("quire-ci-{safe}")

@@ -37,6 +37,9 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Set to 1 to use the polling watcher even when inotify works.
 pub const FORCE_POLL_ENV: &str = "QUIRE_CI_WATCH_POLL";
 
+/// Set to 0 to keep no container ready between runs (src/executor/warm.rs).
+pub const NO_WARM_ENV: &str = "QUIRE_CI_WATCH_WARM";
+
 /// Which watcher is in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -107,6 +107,7 @@ pub fn build_request(ctx: &Context, args: &RunArgs, repo: &std::path::Path) -> R
         parallel: args.parallel,
         keep_runs: args.keep_runs,
         fail_fast: args.fail_fast,
+        warm: None,
     })
 }
 

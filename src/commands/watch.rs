@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::{exit, Context};
 use crate::cli::WatchArgs;
 use crate::events::RunStatus;
-use crate::executor::{self as run, Cancel};
+use crate::executor::{self as run, Cancel, Warm};
 use crate::snapshot::Snapshot;
 use crate::watch::{self, PathFilter};
 
@@ -83,9 +83,9 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
 
     let shared = Arc::new(Mutex::new(Shared::default()));
     let live = Arc::new(Mutex::new(None));
-    install_signal_handlers(&rt, shared.clone(), live.clone());
+    let (wake_tx, wake_rx) = mpsc::channel::<Wake>();
+    install_signal_handlers(&rt, shared.clone(), live.clone(), wake_tx.clone());
 
-    let (wake_tx, wake_rx) = mpsc::channel::<()>();
     let quiet = Duration::from_millis(args.debounce);
     {
         let shared = shared.clone();
@@ -110,50 +110,106 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
     if let Ok(mut s) = shared.lock() {
         s.last_tree = tree_of(&repo, out_dir.as_deref());
     }
-    loop {
-        if args.clear {
-            print!("\x1b[2J\x1b[3J\x1b[H");
-            let _ = std::io::stdout().flush();
+    // The container kept ready between runs (not with --keep, whose label
+    // is written at create time; QUIRE_CI_WATCH_WARM=0 turns it off).
+    let warm = (!args.run.keep && std::env::var(watch::NO_WARM_ENV).as_deref() != Ok("0")).then(Warm::default);
+    let looped = Loop { ctx, settings: &settings, repo: &repo, rt: &rt, shared: &shared, live: &live, warm: &warm };
+    let code = looped.run(&wake_rx);
+    if let Some(w) = &warm {
+        w.discard(rt.handle());
+    }
+    code
+}
+
+/// What wakes the main thread while it waits.
+enum Wake {
+    /// The tree changed (the coordinator).
+    Change,
+    /// SIGINT/SIGTERM while idle: stop watching.
+    Stop,
+}
+
+/// The main thread's loop: a run, then wait for a change, until stopped.
+struct Loop<'a> {
+    ctx: &'a Context,
+    settings: &'a crate::settings::Settings,
+    repo: &'a std::path::Path,
+    rt: &'a tokio::runtime::Runtime,
+    shared: &'a Arc<Mutex<Shared>>,
+    live: &'a Arc<Mutex<Option<String>>>,
+    warm: &'a Option<Warm>,
+}
+
+impl Loop<'_> {
+    /// Runs until Ctrl-C or a broken watcher; the exit code.
+    fn run(&self, wake_rx: &mpsc::Receiver<Wake>) -> i32 {
+        let args = &self.settings.args;
+        loop {
+            if args.clear {
+                print!("\x1b[2J\x1b[3J\x1b[H");
+                let _ = std::io::stdout().flush();
+            }
+            let outcome = match self.one_run() {
+                Ok(o) => o,
+                Err(code) => return code,
+            };
+            let stopping = match self.shared.lock() {
+                Ok(mut s) => {
+                    s.inflight = None;
+                    s.stopping
+                }
+                Err(_) => true,
+            };
+            if stopping {
+                return exit::interrupted();
+            }
+            // The next run's container, made while watch waits.
+            if let Some(w) = self.warm {
+                w.prepare(self.rt.handle());
+            }
+            if outcome.status == RunStatus::Superseded {
+                eprintln!("quire-ci: run superseded by a newer change; starting again");
+            } else {
+                super::run::report_outcome(self.ctx, &outcome, !args.run.json);
+                eprintln!("quire-ci: watching for changes… (Ctrl-C to stop)");
+            }
+            // Wait for a change; several wake-ups while running are one change.
+            match wake_rx.recv() {
+                Ok(Wake::Change) => {}
+                Ok(Wake::Stop) => return exit::interrupted(),
+                Err(_) => {
+                    eprintln!("quire-ci: the file watcher stopped; exiting");
+                    return exit::INFRA;
+                }
+            }
+            while let Ok(w) = wake_rx.try_recv() {
+                if matches!(w, Wake::Stop) {
+                    return exit::interrupted();
+                }
+            }
         }
-        let mut request = match super::run::build_request(ctx, &args.run, &repo) {
+    }
+
+    /// One run of the tree as it is now; Err is watch's exit code.
+    fn one_run(&self) -> Result<run::RunOutcome, i32> {
+        let mut request = match super::run::build_request(self.ctx, &self.settings.args.run, self.repo) {
             Ok(r) => r,
             Err(msg) => {
                 eprintln!("quire-ci: {msg}");
-                return exit::BAD_INPUT;
+                return Err(exit::BAD_INPUT);
             }
         };
-        request.live_container = live.clone();
-        request.skip = settings.skips();
+        request.live_container = self.live.clone();
+        request.skip = self.settings.skips();
+        request.warm = self.warm.clone();
         {
-            let Ok(mut s) = shared.lock() else { return exit::INFRA };
+            let Ok(mut s) = self.shared.lock() else { return Err(exit::INFRA) };
             if s.stopping {
-                return exit::interrupted();
+                return Err(exit::interrupted());
             }
             s.inflight = Some(request.cancel.clone());
         }
-        let outcome = run::execute(rt.handle(), request);
-        let stopping = match shared.lock() {
-            Ok(mut s) => {
-                s.inflight = None;
-                s.stopping
-            }
-            Err(_) => true,
-        };
-        if stopping {
-            return exit::interrupted();
-        }
-        if outcome.status == RunStatus::Superseded {
-            eprintln!("quire-ci: run superseded by a newer change; starting again");
-        } else {
-            super::run::report_outcome(ctx, &outcome, !args.run.json);
-            eprintln!("quire-ci: watching for changes… (Ctrl-C to stop)");
-        }
-        // Wait for a change; several wake-ups while running are one change.
-        if wake_rx.recv().is_err() {
-            eprintln!("quire-ci: the file watcher stopped; exiting");
-            return exit::INFRA;
-        }
-        while wake_rx.try_recv().is_ok() {}
+        Ok(run::execute(self.rt.handle(), request))
     }
 }
 
@@ -173,7 +229,7 @@ fn coordinate(
     index_lock: &std::path::Path,
     Pace { quiet, trace }: Pace,
     shared: Arc<Mutex<Shared>>,
-    wake: mpsc::Sender<()>,
+    wake: mpsc::Sender<Wake>,
 ) {
     let mut warned = false;
     let mut on_error = |e: &notify::Error| {
@@ -256,7 +312,7 @@ fn coordinate(
                 c.cancel(RunStatus::Superseded, "superseded by a newer change");
             }
         }
-        if wake.send(()).is_err() {
+        if wake.send(Wake::Change).is_err() {
             return;
         }
     }
@@ -273,10 +329,16 @@ fn tree_of(repo: &std::path::Path, out_dir: Option<&std::path::Path>) -> Option<
     Some(snap.tree_id())
 }
 
-/// First SIGINT/SIGTERM: idle → exit 130 at once; during a run → cancel it
-/// (the main loop exits 130 once its container is removed). Second: remove
-/// the container right away and exit 130. (143 instead of 130 for SIGTERM.)
-fn install_signal_handlers(rt: &tokio::runtime::Runtime, shared: Arc<Mutex<Shared>>, live: Arc<Mutex<Option<String>>>) {
+/// First SIGINT/SIGTERM: idle → wake the main thread, which removes the
+/// container kept ready and exits 130; during a run → cancel it (the main
+/// loop exits 130 once its container is removed). Second: remove the run's
+/// container right away and exit 130. (143 instead of 130 for SIGTERM.)
+fn install_signal_handlers(
+    rt: &tokio::runtime::Runtime,
+    shared: Arc<Mutex<Shared>>,
+    live: Arc<Mutex<Option<String>>>,
+    wake: mpsc::Sender<Wake>,
+) {
     super::on_interrupt(rt, live, move |name| {
         // Holding the lock, so the main thread cannot start a run between
         // this check and the exit.
@@ -285,7 +347,9 @@ fn install_signal_handlers(rt: &tokio::runtime::Runtime, shared: Arc<Mutex<Share
         match &s.inflight {
             None => {
                 eprintln!("\nquire-ci: {name}: stopped watching");
-                std::process::exit(exit::interrupted());
+                if wake.send(Wake::Stop).is_err() {
+                    std::process::exit(exit::interrupted());
+                }
             }
             Some(c) => {
                 eprintln!("\nquire-ci: {name}: canceling the run and removing its container (again to force)");

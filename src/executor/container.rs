@@ -33,6 +33,9 @@ pub(super) struct Lease {
     keep: bool,
     live: Arc<Mutex<Option<String>>>,
     removed: bool,
+    /// Taken started from watch's warm slot (src/executor/warm.rs): `fill`
+    /// only uploads. With it, the `-v` notice that says whether it was.
+    warm: (bool, Option<EventKind>),
 }
 
 /// Why the container could not be made ready for the jobs.
@@ -61,9 +64,14 @@ impl Lease {
             network: req.network.clone(),
             ..RunContainerSpec::default()
         };
-        let container = rt
-            .block_on(engine.create_stopped_run_container(&spec))
-            .map_err(|e| UserError::from_diagnostic(&e, Some("cannot create the run's container")))?;
+        let claimed = req.warm.as_ref().map(|w| w.claim(rt, engine, &spec));
+        let warm = (matches!(claimed, Some(Ok(_))), claimed.as_ref().map(super::warm::notice));
+        let container = match claimed {
+            Some(Ok(c)) => c,
+            _ => rt
+                .block_on(engine.create_stopped_run_container(&spec))
+                .map_err(|e| UserError::from_diagnostic(&e, Some("cannot create the run's container")))?,
+        };
         if let Ok(mut live) = req.live_container.lock() {
             *live = Some(container.id.clone());
         }
@@ -75,6 +83,7 @@ impl Lease {
             keep: req.keep,
             live: req.live_container.clone(),
             removed: false,
+            warm,
         })
     }
 
@@ -102,7 +111,7 @@ impl Lease {
         }
         .map_err(|e| failed(format!("cannot stream the snapshot: {e}")))?;
         let (started, uploaded) = self.rt.block_on(async {
-            tokio::join!(self.engine.start_run_container(&self.container), async {
+            tokio::join!(self.start(), async {
                 tokio::select! {
                     r = self.engine.upload(&self.container, tar) => Some(r),
                     _ = req.cancel.wait() => None,
@@ -115,6 +124,9 @@ impl Lease {
             None,
             EventKind::ContainerStart { image: self.image.clone(), container_id: self.container.id.clone() },
         );
+        if let (Some(n), true) = (&self.warm.1, req.verbose) {
+            emitter.borrow_mut().emit(None, n.clone());
+        }
         match uploaded {
             None => Err(NotReady::Canceled),
             Some(Err(e)) => {
@@ -129,6 +141,14 @@ impl Lease {
                 .and_then(|()| upload_dotgit(&self.rt, &self.engine, req, snapshot, git_ref, run_id, &self.container))
                 .map_err(failed),
         }
+    }
+
+    /// Starts the container, unless it came started from the warm slot.
+    async fn start(&self) -> Result<(), EngineError> {
+        if self.warm.0 {
+            return Ok(());
+        }
+        self.engine.start_run_container(&self.container).await
     }
 
     /// Removes the container (or, with `--keep`, says how to enter it):

@@ -8,7 +8,8 @@
 //! job selection, the cache lookup), [`image`] (which image, pull, build),
 //! [`link`] (the engine connection), [`container`] (the run container's
 //! lifetime), [`scheduler`] (which job runs when), [`bridge`] (`sh` → exec),
-//! [`artifacts`], [`sink`] (the record), [`outcome`].
+//! [`artifacts`], [`sink`] (the record), [`outcome`], [`warm`] (the
+//! container `watch` keeps ready).
 
 mod artifacts;
 mod bridge;
@@ -20,6 +21,7 @@ mod prepare;
 mod request;
 pub mod scheduler;
 mod sink;
+mod warm;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -31,6 +33,7 @@ pub use image::{dockerfile_tag, map_dockerfile, map_image};
 pub use outcome::{RunError, RunOutcome, UserError};
 pub use prepare::select_jobs;
 pub use request::{cache_volume_name, effective_parallel, FailedJob, OnJobFailed, PushedCommit, RunRequest};
+pub use warm::Warm;
 
 use crate::cache::CacheKey;
 use crate::emitter::Emitter;

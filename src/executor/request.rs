@@ -86,6 +86,8 @@ pub struct RunRequest {
     pub fail_fast: bool,
     /// `--keep-runs`: how many run records are kept; older ones are pruned.
     pub keep_runs: usize,
+    /// `watch`: the container kept ready between runs (src/executor/warm.rs).
+    pub warm: Option<super::Warm>,
 }
 
 impl RunRequest {
@@ -124,6 +126,7 @@ impl RunRequest {
             parallel: 1,
             fail_fast: false,
             keep_runs: super::KEEP_RUNS,
+            warm: None,
         }
     }
 }

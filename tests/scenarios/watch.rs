@@ -108,6 +108,59 @@ impl Watch {
         done.code
     }
 
+    fn signal_and_wait(&mut self, sig: &str) -> Option<i32> {
+        let run = self.run.take().expect("watch is running");
+        run.signal(sig);
+        let done = self.done.insert(run.wait());
+        done.code
+    }
+
+    /// Waits until watch holds a started container kept ready for the next
+    /// run, other than those in `not`; its full id.
+    fn wait_warm(&self, not: &[&str]) -> String {
+        harness::wait_for(
+            "a container kept ready",
+            Duration::from_secs(30),
+            || {
+                self.listed().into_iter().find_map(|(id, name, state)| {
+                    (name.starts_with("quire-ci-warm-") && state == "running" && !not.contains(&id.as_str()))
+                        .then_some(id)
+                })
+            },
+            || format!("containers: {:?}\n{}", self.listed(), self.output()),
+        )
+    }
+
+    /// This repository's containers: (full id, name, state).
+    fn listed(&self) -> Vec<(String, String, String)> {
+        let filter = format!("label=quire-ci.repo={}", self.dir.display());
+        let out = harness::sh_ok(Command::new("docker").args([
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.ID}} {{.Names}} {{.State}}",
+        ]));
+        out.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace().map(str::to_string);
+                Some((w.next()?, w.next()?, w.next()?))
+            })
+            .collect()
+    }
+
+    /// Waits until this repository has no container at all.
+    fn wait_no_containers(&self) {
+        harness::wait_for(
+            "no container left",
+            Duration::from_secs(20),
+            || self.listed().is_empty().then_some(()),
+            || format!("containers: {:?}\n{}", self.listed(), self.output()),
+        )
+    }
+
     fn containers(&self) -> String {
         let out = Command::new("docker")
             .args(["ps", "-aq", "--filter", &format!("label=quire-ci.repo={}", self.dir.display())])
@@ -116,6 +169,34 @@ impl Watch {
         assert!(out.status.success(), "docker ps failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
+}
+
+/// The container id the run's `container-start` names.
+fn container_started(run: &Path) -> String {
+    jsonl(&run.join("log.jsonl"))
+        .iter()
+        .find(|e| e["kind"] == "container-start")
+        .and_then(|e| e["container-id"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no container-start in {}", run.display()))
+}
+
+/// The run's `container-warm` notice (`-v`).
+fn warm_notice(run: &Path) -> String {
+    jsonl(&run.join("log.jsonl"))
+        .iter()
+        .find(|e| e["kind"] == "notice" && e["code"] == "container-warm")
+        .and_then(|e| e["message"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// `docker inspect -f FORMAT id`, or None when the container is gone.
+fn inspect(id: &str, format: &str) -> Option<String> {
+    let out = Command::new("docker").args(["inspect", "-f", format, id]).output().expect("docker inspect");
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn wait_gone(id: &str, why: &str) {
+    harness::wait_for(why, Duration::from_secs(20), || inspect(id, "{{.Id}}").is_none().then_some(()), String::new);
 }
 
 fn status(run: &Path) -> String {
@@ -279,4 +360,112 @@ fn docker_watch_without_an_engine_says_each_runs_error_once() {
     done.once_on_stdout("no container engine answered")
         .once_on_stdout("help: start Docker")
         .once_on_stdout("quire_ci::engine::unreachable");
+}
+
+/// Writes a file in /work, so a container that had held this run's /work
+/// would show it; sleeps when f0 says so (to look at the container mid-run).
+const MARKS: &str = r#"(local ci (require :quire.ci))
+(ci.job :t [:quire/push] (fn [{: sh}] (sh "cat f0; touch made-by-run; if grep -q slow f0; then sleep 30; fi") {}))
+"#;
+
+#[test]
+fn docker_watch_next_run_takes_the_container_kept_ready_fresh_each_time() {
+    let mut w = Watch::start(MARKS, &[("f0", "0\n")], &[]);
+    let first = w.wait_finished(1, Duration::from_secs(30));
+    assert_eq!(status(&first), "succeeded", "{}", w.output());
+    let first_container = container_started(&first);
+
+    // While watch waits: a started container of the run's image, with an
+    // empty /work, labelled for the reaper but for no run.
+    let warm = w.wait_warm(&[&first_container]);
+    assert_eq!(inspect(&warm, "{{.Config.Image}}").as_deref(), Some(harness::IMAGE));
+    let label = inspect(&warm, "{{index .Config.Labels \"quire-ci.run\"}}").unwrap_or_default();
+    assert!(label.starts_with("warm-"), "the warm container's run label: {label:?}");
+    let pid = inspect(&warm, "{{index .Config.Labels \"quire-ci.owner-pid\"}}").unwrap_or_default();
+    assert_eq!(pid, w.run.as_ref().expect("watch runs").pid().to_string(), "owner label");
+    let work = harness::sh_ok(Command::new("docker").args(["exec", &warm, "ls", "-A", "/work"]));
+    assert_eq!(work.trim(), "", "the container kept ready already holds a /work");
+
+    // The change's run takes it: its container-start names the container
+    // that existed before the change was written.
+    std::fs::write(w.dir.join("f0"), "1\n").expect("write");
+    let second = w.wait_finished(2, Duration::from_secs(30));
+    assert_eq!(status(&second), "succeeded", "{}", w.output());
+    assert_eq!(stdout_of(&second), "1\n");
+    assert_eq!(container_started(&second), warm, "the second run did not take the container kept ready");
+    assert!(warm_notice(&second).starts_with("took the container watch kept ready"), "{}", warm_notice(&second));
+    wait_gone(&warm, "the second run's container removed");
+
+    // The next one is made afresh (never the previous run's /work); the run
+    // that takes it carries its name (quire-ci-<run id>) while it runs.
+    let next = w.wait_warm(&[&first_container, &warm]);
+    let work = harness::sh_ok(Command::new("docker").args(["exec", &next, "ls", "-A", "/work"]));
+    assert_eq!(work.trim(), "", "the next container kept ready holds a /work");
+    std::fs::write(w.dir.join("f0"), "slow\n").expect("write");
+    let third = w.wait_sh_started(3, Duration::from_secs(30));
+    assert_eq!(container_started(&third), next);
+    let run_id = third.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    assert_eq!(inspect(&next, "{{.Name}}"), Some(format!("/quire-ci-{run_id}")), "not renamed for its run");
+
+    // SIGINT mid-run: canceled, 130, and no container left (neither the
+    // run's nor one kept ready).
+    assert_eq!(w.sigint_and_wait(), Some(130), "{}", w.output());
+    assert_eq!(status(&third), "canceled");
+    w.wait_no_containers();
+}
+
+#[test]
+fn docker_watch_image_change_removes_the_container_kept_ready_sigterm_leaves_none() {
+    let mut w = Watch::start(QUICK, &[("f0", "0\n")], &[]);
+    let first = w.wait_finished(1, Duration::from_secs(30));
+    let old = w.wait_warm(&[&container_started(&first)]);
+
+    // A .quire/Dockerfile: the next run's image is another, so the
+    // container kept ready goes and the run makes its own.
+    std::fs::write(w.dir.join(".quire/Dockerfile"), format!("FROM {}\nRUN echo built > /built\n", harness::IMAGE))
+        .expect("write");
+    let second = w.wait_finished(2, Duration::from_secs(120));
+    assert_eq!(status(&second), "succeeded", "{}", w.output());
+    assert_ne!(container_started(&second), old, "a container of the old image was used");
+    let built = jsonl(&second.join("log.jsonl"))
+        .iter()
+        .find(|e| e["kind"] == "container-start")
+        .and_then(|e| e["image"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    assert!(built.starts_with("quire-ci-local/"), "the run's image: {built}");
+    assert!(warm_notice(&second).starts_with("the image or settings changed"), "{}", warm_notice(&second));
+    wait_gone(&old, "the container kept ready for the old image removed");
+
+    // Kept ready now: one of the new image.
+    let new = w.wait_warm(&[&old, &container_started(&second)]);
+    assert_eq!(inspect(&new, "{{.Config.Image}}"), Some(built));
+
+    // SIGTERM while idle: 143, and the container kept ready is removed.
+    assert_eq!(w.signal_and_wait("TERM"), Some(143), "{}", w.output());
+    w.wait_no_containers();
+}
+
+#[test]
+fn docker_watch_killed_leaves_a_container_kept_ready_that_the_next_run_reaps() {
+    let mut w = Watch::start(QUICK, &[("f0", "0\n")], &[]);
+    let first = w.wait_finished(1, Duration::from_secs(30));
+    let warm = w.wait_warm(&[&container_started(&first)]);
+    let name = inspect(&warm, "{{.Name}}").unwrap_or_default();
+
+    // SIGKILL: watch cannot clean up; its container kept ready stays...
+    assert_eq!(w.signal_and_wait("KILL"), None);
+    assert!(inspect(&warm, "{{.Id}}").is_some(), "the container kept ready is gone already");
+
+    // ...until the next quire-ci's reaper, which sees its owner is gone.
+    let repo = w.done.as_ref().expect("watch has exited").repo();
+    let out = repo.quire(&["run"]).docker().status(0).run();
+    let said = format!("removed container {} left behind", name.trim_start_matches('/'));
+    let reaped = out.rec().run_log().iter().any(|e| {
+        e["kind"] == "notice"
+            && e["code"] == "orphan-reaped"
+            && e["message"].as_str().is_some_and(|m| m.contains(&said))
+    });
+    assert!(reaped, "no orphan-reaped notice for {name}\n{}", out.terminal());
+    assert!(inspect(&warm, "{{.Id}}").is_none(), "the reaper left the container kept ready");
+    w.wait_no_containers();
 }
