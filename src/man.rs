@@ -165,6 +165,11 @@ fn environment(roff: &mut Roff, cmd: &clap::Command, path: &[String]) {
             vec![bold("QUIRE_CI_WATCH_POLL")],
             "Set to 1 to poll the working tree every 500 ms instead of using inotify.",
         );
+        entry(
+            roff,
+            vec![bold("QUIRE_CI_WATCH_WARM")],
+            "Set to 0 to keep no container ready between runs (by default watch holds a started container of the last run's image, so the next run skips creating and starting one).",
+        );
     }
     if about(path, &["run", "watch", "hook pre-push", "doctor"]) {
         entry(roff, vec![bold("DOCKER_HOST")], "The engine's address (unix://, tcp://, ssh://); when set it wins over contexts, as for docker. See docs/engine.md.");
