@@ -25,6 +25,8 @@ mod faults;
 mod hook;
 #[path = "scenarios/parallel.rs"]
 mod parallel;
+#[path = "scenarios/progress.rs"]
+mod progress;
 #[path = "scenarios/projects.rs"]
 mod projects;
 #[path = "scenarios/record.rs"]

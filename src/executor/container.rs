@@ -110,10 +110,12 @@ impl Lease {
             snapshot.without_paths(&outside.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()).tar_reader()
         }
         .map_err(|e| failed(format!("cannot stream the snapshot: {e}")))?;
+        // Counted as the engine takes it: `phase upload` progress (upload.rs).
+        let (tar, counts) = super::upload::counted(tar);
         let (started, uploaded) = self.rt.block_on(async {
             tokio::join!(self.start(), async {
                 tokio::select! {
-                    r = self.engine.upload(&self.container, tar) => Some(r),
+                    r = counts.during(self.engine.upload(&self.container, tar), emitter) => Some(r),
                     _ = req.cancel.wait() => None,
                 }
             })

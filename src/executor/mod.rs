@@ -21,6 +21,7 @@ mod prepare;
 mod request;
 pub mod scheduler;
 mod sink;
+mod upload;
 mod warm;
 
 use std::cell::RefCell;

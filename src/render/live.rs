@@ -1,6 +1,8 @@
 //! The live view's status area: one row per running job at the bottom of
 //! the terminal (spinner, job and command, elapsed time), plus a row for an
-//! image pull or build. Streamed lines are written above it.
+//! image pull or build and one per step of the run that lasts (the
+//! snapshot's upload, the container's removal). Streamed lines are written
+//! above it.
 //!
 //! Redraws are coalesced: output lines wait (at most [`FLUSH_EVERY`], or
 //! until [`FLUSH_BYTES`] are waiting) and go out in one write together with
@@ -72,6 +74,11 @@ struct Row {
 }
 
 const IMAGE_ROW: &str = "\0image";
+/// A step's row: this, then the step's name.
+const STEP_ROW: &str = "\0step:";
+/// A step's row is drawn once the step has lasted this long: one that takes
+/// a few milliseconds would only flicker.
+const STEP_SHOWN_AFTER: Duration = Duration::from_millis(300);
 
 struct Screen {
     term: Box<dyn Terminal>,
@@ -98,8 +105,8 @@ impl Screen {
         self.cols = cols;
         let mut bytes = std::mem::take(&mut self.pending);
         if self.drawn > 0 {
-            // The cursor is at the first row: clear it and everything below.
-            bytes.splice(0..0, b"\r\x1b[J".iter().copied());
+            // The cursor is at the first row: clear it and the rows below.
+            bytes.splice(0..0, clear_rows(self.drawn));
         }
         let rows = self.row_texts(height, cols);
         for (i, row) in rows.iter().enumerate() {
@@ -130,9 +137,14 @@ impl Screen {
         let dim = Style::new().dim().force_styling(true);
         let frame = SPINNER[self.frame % SPINNER.len()];
         let mut out = Vec::new();
-        for (i, row) in self.rows.iter().enumerate() {
-            if out.len() + 1 == room && self.rows.len() > room {
-                let more = self.rows.len() - i;
+        let rows: Vec<&Row> = self
+            .rows
+            .iter()
+            .filter(|r| !r.key.starts_with(STEP_ROW) || r.since.elapsed() >= STEP_SHOWN_AFTER)
+            .collect();
+        for (i, row) in rows.iter().enumerate() {
+            if out.len() + 1 == room && rows.len() > room {
+                let more = rows.len() - i;
                 out.push(format!("{} {}", spinner.apply_to(frame), dim.apply_to(format!("… and {more} more running"))));
                 break;
             }
@@ -163,6 +175,10 @@ impl Screen {
                 let row = Row { key: key.to_string(), text, segment: String::new(), since: now, job_started: now };
                 if key == IMAGE_ROW {
                     self.rows.insert(0, row);
+                } else if key.starts_with(STEP_ROW) {
+                    // After the image row and other steps, before the jobs.
+                    let at = self.rows.iter().take_while(|r| r.key.starts_with('\0')).count();
+                    self.rows.insert(at, row);
                 } else {
                     self.rows.push(row);
                 }
@@ -362,6 +378,29 @@ impl StatusLine {
         s.rows.retain(|r| r.key != IMAGE_ROW);
     }
 
+    /// A step of the run under way (`uploading the snapshot · …`): its row,
+    /// drawn once it has lasted [`STEP_SHOWN_AFTER`], with the clock from
+    /// its first `show_step`.
+    pub fn show_step(&self, step: &str, text: String) {
+        self.lock().upsert(&format!("{STEP_ROW}{step}"), text, false);
+    }
+
+    /// The step ended: its row goes now (if it was drawn).
+    pub fn end_step(&self, step: &str) {
+        let mut s = self.lock();
+        let key = format!("{STEP_ROW}{step}");
+        let before = s.rows.len();
+        s.rows.retain(|r| r.key != key);
+        if s.rows.len() < before && s.drawn > 0 {
+            s.draw();
+        }
+    }
+
+    /// Every step's row goes (a job started: the steps before it are over).
+    pub fn end_steps(&self) {
+        self.lock().rows.retain(|r| !r.key.starts_with(STEP_ROW));
+    }
+
     /// Removes every row and writes what waits (at the end, before a shell).
     pub fn hide(&self) {
         let mut s = self.lock();
@@ -379,6 +418,22 @@ impl Drop for StatusLine {
         }
         self.hide();
     }
+}
+
+/// Erases `n` rows from the cursor's (which stays where it is). Row by
+/// row, not "the screen from here" (`ESC [J`): at the top-left corner tmux
+/// takes that for a clear screen and pushes the screen into its
+/// scrollback, so rows drawn at the top would pile up there, one per draw.
+fn clear_rows(n: usize) -> Vec<u8> {
+    let mut b = b"\r\x1b7".to_vec();
+    for i in 0..n {
+        if i > 0 {
+            b.extend_from_slice(b"\x1b[B");
+        }
+        b.extend_from_slice(b"\x1b[2K");
+    }
+    b.extend_from_slice(b"\x1b8");
+    b
 }
 
 fn clock(elapsed: Duration) -> String {
@@ -492,7 +547,7 @@ mod tests {
         line.end_job("lint");
         line.write(b"", true);
         let w = fake.writes()[1].clone();
-        assert!(w.starts_with("\r\x1b[J"), "the rows are cleared from the first: {w:?}");
+        assert!(w.starts_with("\r\x1b7\x1b[2K\x1b[B\x1b[2K\x1b8"), "both rows are erased from the first: {w:?}");
         assert!(console::strip_ansi_codes(&w).starts_with("\r⠋ test $ cargo test"), "{w:?}");
         assert!(!w.contains("lint"), "{w:?}");
     }
@@ -517,6 +572,32 @@ mod tests {
         let line2 = quiet_line(&fake);
         line2.write(&vec![b'x'; FLUSH_BYTES], false);
         assert_eq!(fake.writes().len(), all.len() + 1);
+    }
+
+    #[test]
+    fn a_step_row_shows_once_it_lasts_and_goes_when_it_ends() {
+        let fake = Fake::default();
+        let line = quiet_line(&fake);
+        line.show_job("a", "a $ make".into(), true);
+        line.show_step("upload", "uploading the snapshot into /work · 1.0 MiB · 3 files".into());
+        line.write(b"", true);
+        let first = console::strip_ansi_codes(&fake.writes()[0]).into_owned();
+        assert!(!first.contains("uploading"), "a step is not drawn at once: {first:?}");
+        // Aged past the threshold (as the ticker would find it).
+        line.lock().rows.iter_mut().filter(|r| r.key.starts_with(STEP_ROW)).for_each(|r| {
+            r.since = Instant::now() - STEP_SHOWN_AFTER;
+        });
+        line.show_step("upload", "uploading the snapshot into /work · 9.0 MiB · 30 files".into());
+        line.write(b"", true);
+        let w = console::strip_ansi_codes(&fake.writes()[1]).into_owned();
+        assert!(w.contains("⠋ uploading the snapshot into /work · 9.0 MiB · 30 files 0.3s\r\n⠋ a $ make"), "{w:?}");
+        let before = fake.writes().len();
+        line.end_step("upload");
+        assert_eq!(fake.writes().len(), before + 1, "a drawn step's end is drawn at once");
+        let raw = fake.writes()[before].clone();
+        let w = console::strip_ansi_codes(&raw).into_owned();
+        assert!(raw.starts_with(&String::from_utf8(clear_rows(2)).unwrap()), "{raw:?}");
+        assert!(!w.contains("uploading") && w.contains("a $ make"), "{raw:?}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! Rooms: `lines` (assembling output chunks into lines), `format` (how one
 //! fact reads), `tally` (per-job view state, what the summary reads),
-//! `summary`, `live` (the status line), `json` (`--json`). This file turns
+//! `summary`, `live` (the status line), `phases` (the run's steps), `json`
+//! (`--json`). This file turns
 //! each event into lines, in order. Must not know about: Docker, Lua,
 //! where events come from.
 
@@ -14,6 +15,7 @@ mod json;
 mod lines;
 mod live;
 mod notices;
+mod phases;
 mod sanitize;
 mod summary;
 mod tally;
@@ -29,7 +31,7 @@ use std::path::PathBuf;
 use console::Style;
 
 use crate::emitter::EventSink;
-use crate::events::{Event, EventKind, Outcome, Stream};
+use crate::events::{Event, EventKind, Outcome, PhaseState, Stream};
 use crate::record::decode_data;
 use format::{ImageAction, Paint};
 use lines::LineAssembler;
@@ -57,6 +59,8 @@ pub struct Renderer {
     live: Option<StatusLine>,
     lines: LineAssembler,
     tally: Tally,
+    /// The run's steps under way (`phase` events).
+    phases: phases::Phases,
     /// `logs --job`: print only this job's lines (the summary stays whole).
     only: Option<String>,
     /// The event being handled must be on the screen at once (live only:
@@ -82,6 +86,7 @@ impl Renderer {
             live: None,
             lines: LineAssembler::default(),
             tally: Tally::default(),
+            phases: phases::Phases::default(),
             only: None,
             urgent: true,
         }
@@ -260,6 +265,8 @@ impl Renderer {
             }
             (a, d) => {
                 if let Some(l) = &self.live {
+                    // The image row says it from here.
+                    l.end_step("image");
                     match a {
                         ImageAction::Pulling => l.start_pull(image),
                         ImageAction::Building => l.show_image(format!("building {image}"), true),
@@ -277,6 +284,11 @@ impl Renderer {
 
     fn job_start(&mut self, job: &str) {
         self.view(job).started = true;
+        if let Some(live) = &self.live {
+            // The steps before the jobs are over once one starts, whether or
+            // not their ends were said.
+            live.end_steps();
+        }
         let safe = self.safe(job);
         let l = format!("{} {}", self.style(Style::new().bold()).apply_to("==>"), self.view(job).colour.apply_to(safe));
         self.job_line(job, l, false);
@@ -352,12 +364,54 @@ impl Renderer {
     }
 }
 
+impl Renderer {
+    /// A step of the run: a row on the live view while it lasts (none in
+    /// plain mode), and under `-v` a line with its time when it ends.
+    fn phase(
+        &mut self,
+        ts: &str,
+        phase: &str,
+        state: PhaseState,
+        (done, total, files): (Option<u64>, Option<u64>, Option<u64>),
+        duration_ms: Option<u64>,
+    ) {
+        let row = phases::has_row(phase);
+        match state {
+            PhaseState::Start => {
+                self.phases.start(phase, ts);
+                if let (Some(l), true) = (&self.live, row) {
+                    l.show_step(phase, phases::label(phase));
+                }
+            }
+            PhaseState::Progress => {
+                let text = self.phases.progress(phase, ts, done, total, files);
+                if let (Some(l), true) = (&self.live, row) {
+                    l.show_step(phase, text);
+                }
+            }
+            PhaseState::End => {
+                if let Some(l) = &self.live {
+                    l.end_step(phase);
+                }
+                let line = self.phases.end(phase, duration_ms, done, total, files);
+                if self.opts.verbose {
+                    self.dim_line(line);
+                }
+            }
+        }
+    }
+}
+
 impl EventSink for Renderer {
     fn event(&mut self, ev: &Event) {
         let job = ev.job.clone().unwrap_or_default();
-        // Streamed output may wait a moment (coalesced redraws); everything
-        // else is on the screen before the next event is handled.
-        self.urgent = !matches!(ev.kind, EventKind::Stdout { .. } | EventKind::Stderr { .. } | EventKind::Print { .. });
+        // Streamed output may wait a moment (coalesced redraws), and a
+        // step's row the ticker's next draw; everything else is on the
+        // screen before the next event is handled.
+        self.urgent = !matches!(
+            ev.kind,
+            EventKind::Stdout { .. } | EventKind::Stderr { .. } | EventKind::Print { .. } | EventKind::Phase { .. }
+        );
         match &ev.kind {
             EventKind::RunStart { jobs, dir, .. } => {
                 for j in jobs {
@@ -412,9 +466,9 @@ impl EventSink for Renderer {
                 self.write_line(&l);
             }
             EventKind::ContainerEnd { .. } => {}
-            // Drawn by nobody yet: the live view's progress and `-v`'s
-            // timings are to come.
-            EventKind::Phase { .. } => {}
+            EventKind::Phase { phase, state, done, total, files, duration_ms } => {
+                self.phase(&ev.ts, phase, *state, (*done, *total, *files), *duration_ms)
+            }
             EventKind::Artifact { path, dest, bytes, error } => {
                 let line = match (dest, error) {
                     (Some(d), None) => format!("artifact {path} → {d} ({})", format::human_bytes(bytes.unwrap_or(0))),

@@ -1,0 +1,182 @@
+//! The run's steps as they happen (`phase` events): the snapshot's upload
+//! counted as the engine takes it (bytes and files), said by `--json`,
+//! drawn on a terminal as a row while it lasts, said by nobody in plain
+//! output. Real binary, real engine; the upload is held mid-way by a relay
+//! in front of the engine, so "while it lasts" is a state the test waits
+//! for, not a duration it hopes for.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::tty::{has_spinner, Tmux};
+use crate::harness::{wait_for, Repo};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+const CI: &str =
+    "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] (sh \"ls data | wc -l\") {}))\n";
+
+/// How many data files, and how big each: 12 MiB in all, more than a unix
+/// socket's buffers hold, so a held upload stops part of the way.
+const FILES: usize = 48;
+const SIZE: usize = 256 * 1024;
+
+/// A committed repository with ci.fnl and [`FILES`] data files.
+fn repo() -> Repo {
+    let mut repo = Repo::new().ci(CI);
+    for i in 0..FILES {
+        // Distinct bytes per file, so nothing is deduplicated anywhere.
+        let data: Vec<u8> = (0..SIZE).map(|j| ((i * 31 + j * 7) % 251) as u8).collect();
+        repo = repo.file(&format!("data/f{i:02}.bin"), data);
+    }
+    repo.committed()
+}
+
+/// A unix socket relaying to the shared engine that holds the request that
+/// uploads the snapshot (`PUT /containers/…/archive`) until released; other
+/// requests pass.
+struct UploadHold {
+    path: PathBuf,
+    release: Arc<AtomicBool>,
+    holding: Arc<AtomicBool>,
+}
+
+impl UploadHold {
+    fn start(dir: &Path) -> UploadHold {
+        let engine = std::env::var("DOCKER_HOST")
+            .ok()
+            .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
+            .unwrap_or_else(|| "/var/run/docker.sock".to_string());
+        let path = dir.join("engine.sock");
+        let listener = UnixListener::bind(&path).expect("bind the relay socket");
+        let hold = UploadHold { path, release: Default::default(), holding: Default::default() };
+        let (release, holding) = (hold.release.clone(), hold.holding.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(upstream) = UnixStream::connect(&engine) else { continue };
+                for (from, to, requests) in [
+                    (client.try_clone(), upstream.try_clone(), true),
+                    (upstream.try_clone(), client.try_clone(), false),
+                ] {
+                    let (Ok(mut from), Ok(mut to)) = (from, to) else { continue };
+                    let (release, holding) = (release.clone(), holding.clone());
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            let upload = buf[..n].starts_with(b"PUT ") && buf[..n].windows(8).any(|w| w == b"/archive");
+                            if requests && upload {
+                                holding.store(true, Ordering::SeqCst);
+                                while !release.load(Ordering::SeqCst) {
+                                    std::thread::sleep(Duration::from_millis(5));
+                                }
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        hold
+    }
+
+    fn docker_host(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    fn release(&self) {
+        self.release.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for UploadHold {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// The `phase upload` events of a `--json` run's stdout.
+fn upload_phases(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|e| e["kind"] == "phase" && e["phase"] == "upload")
+        .collect()
+}
+
+#[test]
+fn docker_json_says_the_upload_as_it_goes_and_the_whole_tree_at_the_end() {
+    let repo = repo();
+    let hold = UploadHold::start(repo.scratch());
+    let run = repo.quire(&["run", "--json"]).docker().env("DOCKER_HOST", hold.docker_host()).spawn();
+    // Held part of the way: progress is said while nothing moves on.
+    let part = wait_for(
+        "upload progress while the upload is held",
+        LIMIT,
+        || {
+            let progress = upload_phases(&run.stdout());
+            let last = progress.iter().rev().find(|e| e["state"] == "progress")?.clone();
+            hold.holding.load(Ordering::SeqCst).then_some(last)
+        },
+        || run.stdout(),
+    );
+    hold.release();
+    let out = run.wait();
+    out.status(0).assert_clean();
+    let progress: Vec<Value> = upload_phases(&out.stdout).into_iter().filter(|e| e["state"] == "progress").collect();
+    let bytes: Vec<u64> = progress.iter().map(|e| e["done"].as_u64().expect("done")).collect();
+    let files: Vec<u64> = progress.iter().map(|e| e["files"].as_u64().expect("files")).collect();
+    assert!(bytes.windows(2).all(|w| w[0] <= w[1]) && files.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    let whole = progress.last().expect("a last progress");
+    // The data files and ci.fnl; directories are not files.
+    assert_eq!(whole["files"], (FILES + 1) as u64, "{whole}");
+    let total = whole["done"].as_u64().unwrap_or(0);
+    assert!(total >= (FILES * SIZE) as u64, "the whole tar is more than its files' bytes: {whole}");
+    let held_at = part["done"].as_u64().unwrap_or(0);
+    assert!(held_at < total, "held part of the way, not at the end: {part} vs {whole}");
+    // Transient: the record has none.
+    assert!(out.run_log().iter().all(|e| e["kind"] != "phase"), "a phase event in log.jsonl");
+    assert!(out.stdout.contains("\"kind\":\"run-end\""), "{}", out.stdout);
+}
+
+#[test]
+fn docker_plain_output_says_nothing_of_the_upload() {
+    let repo = repo();
+    let out = repo.quire(&["--color", "never", "run"]).docker().run();
+    out.status(0).assert_clean();
+    out.stdout_lacks("upload").stdout_lacks("phase").stderr_lacks("upload");
+    out.stdout_has(&format!("t | {FILES}"));
+}
+
+#[test]
+fn docker_tty_upload_shows_a_row_with_bytes_and_files_while_it_lasts() {
+    let repo = repo();
+    let hold = UploadHold::start(repo.scratch());
+    let tmux = Tmux::quire("upload", &repo, &format!("DOCKER_HOST={}", hold.docker_host()), "run");
+    let screen = tmux.wait_until("the upload's row", LIMIT, |s| {
+        s.lines().any(|l| l.contains("uploading the snapshot into /work · ") && l.contains(" file"))
+    });
+    let row = screen.lines().find(|l| l.contains("uploading the snapshot")).unwrap_or_default().to_string();
+    assert!(has_spinner(&row), "the row is a status row: {row:?}");
+    assert!(row.contains("KiB") || row.contains("MiB"), "bytes on the row: {row:?}");
+    assert!(hold.holding.load(Ordering::SeqCst), "the row came while the upload was held");
+    hold.release();
+    let done = tmux.wait_for("__DONE__", LIMIT);
+    assert!(done.contains("__DONE__ 0"), "the run failed:\n{done}");
+    assert!(done.contains(&format!("t | {FILES}")), "{done}");
+    // The row went when the upload ended: not in the scrollback.
+    assert!(!done.contains("uploading the snapshot"), "the upload's row stayed:\n{done}");
+}
