@@ -104,3 +104,29 @@ fn an_infrastructure_error_is_said_once_with_help_and_code() {
     assert_eq!(text.matches("quire-ci-test/no-such-image:1").count(), 1, "{text}");
     assert!(text.contains("\n  help: check the image name"), "{text}");
 }
+
+/// The run's steps (`phase`, hand-written in the shape the executor emits:
+/// start, the upload's progress, end): plain output says nothing of them;
+/// `-v` one line per ended step with its time, the upload's with its bytes
+/// and files.
+#[test]
+fn phases_are_silent_in_plain_output_and_timed_under_verbose() {
+    let events = fixture("phases");
+    let quiet = render(&events, plain(), None);
+    assert!(!quiet.contains("phase") && !quiet.contains("upload"), "{quiet}");
+    let text = render(&events, RenderOptions { verbose: true, ..plain() }, None);
+    insta::assert_snapshot!("phases_verbose", text);
+    for step in ["snapshot", "compile", "image", "create", "start", "upload", "jobs", "teardown"] {
+        assert_eq!(text.matches(&format!("phase {step} ")).count(), 1, "{step}:\n{text}");
+    }
+    assert!(text.contains("phase upload 2.0s · 400.0 MiB · 100001 files\n"), "{text}");
+    assert!(text.contains("phase teardown 19ms\n"), "{text}");
+    // Besides those lines, -v renders the stream as if it had no phases.
+    let without: String = text.lines().filter(|l| !l.starts_with("phase ")).map(|l| format!("{l}\n")).collect();
+    let plain_v = render(
+        &events.into_iter().filter(|e| !e.kind.is_transient()).collect::<Vec<_>>(),
+        RenderOptions { verbose: true, ..plain() },
+        None,
+    );
+    assert_eq!(without, plain_v);
+}
