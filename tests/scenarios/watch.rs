@@ -20,6 +20,11 @@ struct Watch {
 
 impl Watch {
     fn start(ci_fnl: &str, extra: &[(&str, &str)], env: &[(&str, &str)]) -> Watch {
+        Watch::start_with(ci_fnl, extra, env, &[])
+    }
+
+    /// As [`Watch::start`], with more arguments after `watch`.
+    fn start_with(ci_fnl: &str, extra: &[(&str, &str)], env: &[(&str, &str)], args: &[&str]) -> Watch {
         let mut repo = Repo::new().ci(ci_fnl);
         for (p, body) in extra {
             repo = repo.file(p, body);
@@ -27,7 +32,7 @@ impl Watch {
         let repo = repo.committed();
         let dir = repo.path().to_path_buf();
         let run = repo
-            .into_quire(&["-v", "watch", "--no-cache"])
+            .into_quire(&[&["-v", "watch", "--no-cache"][..], args].concat())
             .docker()
             .envs(env)
             .timeout(Duration::from_secs(600))
@@ -49,12 +54,18 @@ impl Watch {
 
     /// Waits until `n` runs exist and the `n`th has ended (or panics).
     fn wait_finished(&self, n: usize, limit: Duration) -> PathBuf {
+        let run = self.wait_ended(n, limit);
+        harness::Record::new(run.clone()).assert_clean();
+        run
+    }
+
+    /// As [`Watch::wait_finished`], without the clean-run check (`--keep`).
+    fn wait_ended(&self, n: usize, limit: Duration) -> PathBuf {
         let deadline = Instant::now() + limit;
         loop {
             let runs = self.runs();
             // run-end is the record's last line: the run is complete.
             if runs.len() >= n && jsonl(&runs[n - 1].join("log.jsonl")).last().is_some_and(|e| e["kind"] == "run-end") {
-                harness::Record::new(runs[n - 1].clone()).assert_clean();
                 return runs[n - 1].clone();
             }
             assert!(
@@ -468,4 +479,28 @@ fn docker_watch_killed_leaves_a_container_kept_ready_that_the_next_run_reaps() {
     assert!(reaped, "no orphan-reaped notice for {name}\n{}", out.terminal());
     assert!(inspect(&warm, "{{.Id}}").is_none(), "the reaper left the container kept ready");
     w.wait_no_containers();
+}
+
+/// `--keep`: each run keeps its own container, and
+/// watch keeps none ready (a kept container's label is written when it is
+/// created): the second run makes its own, and exit leaves the kept ones.
+#[test]
+fn docker_watch_keep_keeps_each_runs_container_and_none_ready() {
+    let mut w = Watch::start_with(QUICK, &[("f0", "0\n")], &[], &["--keep"]);
+    let first = w.wait_ended(1, Duration::from_secs(30));
+    let kept_first = container_started(&first);
+    std::fs::write(w.dir.join("f0"), "1\n").expect("write");
+    let second = w.wait_ended(2, Duration::from_secs(30));
+    let kept_second = container_started(&second);
+    assert_ne!(kept_first, kept_second);
+    assert_eq!(warm_notice(&second), "", "a run under --keep looked for a container kept ready");
+    assert_eq!(w.sigint_and_wait(), Some(130), "{}", w.output());
+    let mut left: Vec<String> = w.listed().into_iter().map(|(id, _, _)| id).collect();
+    left.sort();
+    let mut kept = vec![kept_first, kept_second];
+    kept.sort();
+    for id in &left {
+        let _ = Command::new("docker").args(["rm", "-f", id]).output();
+    }
+    assert_eq!(left, kept, "exactly the two kept containers, none kept ready");
 }
