@@ -146,7 +146,7 @@ impl Warm {
 
     /// On watch's exit: removes the warm container (waiting for one still
     /// being made) and waits for earlier removals, for at most
-    /// ([`DISCARD_DEADLINE`]) in all. What is left then is the orphan reaper's.
+    /// [`DISCARD_DEADLINE`] in all. What is left then is the orphan reaper's.
     pub fn discard(&self, rt: &Handle) {
         let removals = {
             let mut slot = self.0.borrow_mut();
