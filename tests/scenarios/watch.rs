@@ -477,7 +477,7 @@ fn docker_watch_killed_leaves_a_container_kept_ready_that_the_next_run_reaps() {
             && e["message"].as_str().is_some_and(|m| m.contains(&said))
     });
     assert!(reaped, "no orphan-reaped notice for {name}\n{}", out.terminal());
-    assert!(inspect(&warm, "{{.Id}}").is_none(), "the reaper left the container kept ready");
+    wait_gone(&warm, "the reaper removed the container kept ready");
     w.wait_no_containers();
 }
 
