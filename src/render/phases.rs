@@ -17,15 +17,17 @@ pub fn label(phase: &str) -> String {
         "snapshot" => "taking the snapshot",
         "compile" => "compiling ci.fnl",
         "evaluate" => "evaluating ci.fnl",
-        "engine" => "connecting to the engine",
+        "engine" => "waiting for the engine",
         "image" => "checking the image",
         "create" => "creating the container",
         "start" => "starting the container",
         "upload" => "uploading the snapshot into /work",
         "artifacts" => "copying artifacts out",
-        "teardown" | "remove" => "removing the container",
-        "stop" => "stopping the container",
-        "record" => "writing the record",
+        // The container is stopped and its removal handed to a remover in
+        // the background (docs/running.md); removed here only without one.
+        "teardown" | "stop" => "stopping the container",
+        "remove" => "removing the container",
+        "record" => "recording the run",
         other => return other.to_string(),
     }
     .to_string()
@@ -166,7 +168,7 @@ mod tests {
         let mut p = Phases::default();
         p.start("teardown", "2026-12-01T10:00:00.000Z");
         assert_eq!(p.end("teardown", Some(40), None, None, None), "phase teardown 40ms");
-        assert_eq!(label("teardown"), "removing the container");
+        assert_eq!(label("teardown"), "stopping the container");
         assert_eq!(label("a-new-one"), "a-new-one");
     }
 }
