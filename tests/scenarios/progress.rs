@@ -38,24 +38,29 @@ fn repo() -> Repo {
     repo.committed()
 }
 
-/// A unix socket relaying to the shared engine that holds the request that
-/// uploads the snapshot (`PUT /containers/…/archive`) until released; other
-/// requests pass.
-struct UploadHold {
+/// A unix socket relaying to the shared engine that holds the first request
+/// `held` picks (the snapshot's upload, the teardown's stop) until
+/// released; other requests pass.
+struct Hold {
     path: PathBuf,
     release: Arc<AtomicBool>,
     holding: Arc<AtomicBool>,
 }
 
-impl UploadHold {
-    fn start(dir: &Path) -> UploadHold {
+/// The request that uploads the snapshot: `PUT /containers/…/archive`.
+fn upload(request: &[u8]) -> bool {
+    request.starts_with(b"PUT ") && request.windows(8).any(|w| w == b"/archive")
+}
+
+impl Hold {
+    fn start(dir: &Path, held: fn(&[u8]) -> bool) -> Hold {
         let engine = std::env::var("DOCKER_HOST")
             .ok()
             .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
             .unwrap_or_else(|| "/var/run/docker.sock".to_string());
         let path = dir.join("engine.sock");
         let listener = UnixListener::bind(&path).expect("bind the relay socket");
-        let hold = UploadHold { path, release: Default::default(), holding: Default::default() };
+        let hold = Hold { path, release: Default::default(), holding: Default::default() };
         let (release, holding) = (hold.release.clone(), hold.holding.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
@@ -74,8 +79,7 @@ impl UploadHold {
                                 Ok(0) | Err(_) => break,
                                 Ok(n) => n,
                             };
-                            let upload = buf[..n].starts_with(b"PUT ") && buf[..n].windows(8).any(|w| w == b"/archive");
-                            if requests && upload {
+                            if requests && held(&buf[..n]) {
                                 holding.store(true, Ordering::SeqCst);
                                 while !release.load(Ordering::SeqCst) {
                                     std::thread::sleep(Duration::from_millis(5));
@@ -102,7 +106,7 @@ impl UploadHold {
     }
 }
 
-impl Drop for UploadHold {
+impl Drop for Hold {
     fn drop(&mut self) {
         self.release();
     }
@@ -120,7 +124,7 @@ fn upload_phases(stdout: &str) -> Vec<Value> {
 #[test]
 fn docker_json_says_the_upload_as_it_goes_and_the_whole_tree_at_the_end() {
     let repo = repo();
-    let hold = UploadHold::start(repo.scratch());
+    let hold = Hold::start(repo.scratch(), upload);
     let run = repo.quire(&["run", "--json"]).docker().env("DOCKER_HOST", hold.docker_host()).spawn();
     // Held part of the way: progress is said while nothing moves on.
     let part = wait_for(
@@ -164,7 +168,7 @@ fn docker_plain_output_says_nothing_of_the_upload() {
 #[test]
 fn docker_tty_upload_shows_a_row_with_bytes_and_files_while_it_lasts() {
     let repo = repo();
-    let hold = UploadHold::start(repo.scratch());
+    let hold = Hold::start(repo.scratch(), upload);
     let tmux = Tmux::quire("upload", &repo, &format!("DOCKER_HOST={}", hold.docker_host()), "run");
     let screen = tmux.wait_until("the upload's row", LIMIT, |s| {
         s.lines().any(|l| l.contains("uploading the snapshot into /work · ") && l.contains(" file"))
