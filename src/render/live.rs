@@ -252,15 +252,43 @@ pub struct StatusLine {
     ticker: Option<JoinHandle<()>>,
 }
 
+/// stderr, for the pre-push hook (git's stdout is not the user's).
+struct Stderr(Term);
+
+impl Terminal for Stderr {
+    fn size(&self) -> (usize, usize) {
+        let (rows, cols) = self.0.size();
+        (rows as usize, cols as usize)
+    }
+    fn write_all(&mut self, bytes: &[u8]) {
+        let mut out = std::io::stderr().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
+}
+
+fn dumb() -> bool {
+    std::env::var("TERM").is_ok_and(|t| t == "dumb")
+}
+
 impl StatusLine {
     /// The status area on stdout, or None when stdout is not a terminal
     /// (or TERM is dumb).
     pub fn on_stdout() -> Option<StatusLine> {
         let term = Term::stdout();
-        if !term.is_term() || std::env::var("TERM").is_ok_and(|t| t == "dumb") {
+        if !term.is_term() || dumb() {
             return None;
         }
         Some(StatusLine::on(Box::new(Stdout(term)), true))
+    }
+
+    /// The same on stderr.
+    pub fn on_stderr() -> Option<StatusLine> {
+        let term = Term::stderr();
+        if !term.is_term() || dumb() {
+            return None;
+        }
+        Some(StatusLine::on(Box::new(Stderr(term)), true))
     }
 
     /// The status area on `term`; with `tick`, a thread redraws it.

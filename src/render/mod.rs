@@ -112,6 +112,14 @@ impl Renderer {
         r
     }
 
+    /// The same view on stderr (the pre-push hook, whose stderr git leaves
+    /// on the user's terminal); plain on stderr when it is not a terminal.
+    pub fn live_on_stderr(opts: RenderOptions) -> Renderer {
+        let mut r = Renderer::new(Box::new(std::io::stderr()), opts);
+        r.live = StatusLine::on_stderr();
+        r
+    }
+
     fn paint(&self) -> Paint {
         Paint { color: self.opts.color }
     }
