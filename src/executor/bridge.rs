@@ -248,7 +248,8 @@ mod tests {
     #[test]
     fn the_capture_keeps_the_first_bytes_and_spills_the_rest() {
         let whole: Vec<u8> = (0..SH_CAPTURE_LIMIT + 300_000).map(|i| (i * 7 % 251) as u8).collect();
-        for (limit, chunk) in [(1000, 7), (CAPTURE_IN_MEMORY + 5, 4096), (SH_CAPTURE_LIMIT, 65_536), (whole.len(), 100_003)]
+        for (limit, chunk) in
+            [(1000, 7), (CAPTURE_IN_MEMORY + 5, 4096), (SH_CAPTURE_LIMIT, 65_536), (whole.len(), 100_003)]
         {
             let mut c = Capture::default();
             for piece in whole[..limit].chunks(chunk) {
