@@ -60,6 +60,7 @@ fn main() {
         });
     write(&out.join("fennel.luau"), &bytecode);
     precompile_builtin_macros(&text, &out);
+    precompile_own_chunks(&manifest, &out);
     println!("cargo:rustc-env=QUIRE_FENNEL_VERSION={version}");
     println!("cargo:rustc-env=QUIRE_COMPILE_FINGERPRINT={}", compile_fingerprint(&manifest, &text));
 }
@@ -125,6 +126,40 @@ fn precompile_builtin_macros(text: &str, out: &Path) {
     }
     let list = format!("&[{}]\n", entries.join(",\n"));
     write(&out.join("fennel_macros.rs"), list.as_bytes());
+}
+
+/// quire-ci's own Lua for the compile VM, written in the Rust files that
+/// use it as `const NAME: &str = r#"..."#;` and compiled here as well, so a
+/// start loads bytecode instead of running Luau's compiler on it (~4 M
+/// instructions of a cold `validate`). Each is `$OUT_DIR/chunk-NAME.luau`;
+/// the Rust file keeps the text, which a unit test compiles and compares.
+const OWN_CHUNKS: &[(&str, &str)] = &[
+    ("src/fennel.rs", "SHIMS"),
+    ("src/fennel.rs", "LOADSTRING_SHIM"),
+    ("src/fennel.rs", "POSITIONS_PLUGIN"),
+    ("src/fennel.rs", "HOOK_DISPATCH"),
+    ("src/fennel.rs", "MACRO_SEARCHER"),
+    ("src/server_compat.rs", "PLUGIN"),
+];
+
+fn precompile_own_chunks(manifest: &Path, out: &Path) {
+    for (file, name) in OWN_CHUNKS {
+        let path = manifest.join(file);
+        println!("cargo:rerun-if-changed={}", path.display());
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let open = format!("const {name}: &str = r#\"");
+        let Some(start) = text.find(&open).map(|at| at + open.len()) else {
+            panic!("{file} has no `{open}`: build.rs's OWN_CHUNKS lists it");
+        };
+        let Some(len) = text[start..].find("\"#;") else { panic!("{file}: {name} is not closed with \"#;") };
+        // As fennel.lua above: the unit test compiles the text the same way.
+        let bytecode = mlua::chunk::Compiler::new()
+            .set_optimization_level(2)
+            .set_debug_level(1)
+            .compile(&text[start..start + len])
+            .unwrap_or_else(|e| panic!("Luau cannot compile {name} in {file}: {e}"));
+        write(&out.join(format!("chunk-{name}.luau")), &bytecode);
+    }
 }
 
 fn fennel_version(text: &str) -> Option<String> {

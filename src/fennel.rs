@@ -24,16 +24,49 @@ const FENNEL_BYTECODE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fennel.
 /// that source compiled by build.rs).
 const BUILTIN_MACROS: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/fennel_macros.rs"));
 
+/// One of [`OWN_CHUNKS`] as build.rs compiled it.
+macro_rules! own_chunk {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("OUT_DIR"), "/chunk-", $name, ".luau")).as_slice()
+    };
+}
+
+/// quire-ci's own Lua in the compile VM: (name, the text here, the bytecode
+/// build.rs made of that text, which is what is loaded).
+#[cfg(test)]
+pub(crate) const OWN_CHUNKS: &[(&str, &str, &[u8])] = &[
+    ("SHIMS", SHIMS, own_chunk!("SHIMS")),
+    ("LOADSTRING_SHIM", LOADSTRING_SHIM, own_chunk!("LOADSTRING_SHIM")),
+    ("POSITIONS_PLUGIN", POSITIONS_PLUGIN, own_chunk!("POSITIONS_PLUGIN")),
+    ("HOOK_DISPATCH", HOOK_DISPATCH, own_chunk!("HOOK_DISPATCH")),
+    ("MACRO_SEARCHER", MACRO_SEARCHER, own_chunk!("MACRO_SEARCHER")),
+    ("PLUGIN", crate::server_compat::PLUGIN, SERVER_COMPAT_PLUGIN),
+];
+
+/// server_compat.rs's plugin, as build.rs compiled it.
+pub(crate) const SERVER_COMPAT_PLUGIN: &[u8] = own_chunk!("PLUGIN");
+
 /// Serves build.rs's bytecode when fennel.lua `loadstring`s the exact text
 /// of a built-in macro module (once each); anything else goes to the real
 /// `loadstring`, as text.
+#[cfg_attr(not(test), allow(dead_code))] // build.rs compiles it (OWN_CHUNKS)
 const LOADSTRING_SHIM: &str = r#"
 local precompiled, loadstring_text = ...
+local sub, find = string.sub, string.find
 loadstring = function(code, name)
   local f = precompiled[code]
   if f ~= nil then
     precompiled[code] = nil
     return f
+  end
+  -- Fennel's reader turns every string literal into Lua by loading
+  -- `return "..."`. One with no escape, quote or control byte in it is
+  -- those very bytes: no compile needed.
+  if sub(code, 1, 8) == 'return "' and sub(code, -1) == '"' then
+    local s = sub(code, 9, -2)
+    if not find(s, '[%z\1-\31"\\\127]') then
+      return function() return s end
+    end
   end
   return loadstring_text(code, name)
 end
@@ -56,6 +89,7 @@ const PIN_CLOSE: &str = "\u{2}";
 /// Shims that fennel.lua needs under Luau: a `package`/`require` that only
 /// serves `package.preload` (fennel.lua registers its own submodules there),
 /// and `debug.getinfo` built on Luau's `debug.info`.
+#[cfg_attr(not(test), allow(dead_code))] // build.rs compiles it (OWN_CHUNKS)
 const SHIMS: &str = r#"
 local preload, loaded = {}, {}
 package = { preload = preload, loaded = loaded, path = "", searchers = {}, loaders = {} }
@@ -96,6 +130,7 @@ end
 /// files): `(defjob :lint ...)` is declared where it is written, not where
 /// `defjob`'s template sits. Nodes that came from the call's own arguments
 /// lie inside the call's lines and keep their positions.
+#[cfg_attr(not(test), allow(dead_code))] // build.rs compiles it (OWN_CHUNKS)
 const POSITIONS_PLUGIN: &str = r#"
 local fennel, forms = ...
 local source = fennel["ast-source"]
@@ -130,6 +165,36 @@ return { name = "quire-ci-positions", versions = { fennel.version },
   end }
 "#;
 
+/// Fennel calls `utils.hook(event, ...)` for every symbol, call, `fn`, `do`
+/// and destructuring it compiles, and `utils["hook-opts"]` for every form
+/// it reads; its dispatcher makes two closures and runs the plugin's
+/// version check (a `gsub`) on each call, whichever events the plugin
+/// handles: ~7 M instructions on a 100-job ci.fnl. When the one plugin is
+/// ours (made for this Fennel version, so the check passes), these call its
+/// handler straight away; any other case goes to Fennel's own dispatcher.
+/// A fennel.lua without these names is left as it is.
+#[cfg_attr(not(test), allow(dead_code))] // build.rs compiles it (OWN_CHUNKS)
+const HOOK_DISPATCH: &str = r#"
+local utils = ...
+local root, hook_opts = utils.root, utils["hook-opts"]
+if type(root) ~= "table" or type(hook_opts) ~= "function" or type(utils.hook) ~= "function" then return end
+local function dispatch(event, options, ...)
+  local plugins = (options and options.plugins) or (root.options and root.options.plugins)
+  if plugins == nil then return nil end
+  local plugin = plugins[1]
+  if plugins[2] == nil and plugin ~= nil and plugin.name == "quire-ci-positions" then
+    local f = plugin[event]
+    if f ~= nil then return f(...) end
+    return nil
+  end
+  return hook_opts(event, options, ...)
+end
+utils["hook-opts"] = dispatch
+utils.hook = function(event, ...)
+  return dispatch(event, root.options, ...)
+end
+"#;
+
 /// Replaces Fennel's macro searchers (a search of the filesystem through
 /// `io.open`, which this VM does not have) with one that serves
 /// `(import-macros … :name)` from `.quire/name.fnl` through the host.
@@ -137,6 +202,7 @@ return { name = "quire-ci-positions", versions = { fennel.version },
 /// A module that fails to compile or load leaves Fennel's own message for
 /// it in `failures`, so the diagnostic points into the module rather than
 /// only at the `import-macros` form.
+#[cfg_attr(not(test), allow(dead_code))] // build.rs compiles it (OWN_CHUNKS)
 const MACRO_SEARCHER: &str = r#"
 local fennel, read, failures, pin_open, pin_close = ...
 local searchers = fennel["macro-searchers"]
@@ -214,6 +280,7 @@ pub struct Compiler {
     macro_failures: Table,
     /// Fennel's table of loaded macro modules.
     macro_loaded: Table,
+    memory_limit: usize,
 }
 
 impl Compiler {
@@ -224,6 +291,12 @@ impl Compiler {
         let libs =
             StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::BIT | StdLib::OS | StdLib::DEBUG;
         let lua = Lua::new_with(libs, LuaOptions::default())?;
+        // No collection while the compiler loads and compiles: a compile
+        // allocates a few MiB (100 jobs: ~1.3 MiB more peak RSS), and
+        // Luau's pacing, tuned for long-lived programs, spent ~5% of a cold
+        // `validate` collecting. Should the memory cap be reached with
+        // collection off, the compile is run again with it on (`compile`).
+        lua.gc_stop();
         let g = lua.globals();
         // mlua's own extras: a filesystem `require` and `loadstring`. The shim
         // replaces `require`; `loadstring` stays (Fennel's macro loader uses
@@ -246,16 +319,16 @@ impl Compiler {
             Ok(())
         })?;
         g.raw_set("print", print)?;
-        lua.load(SHIMS).set_name("=quire-ci/fennel-shims").set_mode(ChunkMode::Text).exec()?;
+        lua.load(own_chunk!("SHIMS")).set_name("=quire-ci/fennel-shims").set_mode(ChunkMode::Binary).exec()?;
         let precompiled = lua.create_table()?;
         for (source, bytecode) in BUILTIN_MACROS {
             let f =
                 lua.load(*bytecode).set_name("src/fennel/macros.fnl").set_mode(ChunkMode::Binary).into_function()?;
             precompiled.raw_set(lua.create_string(source)?, f)?;
         }
-        lua.load(LOADSTRING_SHIM)
+        lua.load(own_chunk!("LOADSTRING_SHIM"))
             .set_name("=quire-ci/loadstring")
-            .set_mode(ChunkMode::Text)
+            .set_mode(ChunkMode::Binary)
             .call::<()>((precompiled.clone(), g.raw_get::<mlua::Value>("loadstring")?))?;
         // Sealed like the execute VM: library tables read-only, and Luau's
         // "safe environment", which is also what lets its interpreter cache
@@ -264,16 +337,29 @@ impl Compiler {
         clock.install(&lua);
         lua.set_memory_limit(memory_limit)?;
         let fennel: Table = lua.load(FENNEL_BYTECODE).set_name("=fennel.lua").set_mode(ChunkMode::Binary).call(())?;
+        // Fennel's hook dispatcher, for our one plugin, without the work it
+        // does per call for plugins in general (see HOOK_DISPATCH).
+        let utils: Option<Table> =
+            lua.load("return package.loaded['fennel.utils']").set_mode(ChunkMode::Text).eval()?;
+        if let Some(utils) = utils {
+            lua.load(own_chunk!("HOOK_DISPATCH"))
+                .set_name("=quire-ci/hook-dispatch")
+                .set_mode(ChunkMode::Binary)
+                .call::<()>(utils)?;
+        }
         // Every precompiled macro module was asked for: build.rs read this
         // fennel.lua right (else it still works, compiling them as text).
         debug_assert!(precompiled.is_empty(), "fennel.lua did not loadstring its built-in macros as build.rs expected");
         let compile_string: Function = fennel.get("compileString")?;
-        let plugin =
-            lua.load(POSITIONS_PLUGIN).set_name("=quire-ci/positions").set_mode(ChunkMode::Text).into_function()?;
+        let plugin = lua
+            .load(own_chunk!("POSITIONS_PLUGIN"))
+            .set_name("=quire-ci/positions")
+            .set_mode(ChunkMode::Binary)
+            .into_function()?;
         let server_plugin = crate::server_compat::plugin_maker(&lua)?;
         let macro_failures = lua.create_table()?;
         let macro_loaded: Table = fennel.get("macro-loaded")?;
-        Ok(Compiler { lua, fennel, compile_string, plugin, server_plugin, macro_failures, macro_loaded })
+        Ok(Compiler { lua, fennel, compile_string, plugin, server_plugin, macro_failures, macro_loaded, memory_limit })
     }
 
     /// Serves macro modules (`import-macros`, `require-macros`) through
@@ -284,26 +370,33 @@ impl Compiler {
         F: Fn(&str) -> Result<(String, String), String> + 'static,
     {
         let read = self.lua.create_function(move |_, name: String| read(&name).map_err(mlua::Error::runtime))?;
-        self.lua.load(MACRO_SEARCHER).set_name("=quire-ci/macro-searcher").set_mode(ChunkMode::Text).call::<()>((
-            self.fennel.clone(),
-            read,
-            self.macro_failures.clone(),
-            PIN_OPEN,
-            PIN_CLOSE,
-        ))
+        self.lua
+            .load(own_chunk!("MACRO_SEARCHER"))
+            .set_name("=quire-ci/macro-searcher")
+            .set_mode(ChunkMode::Binary)
+            .call::<()>((self.fennel.clone(), read, self.macro_failures.clone(), PIN_OPEN, PIN_CLOSE))
     }
 
     /// Compiles one Fennel source to Lua with line correlation.
     pub fn compile(&self, file: &str, source: &str) -> Result<Compiled, CompileError> {
-        let forms = self.lua.create_table().map_err(|e| internal(file, e))?;
-        let notes = self.lua.create_table().map_err(|e| internal(file, e))?;
-        self.macro_failures.clear().map_err(|e| internal(file, e))?;
-        // Each compile loads the macro modules it imports itself, rather than
-        // reusing ones an earlier file of this evaluation loaded: what a file's
-        // compile read is then exactly what its cached output depends on.
-        self.macro_loaded.clear().map_err(|e| internal(file, e))?;
-        let opts = self.options(file, &forms, &notes).map_err(|e| internal(file, e))?;
-        match self.compile_string.call::<String>((source, opts)) {
+        let mut attempt = self.attempt(file, source)?;
+        // The memory cap reached while nothing was being collected (see
+        // `new`): collect from now on, and compile the file again. Running
+        // out can surface as a memory error or, when an error handler was
+        // what could not allocate, as Lua's "error in error handling"; the
+        // heap, with nothing collected, still shows how full it got.
+        if let (Err(e), false) = (&attempt.2, self.lua.gc_is_running()) {
+            if crate::sandbox::is_memory_error(e)
+                || root_message(e).contains("not enough memory")
+                || self.lua.used_memory() >= self.memory_limit / 2
+            {
+                self.lua.gc_restart();
+                let _ = self.lua.gc_collect();
+                attempt = self.attempt(file, source)?;
+            }
+        }
+        let (forms, notes, result) = attempt;
+        match result {
             Ok(lua) => {
                 let (mut registrations, mut calls) = (Vec::new(), Vec::new());
                 for form in forms.sequence_values::<Table>().filter_map(Result::ok) {
@@ -330,6 +423,27 @@ impl Compiler {
                 })
             }
         }
+    }
+
+    /// One run of Fennel on `file`: the tables the plugins filled (forms,
+    /// server notes) and what Fennel returned.
+    fn attempt(&self, file: &str, source: &str) -> Result<(Table, Table, mlua::Result<String>), CompileError> {
+        let forms = self.lua.create_table().map_err(|e| internal(file, e))?;
+        let notes = self.lua.create_table().map_err(|e| internal(file, e))?;
+        self.macro_failures.clear().map_err(|e| internal(file, e))?;
+        // Each compile loads the macro modules it imports itself, rather than
+        // reusing ones an earlier file of this evaluation loaded: what a file's
+        // compile read is then exactly what its cached output depends on.
+        self.macro_loaded.clear().map_err(|e| internal(file, e))?;
+        let opts = self.options(file, &forms, &notes).map_err(|e| internal(file, e))?;
+        let result = self.compile_string.call::<String>((source, opts));
+        Ok((forms, notes, result))
+    }
+
+    /// Whether the compile VM collects garbage now (off until the memory
+    /// cap is reached once; tests).
+    pub fn collecting(&self) -> bool {
+        self.lua.gc_is_running()
     }
 
     fn options(&self, file: &str, forms: &Table, notes: &Table) -> mlua::Result<Table> {
@@ -446,5 +560,63 @@ pub fn root_message(err: &mlua::Error) -> String {
         mlua::Error::ExternalError(e) => e.to_string(),
         mlua::Error::WithContext { cause, .. } => root_message(cause),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiler(memory: usize) -> Compiler {
+        Compiler::new(&Clock::default(), memory).expect("the compile VM loads")
+    }
+
+    /// The value of the compiled chunk, run in a plain VM.
+    fn run(lua_source: &str) -> Vec<String> {
+        let lua = Lua::new();
+        lua.load(lua_source).eval::<Vec<String>>().expect("the compiled Lua runs")
+    }
+
+    #[test]
+    fn each_own_chunk_is_loaded_as_the_bytecode_of_its_text() {
+        let compiler = mlua::chunk::Compiler::new().set_optimization_level(2).set_debug_level(1);
+        for (name, text, bytecode) in OWN_CHUNKS {
+            assert_eq!(compiler.compile(text).expect("compiles").as_slice(), *bytecode, "{name}");
+        }
+    }
+
+    #[test]
+    fn string_literals_read_the_same_with_or_without_escapes() {
+        let c = compiler(256 << 20);
+        let src = r#"["plain" "with space: $HOME & *" "q\"uote" "back\\slash" "tab\tand\nnewline" "é ü ✓" "" "multi
+line"]"#;
+        let out = c.compile("t.fnl", src).expect("compiles");
+        let want = [
+            "plain",
+            "with space: $HOME & *",
+            "q\"uote",
+            "back\\slash",
+            "tab\tand\nnewline",
+            "é ü ✓",
+            "",
+            "multi\nline",
+        ];
+        assert_eq!(run(&out.lua), want);
+    }
+
+    #[test]
+    fn a_compile_collects_nothing_until_the_memory_cap_needs_it() {
+        let c = compiler(256 << 20);
+        c.compile("a.fnl", "(local x [1 2 3]) x").expect("compiles");
+        assert!(!c.collecting(), "a small compile runs without the collector");
+        // A macro that makes ~60 MiB of garbage (never more than 10 KiB
+        // live) under a 24 MiB cap: too much without collecting, fine with.
+        let churn = r#"(macro churn [] (var n 0) (for [i 1 6000] (set n (+ n (length (.. (string.rep "x" 10000) i))))) n)
+[(tostring (churn))]"#;
+        let c = compiler(24 << 20);
+        let out = c.compile("b.fnl", churn).expect("compiled again with the collector on");
+        assert!(c.collecting());
+        let digits: usize = (1..=6000).map(|i: usize| i.to_string().len()).sum();
+        assert_eq!(run(&out.lua), [(6000 * 10000 + digits).to_string()]);
     }
 }

@@ -258,12 +258,11 @@ pub fn parse_pre_push(stdin: &str) -> Result<Vec<PushedRef>, String> {
     Ok(refs)
 }
 
-/// The commit the remote's default branch points at, as far as this
-/// repository knows: `refs/remotes/<remote>/HEAD`, else `<remote>/main`,
-/// else `<remote>/master`. `None` when pushing to a bare URL or nothing was
+/// The commit the remote's default branch points at, as far as `repo`
+/// knows: `refs/remotes/<remote>/HEAD`, else `<remote>/main`, else
+/// `<remote>/master`. `None` when pushing to a bare URL or nothing was
 /// fetched; a new branch is then compared with the empty tree.
-pub fn remote_default_sha(repo_dir: &Path, remote: &str) -> Option<String> {
-    let repo = gix::discover(repo_dir).ok()?;
+pub fn remote_default_sha(repo: &gix::Repository, remote: &str) -> Option<String> {
     ["HEAD", "main", "master"].iter().find_map(|b| {
         let mut r = repo.try_find_reference(format!("refs/remotes/{remote}/{b}").as_str()).ok()??;
         Some(r.peel_to_id().ok()?.to_string())

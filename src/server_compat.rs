@@ -73,7 +73,8 @@ pub const LOCAL_PUSH_KEYS: &[&str] =
 /// ~10 M instructions on a 100-job ci.fnl) which append
 /// `{kind, line, col, endcol, subject}` to `notes` for nodes written in
 /// `file` (not ones a macro library brought in).
-const PLUGIN: &str = r#"
+#[cfg_attr(not(test), allow(dead_code))] // build.rs compiles it (fennel::OWN_CHUNKS)
+pub(crate) const PLUGIN: &str = r#"
 local luau_only, push_keys = ...
 return function(fennel, notes, file, into)
 local is_sym, is_multi, is_list, is_table = fennel["sym?"], fennel["multi-sym?"], fennel["list?"], fennel["table?"]
@@ -240,9 +241,10 @@ pub fn plugin_maker(lua: &mlua::Lua) -> mlua::Result<Function> {
         }
         Ok(t)
     };
-    lua.load(PLUGIN)
+    // The bytecode build.rs made of PLUGIN (crate::fennel::OWN_CHUNKS).
+    lua.load(crate::fennel::SERVER_COMPAT_PLUGIN)
         .set_name("=quire-ci/server-compat")
-        .set_mode(mlua::chunk::ChunkMode::Text)
+        .set_mode(mlua::chunk::ChunkMode::Binary)
         .call((set(LUAU_ONLY)?, set(LOCAL_PUSH_KEYS)?))
 }
 

@@ -23,7 +23,7 @@ use gix::bstr::{BString, ByteSlice};
 use gix::ObjectId;
 
 pub use archive::TarReader;
-pub use push::{push_facts_for_push, push_facts_for_worktree, tree_diff_paths, PushFacts};
+pub use push::{push_facts_for_push, push_facts_for_push_in, push_facts_for_worktree, tree_diff_paths, PushFacts};
 pub use times::{mtime_ledger_path, StampReport};
 
 /// What a snapshot entry is, in the terms a tar and a git tree share.
@@ -317,7 +317,12 @@ impl Snapshot {
     /// The tree of the commit `rev` resolves to (pre-push runs). Every byte of
     /// the tar comes from the object database.
     pub fn of_commit(repo_dir: &Path, rev: &str) -> Result<Snapshot, SnapshotError> {
-        let repo = discover(repo_dir)?;
+        Snapshot::of_commit_in(discover(repo_dir)?, rev)
+    }
+
+    /// [`Snapshot::of_commit`] in a repository already open (the pre-push
+    /// hook opens it once for everything it reads).
+    pub fn of_commit_in(repo: gix::Repository, rev: &str) -> Result<Snapshot, SnapshotError> {
         let bad_rev =
             |source| SnapshotError::BadRevision { rev: rev.to_owned(), repo: repo_display_path(&repo), source };
         let (commit_id, tree, commit_time) = {

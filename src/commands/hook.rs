@@ -2,7 +2,7 @@
 //! trigger. The hook room (`crate::hook`) knows where hooks live and what
 //! git says; this file turns each pushed ref into a run request.
 
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use super::{exit, Context};
@@ -10,7 +10,7 @@ use crate::cli::HookCommand;
 use crate::executor::{self as run, Cancel, PushedCommit, RunRequest};
 use crate::hook::{self, HookError, Installed, Uninstalled};
 use crate::render::{RenderOptions, Renderer};
-use crate::snapshot::{push_facts_for_push, PushFacts};
+use crate::snapshot::{push_facts_for_push_in, PushFacts};
 
 pub fn run(ctx: &Context, cmd: &HookCommand) -> i32 {
     match cmd {
@@ -139,15 +139,25 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
     let cancel = Cancel::default();
     let live = Arc::new(Mutex::new(None));
     super::run::install_signal_handlers(&rt, cancel.clone(), live.clone());
-    let default_sha = hook::remote_default_sha(&repo, remote);
+    // The repository is opened once, for every ref: the remote's default
+    // branch, what each push changes, and each run's snapshot.
+    let git = match gix::discover(&repo) {
+        Ok(g) => g.into_sync(),
+        Err(e) => {
+            eprintln!("quire-ci: cannot open the repository {}: {e}", repo.display());
+            return exit::INFRA;
+        }
+    };
+    let local = git.to_thread_local();
+    let default_sha = hook::remote_default_sha(&local, remote);
     // The server stamps a push once, for all its refs.
     let pushed_at = crate::record::now_ts();
 
     for pushed in &refs {
         let short = &pushed.local_sha[..pushed.local_sha.len().min(10)];
         eprintln!("quire-ci: pre-push: {} ({short}) → {remote} {}", pushed.local_ref, pushed.remote_ref);
-        let facts = match push_facts_for_push(
-            &repo,
+        let facts = match push_facts_for_push_in(
+            &local,
             &pushed.local_sha,
             &pushed.remote_ref,
             pushed.remote_sha.as_deref(),
@@ -160,17 +170,14 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             }
         };
         // git shows a hook's output on the terminal; stderr keeps it out of
-        // anything that parses git's stdout. On a terminal (with colour),
-        // the live view: the upload and the other long steps have a row.
-        let opts = RenderOptions { color: ctx.color_stderr, quiet: ctx.quiet, verbose: ctx.verbose, run_dir: None };
-        let renderer = if ctx.color_stderr && std::io::stderr().is_terminal() {
-            Renderer::live_on_stderr(opts)
-        } else {
-            Renderer::new(Box::new(std::io::stderr()), opts)
-        }
+        // anything that parses git's stdout.
+        let renderer = Renderer::new(
+            Box::new(std::io::stderr()),
+            RenderOptions { color: ctx.color_stderr, quiet: ctx.quiet, verbose: ctx.verbose, run_dir: None },
+        )
         .with_excerpt_lines(settings.excerpt_lines);
         let request = RunRequest {
-            pushed: Some(PushedCommit { sha: pushed.local_sha.clone(), facts }),
+            pushed: Some(PushedCommit { sha: pushed.local_sha.clone(), facts, repo: Some(git.clone()) }),
             secrets: secrets.clone(),
             cancel: cancel.clone(),
             sinks: vec![Box::new(renderer)],

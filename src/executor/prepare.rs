@@ -147,7 +147,10 @@ fn snapshot_of(req: &RunRequest, notices: &mut Vec<EventKind>) -> Result<Rc<Snap
             Some(out) => s.excluding(out),
             None => Ok(s),
         }),
-        Some(p) => Snapshot::of_commit(&req.repo_dir, &p.sha),
+        Some(p) => match &p.repo {
+            Some(repo) => Snapshot::of_commit_in(repo.to_thread_local(), &p.sha),
+            None => Snapshot::of_commit(&req.repo_dir, &p.sha),
+        },
     };
     match snapshot {
         Ok(mut s) => {

@@ -25,6 +25,9 @@ use super::DEFAULT_EXCERPT_LINES;
 pub struct PushedCommit {
     pub sha: String,
     pub facts: PushFacts,
+    /// The repository, when the caller has it open already (the hook):
+    /// the snapshot is read from it rather than opening it again.
+    pub repo: Option<gix::ThreadSafeRepository>,
 }
 
 /// Everything a run needs to know before it starts.

@@ -6,7 +6,6 @@
 //! Owns: partial lines per (job, command, stream). Must not know about:
 //! prefixes, colours, the status line.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::events::Stream;
@@ -23,8 +22,7 @@ pub struct LineAssembler {
     partial: HashMap<StreamKey, Vec<u8>>,
 }
 
-/// What one chunk completed (tests read chunks whole).
-#[cfg(test)]
+/// What one chunk completed.
 pub struct Assembled {
     /// Whole lines, as a terminal would show them.
     pub lines: Vec<String>,
@@ -35,34 +33,19 @@ pub struct Assembled {
 impl LineAssembler {
     /// Adds `bytes` to the stream's unfinished line; with `flush`, the
     /// rest counts as a line too (the command exited).
-    #[cfg(test)]
     pub fn push(&mut self, key: StreamKey, bytes: &[u8], flush: bool) -> Assembled {
-        let mut lines = Vec::new();
-        let pending = self.push_each(key, bytes, flush, |raw| lines.push(visible(raw).into_owned()));
-        Assembled { lines, pending }
-    }
-
-    /// [`push`](Self::push) without collecting: hands each whole line (its
-    /// raw bytes; [`visible`] reduces them) to `line` as it is found, and
-    /// returns the visible text of the unfinished rest. A chunk that
-    /// completes no held line is not copied: only its unfinished tail is
-    /// kept. This is the streaming path: no allocation per line.
-    pub fn push_each(&mut self, key: StreamKey, bytes: &[u8], flush: bool, mut line: impl FnMut(&[u8])) -> String {
+        let mut buf = self.partial.remove(&key).unwrap_or_default();
         // Only the new bytes can hold a newline: rescanning the held part on
         // every chunk made a long newline-free output quadratic.
-        let (buf, scan_from): (Cow<[u8]>, usize) = match self.partial.remove(&key) {
-            Some(mut held) => {
-                let from = held.len();
-                held.extend_from_slice(bytes);
-                (Cow::Owned(held), from)
-            }
-            None => (Cow::Borrowed(bytes), 0),
-        };
+        let mut scan_from = buf.len();
+        buf.extend_from_slice(bytes);
         let mut start = 0;
-        for pos in memchr::memchr_iter(b'\n', &buf[scan_from..]) {
+        let mut lines: Vec<&[u8]> = Vec::new();
+        while let Some(pos) = buf[scan_from..].iter().position(|&b| b == b'\n') {
             let end = scan_from + pos;
-            line(&buf[start..end]);
+            lines.push(&buf[start..end]);
             start = end + 1;
+            scan_from = start;
         }
         // `\r` redraws (a progress bar) that pile up without a newline: only
         // the text after the last one is visible, so the rest is dropped
@@ -70,27 +53,31 @@ impl LineAssembler {
         if buf.len() - start >= MAX_LINE {
             let seg = &buf[start..];
             let body = seg.strip_suffix(b"\r").unwrap_or(seg);
-            if let Some(p) = memchr::memrchr(b'\r', body) {
+            if let Some(p) = body.iter().rposition(|&b| b == b'\r') {
                 start += p + 1;
             }
         }
         // A line that never ends is shown in MAX_LINE pieces, so memory stays
         // bounded whatever a command prints (the log keeps every byte).
         while buf.len() - start >= MAX_LINE {
-            line(&buf[start..start + MAX_LINE]);
+            lines.push(&buf[start..start + MAX_LINE]);
             start += MAX_LINE;
         }
         let rest = &buf[start..];
-        if rest.is_empty() {
-            return String::new();
+        let mut keep = None;
+        if flush && !rest.is_empty() {
+            lines.push(rest);
+        } else if !rest.is_empty() {
+            keep = Some(rest.to_vec());
         }
-        if flush {
-            line(rest);
-            return String::new();
+        let assembled = Assembled {
+            lines: lines.iter().map(|raw| visible_text(raw)).collect(),
+            pending: keep.as_deref().map(visible_text).unwrap_or_default(),
+        };
+        if let Some(k) = keep {
+            self.partial.insert(key, k);
         }
-        let pending = visible(rest).into_owned();
-        self.partial.insert(key, rest.to_vec());
-        pending
+        assembled
     }
 
     /// True when the stream has an unfinished line.
@@ -102,18 +89,12 @@ impl LineAssembler {
 /// What a terminal would leave visible of a line written with `\r`
 /// redraws (progress bars): the text after the last carriage return.
 pub fn visible_text(raw: &[u8]) -> String {
-    visible(raw).into_owned()
-}
-
-/// [`visible_text`], borrowed when the line is valid UTF-8 (it nearly
-/// always is).
-pub fn visible(raw: &[u8]) -> Cow<'_, str> {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-    let last = match memchr::memrchr(b'\r', raw) {
+    let last = match raw.iter().rposition(|&b| b == b'\r') {
         Some(p) => &raw[p + 1..],
         None => raw,
     };
-    String::from_utf8_lossy(last)
+    String::from_utf8_lossy(last).into_owned()
 }
 
 /// Cuts `text` into pieces of at most `room` characters.

@@ -12,6 +12,12 @@
 //! A ticker thread keeps the spinner and clocks moving while output is
 //! idle and writes lines that have waited long enough.
 //!
+//! On a real terminal the bytes are written by a thread of their own
+//! ([`Writer`]): a pseudo-terminal takes them only as fast as the program
+//! reading it does, and a draw that waited for that also held up the run's
+//! events behind it. At most one draw is queued while another is being
+//! written; `hide` (and so the end of the run) waits until all of it is out.
+//!
 //! Between draws the cursor is parked at the start of the first row, so a
 //! line someone else writes there (the Ctrl-C message, `\r\x1b[K…`) takes
 //! over the rows' place and the next draw clears whatever of them is left
@@ -43,20 +49,90 @@ const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '�
 pub trait Terminal: Send {
     /// (rows, columns)
     fn size(&self) -> (usize, usize);
-    fn write_all(&mut self, bytes: &[u8]);
+    fn write_all(&mut self, bytes: Vec<u8>);
+    /// Returns once everything given to `write_all` is written.
+    fn flush(&mut self) {}
 }
 
-struct Stdout(Term);
+/// A terminal written by a thread of its own (see the module docs).
+struct Writer {
+    size: Box<dyn Fn() -> (usize, usize) + Send>,
+    /// Bounded: a draw waits while one is queued and another being written.
+    tx: Option<mpsc::SyncSender<Msg>>,
+    thread: Option<JoinHandle<()>>,
+}
 
-impl Terminal for Stdout {
-    fn size(&self) -> (usize, usize) {
-        let (rows, cols) = self.0.size();
-        (rows as usize, cols as usize)
+enum Msg {
+    Bytes(Vec<u8>),
+    /// Everything before it is written: say so.
+    Flushed(mpsc::Sender<()>),
+}
+
+impl Writer {
+    fn stdout(term: Term) -> Writer {
+        Writer::spawn(
+            Box::new(std::io::stdout()),
+            Box::new(move || {
+                let (rows, cols) = term.size();
+                (rows as usize, cols as usize)
+            }),
+        )
     }
-    fn write_all(&mut self, bytes: &[u8]) {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(bytes);
-        let _ = out.flush();
+
+    fn spawn(mut out: Box<dyn std::io::Write + Send>, size: Box<dyn Fn() -> (usize, usize) + Send>) -> Writer {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(1);
+        let thread = std::thread::Builder::new()
+            .name("live-view-writer".into())
+            .spawn(move || {
+                for msg in rx {
+                    match msg {
+                        Msg::Bytes(bytes) => {
+                            let _ = out.write_all(&bytes);
+                            let _ = out.flush();
+                        }
+                        Msg::Flushed(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .ok();
+        Writer { size, tx: thread.is_some().then_some(tx), thread }
+    }
+}
+
+impl Terminal for Writer {
+    fn size(&self) -> (usize, usize) {
+        (self.size)()
+    }
+    fn write_all(&mut self, bytes: Vec<u8>) {
+        match &self.tx {
+            Some(tx) => {
+                let _ = tx.send(Msg::Bytes(bytes));
+            }
+            // No thread could be started: write here.
+            None => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&bytes);
+                let _ = out.flush();
+            }
+        }
+    }
+    fn flush(&mut self) {
+        let Some(tx) = &self.tx else { return };
+        let (done, written) = mpsc::channel();
+        if tx.send(Msg::Flushed(done)).is_ok() {
+            let _ = written.recv();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -103,11 +179,12 @@ impl Screen {
     fn draw(&mut self) {
         let (height, cols) = self.term.size();
         self.cols = cols;
-        let mut bytes = std::mem::take(&mut self.pending);
+        let mut bytes = Vec::with_capacity(self.pending.len() + 256);
         if self.drawn > 0 {
             // The cursor is at the first row: clear it and the rows below.
-            bytes.splice(0..0, clear_rows(self.drawn));
+            bytes.extend_from_slice(&clear_rows(self.drawn));
         }
+        bytes.append(&mut self.pending);
         let rows = self.row_texts(height, cols);
         for (i, row) in rows.iter().enumerate() {
             if i > 0 {
@@ -124,7 +201,7 @@ impl Screen {
         self.drawn = rows.len();
         self.last_write = Instant::now();
         if !bytes.is_empty() {
-            self.term.write_all(&bytes);
+            self.term.write_all(bytes);
         }
     }
 
@@ -252,43 +329,15 @@ pub struct StatusLine {
     ticker: Option<JoinHandle<()>>,
 }
 
-/// stderr, for the pre-push hook (git's stdout is not the user's).
-struct Stderr(Term);
-
-impl Terminal for Stderr {
-    fn size(&self) -> (usize, usize) {
-        let (rows, cols) = self.0.size();
-        (rows as usize, cols as usize)
-    }
-    fn write_all(&mut self, bytes: &[u8]) {
-        let mut out = std::io::stderr().lock();
-        let _ = out.write_all(bytes);
-        let _ = out.flush();
-    }
-}
-
-fn dumb() -> bool {
-    std::env::var("TERM").is_ok_and(|t| t == "dumb")
-}
-
 impl StatusLine {
     /// The status area on stdout, or None when stdout is not a terminal
     /// (or TERM is dumb).
     pub fn on_stdout() -> Option<StatusLine> {
         let term = Term::stdout();
-        if !term.is_term() || dumb() {
+        if !term.is_term() || std::env::var("TERM").is_ok_and(|t| t == "dumb") {
             return None;
         }
-        Some(StatusLine::on(Box::new(Stdout(term)), true))
-    }
-
-    /// The same on stderr.
-    pub fn on_stderr() -> Option<StatusLine> {
-        let term = Term::stderr();
-        if !term.is_term() || dumb() {
-            return None;
-        }
-        Some(StatusLine::on(Box::new(Stderr(term)), true))
+        Some(StatusLine::on(Box::new(Writer::stdout(term)), true))
     }
 
     /// The status area on `term`; with `tick`, a thread redraws it.
@@ -429,12 +478,14 @@ impl StatusLine {
         self.lock().rows.retain(|r| !r.key.starts_with(STEP_ROW));
     }
 
-    /// Removes every row and writes what waits (at the end, before a shell).
+    /// Removes every row and writes what waits (at the end, before a
+    /// shell); returns once it is all on the terminal.
     pub fn hide(&self) {
         let mut s = self.lock();
         s.rows.clear();
         s.pull = None;
         s.draw();
+        s.term.flush();
     }
 }
 
@@ -508,8 +559,8 @@ mod tests {
         fn size(&self) -> (usize, usize) {
             (40, 80)
         }
-        fn write_all(&mut self, bytes: &[u8]) {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(bytes.to_vec());
+        fn write_all(&mut self, bytes: Vec<u8>) {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(bytes);
         }
     }
 
@@ -600,6 +651,41 @@ mod tests {
         let line2 = quiet_line(&fake);
         line2.write(&vec![b'x'; FLUSH_BYTES], false);
         assert_eq!(fake.writes().len(), all.len() + 1);
+    }
+
+    /// A terminal that takes each write only when the test lets it (one
+    /// token per write), like a pty whose reader is busy.
+    struct Gated {
+        gate: mpsc::Receiver<()>,
+        written: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl std::io::Write for Gated {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.gate.recv();
+            self.written.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_slow_terminal_holds_up_no_draw_and_hide_waits_until_all_is_written() {
+        let (open, gate) = mpsc::channel();
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let out = Gated { gate, written: written.clone() };
+        let line = StatusLine::on(Box::new(Writer::spawn(Box::new(out), Box::new(|| (40, 80)))), false);
+        // Neither write waits for the terminal: one is being written, one queued.
+        line.write(b"one\n", true);
+        line.write(b"two\n", true);
+        assert!(written.lock().unwrap().is_empty(), "nothing can have been written yet");
+        for _ in 0..2 {
+            open.send(()).unwrap();
+        }
+        line.hide();
+        assert_eq!(*written.lock().unwrap(), b"one\ntwo\n", "hide returns once everything is written, in order");
     }
 
     #[test]

@@ -112,24 +112,35 @@ pub fn push_facts_for_push(
     remote_sha: Option<&str>,
     default_branch_remote_sha: Option<&str>,
 ) -> Result<PushFacts, SnapshotError> {
-    let repo = discover(repo_dir)?;
-    let local = resolve_commit(&repo, local_sha)?;
+    push_facts_for_push_in(&discover(repo_dir)?, local_sha, remote_ref, remote_sha, default_branch_remote_sha)
+}
+
+/// [`push_facts_for_push`] in a repository already open (the pre-push hook
+/// opens it once for everything it reads).
+pub fn push_facts_for_push_in(
+    repo: &gix::Repository,
+    local_sha: &str,
+    remote_ref: &str,
+    remote_sha: Option<&str>,
+    default_branch_remote_sha: Option<&str>,
+) -> Result<PushFacts, SnapshotError> {
+    let local = resolve_commit(repo, local_sha)?;
     let remote_sha = remote_sha.filter(|s| !is_null_sha(s));
     // The remote's old commit may be unknown locally (someone else pushed);
     // then fall back to the merge base, as for a new branch.
-    let old = remote_sha.and_then(|s| resolve_commit(&repo, s).ok());
+    let old = remote_sha.and_then(|s| resolve_commit(repo, s).ok());
     let base = match old {
         Some(id) => Some(id),
-        None => match default_branch_remote_sha.and_then(|s| resolve_commit(&repo, s).ok()) {
+        None => match default_branch_remote_sha.and_then(|s| resolve_commit(repo, s).ok()) {
             None => None,
             Some(default) => repo
                 .merge_base(local, default)
-                .map_err(SnapshotError::git(&repo, format!("finding the merge base of {local} and {default}")))?
+                .map_err(SnapshotError::git(repo, format!("finding the merge base of {local} and {default}")))?
                 .map(|id| id.detach()),
         },
     };
-    let base_tree = base.map(|id| tree_of(&repo, id)).transpose()?;
-    let files_changed = diff_trees(&repo, base_tree, tree_of(&repo, local)?)?;
+    let base_tree = base.map(|id| tree_of(repo, id)).transpose()?;
+    let files_changed = diff_trees(repo, base_tree, tree_of(repo, local)?)?;
     Ok(PushFacts {
         sha: Some(local.to_string()),
         git_ref: remote_ref.to_owned(),
@@ -137,8 +148,8 @@ pub fn push_facts_for_push(
         tag: short_name(remote_ref, "refs/tags/"),
         previous_sha: remote_sha.map(str::to_owned),
         files_changed,
-        pusher: pusher(&repo),
-        commit_message: Some(commit_message(&repo, local)?),
+        pusher: pusher(repo),
+        commit_message: Some(commit_message(repo, local)?),
         pushed_at: crate::record::now_ts(),
     })
 }
