@@ -33,9 +33,10 @@ pub(super) struct Lease {
     keep: bool,
     live: Arc<Mutex<Option<String>>>,
     removed: bool,
-    /// Taken started from watch's warm slot (src/executor/warm.rs): `fill`
-    /// only uploads. With it, the `-v` notice that says whether it was.
-    warm: (bool, Option<EventKind>),
+    /// Under watch: whether the container was taken, started, from the warm
+    /// slot (src/executor/warm.rs; then `fill` does not start it), and the
+    /// `-v` notice that says so.
+    warm: Option<super::warm::Claim>,
 }
 
 /// Why the container could not be made ready for the jobs.
@@ -64,11 +65,10 @@ impl Lease {
             network: req.network.clone(),
             ..RunContainerSpec::default()
         };
-        let claimed = req.warm.as_ref().map(|w| w.claim(rt, engine, &spec));
-        let warm = (matches!(claimed, Some(Ok(_))), claimed.as_ref().map(super::warm::notice));
-        let container = match claimed {
-            Some(Ok(c)) => c,
-            _ => rt
+        let warm = req.warm.as_ref().map(|w| w.claim(rt, engine, &spec));
+        let container = match warm.as_ref().and_then(|w| w.container.clone()) {
+            Some(c) => c,
+            None => rt
                 .block_on(engine.create_stopped_run_container(&spec))
                 .map_err(|e| UserError::from_diagnostic(&e, Some("cannot create the run's container")))?,
         };
@@ -126,8 +126,8 @@ impl Lease {
             None,
             EventKind::ContainerStart { image: self.image.clone(), container_id: self.container.id.clone() },
         );
-        if let (Some(n), true) = (&self.warm.1, req.verbose) {
-            emitter.borrow_mut().emit(None, n.clone());
+        if let (Some(w), true) = (&self.warm, req.verbose) {
+            emitter.borrow_mut().emit(None, w.notice.clone());
         }
         match uploaded {
             None => Err(NotReady::Canceled),
@@ -147,10 +147,10 @@ impl Lease {
 
     /// Starts the container, unless it came started from the warm slot.
     async fn start(&self) -> Result<(), EngineError> {
-        if self.warm.0 {
-            return Ok(());
+        match &self.warm {
+            Some(w) if w.container.is_some() => w.ready().await,
+            _ => self.engine.start_run_container(&self.container).await,
         }
-        self.engine.start_run_container(&self.container).await
     }
 
     /// Removes the container (or, with `--keep`, says how to enter it):

@@ -95,10 +95,23 @@ pub enum Missed {
 
 impl Warm {
     /// Called by the run about to create its container from `spec` (whose
-    /// `run_id` is the run's): the warm container, renamed for the run, if
-    /// one is ready with the same engine, image and settings. Whatever the
-    /// answer, `spec` is what the next warm container is made of.
-    pub(super) fn claim(&self, rt: &Handle, engine: &Engine, spec: &RunContainerSpec) -> Result<RunContainer, Missed> {
+    /// `run_id` is the run's): the warm container, if one is ready with the
+    /// same engine, image and settings (its rename to the run's name goes on
+    /// while the snapshot goes in: [`Claim::ready`]), and what to say about
+    /// it. Whatever the answer, `spec` is what the next warm container is
+    /// made of.
+    pub(super) fn claim(&self, rt: &Handle, engine: &Engine, spec: &RunContainerSpec) -> Claim {
+        let took = self.take(rt, engine, spec);
+        let notice = notice(took.as_ref().map(|(c, _)| c));
+        match took {
+            Ok((container, renaming)) => {
+                Claim { container: Some(container), renaming: RefCell::new(Some(renaming)), notice }
+            }
+            Err(_) => Claim { container: None, renaming: RefCell::new(None), notice },
+        }
+    }
+
+    fn take(&self, rt: &Handle, engine: &Engine, spec: &RunContainerSpec) -> Result<Taken, Missed> {
         let ready = {
             let mut slot = self.0.borrow_mut();
             // `--keep` labels its container at create time: never warm.
@@ -117,7 +130,7 @@ impl Warm {
             Err(e) => return Err(Missed::Unusable(format!("making it failed: {e}"))),
         };
         match rt.block_on(adopt(&made_on, &made, spec)) {
-            Ok(c) => Ok(c),
+            Ok(taken) => Ok(taken),
             Err(why) => {
                 self.remove_later(rt, made_on, made);
                 Err(Missed::Unusable(why))
@@ -180,7 +193,7 @@ impl Warm {
 
 /// The `-v` notice (`container-warm`) that says whether the run took the
 /// warm container, and why not.
-pub(super) fn notice(claimed: &Result<RunContainer, Missed>) -> EventKind {
+fn notice(claimed: Result<&RunContainer, &Missed>) -> EventKind {
     let message = match claimed {
         Ok(c) => format!("took the container watch kept ready ({})", short(&c.id)),
         Err(Missed::NoneReady) => "no container was kept ready; creating one".to_string(),
@@ -205,29 +218,68 @@ fn spawn_discard(rt: &Handle, p: Pending) -> JoinHandle<()> {
     })
 }
 
-/// Checks that the made container still runs the image `spec` names now
-/// (a rebuilt Dockerfile or a `--pull always` may have moved the tag), then
-/// gives it the run's name.
-async fn adopt(engine: &Engine, made: &RunContainer, spec: &RunContainerSpec) -> Result<RunContainer, String> {
-    // Three questions at once: a container that does not fit is removed
-    // whatever its name by then.
+/// A container taken for a run, and its rename under way.
+type Taken = (RunContainer, JoinHandle<Result<(), EngineError>>);
+
+/// What a run's claim came to, for its lease.
+pub(super) struct Claim {
+    /// The warm container, started, under the run's name (being renamed).
+    pub container: Option<RunContainer>,
+    renaming: RefCell<Option<JoinHandle<Result<(), EngineError>>>>,
+    /// The `-v` notice: taken, or why not.
+    pub notice: EventKind,
+}
+
+impl Claim {
+    /// Instead of a start (the container runs already): waits for its
+    /// rename to the run's name, which goes on while the snapshot goes in.
+    pub async fn ready(&self) -> Result<(), EngineError> {
+        let renaming = self.renaming.borrow_mut().take();
+        match renaming {
+            Some(r) => r.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Checks that the made container still runs, and runs the image `spec`
+/// names now (a rebuilt Dockerfile or a `--pull always` may have moved the
+/// tag); its rename to the run's name starts at once, in parallel, and is
+/// waited for by [`Claim::ready`].
+async fn adopt(engine: &Engine, made: &RunContainer, spec: &RunContainerSpec) -> Result<Taken, String> {
     let name = engine::container_name(&spec.run_id);
-    let options = bollard::query_parameters::RenameContainerOptions { name: name.clone() };
-    let (image, inspected, renamed) = tokio::join!(
-        engine.image_id(&spec.image),
-        engine.docker().inspect_container(&made.id, None),
-        engine.docker().rename_container(&made.id, options)
-    );
-    let image = image.map_err(|e| e.to_string())?.ok_or_else(|| format!("image {} is gone", spec.image))?;
-    let inspected = inspected.map_err(|e| format!("inspecting {}: {e}", made.name))?;
-    if inspected.image.as_deref() != Some(image.as_str()) {
-        return Err(format!("{} now names another image", spec.image));
+    let renaming = tokio::spawn({
+        let (engine, id, name) = (engine.clone(), made.id.clone(), name.clone());
+        async move {
+            let options = bollard::query_parameters::RenameContainerOptions { name: name.clone() };
+            engine
+                .docker()
+                .rename_container(&id, options)
+                .await
+                .map_err(|e| EngineError::api(format!("renaming the container kept ready to {name}"), e))
+        }
+    });
+    let (image, inspected) =
+        tokio::join!(engine.image_id(&spec.image), engine.docker().inspect_container(&made.id, None));
+    let checked = (|| {
+        let image = image.map_err(|e| e.to_string())?.ok_or_else(|| format!("image {} is gone", spec.image))?;
+        let inspected = inspected.map_err(|e| format!("inspecting {}: {e}", made.name))?;
+        if inspected.image.as_deref() != Some(image.as_str()) {
+            return Err(format!("{} now names another image", spec.image));
+        }
+        if inspected.state.and_then(|s| s.running) != Some(true) {
+            return Err(format!("{} is no longer running", made.name));
+        }
+        Ok(())
+    })();
+    match checked {
+        Ok(()) => Ok((RunContainer { id: made.id.clone(), name }, renaming)),
+        Err(why) => {
+            // Removed by id whatever its name; the rename is moot.
+            let _ = renaming.await;
+            Err(why)
+        }
     }
-    if inspected.state.and_then(|s| s.running) != Some(true) {
-        return Err(format!("{} is no longer running", made.name));
-    }
-    renamed.map_err(|e| format!("renaming {} to {name}: {e}", made.name))?;
-    Ok(RunContainer { id: made.id.clone(), name })
 }
 
 /// The placeholder run label of a warm container: `warm-` and an id of the
