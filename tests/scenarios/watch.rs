@@ -467,16 +467,21 @@ fn docker_watch_killed_leaves_a_container_kept_ready_that_the_next_run_reaps() {
     assert_eq!(w.signal_and_wait("KILL"), None);
     assert!(inspect(&warm, "{{.Id}}").is_some(), "the container kept ready is gone already");
 
-    // ...until the next quire-ci's reaper, which sees its owner is gone.
+    // ...until the next quire-ci's reaper, which sees its owner is gone and
+    // says so: this test's run, unless another test's run on the shared
+    // engine got there first. Nothing but a reaper removes a container
+    // whose owner was SIGKILLed, so its going is the proof either way.
     let repo = w.done.as_ref().expect("watch has exited").repo();
     let out = repo.quire(&["run"]).docker().status(0).run();
     let said = format!("removed container {} left behind", name.trim_start_matches('/'));
-    let reaped = out.rec().run_log().iter().any(|e| {
+    let reaped_here = out.rec().run_log().iter().any(|e| {
         e["kind"] == "notice"
             && e["code"] == "orphan-reaped"
             && e["message"].as_str().is_some_and(|m| m.contains(&said))
     });
-    assert!(reaped, "no orphan-reaped notice for {name}\n{}", out.terminal());
+    if !reaped_here {
+        eprintln!("note: another quire-ci reaped {name} before this test's run did");
+    }
     wait_gone(&warm, "the reaper removed the container kept ready");
     w.wait_no_containers();
 }
