@@ -52,34 +52,10 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
         eprintln!("quire-ci: {msg}");
         return exit::BAD_INPUT;
     }
-    let (git_dir, index_lock) = match gix::discover(&repo) {
-        Ok(r) => (r.git_dir().to_path_buf(), PathBuf::from(format!("{}.lock", r.index_path().display()))),
-        Err(e) => {
-            eprintln!("quire-ci: cannot open the repository at {}: {e}", repo.display());
-            return exit::BAD_INPUT;
-        }
-    };
-    let mut ignored = vec![git_dir];
-    let out_dir = args.run.out.as_ref().map(|out| if out.is_absolute() { out.clone() } else { ctx.cwd.join(out) });
-    if let Some(out) = &out_dir {
-        // Both spellings: the watcher may report either.
-        ignored.push(out.clone());
-        if let Some(c) = crate::snapshot::canonical_even_if_missing(out) {
-            ignored.push(c);
-        }
-    }
-
-    let force_poll = std::env::var(watch::FORCE_POLL_ENV).is_ok_and(|v| v == "1");
-    let watcher = match watch::watch(&repo, force_poll) {
+    let Watching { watcher, filter, index_lock, out_dir } = match Watching::start(ctx, &repo, args) {
         Ok(w) => w,
-        Err(e) => {
-            eprintln!("quire-ci: cannot watch {}: {e}", repo.display());
-            return exit::INFRA;
-        }
+        Err(code) => return code,
     };
-    if let Some(w) = &watcher.warning {
-        eprintln!("quire-ci: warning: {w}");
-    }
 
     let shared = Arc::new(Mutex::new(Shared::default()));
     let live = Arc::new(Mutex::new(None));
@@ -93,16 +69,7 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
         let out_dir = out_dir.clone();
         let pace = Pace { quiet, trace: ctx.verbose };
         std::thread::spawn(move || {
-            coordinate(
-                watcher,
-                PathFilter::new(&repo, ignored),
-                &repo,
-                out_dir.as_deref(),
-                &index_lock,
-                pace,
-                shared,
-                wake_tx,
-            )
+            coordinate(watcher, filter, &repo, out_dir.as_deref(), &index_lock, pace, shared, wake_tx)
         });
     }
 
@@ -119,6 +86,50 @@ pub fn run(ctx: &Context, args: &WatchArgs) -> i32 {
         w.discard(rt.handle());
     }
     code
+}
+
+/// The file watcher and what it leaves out.
+struct Watching {
+    watcher: watch::TreeWatcher,
+    filter: PathFilter,
+    /// `.git/index.lock`: no run while it exists.
+    index_lock: PathBuf,
+    /// `--out`, made absolute: never part of a change.
+    out_dir: Option<PathBuf>,
+}
+
+impl Watching {
+    /// Starts watching the repository; Err is watch's exit code (said).
+    fn start(ctx: &Context, repo: &std::path::Path, args: &WatchArgs) -> Result<Watching, i32> {
+        let (git_dir, index_lock) = match gix::discover(repo) {
+            Ok(r) => (r.git_dir().to_path_buf(), PathBuf::from(format!("{}.lock", r.index_path().display()))),
+            Err(e) => {
+                eprintln!("quire-ci: cannot open the repository at {}: {e}", repo.display());
+                return Err(exit::BAD_INPUT);
+            }
+        };
+        let mut ignored = vec![git_dir];
+        let out_dir = args.run.out.as_ref().map(|out| if out.is_absolute() { out.clone() } else { ctx.cwd.join(out) });
+        if let Some(out) = &out_dir {
+            // Both spellings: the watcher may report either.
+            ignored.push(out.clone());
+            if let Some(c) = crate::snapshot::canonical_even_if_missing(out) {
+                ignored.push(c);
+            }
+        }
+        let force_poll = std::env::var(watch::FORCE_POLL_ENV).is_ok_and(|v| v == "1");
+        let watcher = match watch::watch(repo, force_poll) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("quire-ci: cannot watch {}: {e}", repo.display());
+                return Err(exit::INFRA);
+            }
+        };
+        if let Some(w) = &watcher.warning {
+            eprintln!("quire-ci: warning: {w}");
+        }
+        Ok(Watching { watcher, filter: PathFilter::new(repo, ignored), index_lock, out_dir })
+    }
 }
 
 /// What wakes the main thread while it waits.
