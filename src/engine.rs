@@ -799,13 +799,31 @@ impl Engine {
         self.remove_id(&container.id).await
     }
 
-    async fn remove_id(&self, id: &str) -> Result<(), EngineError> {
+    /// As [`Engine::remove`], by id (or name): what the detached remover
+    /// (src/executor/remover.rs) is handed.
+    pub async fn remove_id(&self, id: &str) -> Result<(), EngineError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             // 404: gone already; 409: a removal is already in progress.
             Err(e) if matches!(status_of(&e), Some(404) | Some(409)) => Ok(()),
             Err(e) => Err(EngineError::api(format!("removing container {id}"), e)),
+        }
+    }
+
+    /// Asks the container to stop and does not wait for it: SIGTERM to its
+    /// keep-alive (pid 1), whose trap exits at once; when pid 1 exits, the
+    /// kernel SIGKILLs everything else in the container. The engine answers
+    /// as soon as the signal is sent (a SIGKILL request waits until the
+    /// container is dead), so this is the cheap first half of a teardown;
+    /// the removal (force: SIGKILL for whatever still runs) follows, off
+    /// the user's clock. Gone, or not running, counts as done.
+    pub async fn signal_stop(&self, container: &RunContainer) -> Result<(), EngineError> {
+        let options = KillContainerOptionsBuilder::default().signal("SIGTERM").build();
+        match self.docker.kill_container(&container.id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(status_of(&e), Some(404) | Some(409)) => Ok(()),
+            Err(e) => Err(EngineError::api(format!("stopping container {}", container.name), e)),
         }
     }
 
@@ -824,6 +842,18 @@ impl Engine {
     /// [`owner::judge`]); returns the removed containers' names. Containers
     /// whose owner is alive, or cannot be judged, are never touched.
     pub async fn reap_orphans(&self) -> Result<Vec<String>, EngineError> {
+        let mut removed = Vec::new();
+        for (id, name) in self.orphans().await? {
+            self.remove_id(&id).await?;
+            removed.push(name);
+        }
+        Ok(removed)
+    }
+
+    /// Run containers whose owning quire-ci process is gone (see
+    /// [`owner::judge`]), as (id, name), without touching them. One being
+    /// removed already (a detached remover at work) is not listed.
+    pub async fn orphans(&self) -> Result<Vec<(String, String)>, EngineError> {
         let me = Owner::current();
         let mut filters = HashMap::new();
         filters.insert("label", vec![LABEL_RUN]);
@@ -833,22 +863,24 @@ impl Engine {
             .list_containers(Some(options))
             .await
             .map_err(|e| EngineError::api("listing quire-ci containers", e))?;
-        let mut removed = Vec::new();
+        let mut orphans = Vec::new();
         for c in list {
             let (Some(id), Some(labels)) = (c.id, c.labels) else {
                 continue;
             };
+            if c.state == Some(bollard::models::ContainerSummaryStateEnum::REMOVING) {
+                continue;
+            }
             if owner::judge(&labels, &me, &owner::ProcHost) == Verdict::Orphan {
-                self.remove_id(&id).await?;
                 let name = c
                     .names
                     .and_then(|n| n.into_iter().next())
                     .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or(id);
-                removed.push(name);
+                    .unwrap_or_else(|| id.clone());
+                orphans.push((id, name));
             }
         }
-        Ok(removed)
+        Ok(orphans)
     }
 
     // ---- container death ------------------------------------------------

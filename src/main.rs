@@ -15,6 +15,11 @@ fn parse() -> (Cli, clap::ArgMatches) {
 }
 
 fn main() {
+    // A detached remover (src/executor/remover.rs) started by a run that
+    // has ended: it removes containers and exits, without a word.
+    if let Some(code) = quire_ci::executor::remover::main_if_asked() {
+        std::process::exit(code);
+    }
     // A shell asking for completions (COMPLETE=bash quire-ci -- ...) is
     // answered and exits here.
     quire_ci::complete::complete_if_asked();

@@ -49,6 +49,8 @@ mod server;
 mod settings;
 #[path = "scenarios/snapshot.rs"]
 mod snapshot;
+#[path = "scenarios/teardown.rs"]
+mod teardown;
 #[path = "scenarios/tty.rs"]
 mod tty;
 #[path = "scenarios/validate.rs"]

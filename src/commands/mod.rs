@@ -304,11 +304,14 @@ pub fn on_interrupt(
     });
 }
 
-/// A second Ctrl-C: kill the live container (if any) right away, exit 130
-/// (143 after SIGTERM).
+/// A second Ctrl-C: the live container (if any) handed to a detached
+/// remover, which kills and removes it right away; exit 130 (143 after
+/// SIGTERM). Without a remover, killed from here (bounded).
 pub async fn force_exit(live: &std::sync::Mutex<Option<String>>) -> ! {
     let id = live.lock().ok().and_then(|l| l.clone());
-    if let Some(id) = id {
+    let handed =
+        id.as_ref().is_some_and(|id| crate::executor::remover::hand_off(None, std::slice::from_ref(id)).is_ok());
+    if let Some(id) = id.filter(|_| !handed) {
         // Bounded as a whole: a frozen engine may not even answer the connect.
         let _ = tokio::time::timeout(Duration::from_secs(3), async {
             if let Ok(engine) = crate::engine::Engine::connect().await {

@@ -1,6 +1,7 @@
 //! The run container's lifetime: created stopped, started while the
-//! snapshot goes in, links and `.git` made, and removed — one step of its
-//! own, [`Lease::remove`], that the executor calls after the jobs.
+//! snapshot goes in, links and `.git` made, and torn down — one step of its
+//! own, [`Lease::remove`], that the executor calls after the jobs: stopped
+//! here, removed by a detached remover (src/executor/remover.rs).
 //!
 //! Owns: the container, the live-container slot (for a forced exit), the
 //! `container-start`/`container-end` events, `container-kept` and
@@ -12,15 +13,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::outcome::UserError;
+use super::phase::Phase;
+use super::remover;
 use super::request::{cache_volume_name, RunRequest};
 use crate::emitter::Emitter;
 use crate::engine::{Engine, EngineError, ExecSpec, RunContainer, RunContainerSpec};
 use crate::events::{EventKind, Level, RunStatus, Stream};
 use crate::snapshot::Snapshot;
 
-/// How long removing the run's container may take: an engine that accepts
-/// the request and never answers (frozen, overloaded) must not keep a
-/// canceled run, or a finished one, from ending.
+/// How long stopping the run's container may take (and removing it, when
+/// no detached remover can be started): an engine that accepts the request
+/// and never answers (frozen, overloaded) must not keep a canceled run, or
+/// a finished one, from ending.
 const TEARDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A run container this run made and must remove (unless `--keep`). If a
@@ -112,13 +116,23 @@ impl Lease {
         .map_err(|e| failed(format!("cannot stream the snapshot: {e}")))?;
         // Counted as the engine takes it: `phase upload` progress (upload.rs).
         let (tar, counts) = super::upload::counted(tar);
+        let (start, upload) = (Phase::start(emitter, "start"), Phase::start(emitter, "upload"));
         let (started, uploaded) = self.rt.block_on(async {
-            tokio::join!(self.start(), async {
-                tokio::select! {
-                    r = counts.during(self.engine.upload(&self.container, tar), emitter) => Some(r),
-                    _ = req.cancel.wait() => None,
+            tokio::join!(
+                async {
+                    let r = self.start().await;
+                    start.end(emitter);
+                    r
+                },
+                async {
+                    let r = tokio::select! {
+                        r = counts.during(self.engine.upload(&self.container, tar), emitter) => Some(r),
+                        _ = req.cancel.wait() => None,
+                    };
+                    upload.end(emitter);
+                    r
                 }
-            })
+            )
         });
         started
             .map_err(|e| NotReady::Failed(UserError::from_diagnostic(&e, Some("cannot start the run's container"))))?;
@@ -153,25 +167,59 @@ impl Lease {
         }
     }
 
-    /// Removes the container (or, with `--keep`, says how to enter it):
-    /// after `container-end`, as one step the engine can be handed.
+    /// Tears the container down (or, with `--keep`, says how to enter it),
+    /// after `container-end`: the container is told to stop (a signal the
+    /// engine does not wait on) and its removal, which for a large tree
+    /// takes the engine seconds, is handed to a detached remover
+    /// (src/executor/remover.rs), so the run ends without waiting for it.
+    /// Only when no remover can be started is it removed here.
     pub fn remove(mut self, emitter: &Rc<RefCell<Emitter>>) {
         self.removed = true;
         if self.keep {
             emitter.borrow_mut().emit(None, self.kept_notice());
-        } else if let Err(e) = self.remove_now() {
-            let name = &self.container.name;
-            let kind = EventKind::Notice {
-                level: Level::Warning,
-                code: "teardown-failed".into(),
-                message: format!("could not remove container {name}: {e}"),
-                help: Some(format!(
-                    "the next quire-ci run removes it once the engine answers again (or: docker rm -f {name})"
-                )),
-            };
-            emitter.borrow_mut().emit(None, kind);
+        } else {
+            let phase = Phase::start(emitter, "teardown");
+            let result = self.tear_down();
+            phase.end(emitter);
+            if let Err((e, handed)) = result {
+                let name = &self.container.name;
+                let by_hand = self.engine.chosen().docker_command(&["rm", "-f", name]);
+                let help = if handed {
+                    format!(
+                        "a background quire-ci removes it once the engine answers (it tries for {} minutes; after that, the next quire-ci run removes it), or: {by_hand}",
+                        remover::REMOVE_DEADLINE.as_secs() / 60
+                    )
+                } else {
+                    format!("the next quire-ci run removes it once the engine answers again (or: {by_hand})")
+                };
+                let kind = EventKind::Notice {
+                    level: Level::Warning,
+                    code: "teardown-failed".into(),
+                    message: format!("could not remove container {name}: {e}"),
+                    help: Some(help),
+                };
+                emitter.borrow_mut().emit(None, kind);
+            }
         }
         self.clear_live();
+    }
+
+    /// Stop (bounded: a frozen engine must not hold the run), then the
+    /// removal handed off; without a remover, removed here. The error says
+    /// what failed, and whether a remover has it.
+    fn tear_down(&self) -> Result<(), (String, bool)> {
+        let stopped = self.rt.block_on(async {
+            match tokio::time::timeout(TEARDOWN_DEADLINE, self.engine.signal_stop(&self.container)).await {
+                Ok(r) => r.map_err(|e| format!("stopping it: {e}")),
+                Err(_) => {
+                    Err(format!("stopping it: the engine did not answer within {} s", TEARDOWN_DEADLINE.as_secs()))
+                }
+            }
+        });
+        match remover::hand_off(Some(&self.engine), std::slice::from_ref(&self.container.id)) {
+            Ok(()) => stopped.map_err(|e| (e, true)),
+            Err(_) => self.remove_now().map_err(|e| (e, false)),
+        }
     }
 
     fn kept_notice(&self) -> EventKind {
@@ -208,7 +256,7 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if !self.removed {
-            if !self.keep {
+            if !self.keep && remover::hand_off(Some(&self.engine), std::slice::from_ref(&self.container.id)).is_err() {
                 let _ = self.remove_now();
             }
             self.clear_live();

@@ -1,11 +1,17 @@
 //! The engine connection, made on a runtime task from the start of a run
 //! (while the snapshot and the compile happen), with the reaping of
-//! containers that dead quire-ci processes left behind.
+//! containers that dead quire-ci processes left behind (handed to a
+//! detached remover, src/executor/remover.rs, so no run waits for them).
 //!
 //! Owns: connecting, the `orphan-reaped` and `engine-chosen` notices it
 //! hands back. Must not know about: jobs, the record.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use super::outcome::UserError;
+use super::phase::Phase;
+use crate::emitter::Emitter;
 use crate::engine::Engine;
 use crate::events::{EventKind, Level};
 
@@ -26,10 +32,19 @@ impl EngineLink {
             if verbose {
                 notices.push(info("engine-chosen", format!("engine: {}", engine.chosen().describe())));
             }
-            for c in engine.reap_orphans().await.unwrap_or_default() {
+            // Orphans go to a detached remover: removing one takes the engine
+            // seconds for a large tree, and this run must not wait for it.
+            let orphans = engine.orphans().await.unwrap_or_default();
+            let ids: Vec<String> = orphans.iter().map(|(id, _)| id.clone()).collect();
+            if super::remover::hand_off(Some(&engine), &ids).is_err() {
+                for id in &ids {
+                    let _ = engine.remove_id(id).await;
+                }
+            }
+            for (_, name) in orphans {
                 notices.push(info(
                     "orphan-reaped",
-                    format!("removed container {c} left behind by a quire-ci that is gone"),
+                    format!("removing container {name}, left behind by a quire-ci that is gone"),
                 ));
             }
             Ok((engine, notices))
@@ -37,12 +52,15 @@ impl EngineLink {
         EngineLink { task: Some(task), engine: None, notices: Vec::new() }
     }
 
-    /// Waits for the connection (once) and hands out the engine.
-    pub fn get(&mut self, rt: &tokio::runtime::Handle) -> Result<Engine, UserError> {
+    /// Waits for the connection (once: that wait is the `engine` phase)
+    /// and hands out the engine.
+    pub fn get(&mut self, rt: &tokio::runtime::Handle, events: &Rc<RefCell<Emitter>>) -> Result<Engine, UserError> {
         if let Some(task) = self.task.take() {
+            let phase = Phase::start(events, "engine");
             let joined = rt.block_on(task).unwrap_or_else(|e| {
                 Err(UserError::new("quire_ci::engine::connect", format!("connecting to the engine failed: {e}")))
             });
+            phase.end(events);
             self.engine = Some(joined.map(|(engine, notices)| {
                 self.notices = notices;
                 engine

@@ -7,9 +7,10 @@
 //! Rooms: [`request`] (what is asked), [`prepare`] (snapshot, evaluation,
 //! job selection, the cache lookup), [`image`] (which image, pull, build),
 //! [`link`] (the engine connection), [`container`] (the run container's
-//! lifetime), [`scheduler`] (which job runs when), [`bridge`] (`sh` → exec),
-//! [`artifacts`], [`sink`] (the record), [`outcome`], [`warm`] (the
-//! container `watch` keeps ready).
+//! lifetime), [`remover`] (its removal, detached), [`scheduler`] (which job
+//! runs when), [`bridge`] (`sh` → exec), [`artifacts`], [`sink`] (the
+//! record), [`outcome`], [`phase`] (the steps' `phase` events), [`warm`]
+//! (the container `watch` keeps ready).
 
 mod artifacts;
 mod bridge;
@@ -17,7 +18,9 @@ mod container;
 mod image;
 mod link;
 mod outcome;
+mod phase;
 mod prepare;
+pub mod remover;
 mod request;
 pub mod scheduler;
 mod sink;
@@ -38,13 +41,13 @@ pub use warm::Warm;
 
 use crate::cache::CacheKey;
 use crate::emitter::Emitter;
-use crate::engine::Engine;
 use crate::events::{EventKind, Level, RunStatus};
 use crate::pipeline::{Invalid, Pipeline};
 use crate::record::{self, RunMeta, RunRecord};
 use crate::redact::Redactor;
 use container::{Lease, NotReady};
 use link::EngineLink;
+use phase::Phase;
 use prepare::Prepared;
 use sink::{RecordSink, WriteError};
 
@@ -72,13 +75,13 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         emitter.add_sink(s);
     }
     let events: Events = Rc::new(RefCell::new(emitter));
-    let prep = match Prepared::take(&req) {
+    let prep = match Prepared::take(&req, &events) {
         Ok(p) => p,
         Err(e) => return unrecorded(RunError::Usage(e)),
     };
     // The result cache, checked before any record or container exists: a
     // hit costs the snapshot, the compile and one engine call (image id).
-    if let Some(green) = prep.cached_green(rt, link.get(rt).ok(), &req) {
+    if let Some(green) = prep.cached_green(rt, || link.get(rt, &events).ok(), &req) {
         events.borrow_mut().emit(None, EventKind::CacheHit { run_id: green.clone(), tree: prep.tree.clone() });
         return RunOutcome {
             dir: Some(prep.runs_dir.join(&green)),
@@ -191,28 +194,42 @@ impl<'r> Run<'r> {
         if req.artifacts_dir.is_none() {
             req.artifacts_dir = Some(self.dir.join("artifacts"));
         }
-        let engine = match link.get(self.rt) {
+        let engine = match link.get(self.rt, &self.events) {
             Ok(e) => e,
             Err(e) => return self.failed(e),
         };
         if self.cancel.is_canceled() {
             return self.outcome(self.cancel.status_and_reason().0, None);
         }
-        let image = match image::resolve_image(self.rt, &engine, req, pipeline, &prep.snapshot, &self.events) {
+        let phase = Phase::start(&self.events, "image");
+        let image = image::resolve_image(self.rt, &engine, req, pipeline, &prep.snapshot, &self.events);
+        phase.end(&self.events);
+        let image = match image {
             Ok(i) => i,
             Err(e) => return self.failed(e),
         };
-        let lease = match Lease::create(self.rt, &engine, req, &image, &self.run_id) {
+        // The image's id, for the result cache, looked up while the run goes
+        // on rather than after its last job.
+        let image_id = self.rt.spawn({
+            let (engine, image) = (engine.clone(), image.clone());
+            async move { engine.image_id(&image).await.ok().flatten() }
+        });
+        let phase = Phase::start(&self.events, "create");
+        let lease = Lease::create(self.rt, &engine, req, &image, &self.run_id);
+        phase.end(&self.events);
+        let lease = match lease {
             Ok(l) => l,
             Err(e) => return self.failed(e),
         };
         let outcome = self.in_container(&lease, req, &prep, pipeline, &selected);
         container::container_end(&self.events, outcome.status);
         lease.remove(&self.events);
+        let phase = Phase::start(&self.events, "record");
         if outcome.status == RunStatus::Succeeded {
-            self.store_green(&engine, &prep, &image);
+            self.store_green(image_id, &prep);
         }
         self.housekeeping(&prep, req.keep_runs);
+        phase.end(&self.events);
         outcome
     }
 
@@ -231,11 +248,15 @@ impl<'r> Run<'r> {
             Err(NotReady::Canceled) => return self.outcome(self.cancel.status_and_reason().0, None),
             Err(NotReady::Failed(e)) => return self.failed(e),
         }
-        let settled = match self.schedule(lease, req, prep, pipeline, selected) {
+        let phase = Phase::start(&self.events, "jobs");
+        let settled = self.schedule(lease, req, prep, pipeline, selected);
+        phase.end(&self.events);
+        let settled = match settled {
             Ok(s) => s,
             Err(e) => return self.failed(e),
         };
-        if settled.status == RunStatus::Succeeded && !self.cancel.is_canceled() {
+        if settled.status == RunStatus::Succeeded && !self.cancel.is_canceled() && !req.artifacts.is_empty() {
+            let phase = Phase::start(&self.events, "artifacts");
             let root = req.artifacts_dir.clone();
             self.rt.block_on(artifacts::copy_artifacts(
                 &lease.engine,
@@ -245,6 +266,7 @@ impl<'r> Run<'r> {
                 root.as_deref(),
                 &self.events,
             ));
+            phase.end(&self.events);
         }
         let error = settled.error.map(|m| RunError::Infra(UserError::new("quire_ci::executor::stopped", m)));
         self.outcome(settled.status, error)
@@ -317,15 +339,16 @@ impl<'r> Run<'r> {
         }
     }
 
-    /// Stores a green run in the result cache. The image is looked up
-    /// again: it may have been pulled or built by this very run.
-    fn store_green(&self, engine: &Engine, prep: &Prepared, image: &str) {
+    /// Stores a green run in the result cache, under the id of the image
+    /// it ran in (looked up once the image was there: it may have been
+    /// pulled or built by this very run). A run interrupted meanwhile is
+    /// not green.
+    fn store_green(&self, image_id: tokio::task::JoinHandle<Option<String>>, prep: &Prepared) {
+        let image_id = self.rt.block_on(image_id).ok().flatten();
         if self.cancel.is_canceled() {
             return;
         }
-        let (Some(key), Some(image_id)) =
-            (prep.partial_key.clone(), self.rt.block_on(engine.image_id(image)).ok().flatten())
-        else {
+        let (Some(key), Some(image_id)) = (prep.partial_key.clone(), image_id) else {
             return;
         };
         if let Err(e) = prep.result_cache.store(&CacheKey { image_id, ..key }, &self.run_id) {

@@ -5,6 +5,7 @@
 //! checks, the `:quire/push` table, the cache lookup. Must not know about:
 //! containers, the terminal.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::error::Error as _;
 use std::path::PathBuf;
@@ -15,8 +16,10 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use super::outcome::UserError;
+use super::phase::Phase;
 use super::request::{outcome_settings, RunRequest};
 use crate::cache::{self, CacheKey, ResultCache};
+use crate::emitter::Emitter;
 use crate::engine::{Engine, PullPolicy};
 use crate::events::{EventKind, Level};
 use crate::pipeline::{self, Invalid, Pipeline, RepoFiles};
@@ -50,19 +53,29 @@ pub(super) struct Prepared {
 
 impl Prepared {
     /// Snapshots the tree (or the pushed commit) and evaluates its ci.fnl.
-    pub fn take(req: &RunRequest) -> Result<Prepared, UserError> {
+    pub fn take(req: &RunRequest, events: &Rc<RefCell<Emitter>>) -> Result<Prepared, UserError> {
         let mut notices = Vec::new();
-        let snapshot = snapshot_of(req, &mut notices)?;
+        // The tree and its git facts.
+        let phase = Phase::start(events, "snapshot");
+        let taken = snapshot_of(req, &mut notices).and_then(|snapshot| {
+            let facts = match &req.pushed {
+                Some(p) => Ok(p.facts.clone()),
+                None => crate::snapshot::push_facts_for_worktree(&snapshot),
+            }
+            .map_err(|e| UserError::new("quire_ci::snapshot::git_facts", format!("cannot read git facts: {e}")))?;
+            Ok((snapshot, facts))
+        });
+        phase.end(events);
+        let (snapshot, facts) = taken?;
         let tree = snapshot.tree_id();
-        let facts = match &req.pushed {
-            Some(p) => Ok(p.facts.clone()),
-            None => crate::snapshot::push_facts_for_worktree(&snapshot),
-        }
-        .map_err(|e| UserError::new("quire_ci::snapshot::git_facts", format!("cannot read git facts: {e}")))?;
         let compile_cache =
             Rc::new(crate::compile_cache::CompileCache::at(crate::compile_cache::cache_dir(snapshot.git_dir())));
+        // ci.fnl and its modules are compiled as they are required, while it
+        // is evaluated: one phase.
+        let phase = Phase::start(events, "evaluate");
         let evaluated =
             pipeline::evaluate_with(Rc::new(SnapshotFiles(snapshot.clone())), req.limits, Some(compile_cache.clone()));
+        phase.end(events);
         if req.verbose {
             for line in compile_cache.report() {
                 let kind =
@@ -102,7 +115,7 @@ impl Prepared {
     pub fn cached_green(
         &self,
         rt: &tokio::runtime::Handle,
-        engine: Option<Engine>,
+        engine: impl FnOnce() -> Option<Engine>,
         req: &RunRequest,
     ) -> Option<String> {
         if req.no_cache || req.keep || req.artifacts_dir.is_some() || req.pull == PullPolicy::Always {
@@ -110,7 +123,7 @@ impl Prepared {
         }
         let (key, p) = (self.partial_key.as_ref()?, self.evaluated.as_ref().ok()?);
         let (name, _) = super::image::image_choice(req, p, &self.snapshot);
-        let image_id = rt.block_on(engine?.image_id(&name)).ok().flatten()?;
+        let image_id = rt.block_on(engine()?.image_id(&name)).ok().flatten()?;
         let key = CacheKey { image_id, ..key.clone() };
         self.result_cache.lookup(&key).filter(|id| self.runs_dir.join(id).is_dir())
     }

@@ -128,6 +128,22 @@ pub fn containers_of_run(run_id: &str) -> Vec<String> {
     out.split_whitespace().map(str::to_string).collect()
 }
 
+/// How long a run's container may outlive its run: quire-ci hands the
+/// removal to a detached remover and exits, and the engine takes its time
+/// (seconds for a large tree, more on a loaded machine).
+pub const REMOVAL_LIMIT: Duration = Duration::from_secs(90);
+
+/// Waits until no container of run `run_id` is left (gone shortly after
+/// the run: see [`REMOVAL_LIMIT`]).
+pub fn wait_no_container_of_run(run_id: &str) {
+    wait_for(
+        &format!("the containers of run {run_id} to be removed"),
+        REMOVAL_LIMIT,
+        || containers_of_run(run_id).is_empty().then_some(()),
+        || format!("left: {:?}", containers_of_run(run_id)),
+    );
+}
+
 /// Polls `check` until it gives a value; panics with `what` (and whatever
 /// `context` says then) after `limit`. The only way tests wait.
 pub fn wait_for<T>(

@@ -242,8 +242,9 @@ impl Running {
 /// A unix socket relaying to the shared engine that the test can freeze:
 /// to quire-ci that is an engine that takes requests and never answers
 /// (a stopped or wedged dockerd), without touching the engine others use.
-/// With `hold_delete`, the relay freezes by itself on the first container
-/// removal (`DELETE /…`), so a test can act while quire-ci tears down.
+/// With `hold`, the relay freezes by itself on the first request that
+/// contains those bytes (e.g. [`KILL`], [`DELETE`]), so a test can act
+/// while quire-ci (or its detached remover) tears down.
 struct Relay {
     path: std::path::PathBuf,
     frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -252,7 +253,7 @@ struct Relay {
 }
 
 impl Relay {
-    fn start(dir: &std::path::Path, hold_delete: bool) -> Relay {
+    fn start(dir: &std::path::Path, hold: Option<&'static [u8]>) -> Relay {
         use std::io::{Read, Write};
         use std::os::unix::net::{UnixListener, UnixStream};
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -290,7 +291,7 @@ impl Relay {
                                 Ok(0) | Err(_) => break,
                                 Ok(n) => n,
                             };
-                            if requests && hold_delete && buf[..n].windows(8).any(|w| w == b"DELETE /") {
+                            if requests && hold.is_some_and(|h| buf[..n].windows(h.len()).any(|w| w == h)) {
                                 held.store(true, Ordering::SeqCst);
                                 frozen.store(true, Ordering::SeqCst);
                             }
@@ -325,10 +326,16 @@ impl Relay {
         }
     }
 
-    fn holding_a_removal(&self) -> bool {
+    /// True once the `hold` request came (and everything froze).
+    fn holding(&self) -> bool {
         self.held.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// The request that stops the run container (quire-ci's own teardown).
+const KILL: &[u8] = b"/kill?";
+/// The request that removes a container (the detached remover's).
+const DELETE: &[u8] = b"DELETE /";
 
 /// Polls `f` until it gives `Some`, for at most a minute.
 fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -514,22 +521,24 @@ fn docker_cache_key_covers_memory_and_lua_limits() {
     }
 }
 
-/// Item 9: a SIGINT that arrives while the container is being removed,
-/// after the last job passed, is still an interrupted run: exit 130,
-/// `canceled`, not cached.
+/// Item 9: a SIGINT that arrives while the container is being torn down
+/// (stopped), after the last job passed, is still an interrupted run: exit
+/// 130, `canceled`, not cached, and the container still goes.
 #[test]
 fn docker_sigint_during_teardown_is_canceled_not_green() {
     let repo = Repo::new(QUICK);
-    let relay = Relay::start(repo.path.parent().unwrap(), true);
+    let relay = Relay::start(repo.path.parent().unwrap(), Some(KILL));
     let before = repo.run_ids();
     let mut cmd = repo.cmd(&["run"]);
     cmd.env_remove("QUIRE_CI_NO_CACHE").env("DOCKER_HOST", relay.docker_host());
     let mut running = Running::spawn(cmd);
-    poll("quire-ci removing its container", || relay.holding_a_removal().then_some(()));
-    running.signal(libc::SIGINT);
-    // The signal has landed before the removal goes through.
-    running.wait_for_err("canceling the run");
+    poll("quire-ci stopping its container", || relay.holding().then_some(()));
     let id = new_run_id(&repo, &before);
+    let log = || harness::record::read_jsonl_lenient(&repo.runs_dir().join(&id).join("log.jsonl"));
+    assert!(harness::record::kinds(&log()).contains(&"container-end".to_string()), "not in teardown yet: {:?}", log());
+    running.signal(libc::SIGINT);
+    // The signal has landed before the stop goes through.
+    running.wait_for_err("canceling the run");
     relay.freeze(false);
     let (code, out, err) = running.finish();
     assert_eq!(code, Some(130), "SIGINT during teardown\n{out}\n{err}");
@@ -545,13 +554,82 @@ fn docker_sigint_during_teardown_is_canceled_not_green() {
     assert!(!next.terminal().contains("cached"), "an interrupted run was cached:\n{}", next.terminal());
 }
 
+/// Issue 15: the exit code does not wait for the container's removal. The
+/// relay holds the detached remover's `DELETE`: quire-ci has exited, green
+/// and with its record complete, while the container still exists; once
+/// the engine answers, it is gone.
+#[test]
+fn docker_exit_does_not_wait_for_the_container_removal() {
+    let repo = Repo::new(QUICK);
+    let relay = Relay::start(repo.path.parent().unwrap(), Some(DELETE));
+    let mut cmd = repo.cmd(&["run"]);
+    cmd.env("DOCKER_HOST", relay.docker_host());
+    let f = repo.run_cmd(cmd);
+    f.expect_code(0);
+    let id = f.rec().run_id();
+    let log = f.run_log();
+    assert_eq!(log.last().map(|e| e["kind"].clone()), Some("run-end".into()), "{log:?}");
+    assert_eq!(f.status(), "succeeded");
+    // quire-ci itself never waited on the held removal (which it would
+    // have reported as a teardown that failed after its deadline).
+    assert!(!log.iter().any(|e| e["code"] == "teardown-failed"), "{}", f.terminal());
+    // The removal was handed on, not done: it is held, the container there.
+    poll("the remover's removal request", || relay.holding().then_some(()));
+    assert_eq!(containers_of_run(&id).len(), 1, "the container went before its removal was let through");
+    relay.freeze(false);
+    harness::wait_no_container_of_run(&id);
+}
+
+/// Issue 15: a remover that dies before the engine removed the container
+/// (here: killed while its request is held, the request dropped) leaves a
+/// container whose owner is gone; the next run's reaper removes it.
+#[test]
+fn docker_reaper_removes_a_container_its_remover_left() {
+    let repo = Repo::new(QUICK);
+    let relay = Relay::start(repo.path.parent().unwrap(), Some(DELETE));
+    let mut cmd = repo.cmd(&["run"]);
+    cmd.env("DOCKER_HOST", relay.docker_host());
+    let f = repo.run_cmd(cmd);
+    f.expect_code(0);
+    let id = f.rec().run_id();
+    poll("the remover's removal request", || relay.holding().then_some(()));
+    let container = containers_of_run(&id).pop().expect("the run's container");
+    let remover = poll("the remover process", || remover_of(&container));
+    // SAFETY: kill(2) on a pid we just read from /proc.
+    assert_eq!(unsafe { libc::kill(remover, libc::SIGKILL) }, 0);
+    // Its request never reaches the engine.
+    relay.cut();
+    relay.freeze(false);
+    poll("the remover to die", || {
+        (!Path::new(&format!("/proc/{remover}/cmdline")).exists() || remover_of(&container).is_none()).then_some(())
+    });
+    assert_eq!(containers_of_run(&id), vec![container.clone()], "the container went without its remover");
+    // Any next run (on the engine itself) reaps it.
+    let next = Repo::new(QUICK);
+    next.run(&["run"]).expect_code(0).assert_clean();
+    harness::wait_no_container_of_run(&id);
+}
+
+/// The pid of the detached remover that was handed `container` (an id
+/// prefix), from the processes' command lines.
+fn remover_of(container: &str) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_remover = args.get(1).is_some_and(|a| *a == b"__remove-containers");
+        let has = args.iter().skip(2).any(|a| a.starts_with(container.as_bytes()));
+        (is_remover && has).then_some(pid)
+    })
+}
+
 /// Item 9: with an engine that takes requests and never answers, the first
 /// Ctrl-C still ends the run (teardown has a deadline), recorded canceled,
 /// saying which container it could not remove.
 #[test]
 fn docker_first_sigint_with_a_frozen_engine_ends_the_run() {
     let repo = Repo::new(WAITER);
-    let relay = Relay::start(repo.path.parent().unwrap(), false);
+    let relay = Relay::start(repo.path.parent().unwrap(), None);
     let before = repo.run_ids();
     let mut cmd = repo.cmd(&["run"]);
     cmd.env("DOCKER_HOST", relay.docker_host());
@@ -1142,7 +1220,7 @@ fn docker_container_death_cancels_the_job_and_an_engine_death_is_no_sigkill() {
 
     // The engine gone.
     let repo = Repo::new(WAITER);
-    let relay = Relay::start(repo.path.parent().unwrap(), false);
+    let relay = Relay::start(repo.path.parent().unwrap(), None);
     let before = repo.run_ids();
     let mut cmd = repo.cmd(&["run"]);
     cmd.env("DOCKER_HOST", relay.docker_host());

@@ -95,7 +95,7 @@ fn docker_tty_shell_on_failure_opens_a_shell_in_the_container() {
     let run = repo.runs().pop().expect("a run record");
     crate::harness::Record::new(run.clone()).assert_clean();
     let id = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    assert!(containers_of_run(&id).is_empty());
+    crate::harness::wait_no_container_of_run(&id);
 }
 
 #[test]

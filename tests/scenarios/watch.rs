@@ -166,19 +166,10 @@ impl Watch {
     fn wait_no_containers(&self) {
         harness::wait_for(
             "no container left",
-            Duration::from_secs(20),
+            harness::REMOVAL_LIMIT,
             || self.listed().is_empty().then_some(()),
             || format!("containers: {:?}\n{}", self.listed(), self.output()),
         )
-    }
-
-    fn containers(&self) -> String {
-        let out = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &format!("label=quire-ci.repo={}", self.dir.display())])
-            .output()
-            .expect("docker ps");
-        assert!(out.status.success(), "docker ps failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
 
@@ -207,7 +198,7 @@ fn inspect(id: &str, format: &str) -> Option<String> {
 }
 
 fn wait_gone(id: &str, why: &str) {
-    harness::wait_for(why, Duration::from_secs(20), || inspect(id, "{{.Id}}").is_none().then_some(()), String::new);
+    harness::wait_for(why, harness::REMOVAL_LIMIT, || inspect(id, "{{.Id}}").is_none().then_some(()), String::new);
 }
 
 fn status(run: &Path) -> String {
@@ -290,7 +281,7 @@ fn docker_watch_one_run_per_burst_ignored_paths_do_nothing_sigint_exits_130() {
 
     // Idle Ctrl-C: exits at once with 130, nothing left behind.
     assert_eq!(w.sigint_and_wait(), Some(130));
-    assert_eq!(w.containers(), "");
+    w.wait_no_containers();
 }
 
 const SLOW: &str = r#"(local ci (require :quire.ci))
@@ -314,11 +305,8 @@ fn docker_watch_change_supersedes_ci_fnl_edits_apply_broken_waits_sigint_cancels
     let second = w.wait_stdout(2, Duration::from_secs(30));
     assert!(second.starts_with("second"), "{second}");
     let first_id = first.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-    let leftover = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=quire-ci.run={first_id}")])
-        .output()
-        .expect("docker ps");
-    assert_eq!(String::from_utf8_lossy(&leftover.stdout).trim(), "", "the superseded run's container is still there");
+    // The superseded run's container is gone (its removal is detached).
+    crate::harness::wait_no_container_of_run(&first_id);
 
     // An edit of ci.fnl itself takes effect (and supersedes run 2).
     std::fs::write(
@@ -344,7 +332,7 @@ fn docker_watch_change_supersedes_ci_fnl_edits_apply_broken_waits_sigint_cancels
     let fifth = w.wait_sh_started(5, Duration::from_secs(30));
     assert_eq!(w.sigint_and_wait(), Some(130), "{}", w.output());
     assert_eq!(status(&fifth), "canceled");
-    assert_eq!(w.containers(), "");
+    w.wait_no_containers();
 }
 
 #[test]
