@@ -243,8 +243,10 @@ impl Running {
 /// to quire-ci that is an engine that takes requests and never answers
 /// (a stopped or wedged dockerd), without touching the engine others use.
 /// With `hold`, the relay freezes by itself on the first request that
-/// contains those bytes (e.g. [`KILL`], [`DELETE`]), so a test can act
-/// while quire-ci (or its detached remover) tears down.
+/// contains those bytes (e.g. [`KILL`], [`DELETE`]) and names a container
+/// created through it (not another test's orphan, which a reaper may hand
+/// to a remover that comes through here too), so a test can act while
+/// quire-ci (or its detached remover) tears down.
 struct Relay {
     path: std::path::PathBuf,
     frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -271,6 +273,9 @@ impl Relay {
             open: Default::default(),
         };
         let (frozen, held, open) = (relay.frozen.clone(), relay.held.clone(), relay.open.clone());
+        // Ids of the containers created through the relay, read from the
+        // answers to `POST …/containers/create`.
+        let created: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -278,12 +283,14 @@ impl Relay {
                 if let (Ok(c), Ok(u)) = (client.try_clone(), upstream.try_clone()) {
                     open.lock().unwrap().extend([c, u]);
                 }
+                let creating = Arc::new(AtomicBool::new(false));
                 for (from, to, requests) in [
                     (client.try_clone(), upstream.try_clone(), true),
                     (upstream.try_clone(), client.try_clone(), false),
                 ] {
                     let (Ok(mut from), Ok(mut to)) = (from, to) else { continue };
-                    let (frozen, held) = (frozen.clone(), held.clone());
+                    let (frozen, held, created, creating) =
+                        (frozen.clone(), held.clone(), created.clone(), creating.clone());
                     std::thread::spawn(move || {
                         let mut buf = vec![0u8; 64 * 1024];
                         loop {
@@ -291,7 +298,21 @@ impl Relay {
                                 Ok(0) | Err(_) => break,
                                 Ok(n) => n,
                             };
-                            if requests && hold.is_some_and(|h| buf[..n].windows(h.len()).any(|w| w == h)) {
+                            let chunk = &buf[..n];
+                            let has = |needle: &[u8]| chunk.windows(needle.len()).any(|w| w == needle);
+                            if requests && has(b"/containers/create") {
+                                creating.store(true, Ordering::SeqCst);
+                            }
+                            if !requests && creating.load(Ordering::SeqCst) {
+                                // The answer's body may come after its headers.
+                                let text = String::from_utf8_lossy(chunk);
+                                if let Some(id) = text.split("\"Id\":\"").nth(1).and_then(|r| r.get(..64)) {
+                                    created.lock().unwrap().push(id.to_string());
+                                    creating.store(false, Ordering::SeqCst);
+                                }
+                            }
+                            let ours = || created.lock().unwrap().iter().any(|id| has(id.as_bytes()));
+                            if requests && hold.is_some_and(has) && ours() {
                                 held.store(true, Ordering::SeqCst);
                                 frozen.store(true, Ordering::SeqCst);
                             }
