@@ -871,7 +871,9 @@ impl Engine {
             if c.state == Some(bollard::models::ContainerSummaryStateEnum::REMOVING) {
                 continue;
             }
-            if owner::judge(&labels, &me, &owner::ProcHost) == Verdict::Orphan {
+            // A container handed to a remover that is still at it is not
+            // left behind, though its owner (a run that ended) is gone.
+            if owner::judge(&labels, &me, &owner::ProcHost) == Verdict::Orphan && !owner::remover_alive(&id) {
                 let name = c
                     .names
                     .and_then(|n| n.into_iter().next())

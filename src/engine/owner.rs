@@ -141,6 +141,30 @@ pub fn judge(labels: &HashMap<String, String>, me: &Owner, procs: &impl Processe
     }
 }
 
+/// The first argument of a detached remover (src/executor/remover.rs):
+/// `quire-ci __remove-containers ID...`.
+pub const REMOVER_ARG: &str = "__remove-containers";
+
+/// Is a detached remover that was handed container `id` alive (in our pid
+/// namespace)? A run hands its container to one and exits at once, so for
+/// a moment the container's owner is gone while its removal is under way:
+/// not an orphan. Reads every process's command line: called only for a
+/// container already judged an orphan.
+pub fn remover_alive(id: &str) -> bool {
+    if !proc_is_mine() {
+        return false;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else { return false };
+    dir.flatten().any(|e| {
+        if !e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())) {
+            return false;
+        }
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { return false };
+        let mut args = cmdline.split(|b| *b == 0);
+        args.nth(1) == Some(REMOVER_ARG.as_bytes()) && args.any(|a| a == id.as_bytes())
+    })
+}
+
 /// The machine's processes as /proc shows them to this process.
 pub struct ProcHost;
 

@@ -81,7 +81,10 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
     };
     // The result cache, checked before any record or container exists: a
     // hit costs the snapshot, the compile and one engine call (image id).
-    if let Some(green) = prep.cached_green(rt, || link.get(rt, &events).ok(), &req) {
+    // The engine is waited for here (not only when the cache is asked): the
+    // notices of its connection (reaped leftovers) go with `run-start`.
+    let engine = link.get(rt, &events).ok();
+    if let Some(green) = prep.cached_green(rt, engine, &req) {
         events.borrow_mut().emit(None, EventKind::CacheHit { run_id: green.clone(), tree: prep.tree.clone() });
         return RunOutcome {
             dir: Some(prep.runs_dir.join(&green)),

@@ -115,7 +115,7 @@ impl Prepared {
     pub fn cached_green(
         &self,
         rt: &tokio::runtime::Handle,
-        engine: impl FnOnce() -> Option<Engine>,
+        engine: Option<Engine>,
         req: &RunRequest,
     ) -> Option<String> {
         if req.no_cache || req.keep || req.artifacts_dir.is_some() || req.pull == PullPolicy::Always {
@@ -123,7 +123,7 @@ impl Prepared {
         }
         let (key, p) = (self.partial_key.as_ref()?, self.evaluated.as_ref().ok()?);
         let (name, _) = super::image::image_choice(req, p, &self.snapshot);
-        let image_id = rt.block_on(engine()?.image_id(&name)).ok().flatten()?;
+        let image_id = rt.block_on(engine?.image_id(&name)).ok().flatten()?;
         let key = CacheKey { image_id, ..key.clone() };
         self.result_cache.lookup(&key).filter(|id| self.runs_dir.join(id).is_dir())
     }

@@ -24,15 +24,18 @@ use std::time::Duration;
 use crate::engine::Engine;
 
 /// The hidden first argument that makes quire-ci a remover (it is not a
-/// subcommand of the CLI: `main` looks for it before parsing).
-pub const SUBCOMMAND: &str = "__remove-containers";
+/// subcommand of the CLI: `main` looks for it before parsing). A reaper
+/// knows a container still being removed by the remover's command line
+/// (`engine::owner::remover_alive`), so the ids are passed whole.
+pub const SUBCOMMAND: &str = crate::engine::owner::REMOVER_ARG;
 
 /// How long a remover works before it gives up (a frozen engine); what it
 /// leaves is the next run's reaper's.
 pub const REMOVE_DEADLINE: Duration = Duration::from_secs(300);
 
-/// Hands containers (ids or names) to a detached remover and returns at
-/// once. With `engine`, the remover reaches that same engine (a socket
+/// Hands containers to a detached remover and returns at once. Give full
+/// ids (`RunContainer::id`): a reaper recognizes a container whose removal
+/// is under way by its full id on a remover's command line. With `engine`, the remover reaches that same engine (a socket
 /// endpoint is passed as `DOCKER_HOST`; otherwise it selects the engine
 /// from the same environment, as the caller did). `Err` when no remover
 /// could be started: the caller removes them itself.

@@ -461,7 +461,7 @@ fn docker_watch_killed_leaves_a_container_kept_ready_that_the_next_run_reaps() {
     // whose owner was SIGKILLed, so its going is the proof either way.
     let repo = w.done.as_ref().expect("watch has exited").repo();
     let out = repo.quire(&["run"]).docker().status(0).run();
-    let said = format!("removed container {} left behind", name.trim_start_matches('/'));
+    let said = format!("removing container {}, left behind", name.trim_start_matches('/'));
     let reaped_here = out.rec().run_log().iter().any(|e| {
         e["kind"] == "notice"
             && e["code"] == "orphan-reaped"
