@@ -6,8 +6,6 @@
 //! output (a secret split across chunks included), UTF-8 carry-over between
 //! chunks, the run's global order (`seq`), fan-out. Must not know about: Docker, Lua, the terminal's looks.
 
-use std::collections::HashMap;
-
 use crate::events::{Event, EventKind, Stream};
 use crate::record::{now_ts, output_event, Utf8Carry};
 use crate::redact::{RedactStream, Redactor};
@@ -20,6 +18,9 @@ pub trait EventSink {
 }
 
 struct OpenStream {
+    job: String,
+    n: u32,
+    stream: Stream,
     redact: RedactStream,
     utf8: Utf8Carry,
 }
@@ -27,14 +28,16 @@ struct OpenStream {
 pub struct Emitter {
     redactor: Redactor,
     sinks: Vec<Box<dyn EventSink>>,
-    streams: HashMap<(String, u32, Stream), OpenStream>,
+    /// The open output streams (a few per running job: found by a scan,
+    /// with no key made per chunk).
+    streams: Vec<OpenStream>,
     /// The `seq` of the last event handed out (0: none yet).
     seq: u64,
 }
 
 impl Emitter {
     pub fn new(redactor: Redactor) -> Emitter {
-        Emitter { redactor, sinks: Vec::new(), streams: HashMap::new(), seq: 0 }
+        Emitter { redactor, sinks: Vec::new(), streams: Vec::new(), seq: 0 }
     }
 
     pub fn add_sink(&mut self, sink: Box<dyn EventSink>) {
@@ -70,30 +73,38 @@ impl Emitter {
 
     /// A chunk of a command's output, as it arrives. Held-back bytes (a
     /// possible secret prefix, an incomplete UTF-8 sequence) go out with
-    /// the next chunk or at `end_output`.
+    /// the next chunk or at `end_output`. Without secrets the chunk is
+    /// copied once, into its event.
     pub fn output(&mut self, job: &str, n: u32, stream: Stream, bytes: &[u8]) {
-        let key = (job.to_string(), n, stream);
-        let open = self
-            .streams
-            .entry(key)
-            .or_insert_with(|| OpenStream { redact: self.redactor.stream(), utf8: Utf8Carry::new() });
-        let safe = open.redact.push(bytes);
-        let ready = open.utf8.push(&safe);
+        let at = match self.streams.iter().position(|o| o.n == n && o.stream == stream && o.job == job) {
+            Some(at) => at,
+            None => {
+                let (redact, utf8) = (self.redactor.stream(), Utf8Carry::new());
+                self.streams.push(OpenStream { job: job.to_string(), n, stream, redact, utf8 });
+                self.streams.len() - 1
+            }
+        };
+        let open = &mut self.streams[at];
+        let safe = open.redact.push_cow(bytes);
+        let ready = open.utf8.push_cow(&safe);
         if !ready.is_empty() {
-            self.emit_raw(job, output_event(stream, n, &ready));
+            let kind = output_event(stream, n, &ready);
+            self.emit_raw(job, kind);
         }
     }
 
     /// Flushes whatever a command's streams still hold.
     pub fn end_output(&mut self, job: &str, n: u32) {
         for stream in [Stream::Stdout, Stream::Stderr] {
-            if let Some(mut open) = self.streams.remove(&(job.to_string(), n, stream)) {
-                let rest = open.redact.finish();
-                let mut ready = open.utf8.push(&rest);
-                ready.extend(open.utf8.finish());
-                if !ready.is_empty() {
-                    self.emit_raw(job, output_event(stream, n, &ready));
-                }
+            let Some(at) = self.streams.iter().position(|o| o.n == n && o.stream == stream && o.job == job) else {
+                continue;
+            };
+            let mut open = self.streams.swap_remove(at);
+            let rest = open.redact.finish();
+            let mut ready = open.utf8.push(&rest);
+            ready.extend(open.utf8.finish());
+            if !ready.is_empty() {
+                self.emit_raw(job, output_event(stream, n, &ready));
             }
         }
     }

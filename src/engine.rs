@@ -58,8 +58,9 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT_SECS: u64 = 3600;
 
 /// Exec output frames read ahead of the caller (bounded memory: frames are
-/// at most the engine's frame size, 32 KiB for Docker).
-const EXEC_FRAMES_IN_FLIGHT: usize = 64;
+/// at most the engine's frame size, 32 KiB for Docker, so 512 KiB per exec:
+/// twice a coalesced chunk, and eight busy execs stay within 4 MiB).
+const EXEC_FRAMES_IN_FLIGHT: usize = 16;
 
 /// Frames already waiting are merged into chunks of up to this size.
 const EXEC_COALESCE_BYTES: usize = 256 * 1024;
@@ -700,24 +701,33 @@ impl Engine {
                         }
                     }
                 });
-                let mut held: Option<(Stream, Vec<u8>)> = None;
-                while let Some((stream, bytes)) = rx.recv().await {
-                    // Frames already waiting on the same stream go out as one
-                    // chunk: fewer, larger chunks for the log and the terminal.
-                    let mut chunk = bytes.to_vec();
-                    while chunk.len() < EXEC_COALESCE_BYTES {
+                // Frames already waiting on the same stream go out as one
+                // chunk: fewer, larger chunks for the log and the terminal.
+                // One buffer per exec, reused; a lone frame is not copied.
+                let mut chunk: Vec<u8> = Vec::new();
+                let mut next = rx.recv().await;
+                while let Some((stream, first)) = next.take() {
+                    let mut joined = false;
+                    while (if joined { chunk.len() } else { first.len() }) < EXEC_COALESCE_BYTES {
                         match rx.try_recv() {
-                            Ok((s, more)) if s == stream => chunk.extend_from_slice(&more),
+                            Ok((s, more)) if s == stream => {
+                                if !joined {
+                                    chunk.clear();
+                                    chunk.extend_from_slice(&first);
+                                    joined = true;
+                                }
+                                chunk.extend_from_slice(&more);
+                            }
                             Ok(other) => {
-                                held = Some((other.0, other.1.to_vec()));
+                                next = Some(other);
                                 break;
                             }
                             Err(_) => break,
                         }
                     }
-                    on_output(stream, &chunk);
-                    if let Some((s, b)) = held.take() {
-                        on_output(s, &b);
+                    on_output(stream, if joined { &chunk } else { &first });
+                    if next.is_none() {
+                        next = rx.recv().await;
                     }
                 }
             }

@@ -228,11 +228,17 @@ impl RedactStream {
     /// tail that is a proper prefix of some secret (fewer than the longest
     /// secret's length in bytes).
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.push_cow(chunk).into_owned()
+    }
+
+    /// [`push`](Self::push), borrowing `chunk` when there is nothing to
+    /// mask (no secrets): the streaming path copies nothing then.
+    pub fn push_cow<'a>(&mut self, chunk: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
         if self.secrets.is_empty() {
-            return chunk.to_vec();
+            return std::borrow::Cow::Borrowed(chunk);
         }
         self.buf.extend_from_slice(chunk);
-        self.drain(false)
+        std::borrow::Cow::Owned(self.drain(false))
     }
 
     /// End of stream: decide the held-back tail.

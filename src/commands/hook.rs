@@ -2,7 +2,7 @@
 //! trigger. The hook room (`crate::hook`) knows where hooks live and what
 //! git says; this file turns each pushed ref into a run request.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::sync::{Arc, Mutex};
 
 use super::{exit, Context};
@@ -170,11 +170,14 @@ fn pre_push(ctx: &Context, remote: &str, _url: Option<&str>) -> i32 {
             }
         };
         // git shows a hook's output on the terminal; stderr keeps it out of
-        // anything that parses git's stdout.
-        let renderer = Renderer::new(
-            Box::new(std::io::stderr()),
-            RenderOptions { color: ctx.color_stderr, quiet: ctx.quiet, verbose: ctx.verbose, run_dir: None },
-        )
+        // anything that parses git's stdout. On a terminal (with colour),
+        // the live view: the upload and the other long steps have a row.
+        let opts = RenderOptions { color: ctx.color_stderr, quiet: ctx.quiet, verbose: ctx.verbose, run_dir: None };
+        let renderer = if ctx.color_stderr && std::io::stderr().is_terminal() {
+            Renderer::live_on_stderr(opts)
+        } else {
+            Renderer::new(Box::new(std::io::stderr()), opts)
+        }
         .with_excerpt_lines(settings.excerpt_lines);
         let request = RunRequest {
             pushed: Some(PushedCommit { sha: pushed.local_sha.clone(), facts, repo: Some(git.clone()) }),

@@ -53,11 +53,11 @@ impl ShHost for EngineHost {
             emitter.borrow_mut().emit(Some(&job), EventKind::ShStart { n, cmd: request.cmd.clone() });
             let started = Instant::now();
             let spec = ExecSpec { argv: request.argv, env: request.env, cwd: request.cwd };
-            let mut reply = ShReply::default();
+            let mut captured = Captured::default();
             let result = {
                 let on_output = |stream: Stream, bytes: &[u8]| {
                     emitter.borrow_mut().output(&job, n, stream, bytes);
-                    keep(&mut reply, stream, bytes);
+                    captured.keep(stream, bytes);
                 };
                 tokio::select! {
                     r = engine.exec(&container, &spec, on_output) => Ok(r),
@@ -66,7 +66,7 @@ impl ShHost for EngineHost {
             };
             emitter.borrow_mut().end_output(&job, n);
             let exit = Exit { emitter: &emitter, job: &job, n, duration_ms: started.elapsed().as_millis() as u64 };
-            exit.settle(result, reply)
+            exit.settle(result, captured.into_reply())
         })
     }
 
@@ -93,17 +93,96 @@ impl ShHost for EngineHost {
     }
 }
 
-/// Keeps up to [`SH_CAPTURE_LIMIT`] of each stream for Lua.
-fn keep(reply: &mut ShReply, stream: Stream, bytes: &[u8]) {
-    let (buf, truncated) = match stream {
-        Stream::Stdout => (&mut reply.stdout, &mut reply.stdout_truncated),
-        Stream::Stderr => (&mut reply.stderr, &mut reply.stderr_truncated),
-    };
-    let room = SH_CAPTURE_LIMIT.saturating_sub(buf.len());
-    if bytes.len() > room {
-        *truncated = true;
+/// What of one stream is kept for Lua: up to [`SH_CAPTURE_LIMIT`], the
+/// first [`CAPTURE_IN_MEMORY`] bytes in memory and the rest in an unlinked
+/// temporary file until the command exits, so jobs streaming large outputs
+/// at once do not each hold 4 MiB while they run. (Without a temporary
+/// directory it all stays in memory, as before.)
+#[derive(Default)]
+struct Capture {
+    mem: Vec<u8>,
+    spill: Option<std::fs::File>,
+    spilled: usize,
+    truncated: bool,
+}
+
+/// How much of a stream's capture stays in memory while the command runs.
+const CAPTURE_IN_MEMORY: usize = 64 * 1024;
+
+impl Capture {
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = SH_CAPTURE_LIMIT.saturating_sub(self.mem.len() + self.spilled);
+        if bytes.len() > room {
+            self.truncated = true;
+        }
+        let mut bytes = &bytes[..bytes.len().min(room)];
+        if self.spill.is_none() {
+            let fits = bytes.len().min(CAPTURE_IN_MEMORY.saturating_sub(self.mem.len()));
+            self.mem.extend_from_slice(&bytes[..fits]);
+            bytes = &bytes[fits..];
+            if bytes.is_empty() {
+                return;
+            }
+            self.spill = spill_file();
+        }
+        let written = self.spill.as_mut().is_some_and(|f| std::io::Write::write_all(f, bytes).is_ok());
+        if written {
+            self.spilled += bytes.len();
+        } else {
+            self.unspill();
+            self.mem.extend_from_slice(bytes);
+        }
     }
-    buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+
+    /// Everything kept, back in memory (the file, if any, is closed).
+    fn unspill(&mut self) {
+        use std::io::{Read, Seek};
+        let Some(mut f) = self.spill.take() else { return };
+        self.mem.reserve_exact(self.spilled);
+        let ok = f.rewind().is_ok() && f.take(self.spilled as u64).read_to_end(&mut self.mem).is_ok();
+        if !ok {
+            // The bytes are lost (the log keeps them all): say it was cut.
+            self.truncated = true;
+        }
+        self.spilled = 0;
+    }
+
+    fn into_parts(mut self) -> (Vec<u8>, bool) {
+        self.unspill();
+        (self.mem, self.truncated)
+    }
+}
+
+/// A new temporary file, already unlinked (it goes with its handle).
+fn spill_file() -> Option<std::fs::File> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!(".quire-ci-capture-{}-{n}", std::process::id()));
+    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).ok()?;
+    let _ = std::fs::remove_file(&path);
+    Some(file)
+}
+
+/// The captures of a command's two streams.
+#[derive(Default)]
+struct Captured {
+    stdout: Capture,
+    stderr: Capture,
+}
+
+impl Captured {
+    fn keep(&mut self, stream: Stream, bytes: &[u8]) {
+        match stream {
+            Stream::Stdout => self.stdout.keep(bytes),
+            Stream::Stderr => self.stderr.keep(bytes),
+        }
+    }
+
+    fn into_reply(self) -> ShReply {
+        let (stdout, stdout_truncated) = self.stdout.into_parts();
+        let (stderr, stderr_truncated) = self.stderr.into_parts();
+        ShReply { exit: 0, stdout, stderr, stdout_truncated, stderr_truncated }
+    }
 }
 
 /// How one `sh` ended, as its `sh-exit` event and what Lua gets.
@@ -155,6 +234,35 @@ impl Exit<'_> {
                 self.emit(137, Some("SIGKILL".into()));
                 Err(Abort::Canceled(reason))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever the chunking, Lua gets the first SH_CAPTURE_LIMIT bytes of
+    /// the stream exactly, `truncated` when there were more, and while the
+    /// command runs no more than CAPTURE_IN_MEMORY of them are in memory.
+    #[test]
+    fn the_capture_keeps_the_first_bytes_and_spills_the_rest() {
+        let whole: Vec<u8> = (0..SH_CAPTURE_LIMIT + 300_000).map(|i| (i * 7 % 251) as u8).collect();
+        for (limit, chunk) in
+            [(1000, 7), (CAPTURE_IN_MEMORY + 5, 4096), (SH_CAPTURE_LIMIT, 65_536), (whole.len(), 100_003)]
+        {
+            let mut c = Capture::default();
+            for piece in whole[..limit].chunks(chunk) {
+                c.keep(piece);
+                assert!(c.mem.len() <= CAPTURE_IN_MEMORY || c.spill.is_none());
+            }
+            let spilled = c.spill.is_some();
+            let (kept, truncated) = c.into_parts();
+            let expect = limit.min(SH_CAPTURE_LIMIT);
+            assert_eq!(kept.len(), expect, "limit {limit}");
+            assert!(kept == whole[..expect], "limit {limit}: bytes differ");
+            assert_eq!(truncated, limit > SH_CAPTURE_LIMIT, "limit {limit}");
+            assert_eq!(spilled, limit > CAPTURE_IN_MEMORY, "limit {limit}");
         }
     }
 }

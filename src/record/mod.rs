@@ -13,7 +13,7 @@ mod runs;
 mod state;
 mod writer;
 
-pub use output::{decode_data, output_event, Utf8Carry};
+pub use output::{data_bytes, decode_data, output_event, Utf8Carry};
 pub use reader::{read_log, read_run, RecordedRun};
 pub use runs::{is_run_id, list_runs, new_run_id, now_ts, prune, runs_dir, RunSummary, DEFAULT_KEEP};
 pub use state::{JobState, JobStatus, RunState};

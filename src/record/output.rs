@@ -1,6 +1,8 @@
 //! How command output bytes become `stdout`/`stderr` events: UTF-8 text
 //! as is, anything else base64 with `"encoding":"base64"` (DESIGN.md §5).
 
+use std::borrow::Cow;
+
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
@@ -25,15 +27,21 @@ pub fn output_event(stream: Stream, n: u32, bytes: &[u8]) -> EventKind {
 /// kind). Data marked base64 that does not decode is returned as its text,
 /// so a damaged line still shows something rather than nothing.
 pub fn decode_data(kind: &EventKind) -> Vec<u8> {
+    data_bytes(kind).into_owned()
+}
+
+/// [`decode_data`], borrowed from the event when its data is text (no copy
+/// of a large chunk just to read it).
+pub fn data_bytes(kind: &EventKind) -> Cow<'_, [u8]> {
     match kind {
         EventKind::Stdout { data, encoding, .. } | EventKind::Stderr { data, encoding, .. } => {
             match encoding.as_deref() {
-                Some("base64") => BASE64.decode(data.as_bytes()).unwrap_or_else(|_| data.clone().into_bytes()),
-                _ => data.clone().into_bytes(),
+                Some("base64") => BASE64.decode(data.as_bytes()).map_or(Cow::Borrowed(data.as_bytes()), Cow::Owned),
+                _ => Cow::Borrowed(data.as_bytes()),
             }
         }
-        EventKind::Print { data } => data.clone().into_bytes(),
-        _ => Vec::new(),
+        EventKind::Print { data } => Cow::Borrowed(data.as_bytes()),
+        _ => Cow::Borrowed(&[]),
     }
 }
 
@@ -52,11 +60,23 @@ impl Utf8Carry {
     /// The bytes that can be encoded now: the held bytes plus `chunk`, minus
     /// a trailing sequence that a lead byte started but the chunk cut off.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.push_cow(chunk).into_owned()
+    }
+
+    /// [`push`](Self::push), borrowing from `chunk` when nothing was held
+    /// (the usual case: only the cut-off tail, at most 3 bytes, is copied).
+    pub fn push_cow<'a>(&mut self, chunk: &'a [u8]) -> Cow<'a, [u8]> {
+        if self.held.is_empty() {
+            let keep = incomplete_tail(chunk);
+            let (ready, tail) = chunk.split_at(chunk.len() - keep);
+            self.held.extend_from_slice(tail);
+            return Cow::Borrowed(ready);
+        }
         let mut buf = std::mem::take(&mut self.held);
         buf.extend_from_slice(chunk);
         let keep = incomplete_tail(&buf);
         self.held = buf.split_off(buf.len() - keep);
-        buf
+        Cow::Owned(buf)
     }
 
     /// What is left at the end of the stream (a truly truncated character,

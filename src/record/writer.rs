@@ -52,9 +52,15 @@ pub struct RunRecord {
     // chunk would cost a path lookup and an open per chunk.
     job_logs: HashMap<String, File>,
     state: RunState,
+    /// The line being written, reused: a 256 KiB output chunk is encoded
+    /// without growing a fresh buffer for it.
+    line: Vec<u8>,
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The largest line buffer kept between events.
+const LINE_BUFFER_KEEP: usize = 1024 * 1024;
 
 impl RunRecord {
     /// Make the run directory `dir` (the run's own directory, not the runs
@@ -84,6 +90,7 @@ impl RunRecord {
             run_log,
             job_logs: HashMap::new(),
             state: RunState::new(meta.run_id.clone(), meta.started_at.clone()),
+            line: Vec::new(),
         };
         let state_path = dir.join(STATE_FILE);
         record.replace_state().map_err(|e| RecordError::io("write", state_path, e))?;
@@ -116,22 +123,33 @@ impl RunRecord {
         let job_level = ev.kind.is_job_level();
         let line =
             Line { ts: &ev.ts, seq: ev.seq, job: if job_level { None } else { ev.job.as_deref() }, kind: &ev.kind };
-        let mut bytes = serde_json::to_vec(&line).map_err(io::Error::other)?;
+        let mut bytes = std::mem::take(&mut self.line);
+        bytes.clear();
+        serde_json::to_writer(&mut bytes, &line).map_err(io::Error::other)?;
         bytes.push(b'\n');
+        let result = self.write_line(job_level, ev, &bytes);
+        // Kept for the next line, unless one huge event grew it.
+        if bytes.capacity() <= LINE_BUFFER_KEEP {
+            self.line = bytes;
+        }
+        result
+    }
 
-        let (file, path) = if job_level {
-            let Some(job) = ev.job.as_deref() else {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("a {} event must name its job", ev.kind.name()),
-                ));
-            };
-            let path = self.dir.join(JOBS_DIR).join(job).join(LOG_FILE);
-            (self.job_log(job).map_err(|e| naming(e, &path))?, path)
-        } else {
-            (&mut self.run_log, self.dir.join(LOG_FILE))
+    fn write_line(&mut self, job_level: bool, ev: &Event, bytes: &[u8]) -> io::Result<()> {
+        if !job_level {
+            let file = &mut self.run_log;
+            return file.write_all(bytes).and_then(|()| file.flush()).map_err(|e| naming(e, &self.dir.join(LOG_FILE)));
+        }
+        let Some(job) = ev.job.as_deref() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a {} event must name its job", ev.kind.name()),
+            ));
         };
-        file.write_all(&bytes).and_then(|()| file.flush()).map_err(|e| naming(e, &path))
+        // The path is made only to name it in an error.
+        let path = |dir: &Path| dir.join(JOBS_DIR).join(job).join(LOG_FILE);
+        let file = job_log(&self.dir, &mut self.job_logs, job).map_err(|e| naming(e, &path(&self.dir)))?;
+        file.write_all(bytes).and_then(|()| file.flush()).map_err(|e| naming(e, &path(&self.dir)))
     }
 
     /// Change the state by hand (for facts no event carries) and write it.
@@ -166,17 +184,18 @@ impl RunRecord {
         }
         result
     }
+}
 
-    fn job_log(&mut self, job: &str) -> io::Result<&mut File> {
-        if !self.job_logs.contains_key(job) {
-            check_job_dir_name(job)?;
-            let dir = self.dir.join(JOBS_DIR).join(job);
-            std::fs::create_dir_all(&dir)?;
-            let file = open_append(&dir.join(LOG_FILE))?;
-            self.job_logs.insert(job.to_owned(), file);
-        }
-        self.job_logs.get_mut(job).ok_or_else(|| io::Error::other("job log handle vanished"))
+/// The job's log handle, opened at its first event.
+fn job_log<'a>(run_dir: &Path, logs: &'a mut HashMap<String, File>, job: &str) -> io::Result<&'a mut File> {
+    if !logs.contains_key(job) {
+        check_job_dir_name(job)?;
+        let dir = run_dir.join(JOBS_DIR).join(job);
+        std::fs::create_dir_all(&dir)?;
+        let file = open_append(&dir.join(LOG_FILE))?;
+        logs.insert(job.to_owned(), file);
     }
+    logs.get_mut(job).ok_or_else(|| io::Error::other("job log handle vanished"))
 }
 
 /// The on-disk shape of an event: `ts`, then `seq` and `job` when kept,

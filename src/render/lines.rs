@@ -6,6 +6,7 @@
 //! Owns: partial lines per (job, command, stream). Must not know about:
 //! prefixes, colours, the status line.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::events::Stream;
@@ -22,7 +23,8 @@ pub struct LineAssembler {
     partial: HashMap<StreamKey, Vec<u8>>,
 }
 
-/// What one chunk completed.
+/// What one chunk completed (tests read chunks whole).
+#[cfg(test)]
 pub struct Assembled {
     /// Whole lines, as a terminal would show them.
     pub lines: Vec<String>,
@@ -33,19 +35,34 @@ pub struct Assembled {
 impl LineAssembler {
     /// Adds `bytes` to the stream's unfinished line; with `flush`, the
     /// rest counts as a line too (the command exited).
+    #[cfg(test)]
     pub fn push(&mut self, key: StreamKey, bytes: &[u8], flush: bool) -> Assembled {
-        let mut buf = self.partial.remove(&key).unwrap_or_default();
+        let mut lines = Vec::new();
+        let pending = self.push_each(key, bytes, flush, |raw| lines.push(visible(raw).into_owned()));
+        Assembled { lines, pending }
+    }
+
+    /// [`push`](Self::push) without collecting: hands each whole line (its
+    /// raw bytes; [`visible`] reduces them) to `line` as it is found, and
+    /// returns the visible text of the unfinished rest. A chunk that
+    /// completes no held line is not copied: only its unfinished tail is
+    /// kept. This is the streaming path: no allocation per line.
+    pub fn push_each(&mut self, key: StreamKey, bytes: &[u8], flush: bool, mut line: impl FnMut(&[u8])) -> String {
         // Only the new bytes can hold a newline: rescanning the held part on
         // every chunk made a long newline-free output quadratic.
-        let mut scan_from = buf.len();
-        buf.extend_from_slice(bytes);
+        let (buf, scan_from): (Cow<[u8]>, usize) = match self.partial.remove(&key) {
+            Some(mut held) => {
+                let from = held.len();
+                held.extend_from_slice(bytes);
+                (Cow::Owned(held), from)
+            }
+            None => (Cow::Borrowed(bytes), 0),
+        };
         let mut start = 0;
-        let mut lines: Vec<&[u8]> = Vec::new();
-        while let Some(pos) = buf[scan_from..].iter().position(|&b| b == b'\n') {
+        for pos in memchr::memchr_iter(b'\n', &buf[scan_from..]) {
             let end = scan_from + pos;
-            lines.push(&buf[start..end]);
+            line(&buf[start..end]);
             start = end + 1;
-            scan_from = start;
         }
         // `\r` redraws (a progress bar) that pile up without a newline: only
         // the text after the last one is visible, so the rest is dropped
@@ -53,31 +70,27 @@ impl LineAssembler {
         if buf.len() - start >= MAX_LINE {
             let seg = &buf[start..];
             let body = seg.strip_suffix(b"\r").unwrap_or(seg);
-            if let Some(p) = body.iter().rposition(|&b| b == b'\r') {
+            if let Some(p) = memchr::memrchr(b'\r', body) {
                 start += p + 1;
             }
         }
         // A line that never ends is shown in MAX_LINE pieces, so memory stays
         // bounded whatever a command prints (the log keeps every byte).
         while buf.len() - start >= MAX_LINE {
-            lines.push(&buf[start..start + MAX_LINE]);
+            line(&buf[start..start + MAX_LINE]);
             start += MAX_LINE;
         }
         let rest = &buf[start..];
-        let mut keep = None;
-        if flush && !rest.is_empty() {
-            lines.push(rest);
-        } else if !rest.is_empty() {
-            keep = Some(rest.to_vec());
+        if rest.is_empty() {
+            return String::new();
         }
-        let assembled = Assembled {
-            lines: lines.iter().map(|raw| visible_text(raw)).collect(),
-            pending: keep.as_deref().map(visible_text).unwrap_or_default(),
-        };
-        if let Some(k) = keep {
-            self.partial.insert(key, k);
+        if flush {
+            line(rest);
+            return String::new();
         }
-        assembled
+        let pending = visible(rest).into_owned();
+        self.partial.insert(key, rest.to_vec());
+        pending
     }
 
     /// True when the stream has an unfinished line.
@@ -89,12 +102,18 @@ impl LineAssembler {
 /// What a terminal would leave visible of a line written with `\r`
 /// redraws (progress bars): the text after the last carriage return.
 pub fn visible_text(raw: &[u8]) -> String {
+    visible(raw).into_owned()
+}
+
+/// [`visible_text`], borrowed when the line is valid UTF-8 (it nearly
+/// always is).
+pub fn visible(raw: &[u8]) -> Cow<'_, str> {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-    let last = match raw.iter().rposition(|&b| b == b'\r') {
+    let last = match memchr::memrchr(b'\r', raw) {
         Some(p) => &raw[p + 1..],
         None => raw,
     };
-    String::from_utf8_lossy(last).into_owned()
+    String::from_utf8_lossy(last)
 }
 
 /// Cuts `text` into pieces of at most `room` characters.

@@ -57,7 +57,9 @@ pub trait Terminal: Send {
 /// A terminal written by a thread of its own (see the module docs).
 struct Writer {
     size: Box<dyn Fn() -> (usize, usize) + Send>,
+    out: Arc<Mutex<Box<dyn std::io::Write + Send>>>,
     /// Bounded: a draw waits while one is queued and another being written.
+    /// None when no thread could be started: then `write_all` writes.
     tx: Option<mpsc::SyncSender<Msg>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -68,10 +70,18 @@ enum Msg {
     Flushed(mpsc::Sender<()>),
 }
 
+fn write_out(out: &Mutex<Box<dyn std::io::Write + Send>>, bytes: &[u8]) {
+    let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
+}
+
 impl Writer {
-    fn stdout(term: Term) -> Writer {
+    /// `out` (stdout, or stderr for the pre-push hook: git's stdout is not
+    /// the user's), whose terminal is `term`.
+    fn on(out: Box<dyn std::io::Write + Send>, term: Term) -> Writer {
         Writer::spawn(
-            Box::new(std::io::stdout()),
+            out,
             Box::new(move || {
                 let (rows, cols) = term.size();
                 (rows as usize, cols as usize)
@@ -79,17 +89,16 @@ impl Writer {
         )
     }
 
-    fn spawn(mut out: Box<dyn std::io::Write + Send>, size: Box<dyn Fn() -> (usize, usize) + Send>) -> Writer {
+    fn spawn(out: Box<dyn std::io::Write + Send>, size: Box<dyn Fn() -> (usize, usize) + Send>) -> Writer {
+        let out = Arc::new(Mutex::new(out));
         let (tx, rx) = mpsc::sync_channel::<Msg>(1);
+        let theirs = out.clone();
         let thread = std::thread::Builder::new()
             .name("live-view-writer".into())
             .spawn(move || {
                 for msg in rx {
                     match msg {
-                        Msg::Bytes(bytes) => {
-                            let _ = out.write_all(&bytes);
-                            let _ = out.flush();
-                        }
+                        Msg::Bytes(bytes) => write_out(&theirs, &bytes),
                         Msg::Flushed(done) => {
                             let _ = done.send(());
                         }
@@ -97,7 +106,7 @@ impl Writer {
                 }
             })
             .ok();
-        Writer { size, tx: thread.is_some().then_some(tx), thread }
+        Writer { size, out, tx: thread.is_some().then_some(tx), thread }
     }
 }
 
@@ -110,12 +119,7 @@ impl Terminal for Writer {
             Some(tx) => {
                 let _ = tx.send(Msg::Bytes(bytes));
             }
-            // No thread could be started: write here.
-            None => {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(&bytes);
-                let _ = out.flush();
-            }
+            None => write_out(&self.out, &bytes),
         }
     }
     fn flush(&mut self) {
@@ -329,15 +333,28 @@ pub struct StatusLine {
     ticker: Option<JoinHandle<()>>,
 }
 
+fn dumb() -> bool {
+    std::env::var("TERM").is_ok_and(|t| t == "dumb")
+}
+
 impl StatusLine {
     /// The status area on stdout, or None when stdout is not a terminal
     /// (or TERM is dumb).
     pub fn on_stdout() -> Option<StatusLine> {
         let term = Term::stdout();
-        if !term.is_term() || std::env::var("TERM").is_ok_and(|t| t == "dumb") {
+        if !term.is_term() || dumb() {
             return None;
         }
-        Some(StatusLine::on(Box::new(Writer::stdout(term)), true))
+        Some(StatusLine::on(Box::new(Writer::on(Box::new(std::io::stdout()), term)), true))
+    }
+
+    /// The same on stderr.
+    pub fn on_stderr() -> Option<StatusLine> {
+        let term = Term::stderr();
+        if !term.is_term() || dumb() {
+            return None;
+        }
+        Some(StatusLine::on(Box::new(Writer::on(Box::new(std::io::stderr()), term)), true))
     }
 
     /// The status area on `term`; with `tick`, a thread redraws it.

@@ -25,6 +25,7 @@ pub use json::JsonLines;
 pub use lines::visible_text;
 pub use notices::problems_count_line;
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -32,7 +33,7 @@ use console::Style;
 
 use crate::emitter::EventSink;
 use crate::events::{Event, EventKind, Outcome, PhaseState, Stream};
-use crate::record::decode_data;
+use crate::record::data_bytes;
 use format::{ImageAction, Paint};
 use lines::LineAssembler;
 use live::StatusLine;
@@ -112,6 +113,14 @@ impl Renderer {
         r
     }
 
+    /// The same view on stderr (the pre-push hook, whose stderr git leaves
+    /// on the user's terminal); plain on stderr when it is not a terminal.
+    pub fn live_on_stderr(opts: RenderOptions) -> Renderer {
+        let mut r = Renderer::new(Box::new(std::io::stderr()), opts);
+        r.live = StatusLine::on_stderr();
+        r
+    }
+
     fn paint(&self) -> Paint {
         Paint { color: self.opts.color }
     }
@@ -177,20 +186,23 @@ impl Renderer {
     fn job_line(&mut self, job: &str, line: String, output: bool) {
         if output {
             let keep = self.tally.excerpt_lines.unwrap_or(tally::TAIL_LINES);
-            self.view(job).remember_tail(line.clone(), keep);
+            self.view(job).remember_tail(&line, keep);
         }
         if !self.shown(job) {
             return;
         }
         if self.opts.quiet {
-            self.view(job).hold(line);
+            self.view(job).hold(&line);
         } else {
             self.write_safe_line(&line);
         }
     }
 
+    /// A chunk of a command's output: its whole lines go out (or are held
+    /// under `-q`) as they are found, each written straight into the
+    /// event's buffer; nothing is allocated per line (a job printing
+    /// millions of lines made this the run's most expensive step).
     fn output(&mut self, job: &str, n: u32, stream: Stream, bytes: &[u8], flush: bool) {
-        let assembled = self.lines.push((job.to_string(), n, stream), bytes, flush);
         let mark = match stream {
             Stream::Stdout => "|",
             Stream::Stderr => "!",
@@ -200,30 +212,52 @@ impl Renderer {
         // each carry a continuation prefix, so the job column stays readable.
         let width = self.tally.width;
         let room = self.live.as_ref().map(|l| l.cols().saturating_sub(width + 3).max(20));
-        for text in assembled.lines {
-            let pieces = match room {
-                Some(room) if text.len() > room => lines::wrap(&text, room),
-                _ => vec![text],
-            };
-            for (i, piece) in pieces.into_iter().enumerate() {
-                let piece = self.safe(&piece);
-                let body = match stream {
-                    Stream::Stderr => self.style(Style::new().yellow()).apply_to(piece).to_string(),
-                    Stream::Stdout => piece,
-                };
-                let line = if i == 0 {
-                    format!("{prefix}{body}")
-                } else {
-                    let cont = self.style(Style::new().dim()).apply_to("↳");
-                    format!("{:w$} {cont} {body}", "", w = width)
-                };
-                self.job_line(job, line, true);
+        let keep = self.tally.excerpt_lines.unwrap_or(tally::TAIL_LINES);
+        let (shown, quiet, color) = (self.shown(job), self.opts.quiet, self.opts.color);
+        let yellow = match stream {
+            Stream::Stderr => Some(self.style(Style::new().yellow())),
+            Stream::Stdout => None,
+        };
+        let cont = format!("{:width$} {} ", "", self.style(Style::new().dim()).apply_to("↳"));
+        let Renderer { lines, tally, buf, .. } = self;
+        let view = tally.view(job, color);
+        let mut line = String::new();
+        let mut piece_out = |lead: &str, piece: &str| {
+            line.clear();
+            line.push_str(lead);
+            let piece = sanitize::for_terminal_cow(piece, color);
+            match &yellow {
+                Some(style) => {
+                    let _ = write!(line, "{}", style.apply_to(&*piece));
+                }
+                None => line.push_str(&piece),
             }
-        }
+            view.remember_tail(&line, keep);
+            if !shown {
+                return;
+            }
+            if quiet {
+                view.hold(&line);
+            } else {
+                buf.extend_from_slice(line.as_bytes());
+                buf.push(b'\n');
+            }
+        };
+        let pending = lines.push_each((job.to_string(), n, stream), bytes, flush, |raw| {
+            let text = lines::visible(raw);
+            match room {
+                Some(room) if text.len() > room => {
+                    for (i, piece) in lines::wrap(&text, room).iter().enumerate() {
+                        piece_out(if i == 0 { &prefix } else { &cont }, piece);
+                    }
+                }
+                _ => piece_out(&prefix, &text),
+            }
+        });
         // A partial line that a tool keeps redrawing with `\r` (a progress
         // bar) shows on the status line instead of flooding the screen.
         if let Some(l) = &self.live {
-            l.set_segment(job, &assembled.pending);
+            l.set_segment(job, &pending);
         }
     }
 
@@ -349,8 +383,7 @@ impl Renderer {
             at,
             last_exit: v.failed_cmd.as_ref().map(|f| (f.cmd.clone(), f.exit)),
         });
-        let held = std::mem::take(&mut v.held);
-        let dropped = std::mem::take(&mut v.held_dropped);
+        let (held, dropped) = v.held.take();
         if self.shown(job) && (!quiet || failed) {
             if dropped > 0 {
                 let note = format!("… {dropped} earlier lines of :{job} not shown (quire-ci logs shows them all)");
@@ -435,8 +468,8 @@ impl EventSink for Renderer {
             }
             EventKind::JobStart {} => self.job_start(&job),
             EventKind::ShStart { cmd, .. } => self.sh_start(&job, cmd),
-            EventKind::Stdout { n, .. } => self.output(&job, *n, Stream::Stdout, &decode_data(&ev.kind), false),
-            EventKind::Stderr { n, .. } => self.output(&job, *n, Stream::Stderr, &decode_data(&ev.kind), false),
+            EventKind::Stdout { n, .. } => self.output(&job, *n, Stream::Stdout, &data_bytes(&ev.kind), false),
+            EventKind::Stderr { n, .. } => self.output(&job, *n, Stream::Stderr, &data_bytes(&ev.kind), false),
             EventKind::ShExit { n, exit, signal, duration_ms } => {
                 self.sh_exit(&job, *n, *exit, signal.as_deref(), *duration_ms)
             }

@@ -11,6 +11,8 @@
 //! (`^G`), C1 controls as U+FFFD. Must not know about: where the text
 //! comes from or how it is laid out.
 
+use std::borrow::Cow;
+
 /// SGR parameters that are dropped even with colour on: 8 conceals the
 /// text that follows (a FAILED line, the summary).
 const CONCEAL: u32 = 8;
@@ -19,9 +21,34 @@ const CONCEAL: u32 = 8;
 /// are kept; a line left with an attribute on ends with a reset, so a
 /// job's colour never bleeds into quire-ci's own lines.
 pub fn for_terminal(text: &str, colour: bool) -> String {
-    if !text.chars().any(is_special) {
-        return text.to_string();
+    for_terminal_cow(text, colour).into_owned()
+}
+
+/// [`for_terminal`], borrowed when there is nothing to change (nearly every
+/// line of output): the streaming path allocates nothing for it.
+pub fn for_terminal_cow(text: &str, colour: bool) -> Cow<'_, str> {
+    if !maybe_special(text.as_bytes()) {
+        return Cow::Borrowed(text);
     }
+    Cow::Owned(rewrite(text, colour))
+}
+
+/// Whether `bytes` may hold a [`is_special`] character: an ASCII control
+/// other than tab, DEL, or 0xC2 (the lead byte of every C1 control, and of
+/// some harmless characters: those take the slow path for nothing). Folded
+/// without an early exit so it runs over whole blocks at a time.
+fn maybe_special(bytes: &[u8]) -> bool {
+    let hit = |c: u8| (c < 0x20 && c != b'\t') | (c == 0x7f) | (c == 0xc2);
+    let mut blocks = bytes.chunks_exact(64);
+    for block in &mut blocks {
+        if block.iter().fold(false, |acc, &c| acc | hit(c)) {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&c| hit(c))
+}
+
+fn rewrite(text: &str, colour: bool) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut kept_sgr = false;
@@ -58,6 +85,8 @@ pub fn for_terminal(text: &str, colour: bool) -> String {
     out
 }
 
+/// The rule `maybe_special` is a fast superset of (kept for its test).
+#[cfg(test)]
 fn is_special(c: char) -> bool {
     (c < ' ' && c != '\t') || c == '\x7f' || ('\u{80}'..='\u{9f}').contains(&c)
 }
@@ -149,7 +178,26 @@ fn safe_sgr(params: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::for_terminal;
+    use super::{for_terminal, is_special, maybe_special};
+
+    #[test]
+    fn the_fast_check_finds_every_special_character() {
+        // Every character up to U+0800 (all one- and two-byte forms), alone
+        // and at every position of a block boundary.
+        for c in (0u32..0x800).filter_map(char::from_u32) {
+            let alone = c.to_string();
+            if is_special(c) {
+                assert!(maybe_special(alone.as_bytes()), "{c:?} missed");
+                for at in [0, 1, 63, 64, 100] {
+                    let text = format!("{}{c}{}", "x".repeat(at), "y".repeat(70));
+                    assert!(maybe_special(text.as_bytes()), "{c:?} at {at} missed");
+                }
+            } else if !maybe_special(alone.as_bytes()) {
+                assert_eq!(for_terminal(&alone, true), alone);
+            }
+        }
+        assert!(!maybe_special("plain text, tabs\tand ünïcödé €".repeat(9).as_bytes()));
+    }
 
     #[test]
     fn osc_title_and_clipboard_writes_are_dropped_whole() {

@@ -26,8 +26,7 @@ pub struct JobView {
     pub colour: Style,
     /// Output lines of the job, kept for `-q` (printed if it fails): the
     /// last HELD_LINES of them, and how many earlier ones were let go.
-    pub held: VecDeque<String>,
-    pub held_dropped: usize,
+    pub held: Held,
     /// The last lines of the current (or last) command.
     pub tail: VecDeque<String>,
     /// The last command that exited non-zero.
@@ -97,8 +96,7 @@ impl Tally {
                 job.to_string(),
                 JobView {
                     colour,
-                    held: VecDeque::new(),
-                    held_dropped: 0,
+                    held: Held::default(),
                     tail: VecDeque::new(),
                     failed_cmd: None,
                     summary: None,
@@ -118,26 +116,84 @@ impl Tally {
 
 impl JobView {
     /// Remembers an output line among the command's last lines.
-    pub fn remember_tail(&mut self, line: String, keep: usize) {
-        self.tail.push_back(line);
+    pub fn remember_tail(&mut self, line: &str, keep: usize) {
+        if keep == 0 {
+            return;
+        }
+        // The line let go lends its allocation to the new one: a command
+        // printing millions of lines allocates nothing here.
+        let mut slot = if self.tail.len() >= keep { self.tail.pop_front().unwrap_or_default() } else { String::new() };
+        slot.clear();
+        slot.push_str(line);
+        self.tail.push_back(slot);
         while self.tail.len() > keep {
             self.tail.pop_front();
         }
     }
 
     /// Holds a line under `-q` until the job's outcome is known.
-    pub fn hold(&mut self, line: String) {
-        self.held.push_back(line);
-        if self.held.len() > HELD_LINES {
-            self.held.pop_front();
-            self.held_dropped += 1;
+    pub fn hold(&mut self, line: &str) {
+        self.held.push(line);
+    }
+}
+
+/// The last [`HELD_LINES`] lines of a job, in one buffer (one allocation
+/// per job, not one per line), and how many earlier ones were let go.
+#[derive(Default)]
+pub struct Held {
+    /// Each line followed by `\n` (held lines never contain one).
+    text: String,
+    /// Bytes at the start of `text` already let go.
+    dead: usize,
+    /// Where each held line ends in `text` (after its `\n`), oldest first.
+    ends: VecDeque<usize>,
+    pub dropped: usize,
+}
+
+impl Held {
+    pub fn push(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.text.push('\n');
+        self.ends.push_back(self.text.len());
+        if self.ends.len() > HELD_LINES {
+            self.dead = self.ends.pop_front().unwrap_or(0);
+            self.dropped += 1;
+            // Compact once half the buffer is let go: amortised, each byte
+            // moves a bounded number of times.
+            if self.dead > 64 * 1024 && self.dead * 2 > self.text.len() {
+                self.text.drain(..self.dead);
+                self.ends.iter_mut().for_each(|e| *e -= self.dead);
+                self.dead = 0;
+            }
         }
+    }
+
+    /// The held lines, oldest first, and how many were let go; empties it.
+    pub fn take(&mut self) -> (Vec<String>, usize) {
+        let held = std::mem::take(self);
+        let lines = held.text[held.dead..].split_terminator('\n').map(str::to_string).collect();
+        (lines, held.dropped)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_keeps_the_last_lines_and_counts_the_rest() {
+        let mut h = Held::default();
+        let n = HELD_LINES * 3 + 7;
+        for i in 0..n {
+            h.push(&format!("line {i} {}", "x".repeat(i % 40)));
+        }
+        let (lines, dropped) = h.take();
+        assert_eq!(dropped, n - HELD_LINES);
+        assert_eq!(lines.len(), HELD_LINES);
+        assert_eq!(lines[0], format!("line {} {}", n - HELD_LINES, "x".repeat((n - HELD_LINES) % 40)));
+        assert_eq!(lines[HELD_LINES - 1], format!("line {} {}", n - 1, "x".repeat((n - 1) % 40)));
+        assert_eq!(h.take(), (Vec::new(), 0), "taken: empty again");
+    }
 
     #[test]
     fn jobs_keep_the_order_first_seen_and_the_widest_id() {
@@ -154,11 +210,12 @@ mod tests {
         let mut t = Tally::default();
         let v = t.view("a", false);
         for i in 0..HELD_LINES + 7 {
-            v.hold(i.to_string());
-            v.remember_tail(i.to_string(), TAIL_LINES);
+            v.hold(&i.to_string());
+            v.remember_tail(&i.to_string(), TAIL_LINES);
         }
-        assert_eq!(v.held.len(), HELD_LINES);
-        assert_eq!(v.held_dropped, 7);
+        let (held, dropped) = v.held.take();
+        assert_eq!(held.len(), HELD_LINES);
+        assert_eq!(dropped, 7);
         assert_eq!(v.tail.len(), TAIL_LINES);
         assert_eq!(v.tail.back().map(String::as_str), Some((HELD_LINES + 6).to_string().as_str()));
     }

@@ -21,11 +21,16 @@ impl Tmux {
     /// front of it (e.g. `NO_COLOR=1`). The pane prints `__DONE__ <code>`
     /// when the binary exits.
     pub fn quire(name: &str, repo: &Repo, env: &str, args: &str) -> Tmux {
+        Tmux::shell(name, repo, env, &format!("{} {args}", bin().display()))
+    }
+
+    /// Runs `command` (e.g. `git push`, which runs the installed hook) as
+    /// [`Tmux::quire`] runs quire-ci: same terminal, same environment.
+    pub fn shell(name: &str, repo: &Repo, env: &str, command: &str) -> Tmux {
         super::require_docker();
         let cmd = format!(
-            "cd {} && env -i PATH=\"$PATH\" HOME=\"$HOME\" TERM=xterm-256color ${{DOCKER_HOST:+DOCKER_HOST=$DOCKER_HOST}} LC_ALL=C.UTF-8 GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null QUIRE_CI_IMAGE={IMAGE} QUIRE_CI_NO_CACHE=1 {env} {} {args}; echo __DONE__ $?; sleep 600",
+            "cd {} && env -i PATH=\"$PATH\" HOME=\"$HOME\" TERM=xterm-256color ${{DOCKER_HOST:+DOCKER_HOST=$DOCKER_HOST}} LC_ALL=C.UTF-8 GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null QUIRE_CI_IMAGE={IMAGE} QUIRE_CI_NO_CACHE=1 {env} {command}; echo __DONE__ $?; sleep 600",
             repo.path().display(),
-            bin().display()
         );
         let socket = format!("quire-ci-tty-{}-{name}", std::process::id());
         let t = Tmux { socket };

@@ -29,7 +29,12 @@ const SIZE: usize = 256 * 1024;
 
 /// A committed repository with ci.fnl and [`FILES`] data files.
 fn repo() -> Repo {
-    let mut repo = Repo::new().ci(CI);
+    with_data(Repo::new())
+}
+
+/// `repo` with ci.fnl and [`FILES`] data files, committed.
+fn with_data(repo: Repo) -> Repo {
+    let mut repo = repo.ci(CI);
     for i in 0..FILES {
         // Distinct bytes per file, so nothing is deduplicated anywhere.
         let data: Vec<u8> = (0..SIZE).map(|j| ((i * 31 + j * 7) % 251) as u8).collect();
@@ -183,4 +188,26 @@ fn docker_tty_upload_shows_a_row_with_bytes_and_files_while_it_lasts() {
     assert!(done.contains(&format!("t | {FILES}")), "{done}");
     // The row went when the upload ended: not in the scrollback.
     assert!(!done.contains("uploading the snapshot"), "the upload's row stayed:\n{done}");
+}
+
+/// The pre-push hook on a terminal: git leaves the hook's stderr on it, so
+/// the hook draws the live view there, the upload's row included.
+#[test]
+fn docker_tty_push_shows_the_upload_row_on_stderr() {
+    let repo = with_data(Repo::new().with_remote());
+    repo.quire(&["hook", "install"]).run().status(0);
+    let hold = Hold::start(repo.scratch(), upload);
+    let env = format!("DOCKER_HOST={}", hold.docker_host());
+    let tmux = Tmux::shell("push", &repo, &env, "git push -q origin main");
+    let screen = tmux.wait_until("the upload's row", LIMIT, |s| {
+        s.lines().any(|l| l.contains("uploading the snapshot into /work · ") && l.contains(" file"))
+    });
+    assert!(has_spinner(&screen), "{screen}");
+    hold.release();
+    let done = tmux.wait_for("__DONE__", LIMIT);
+    assert!(done.contains("__DONE__ 0"), "the push was refused:\n{done}");
+    assert!(done.contains(&format!("t | {FILES}")), "{done}");
+    assert!(!done.contains("uploading the snapshot"), "the upload's row stayed:\n{done}");
+    let pushed = repo.git(&["ls-remote", "origin", "refs/heads/main"]);
+    assert!(!pushed.trim().is_empty(), "the remote has no main");
 }
