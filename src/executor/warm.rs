@@ -25,8 +25,9 @@ use tokio::task::JoinHandle;
 use crate::engine::{self, Engine, EngineError, RunContainer, RunContainerSpec};
 use crate::events::{EventKind, Level};
 
-/// How long removing the warm container may hold up watch's exit; past it
-/// the container is left to the next run's orphan reaper.
+/// How long watch's exit waits for a warm container still being made (to
+/// hand it to a remover), or for its removal when no remover can be
+/// started; past it the container is left to the next run's orphan reaper.
 pub const DISCARD_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The warm slot watch shares with each run it starts (a [`RunRequest`]
@@ -157,9 +158,10 @@ impl Warm {
         slot.ready = Some(Pending { fit, engine, task });
     }
 
-    /// On watch's exit: removes the warm container (waiting for one still
-    /// being made) and waits for earlier removals, for at most
-    /// [`DISCARD_DEADLINE`] in all. What is left then is the orphan reaper's.
+    /// On watch's exit: hands the warm container to a detached remover
+    /// (waiting for one still being made), as earlier removals were, for at
+    /// most [`DISCARD_DEADLINE`] in all. What is left then is the orphan
+    /// reaper's.
     pub fn discard(&self, rt: &Handle) {
         let removals = {
             let mut slot = self.0.borrow_mut();
@@ -184,10 +186,26 @@ impl Warm {
     }
 
     fn remove_later(&self, rt: &Handle, engine: Engine, c: RunContainer) {
-        let r = rt.spawn(async move {
-            let _ = tokio::time::timeout(DISCARD_DEADLINE, engine.remove(&c)).await;
-        });
+        let r = rt.spawn(async move { remove(&engine, &c).await });
         self.0.borrow_mut().removing.push(r);
+    }
+}
+
+/// Removes a warm container once it is made (off the run's path).
+fn spawn_discard(rt: &Handle, p: Pending) -> JoinHandle<()> {
+    rt.spawn(async move {
+        if let Ok(Ok(c)) = p.task.await {
+            remove(&p.engine, &c).await;
+        }
+    })
+}
+
+/// Hands the container to a detached remover (src/executor/remover.rs), so
+/// neither a run nor watch's exit waits for the engine; removes it here,
+/// bounded, only when no remover can be started.
+async fn remove(engine: &Engine, c: &RunContainer) {
+    if super::remover::hand_off(Some(engine), std::slice::from_ref(&c.id)).is_err() {
+        let _ = tokio::time::timeout(DISCARD_DEADLINE, engine.remove(c)).await;
     }
 }
 
@@ -207,15 +225,6 @@ fn notice(claimed: Result<&RunContainer, &Missed>) -> EventKind {
 
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
-}
-
-/// Removes a warm container once it is made (off the run's path).
-fn spawn_discard(rt: &Handle, p: Pending) -> JoinHandle<()> {
-    rt.spawn(async move {
-        if let Ok(Ok(c)) = p.task.await {
-            let _ = tokio::time::timeout(DISCARD_DEADLINE, p.engine.remove(&c)).await;
-        }
-    })
 }
 
 /// A container taken for a run, and its rename under way.
