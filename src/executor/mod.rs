@@ -156,8 +156,8 @@ impl<'r> Run<'r> {
                 None => u.help("check that the runs directory (--out, default <git-dir>/quire-ci/runs) is writable and its disk has room"),
             }
         })?;
-        let record_error = WriteError::default();
-        events.borrow_mut().add_sink(Box::new(RecordSink { record, error: record_error.clone() }));
+        let (sink, record_error) = RecordSink::start(record);
+        events.borrow_mut().add_sink(Box::new(sink));
         Ok(Run { rt, run_id, dir, events: events.clone(), record_error, cancel: req.cancel.clone() })
     }
 
@@ -378,7 +378,7 @@ impl<'r> Run<'r> {
     /// `run-end`, then the sinks finish. A run interrupted before its end
     /// (even in its teardown, after its last job passed) is not green.
     fn end(&self, outcome: &RunOutcome, started: Instant) -> RunStatus {
-        if let Some(e) = self.record_error.borrow_mut().take() {
+        if let Some(e) = self.record_error.take() {
             self.warn("record-write-failed", e);
         }
         // An infrastructure error carries its code and help, so the one
