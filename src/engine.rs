@@ -883,7 +883,9 @@ impl Engine {
             }
             // A container handed to a remover that is still at it is not
             // left behind, though its owner (a run that ended) is gone.
-            if owner::judge(&labels, &me, &owner::ProcHost) == Verdict::Orphan && !owner::remover_alive(&id) {
+            if owner::judge(&labels, &me, &owner::ProcHost) == Verdict::Orphan
+                && !owner::remover_alive(&id, &self.endpoint)
+            {
                 let name = c
                     .names
                     .and_then(|n| n.into_iter().next())

@@ -142,15 +142,18 @@ pub fn judge(labels: &HashMap<String, String>, me: &Owner, procs: &impl Processe
 }
 
 /// The first argument of a detached remover (src/executor/remover.rs):
-/// `quire-ci __remove-containers ID...`.
+/// `quire-ci __remove-containers ENDPOINT ID...`.
 pub const REMOVER_ARG: &str = "__remove-containers";
 
-/// Is a detached remover that was handed container `id` alive (in our pid
-/// namespace)? A run hands its container to one and exits at once, so for
-/// a moment the container's owner is gone while its removal is under way:
-/// not an orphan. Reads every process's command line: called only for a
-/// container already judged an orphan.
-pub fn remover_alive(id: &str) -> bool {
+/// Is a detached remover that was handed container `id` on `endpoint` (or
+/// on the engine its environment selects, `-`) alive in our pid namespace?
+/// A run hands its container to one and exits at once, so for a moment the
+/// container's owner is gone while its removal is under way: not an
+/// orphan. A remover that reaches the engine another way (a socket that
+/// has gone, a relay) may be stuck retrying: its container is reaped.
+/// Reads every process's command line: called only for a container
+/// already judged an orphan.
+pub fn remover_alive(id: &str, endpoint: &str) -> bool {
     if !proc_is_mine() {
         return false;
     }
@@ -161,7 +164,9 @@ pub fn remover_alive(id: &str) -> bool {
         }
         let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { return false };
         let mut args = cmdline.split(|b| *b == 0);
-        args.nth(1) == Some(REMOVER_ARG.as_bytes()) && args.any(|a| a == id.as_bytes())
+        args.nth(1) == Some(REMOVER_ARG.as_bytes())
+            && args.next().is_some_and(|e| e == b"-" || e == endpoint.as_bytes())
+            && args.any(|a| a == id.as_bytes())
     })
 }
 
@@ -364,6 +369,30 @@ mod tests {
         assert_eq!(judge(&old, &me(), &above(|p, s| p == 1 && s.is_none())), Verdict::Keep);
         assert_eq!(judge(&old, &me(), &above(|_, _| false)), Verdict::Orphan);
         assert_eq!(judge(&old, &me(), &here(|_, _| false)), Verdict::Keep);
+    }
+
+    #[test]
+    fn a_remover_protects_its_container_only_on_the_same_engine() {
+        // A process whose command line is a remover's: `sh __remove-containers
+        // ENDPOINT ID` (the script file is named so), sleeping.
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(REMOVER_ARG), "sleep 30\n").expect("script");
+        let id = format!("{:064x}", std::process::id());
+        let mut child = std::process::Command::new("sh")
+            .current_dir(dir.path())
+            .args([REMOVER_ARG, "unix:///run/a.sock", &id])
+            .spawn()
+            .expect("spawn sh");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !remover_alive(&id, "unix:///run/a.sock") {
+            assert!(std::time::Instant::now() < deadline, "the remover's command line was not seen");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!remover_alive(&id, "unix:///run/other.sock"), "a remover on another endpoint");
+        assert!(!remover_alive(&format!("{:064x}", 1), "unix:///run/a.sock"), "another container");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(!remover_alive(&id, "unix:///run/a.sock"), "a dead remover");
     }
 
     #[test]

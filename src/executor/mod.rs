@@ -101,8 +101,9 @@ pub fn execute(rt: &tokio::runtime::Handle, mut req: RunRequest) -> RunOutcome {
         Ok(run) => run,
         Err(e) => return unrecorded(RunError::Infra(e)),
     };
-    run.start_event(&prep, &selected, link.take_notices());
+    run.start_event(&prep, &selected, link.take_notices(rt));
     let mut outcome = run.go(&mut link, &mut req, prep, selected);
+    run.notices(link.rest(rt));
     outcome.status = run.end(&outcome, started);
     outcome
 }
@@ -174,6 +175,14 @@ impl<'r> Run<'r> {
         let mut e = self.events.borrow_mut();
         e.emit(None, kind);
         for n in link_notices.into_iter().chain(prep.notices.iter().cloned()) {
+            e.emit(None, n);
+        }
+    }
+
+    /// Notices that came in the course of the run (the reaping's, late).
+    fn notices(&self, notices: Vec<EventKind>) {
+        let mut e = self.events.borrow_mut();
+        for n in notices {
             e.emit(None, n);
         }
     }

@@ -2,7 +2,7 @@
 //! to delete a container's copy of a large tree (24.8 s for 50,000 files),
 //! and a run's outcome must not wait for that: the container is handed to
 //! a detached remover, this same binary run again as
-//! `quire-ci __remove-containers ID...` — in a session of its own (a Ctrl-C
+//! `quire-ci __remove-containers ENDPOINT ID...` — in a session of its own (a Ctrl-C
 //! on the terminal does not reach it), with no stdin, stdout or stderr (a
 //! caller reading quire-ci's output to its end is not held up by it) —
 //! which removes them (forced: whatever still runs is killed, with their
@@ -33,12 +33,15 @@ pub const SUBCOMMAND: &str = crate::engine::owner::REMOVER_ARG;
 /// leaves is the next run's reaper's.
 pub const REMOVE_DEADLINE: Duration = Duration::from_secs(300);
 
-/// Hands containers to a detached remover and returns at once. Give full
-/// ids (`RunContainer::id`): a reaper recognizes a container whose removal
-/// is under way by its full id on a remover's command line. With `engine`, the remover reaches that same engine (a socket
-/// endpoint is passed as `DOCKER_HOST`; otherwise it selects the engine
-/// from the same environment, as the caller did). `Err` when no remover
-/// could be started: the caller removes them itself.
+/// Hands containers to a detached remover and returns at once: `quire-ci
+/// __remove-containers ENDPOINT ID...`. Give full ids (`RunContainer::id`):
+/// a reaper that reaches the same ENDPOINT knows a container whose removal
+/// is under way by its full id on a remover's command line
+/// (`engine::owner::remover_alive`). With `engine`, the remover reaches
+/// that same engine (a socket endpoint is passed as `DOCKER_HOST`;
+/// otherwise it selects the engine from the same environment, as the
+/// caller did); without, ENDPOINT is `-`. `Err` when no remover could be
+/// started: the caller removes them itself.
 pub fn hand_off(engine: Option<&Engine>, ids: &[String]) -> std::io::Result<()> {
     if ids.is_empty() {
         return Ok(());
@@ -50,7 +53,7 @@ pub fn hand_off(engine: Option<&Engine>, ids: &[String]) -> std::io::Result<()> 
         _ => std::env::current_exe()?,
     };
     let mut cmd = Command::new(exe);
-    cmd.arg0("quire-ci").arg(SUBCOMMAND).args(ids);
+    cmd.arg0("quire-ci").arg(SUBCOMMAND).arg(engine.map(Engine::endpoint).unwrap_or("-")).args(ids);
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     if let Some(endpoint) = engine.map(Engine::endpoint).filter(|e| e.starts_with("unix://")) {
         cmd.env("DOCKER_HOST", endpoint).env_remove("DOCKER_CONTEXT");
@@ -80,6 +83,9 @@ pub fn main_if_asked() -> Option<i32> {
     if args.next()? != SUBCOMMAND {
         return None;
     }
+    // The engine's endpoint is for reapers to read; the connection is made
+    // from the environment the caller gave.
+    let _endpoint = args.next();
     let ids: Vec<String> = args.filter_map(|a| a.into_string().ok()).collect();
     Some(remove_all(&ids))
 }

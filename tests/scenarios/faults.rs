@@ -639,7 +639,7 @@ fn remover_of(container: &str) -> Option<i32> {
         let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         let is_remover = args.get(1).is_some_and(|a| *a == b"__remove-containers");
-        let has = args.iter().skip(2).any(|a| a.starts_with(container.as_bytes()));
+        let has = args.iter().skip(3).any(|a| a.starts_with(container.as_bytes()));
         (is_remover && has).then_some(pid)
     })
 }
