@@ -211,3 +211,46 @@ fn docker_tty_push_shows_the_upload_row_on_stderr() {
     let pushed = repo.git(&["ls-remote", "origin", "refs/heads/main"]);
     assert!(!pushed.trim().is_empty(), "the remote has no main");
 }
+
+/// The teardown's stop: `POST /containers/…/kill?signal=SIGTERM`.
+fn stop(request: &[u8]) -> bool {
+    request.starts_with(b"POST ") && request.windows(20).any(|w| w == b"/kill?signal=SIGTERM")
+}
+
+/// `-v` says every step of the run once it ended, with its time; the
+/// upload's with its bytes and the tree's file count. Without `-v`, none.
+#[test]
+fn docker_verbose_prints_each_step_with_its_time() {
+    let repo = repo();
+    let out = repo.quire(&["--color", "never", "-v", "run"]).docker().run();
+    out.status(0).assert_clean();
+    for step in ["snapshot", "evaluate", "engine", "image", "create", "start", "upload", "jobs", "teardown", "record"] {
+        let lines: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with(&format!("phase {step} "))).collect();
+        assert_eq!(lines.len(), 1, "one line for {step}:\n{}", out.stdout);
+        let time = lines[0].split(' ').nth(2).unwrap_or_default();
+        assert!(time.ends_with("ms") || time.ends_with('s'), "{step} with its time: {:?}", lines[0]);
+    }
+    let upload = out.stdout.lines().find(|l| l.starts_with("phase upload ")).unwrap_or_default();
+    assert!(upload.ends_with(&format!(" MiB · {} files", FILES + 1)), "{upload:?}");
+    // The steps come in the order they end: the jobs before the teardown.
+    let at = |s: &str| out.stdout.find(&format!("phase {s} ")).unwrap_or(usize::MAX);
+    assert!(at("upload") < at("jobs") && at("jobs") < at("teardown"), "{}", out.stdout);
+    let plain = repo.quire(&["--color", "never", "run"]).docker().run();
+    plain.status(0).stdout_lacks("phase ");
+}
+
+#[test]
+fn docker_tty_teardown_shows_a_row_while_the_container_stops() {
+    let repo = repo();
+    let hold = Hold::start(repo.scratch(), stop);
+    let tmux = Tmux::quire("teardown", &repo, &format!("DOCKER_HOST={}", hold.docker_host()), "run");
+    let screen =
+        tmux.wait_until("the teardown's row", LIMIT, |s| s.lines().any(|l| l.contains("stopping the container")));
+    assert!(hold.holding.load(Ordering::SeqCst), "the row came while the stop was held:\n{screen}");
+    assert!(screen.contains("ok t "), "after the jobs:\n{screen}");
+    assert!(!screen.contains("run succeeded"), "before the summary:\n{screen}");
+    hold.release();
+    let done = tmux.wait_for("__DONE__", LIMIT);
+    assert!(done.contains("__DONE__ 0"), "the run failed:\n{done}");
+    assert!(!done.contains("stopping the container"), "the teardown's row stayed:\n{done}");
+}
