@@ -159,7 +159,8 @@ pub fn report_outcome(ctx: &Context, outcome: &RunOutcome, drawn: bool) {
         }
         None => {}
     }
-    if ctx.verbose {
+    // The summary names the record; -v says where it is when nothing drew one.
+    if ctx.verbose && !shown {
         if let Some(dir) = &outcome.dir {
             eprintln!("quire-ci: run record: {}", dir.display());
         }

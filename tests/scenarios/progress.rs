@@ -235,6 +235,9 @@ fn docker_verbose_prints_each_step_with_its_time() {
     // The steps come in the order they end: the jobs before the teardown.
     let at = |s: &str| out.stdout.find(&format!("phase {s} ")).unwrap_or(usize::MAX);
     assert!(at("upload") < at("jobs") && at("jobs") < at("teardown"), "{}", out.stdout);
+    // The record is named once (the summary's line), -v or not.
+    let dir = out.rec().dir().display().to_string();
+    out.once_on_stdout(&format!("record: {dir}"));
     let plain = repo.quire(&["--color", "never", "run"]).docker().run();
     plain.status(0).stdout_lacks("phase ");
 }
