@@ -11,6 +11,7 @@
 
 mod auth;
 mod error;
+mod inbox;
 pub mod owner;
 mod ping;
 pub mod select;
@@ -34,6 +35,7 @@ use futures_util::StreamExt;
 pub use crate::events::Stream;
 pub use error::EngineError;
 use error::{message_of, status_of, transport_failure};
+pub use inbox::{Delivery, Inbox};
 use owner::{Owner, Verdict, LABEL_KEEP, LABEL_REPO, LABEL_RUN};
 pub use select::SelectEnv;
 use select::Tls;
@@ -188,6 +190,10 @@ pub struct RunContainerSpec {
     pub network: Option<String>,
     /// `--keep`: label it so that no later quire-ci reaps it as an orphan.
     pub keep: bool,
+    /// Made to receive the snapshot on its stdin before it keeps alive
+    /// (src/engine/inbox.rs): attach with [`Engine::open_inbox`] before the
+    /// start.
+    pub receive: bool,
 }
 
 /// A created and started run container.
@@ -594,14 +600,21 @@ impl Engine {
         };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            cmd: Some(vec!["sh".to_string(), "-c".to_string(), KEEP_ALIVE.to_string()]),
+            cmd: Some(if spec.receive {
+                ["sh", "-c", inbox::RECEIVE, "quire-ci", KEEP_ALIVE].map(str::to_string).to_vec()
+            } else {
+                vec!["sh".to_string(), "-c".to_string(), KEEP_ALIVE.to_string()]
+            }),
             entrypoint: Some(vec![]),
             working_dir: Some(WORKDIR.to_string()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(labels),
-            attach_stdin: Some(false),
-            attach_stdout: Some(false),
-            attach_stderr: Some(false),
+            // A receiving container's stdin is open until the snapshot is in.
+            open_stdin: Some(spec.receive),
+            stdin_once: Some(spec.receive),
+            attach_stdin: Some(spec.receive),
+            attach_stdout: Some(spec.receive),
+            attach_stderr: Some(spec.receive),
             tty: Some(false),
             host_config: Some(host_config),
             ..Default::default()

@@ -171,6 +171,13 @@ fn environment(roff: &mut Roff, cmd: &clap::Command, path: &[String]) {
             "Set to 0 to keep no container ready between runs (by default watch holds a started container of the last run's image, so the next run skips creating and starting one).",
         );
     }
+    if about(path, &["run", "watch", "hook pre-push"]) {
+        entry(
+            roff,
+            vec![bold("QUIRE_CI_UPLOAD")],
+            "Set to archive to send the snapshot through the engine's archive endpoint instead of the new container's own stdin (see docs/engine.md, Upload).",
+        );
+    }
     if about(path, &["run", "watch", "hook pre-push", "doctor"]) {
         entry(roff, vec![bold("DOCKER_HOST")], "The engine's address (unix://, tcp://, ssh://); when set it wins over contexts, as for docker. See docs/engine.md.");
         entry(roff, vec![bold("DOCKER_CONTEXT")], "The docker context to use when DOCKER_HOST is not set.");

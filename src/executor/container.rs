@@ -17,7 +17,7 @@ use super::phase::Phase;
 use super::remover;
 use super::request::{cache_volume_name, RunRequest};
 use crate::emitter::Emitter;
-use crate::engine::{Engine, EngineError, ExecSpec, RunContainer, RunContainerSpec};
+use crate::engine::{Delivery, Engine, EngineError, ExecSpec, Inbox, RunContainer, RunContainerSpec};
 use crate::events::{EventKind, Level, RunStatus, Stream};
 use crate::snapshot::Snapshot;
 
@@ -41,6 +41,36 @@ pub(super) struct Lease {
     /// slot (src/executor/warm.rs; then `fill` does not start it), and the
     /// `-v` notice that says so.
     warm: Option<super::warm::Claim>,
+    /// Made to take the snapshot on its stdin (src/engine/inbox.rs).
+    receives: bool,
+}
+
+/// Set to `archive` to send every snapshot through the engine's archive
+/// endpoint, never the container's stdin (docs/engine.md, "Upload").
+pub const UPLOAD_ENV: &str = "QUIRE_CI_UPLOAD";
+
+fn receives_on_stdin() -> bool {
+    std::env::var(UPLOAD_ENV).map_or(true, |v| v != "archive")
+}
+
+/// Why the snapshot did not go in.
+enum Unsent {
+    /// It could not be read (a fresh tar of it, for the second way in).
+    Snapshot(String),
+    Engine(EngineError),
+}
+
+/// The `-v` notice (`upload-archive`) when the container could not unpack
+/// the snapshot itself and the engine's archive endpoint took it instead.
+fn archive_notice(why: &str) -> EventKind {
+    EventKind::Notice {
+        level: Level::Info,
+        code: "upload-archive".into(),
+        message: format!(
+            "the container could not unpack the snapshot itself ({why}); sent it through the engine's archive endpoint"
+        ),
+        help: None,
+    }
 }
 
 /// Why the container could not be made ready for the jobs.
@@ -70,11 +100,16 @@ impl Lease {
             ..RunContainerSpec::default()
         };
         let warm = req.warm.as_ref().map(|w| w.claim(rt, engine, &spec));
-        let container = match warm.as_ref().and_then(|w| w.container.clone()) {
-            Some(c) => c,
-            None => rt
-                .block_on(engine.create_stopped_run_container(&spec))
-                .map_err(|e| UserError::from_diagnostic(&e, Some("cannot create the run's container")))?,
+        let (container, receives) = match warm.as_ref().and_then(|w| w.container.clone()) {
+            Some(c) => (c, false),
+            None => {
+                let receive = receives_on_stdin() && rt.block_on(engine.runs_as_root(image));
+                let spec = RunContainerSpec { receive, ..spec };
+                let c = rt
+                    .block_on(engine.create_stopped_run_container(&spec))
+                    .map_err(|e| UserError::from_diagnostic(&e, Some("cannot create the run's container")))?;
+                (c, receive)
+            }
         };
         if let Ok(mut live) = req.live_container.lock() {
             *live = Some(container.id.clone());
@@ -88,6 +123,7 @@ impl Lease {
             live: req.live_container.clone(),
             removed: false,
             warm,
+            receives,
         })
     }
 
@@ -102,20 +138,26 @@ impl Lease {
         emitter: &Rc<RefCell<Emitter>>,
     ) -> Result<(), NotReady> {
         let failed = |m: String| NotReady::Failed(UserError::new("quire_ci::container::setup", m));
-        // The snapshot goes in while the container starts: the engine takes an
-        // archive into a created container, and the two overlap. Links that
-        // climb out of the repository are made afterwards, by `ln -s` (the
-        // engine's unpacker refuses them), so they arrive as git stores them.
+        // The snapshot goes in while the container starts: through its own
+        // stdin when it was made to receive it (src/engine/inbox.rs), else
+        // through the engine's archive endpoint. Links that climb out of the
+        // repository are made afterwards, by `ln -s` (the engine's unpacker
+        // refuses them), so they arrive as git stores them.
         let outside =
             snapshot.links_out_of_tree().map_err(|e| failed(format!("cannot read the snapshot's links: {e}")))?;
-        let tar = if outside.is_empty() {
-            snapshot.tar_reader()
-        } else {
-            snapshot.without_paths(&outside.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()).tar_reader()
-        }
-        .map_err(|e| failed(format!("cannot stream the snapshot: {e}")))?;
-        // Counted as the engine takes it: `phase upload` progress (upload.rs).
-        let (tar, counts) = super::upload::counted(tar);
+        let tar = || {
+            if outside.is_empty() {
+                snapshot.tar_reader()
+            } else {
+                snapshot.without_paths(&outside.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()).tar_reader()
+            }
+            .map_err(|e| format!("cannot stream the snapshot: {e}"))
+        };
+        let first = tar().map_err(failed)?;
+        let inbox = match self.receives {
+            true => self.rt.block_on(self.engine.open_inbox(&self.container)).ok(),
+            false => None,
+        };
         let (start, upload) = (Phase::start(emitter, "start"), Phase::start(emitter, "upload"));
         let (started, uploaded) = self.rt.block_on(async {
             tokio::join!(
@@ -126,7 +168,7 @@ impl Lease {
                 },
                 async {
                     let r = tokio::select! {
-                        r = counts.during(self.engine.upload(&self.container, tar), emitter) => Some(r),
+                        r = self.send(inbox, first, tar, req.verbose, emitter) => Some(r),
                         _ = req.cancel.wait() => None,
                     };
                     upload.end(emitter);
@@ -145,7 +187,8 @@ impl Lease {
         }
         match uploaded {
             None => Err(NotReady::Canceled),
-            Some(Err(e)) => {
+            Some(Err(Unsent::Snapshot(m))) => Err(failed(m)),
+            Some(Err(Unsent::Engine(e))) => {
                 // The engine refusing the archive is not the container dying: it
                 // is running (it just started), and the message says what failed.
                 if let EngineError::ContainerDied { reason, .. } = &e {
@@ -157,6 +200,32 @@ impl Lease {
                 .and_then(|()| upload_dotgit(&self.rt, &self.engine, req, snapshot, git_ref, run_id, &self.container))
                 .map_err(failed),
         }
+    }
+
+    /// Sends the snapshot (`first`, a tar of it) into /work: through the
+    /// container's stdin when `inbox` is open, else — or when the container
+    /// could not take it that way — through the engine's archive endpoint
+    /// (with a fresh tar from `again`). Counted as it goes: `phase upload`
+    /// progress (upload.rs).
+    async fn send<R: std::io::Read + Send + 'static>(
+        &self,
+        inbox: Option<Inbox>,
+        first: R,
+        again: impl Fn() -> Result<R, String>,
+        verbose: bool,
+        emitter: &Rc<RefCell<Emitter>>,
+    ) -> Result<(), Unsent> {
+        let (tar, counts) = super::upload::counted(first);
+        let Some(inbox) = inbox else {
+            return counts.during(self.engine.upload(&self.container, tar), emitter).await.map_err(Unsent::Engine);
+        };
+        match counts.during(inbox.deliver(tar), emitter).await.map_err(Unsent::Engine)? {
+            Delivery::Received => return Ok(()),
+            Delivery::Refused(why) if verbose => emitter.borrow_mut().emit(None, archive_notice(&why)),
+            Delivery::Refused(_) => {}
+        }
+        let (tar, counts) = super::upload::counted(again().map_err(Unsent::Snapshot)?);
+        counts.during(self.engine.upload(&self.container, tar), emitter).await.map_err(Unsent::Engine)
     }
 
     /// Starts the container, unless it came started from the warm slot.

@@ -149,7 +149,7 @@ impl Warm {
             return;
         }
         let Some((engine, spec)) = slot.last.clone() else { return };
-        let spec = RunContainerSpec { run_id: warm_id(), ..spec };
+        let spec = RunContainerSpec { run_id: warm_id(), receive: false, ..spec };
         let fit = Fit::of(&engine, &spec);
         let task = rt.spawn({
             let engine = engine.clone();

@@ -1066,3 +1066,43 @@ impl Test {
         cmd.run()
     }
 }
+
+/// An image of [`IMAGE`] whose `sh` (and, with `gnu_tar`, `tar`) are the
+/// host's dash and GNU tar with their libraries: busybox's own `sh` runs its
+/// applets whatever PATH says, so only another shell can lack `tar` or run a
+/// different one. Without `gnu_tar` the image has no `tar` at all. Built once
+/// per process (the tag says which); returns the tag.
+pub fn image_with_host_shell(gnu_tar: bool) -> String {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let tag = format!("quire-ci-test/dash-{}:latest", if gnu_tar { "gnu-tar" } else { "no-tar" });
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if built.contains(&tag) {
+        return tag;
+    }
+    require_docker();
+    let ctx = tempfile::tempdir().expect("tempdir");
+    let root = ctx.path().join("root");
+    let mut tools = vec![("/usr/bin/dash", "bin/sh")];
+    if gnu_tar {
+        tools.push(("/usr/bin/tar", "bin/tar"));
+    }
+    for (host, inside) in &tools {
+        let to = root.join(inside);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(host, &to).unwrap_or_else(|e| panic!("copying {host}: {e}"));
+        // Each library at the path the loader looks for it (ldd's right column).
+        for line in sh_ok(Command::new("ldd").arg(host)).lines() {
+            let lib = line.split("=>").last().unwrap_or("").split_whitespace().next().unwrap_or("");
+            if lib.starts_with('/') {
+                let to = root.join(lib.trim_start_matches('/'));
+                std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+                std::fs::copy(lib, &to).unwrap_or_else(|e| panic!("copying {lib}: {e}"));
+            }
+        }
+    }
+    let dockerfile = format!("FROM {IMAGE}\nRUN rm -f /bin/sh /bin/tar\nCOPY root/ /\n");
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
+    sh_ok(Command::new("docker").args(["build", "-q", "-t", &tag]).arg(ctx.path()));
+    built.push(tag.clone());
+    tag
+}

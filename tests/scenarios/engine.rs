@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use quire_ci::engine::{
-    Engine, EngineError, ExecOutcome, ExecSpec, PullPolicy, RunContainer, RunContainerSpec, Stream,
+    Delivery, Engine, EngineError, ExecOutcome, ExecSpec, Inbox, PullPolicy, RunContainer, RunContainerSpec, Stream,
 };
 
 use crate::harness::{require_docker, wait_for, IMAGE};
@@ -326,6 +326,55 @@ async fn docker_upload_reader_error_is_reported_not_hung() {
         }
         other => panic!("expected ArchiveRead, got {other:?}"),
     }
+}
+
+/// A container made to receive the snapshot on stdin, attached and started.
+async fn receiving(e: &Engine, run: &str) -> (RunContainer, Guard, Inbox) {
+    let c = e
+        .create_stopped_run_container(&RunContainerSpec { receive: true, ..spec(run) })
+        .await
+        .unwrap_or_else(|e| panic!("create: {e}"));
+    let g = Guard(c.id.clone());
+    let inbox = e.open_inbox(&c).await.unwrap_or_else(|e| panic!("attach: {e}"));
+    e.start_run_container(&c).await.unwrap_or_else(|e| panic!("start: {e}"));
+    (c, g, inbox)
+}
+
+#[tokio::test]
+async fn docker_inbox_takes_a_large_stream_and_the_container_keeps_running() {
+    let e = engine().await;
+    assert!(e.runs_as_root(IMAGE).await);
+    let (c, _g, inbox) = receiving(&e, "inbox").await;
+    let data: Vec<u8> = (0..32 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let tar = tar_of(&[("big.bin", &data, 0o644), ("run.sh", b"echo ran\n", 0o755)], &[("link", "big.bin")]);
+    let got = tokio::time::timeout(LIMIT, inbox.deliver(std::io::Cursor::new(tar))).await.expect("delivered in time");
+    assert_eq!(got.ok(), Some(Delivery::Received));
+    let (r, out) = run(&e, &c, "wc -c < link && ls -l run.sh && sh run.sh").await;
+    assert_eq!(r.ok().map(|o| o.exit), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with(&format!("{}\n-rwxr-xr-x", 32 * 1024 * 1024)) && stdout.ends_with("ran\n"), "{stdout}");
+    // The keep-alive took over: a stop is not ignored by PID 1.
+    let started = Instant::now();
+    sh(Command::new("docker").args(["stop", "-t", "30", &c.id]));
+    assert!(started.elapsed() < Duration::from_secs(20), "stop waited for the timeout: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn docker_inbox_reader_error_is_reported_not_a_refusal() {
+    let e = engine().await;
+    let (c, _g, inbox) = receiving(&e, "inboxbreaks").await;
+    let mut tar = tar_of(&[("a.bin", &[7u8; 4096], 0o644)], &[]);
+    tar.truncate(512 + 1000);
+    match tokio::time::timeout(LIMIT, inbox.deliver(Breaks(std::io::Cursor::new(tar)))).await {
+        Ok(Err(EngineError::ArchiveRead { source, .. })) => {
+            assert!(source.to_string().contains("vanished"), "{source}")
+        }
+        other => panic!("expected ArchiveRead, got {other:?}"),
+    }
+    // The archive endpoint still works on it (the second way in).
+    e.upload(&c, std::io::Cursor::new(tar_of(&[("b.txt", b"b\n", 0o644)], &[]))).await.expect("upload");
+    let (r, out) = run(&e, &c, "cat b.txt").await;
+    assert_eq!((r.ok().map(|o| o.exit), text(&out.stdout)), (Some(0), "b\n".to_string()));
 }
 
 #[tokio::test]

@@ -239,6 +239,91 @@ fn docker_snapshot_is_the_worktree_as_git_sees_it() {
     assert_eq!(r.run_log()[0]["dirty"], true);
 }
 
+/// A repository whose tree is awkward to unpack: a path past 100 bytes (a
+/// GNU long-name entry in the tar), names with non-ASCII letters and
+/// spaces, an empty file, an executable, a link; and a job that lists
+/// /work (name, mode, size, owner, and a file's mtime and contents).
+fn awkward_repo() -> Repo {
+    let long = format!("{}/{}.txt", "d".repeat(60), "f".repeat(60));
+    let list = r#"find . | sort | while read -r f; do
+  if [ -L "$f" ]; then echo "$f -> $(readlink "$f")"
+  elif [ -d "$f" ]; then stat -c '%n %a %U' "$f"
+  else stat -c '%n %a %s %U %Y' "$f"; cat "$f"; fi
+done
+"#;
+    let repo = Repo::with_ci(&ci("(ci.job :t [:quire/push] (fn [{: sh}] {:list (. (sh \"sh list.sh\") :stdout)}))"))
+        .file("list.sh", list)
+        .file(&long, "long\n")
+        .file("café/naïve file.txt", "accents\n")
+        .file("empty", "")
+        .file("bin/run.sh", "#!/bin/sh\necho ran\n");
+    sh_ok(Command::new("chmod").arg("+x").arg(repo.path().join("bin/run.sh")));
+    std::os::unix::fs::symlink("../empty", repo.path().join("bin/link")).expect("symlink");
+    repo.committed()
+}
+
+fn listing_of(r: &crate::harness::Output<'_>) -> String {
+    r.job_end("t")["outputs"]["list"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn docker_the_snapshot_unpacks_alike_through_busybox_tar_gnu_tar_and_the_engines_archive_endpoint() {
+    // The container's own tar takes the snapshot on its stdin
+    // (src/engine/inbox.rs); QUIRE_CI_UPLOAD=archive sends it through the
+    // engine's archive endpoint. /work must come out the same.
+    let gnu = crate::harness::image_with_host_shell(true);
+    let (repo, mut seen) = (awkward_repo(), Vec::new());
+    for (image, upload) in [(IMAGE, "stdin"), (gnu.as_str(), "stdin"), (IMAGE, "archive")] {
+        let r = repo.quire(&["run", "-v"]).docker().env("QUIRE_CI_IMAGE", image).env("QUIRE_CI_UPLOAD", upload).run();
+        r.status(0);
+        // Neither tar refused it: no second upload.
+        assert!(!r.stderr.contains("upload-archive") && !r.stdout.contains("archive endpoint"), "{}", r.stdout);
+        seen.push((image.to_string(), upload, listing_of(&r)));
+    }
+    let first = &seen[0].2;
+    for needle in ["ff.txt 644 5 root", "long\n", "./café/naïve file.txt 644 8 root", "accents\n", "./empty 644 0 root"]
+    {
+        assert!(first.contains(needle), "{needle:?} in\n{first}");
+    }
+    assert!(first.contains("./bin/run.sh 755 19 root") && first.contains("./bin/link -> ../empty"), "{first}");
+    for (image, upload, listing) in &seen[1..] {
+        assert_eq!(listing, first, "{image} through {upload} differs from {} through stdin", seen[0].0);
+    }
+}
+
+#[test]
+fn docker_an_image_without_tar_gets_the_snapshot_through_the_archive_endpoint() {
+    let image = crate::harness::image_with_host_shell(false);
+    let repo = awkward_repo();
+    let r = repo.quire(&["run", "-v"]).docker().env("QUIRE_CI_IMAGE", &image).run();
+    r.status(0);
+    let out = &r.stdout;
+    let said = "could not unpack the snapshot itself (tar exited 127: quire-ci: 1: tar: not found); \
+                sent it through the engine's archive endpoint";
+    assert!(out.contains(said), "{out}");
+    let notices: Vec<_> =
+        r.run_log().into_iter().filter(|e| e["kind"] == "notice" && e["code"] == "upload-archive").collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(listing_of(&r).contains("./café/naïve file.txt 644 8 root"), "{}", listing_of(&r));
+}
+
+#[test]
+fn docker_an_image_with_a_user_gets_root_owned_files_as_the_engine_writes_them() {
+    // The engine's archive endpoint writes as root whatever USER says; a
+    // tar run as the image's user could not, so such an image is not sent
+    // the snapshot on stdin at all.
+    let ctx = tempfile::tempdir().expect("tempdir");
+    let tag = format!("quire-ci-test/user-1000:{}", std::process::id());
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {IMAGE}\nUSER 1000\n")).expect("Dockerfile");
+    sh_ok(Command::new("docker").args(["build", "-q", "-t", &tag]).arg(ctx.path()));
+    let repo = awkward_repo();
+    let r = repo.quire(&["run", "-v"]).docker().env("QUIRE_CI_IMAGE", &tag).run();
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    r.status(0);
+    assert!(!r.stdout.contains("archive endpoint"), "no refusal: it was never asked\n{}", r.stdout);
+    assert!(listing_of(&r).contains("./empty 644 0 root"), "{}", listing_of(&r));
+}
+
 // ---- output: binary, large, handed between jobs -----------------------------
 
 #[test]
