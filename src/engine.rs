@@ -834,22 +834,6 @@ impl Engine {
         }
     }
 
-    /// Asks the container to stop and does not wait for it: SIGTERM to its
-    /// keep-alive (pid 1), whose trap exits at once; when pid 1 exits, the
-    /// kernel SIGKILLs everything else in the container. The engine answers
-    /// as soon as the signal is sent (a SIGKILL request waits until the
-    /// container is dead), so this is the cheap first half of a teardown;
-    /// the removal (force: SIGKILL for whatever still runs) follows, off
-    /// the user's clock. Gone, or not running, counts as done.
-    pub async fn signal_stop(&self, container: &RunContainer) -> Result<(), EngineError> {
-        let options = KillContainerOptionsBuilder::default().signal("SIGTERM").build();
-        match self.docker.kill_container(&container.id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(e) if matches!(status_of(&e), Some(404) | Some(409)) => Ok(()),
-            Err(e) => Err(EngineError::api(format!("stopping container {}", container.name), e)),
-        }
-    }
-
     /// Cancel: SIGKILL first, so every exec stream ends now, then remove.
     pub async fn kill(&self, container: &RunContainer) -> Result<(), EngineError> {
         let options = KillContainerOptionsBuilder::default().signal("SIGKILL").build();

@@ -14,8 +14,9 @@
 //! refusal is not an error: the caller uploads through the archive
 //! endpoint instead (src/executor/container.rs). Only images that run as
 //! root receive this way (the archive endpoint writes as root whatever the
-//! image's USER, and a non-root tar could not), and only containers not yet
-//! started (watch's ready one is running: it takes the archive endpoint).
+//! image's USER, and a non-root tar could not). Watch's ready container is
+//! attached before its start too, and its `tar` waits on that stdin for
+//! the next change's snapshot (src/executor/warm.rs).
 //!
 //! Owns: the receiving command and the attach. Must not know about: the
 //! snapshot's contents, events.

@@ -21,8 +21,8 @@ use crate::engine::{Delivery, Engine, EngineError, ExecSpec, Inbox, RunContainer
 use crate::events::{EventKind, Level, RunStatus, Stream};
 use crate::snapshot::Snapshot;
 
-/// How long stopping the run's container may take (and removing it, when
-/// no detached remover can be started): an engine that accepts the request
+/// How long removing the run's container here may take (when no detached
+/// remover can be started): an engine that accepts the request
 /// and never answers (frozen, overloaded) must not keep a canceled run, or
 /// a finished one, from ending.
 const TEARDOWN_DEADLINE: Duration = Duration::from_secs(10);
@@ -49,7 +49,7 @@ pub(super) struct Lease {
 /// endpoint, never the container's stdin (docs/engine.md, "Upload").
 pub const UPLOAD_ENV: &str = "QUIRE_CI_UPLOAD";
 
-fn receives_on_stdin() -> bool {
+pub(super) fn receives_on_stdin() -> bool {
     std::env::var(UPLOAD_ENV).map_or(true, |v| v != "archive")
 }
 
@@ -154,9 +154,10 @@ impl Lease {
             .map_err(|e| format!("cannot stream the snapshot: {e}"))
         };
         let first = tar().map_err(failed)?;
-        let inbox = match self.receives {
-            true => self.rt.block_on(self.engine.open_inbox(&self.container)).ok(),
-            false => None,
+        let inbox = match (&self.warm, self.receives) {
+            (Some(w), _) if w.container.is_some() => w.take_inbox(),
+            (_, true) => self.rt.block_on(self.engine.open_inbox(&self.container)).ok(),
+            (_, false) => None,
         };
         let (start, upload) = (Phase::start(emitter, "start"), Phase::start(emitter, "upload"));
         let (started, uploaded) = self.rt.block_on(async {
@@ -237,11 +238,11 @@ impl Lease {
     }
 
     /// Tears the container down (or, with `--keep`, says how to enter it),
-    /// after `container-end`: the container is told to stop (a signal the
-    /// engine does not wait on) and its removal, which for a large tree
-    /// takes the engine seconds, is handed to a detached remover
-    /// (src/executor/remover.rs), so the run ends without waiting for it.
-    /// Only when no remover can be started is it removed here.
+    /// after `container-end`: its removal (forced: it stops what still
+    /// runs), which for a large tree takes the engine seconds, is handed to
+    /// a detached remover (src/executor/remover.rs), so the run ends
+    /// without waiting for the engine at all. Only when no remover can be
+    /// started is it stopped and removed here.
     pub fn remove(mut self, emitter: &Rc<RefCell<Emitter>>) {
         self.removed = true;
         if self.keep {
@@ -250,17 +251,10 @@ impl Lease {
             let phase = Phase::start(emitter, "teardown");
             let result = self.tear_down();
             phase.end(emitter);
-            if let Err((e, handed)) = result {
+            if let Err(e) = result {
                 let name = &self.container.name;
                 let by_hand = self.engine.chosen().docker_command(&["rm", "-f", name]);
-                let help = if handed {
-                    format!(
-                        "a background quire-ci removes it once the engine answers (it tries for {} minutes; after that, the next quire-ci run removes it), or: {by_hand}",
-                        remover::REMOVE_DEADLINE.as_secs() / 60
-                    )
-                } else {
-                    format!("the next quire-ci run removes it once the engine answers again (or: {by_hand})")
-                };
+                let help = format!("the next quire-ci run removes it once the engine answers again (or: {by_hand})");
                 let kind = EventKind::Notice {
                     level: Level::Warning,
                     code: "teardown-failed".into(),
@@ -273,22 +267,16 @@ impl Lease {
         self.clear_live();
     }
 
-    /// Stop (bounded: a frozen engine must not hold the run), then the
-    /// removal handed off; without a remover, removed here. The error says
-    /// what failed, and whether a remover has it.
-    fn tear_down(&self) -> Result<(), (String, bool)> {
-        let stopped = self.rt.block_on(async {
-            match tokio::time::timeout(TEARDOWN_DEADLINE, self.engine.signal_stop(&self.container)).await {
-                Ok(r) => r.map_err(|e| format!("stopping it: {e}")),
-                Err(_) => {
-                    Err(format!("stopping it: the engine did not answer within {} s", TEARDOWN_DEADLINE.as_secs()))
-                }
-            }
-        });
-        match remover::hand_off(Some(&self.engine), std::slice::from_ref(&self.container.id)) {
-            Ok(()) => stopped.map_err(|e| (e, true)),
-            Err(_) => self.remove_now().map_err(|e| (e, false)),
+    /// Hands the container to a detached remover, whose forced removal
+    /// also stops whatever still runs in it: nothing here waits on the
+    /// engine. Only when no remover can be started is it removed here
+    /// (bounded: a frozen engine must not hold the run); the error says
+    /// what failed.
+    fn tear_down(&self) -> Result<(), String> {
+        if remover::hand_off(Some(&self.engine), std::slice::from_ref(&self.container.id)).is_ok() {
+            return Ok(());
         }
+        self.remove_now()
     }
 
     fn kept_notice(&self) -> EventKind {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use crate::engine::{self, Engine, EngineError, RunContainer, RunContainerSpec};
+use crate::engine::{self, Engine, EngineError, Inbox, RunContainer, RunContainerSpec};
 use crate::events::{EventKind, Level};
 
 /// How long watch's exit waits for a warm container still being made (to
@@ -52,8 +52,13 @@ struct Slot {
 struct Pending {
     fit: Fit,
     engine: Engine,
-    task: JoinHandle<Result<RunContainer, EngineError>>,
+    task: JoinHandle<Result<Made, EngineError>>,
 }
+
+/// A warm container made and started, and, when its image lets it receive
+/// the snapshot on stdin, its stdin held open for the run that takes it
+/// (src/engine/inbox.rs): `tar` in it waits for the snapshot.
+type Made = (RunContainer, Option<Inbox>);
 
 /// What must match for a run to take a warm container: the engine, the
 /// image (by name here, by id when taken) and every setting the container
@@ -103,12 +108,15 @@ impl Warm {
     /// made of.
     pub(super) fn claim(&self, rt: &Handle, engine: &Engine, spec: &RunContainerSpec) -> Claim {
         let took = self.take(rt, engine, spec);
-        let notice = notice(took.as_ref().map(|(c, _)| c));
+        let notice = notice(took.as_ref().map(|(c, _, _)| c));
         match took {
-            Ok((container, renaming)) => {
-                Claim { container: Some(container), renaming: RefCell::new(Some(renaming)), notice }
-            }
-            Err(_) => Claim { container: None, renaming: RefCell::new(None), notice },
+            Ok((container, renaming, inbox)) => Claim {
+                container: Some(container),
+                renaming: RefCell::new(Some(renaming)),
+                inbox: RefCell::new(inbox),
+                notice,
+            },
+            Err(_) => Claim { container: None, renaming: RefCell::new(None), inbox: RefCell::new(None), notice },
         }
     }
 
@@ -125,13 +133,13 @@ impl Warm {
             return Err(Missed::Changed);
         }
         let Pending { engine: made_on, task, .. } = ready;
-        let made = match rt.block_on(task) {
-            Ok(Ok(c)) => c,
+        let (made, inbox) = match rt.block_on(task) {
+            Ok(Ok(m)) => m,
             Ok(Err(e)) => return Err(Missed::Unusable(format!("making it failed: {e}"))),
             Err(e) => return Err(Missed::Unusable(format!("making it failed: {e}"))),
         };
         match rt.block_on(adopt(&made_on, &made, spec)) {
-            Ok(taken) => Ok(taken),
+            Ok((c, renaming)) => Ok((c, renaming, inbox)),
             Err(why) => {
                 self.remove_later(rt, made_on, made);
                 Err(Missed::Unusable(why))
@@ -149,11 +157,11 @@ impl Warm {
             return;
         }
         let Some((engine, spec)) = slot.last.clone() else { return };
-        let spec = RunContainerSpec { run_id: warm_id(), receive: false, ..spec };
+        let spec = RunContainerSpec { run_id: warm_id(), ..spec };
         let fit = Fit::of(&engine, &spec);
         let task = rt.spawn({
             let engine = engine.clone();
-            async move { engine.create_run_container(&spec).await }
+            async move { make(&engine, spec).await }
         });
         slot.ready = Some(Pending { fit, engine, task });
     }
@@ -191,10 +199,25 @@ impl Warm {
     }
 }
 
+/// Creates and starts a warm container; one that can receive the snapshot
+/// on stdin is attached first (if the attach fails, the snapshot goes
+/// through the archive endpoint; its `tar` waits on a stdin nobody writes,
+/// which harms nothing).
+async fn make(engine: &Engine, spec: RunContainerSpec) -> Result<Made, EngineError> {
+    let receive = super::container::receives_on_stdin() && engine.runs_as_root(&spec.image).await;
+    let c = engine.create_stopped_run_container(&RunContainerSpec { receive, ..spec }).await?;
+    let inbox = match receive {
+        true => engine.open_inbox(&c).await.ok(),
+        false => None,
+    };
+    engine.start_run_container(&c).await?;
+    Ok((c, inbox))
+}
+
 /// Removes a warm container once it is made (off the run's path).
 fn spawn_discard(rt: &Handle, p: Pending) -> JoinHandle<()> {
     rt.spawn(async move {
-        if let Ok(Ok(c)) = p.task.await {
+        if let Ok(Ok((c, _))) = p.task.await {
             remove(&p.engine, &c).await;
         }
     })
@@ -227,19 +250,27 @@ fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-/// A container taken for a run, and its rename under way.
-type Taken = (RunContainer, JoinHandle<Result<(), EngineError>>);
+/// A container taken for a run, its rename under way, and its stdin
+/// when it waits for the snapshot there.
+type Taken = (RunContainer, JoinHandle<Result<(), EngineError>>, Option<Inbox>);
 
 /// What a run's claim came to, for its lease.
 pub(super) struct Claim {
     /// The warm container, started, under the run's name (being renamed).
     pub container: Option<RunContainer>,
     renaming: RefCell<Option<JoinHandle<Result<(), EngineError>>>>,
+    /// Its stdin, where its `tar` waits for the snapshot (taken once).
+    inbox: RefCell<Option<Inbox>>,
     /// The `-v` notice: taken, or why not.
     pub notice: EventKind,
 }
 
 impl Claim {
+    /// The warm container's stdin, if the snapshot is to go in there.
+    pub fn take_inbox(&self) -> Option<Inbox> {
+        self.inbox.borrow_mut().take()
+    }
+
     /// Instead of a start (the container runs already): waits for its
     /// rename to the run's name, which goes on while the snapshot goes in.
     pub async fn ready(&self) -> Result<(), EngineError> {
@@ -255,7 +286,11 @@ impl Claim {
 /// names now (a rebuilt Dockerfile or a `--pull always` may have moved the
 /// tag); its rename to the run's name starts at once, in parallel, and is
 /// waited for by [`Claim::ready`].
-async fn adopt(engine: &Engine, made: &RunContainer, spec: &RunContainerSpec) -> Result<Taken, String> {
+async fn adopt(
+    engine: &Engine,
+    made: &RunContainer,
+    spec: &RunContainerSpec,
+) -> Result<(RunContainer, JoinHandle<Result<(), EngineError>>), String> {
     let name = engine::container_name(&spec.run_id);
     let renaming = tokio::spawn({
         let (engine, id, name) = (engine.clone(), made.id.clone(), name.clone());

@@ -243,11 +243,9 @@ fn docker_engine_gone_mid_run_is_container_died_exit_3_and_the_next_run_cleans_u
     let reason = died[0]["reason"].as_str().unwrap_or("").to_string();
     assert!(reason.starts_with("engine connection lost"), "{reason}");
     assert_eq!(f.job_status("after"), "skipped");
-    // It could not remove its container, and says what happens to it.
-    let notice: Vec<_> = f.run_log().into_iter().filter(|e| e["code"] == "teardown-failed").collect();
-    assert_eq!(notice.len(), 1, "one teardown-failed notice: {:?}", f.run_log());
-    assert!(f.terminal().contains("could not remove container"), "{}", f.terminal());
-    assert!(f.terminal().contains("the next quire-ci run removes it"), "{}", f.terminal());
+    // Its teardown handed the container to a background remover, which
+    // cannot reach the engine through the gone socket: still there.
+    assert!(!f.run_log().iter().any(|e| e["code"] == "teardown-failed"), "{:?}", f.run_log());
     assert_eq!(containers_of_run(&id).len(), 1, "the container should still be there");
     // With the engine back (here: asked directly), the next run reaps it.
     let next = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [] {}))\n");
