@@ -19,6 +19,7 @@
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::engine::Engine;
@@ -28,6 +29,10 @@ use crate::engine::Engine;
 /// knows a container still being removed by the remover's command line
 /// (`engine::owner::remover_alive`), so the ids are passed whole.
 pub const SUBCOMMAND: &str = crate::engine::owner::REMOVER_ARG;
+
+/// Set by [`main_if_asked`]: this process's binary, started again with
+/// [`SUBCOMMAND`], is a remover (quire-ci's own `main` asks first thing).
+static SERVES: AtomicBool = AtomicBool::new(false);
 
 /// How long a remover works before it gives up (a frozen engine); what it
 /// leaves is the next run's reaper's.
@@ -45,6 +50,12 @@ pub const REMOVE_DEADLINE: Duration = Duration::from_secs(300);
 pub fn hand_off(engine: Option<&Engine>, ids: &[String]) -> std::io::Result<()> {
     if ids.is_empty() {
         return Ok(());
+    }
+    // This binary run again must be a remover: not so for a program that
+    // uses the executor as a library (a test binary would take the ids for
+    // test names, run nothing and leave the containers).
+    if !SERVES.load(Ordering::Relaxed) {
+        return Err(std::io::Error::other("this program does not serve as a remover"));
     }
     // /proc/self/exe is this very binary even when its file was replaced or
     // deleted meanwhile (an upgrade during a run).
@@ -77,8 +88,10 @@ pub fn hand_off(engine: Option<&Engine>, ids: &[String]) -> std::io::Result<()> 
 
 /// When this process was started as a remover: removes the containers
 /// named on the command line and gives the exit code (0 when every one is
-/// gone). None otherwise.
+/// gone). None otherwise, and from then on this process hands removals to
+/// removers (a program that never calls this removes them itself).
 pub fn main_if_asked() -> Option<i32> {
+    SERVES.store(true, Ordering::Relaxed);
     let mut args = std::env::args_os().skip(1);
     if args.next()? != SUBCOMMAND {
         return None;

@@ -422,8 +422,7 @@ fn reaper_spares_a_live_run_across_namespaces(a_unshared: bool) {
     b_run.expect_code(0);
     // Other tests on the same engine leave orphans on purpose (killed runs),
     // and B may rightly reap those: only a line naming A's container counts.
-    let a_name: String =
-        a_id.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect();
+    let a_name = quire_ci::engine::container_name(&a_id);
     let a_reaped = b_run.terminal().lines().any(|l| l.contains("left behind") && l.contains(&a_name));
     assert!(!a_reaped, "B reaped a live run's container:\n{}", b_run.terminal());
     assert_eq!(containers_of_run(&a_id).len(), 1, "A's container is gone after B ran:\n{}", b_run.terminal());

@@ -29,6 +29,15 @@ fn pushed_image() -> String {
     name
 }
 
+/// Removes the pulled image once the run that pulled it (its record in
+/// `dir`) has no container left: the run's removal goes on in the
+/// background after it ends, and an image in use is not removed.
+fn forget(image: &str, dir: &std::path::Path) {
+    let run_id = dir.file_name().expect("a run directory").to_string_lossy().into_owned();
+    crate::harness::wait_no_container_of_run(&run_id);
+    sh_ok(Command::new("docker").args(["rmi", image]));
+}
+
 struct Collect(Rc<RefCell<Vec<Event>>>);
 
 impl EventSink for Collect {
@@ -48,8 +57,9 @@ fn docker_pull_progress_is_live_only() {
     let req =
         RunRequest { sinks: vec![Box::new(Collect(seen.clone()))], no_cache: true, ..RunRequest::new(repo.path()) };
     let outcome = run::execute(rt.handle(), req);
-    let _ = Command::new("docker").args(["rmi", &image]).output();
     assert_eq!(outcome.status, quire_ci::events::RunStatus::Succeeded, "{:?}", outcome.error);
+    let dir = outcome.dir.expect("a run directory");
+    forget(&image, &dir);
 
     let events = seen.borrow();
     let progress: Vec<&EventKind> =
@@ -69,7 +79,6 @@ fn docker_pull_progress_is_live_only() {
     assert_eq!(actions, ["pulling", "pulled"]);
 
     // The record keeps the start/end only.
-    let dir = outcome.dir.expect("a run directory");
     let log = std::fs::read_to_string(dir.join("log.jsonl")).expect("log.jsonl");
     assert!(!log.contains("image-progress"), "transient events were recorded:\n{log}");
     assert!(log.contains("\"action\":\"pulling\"") && log.contains("\"action\":\"pulled\""), "{log}");
@@ -82,9 +91,9 @@ fn docker_json_carries_pull_progress_and_the_record_does_not() {
         "(local ci (require :quire.ci))\n(ci.image {image:?})\n(ci.job :t [:quire/push] (fn [{{: sh}}] {{}}))\n"
     ));
     let out = repo.quire(&["run", "--json"]).docker().run();
-    let _ = Command::new("docker").args(["rmi", &image]).output();
     let text = out.stdout.clone();
     assert_eq!(out.code, Some(0), "{}", out.stderr.clone());
+    forget(&image, out.rec().dir());
     assert!(text.contains("\"action\":\"pulled\""), "{text}");
     // docs/log-format.md: `--json` carries the live view's pull progress
     // (issue 9); log.jsonl does not.
