@@ -79,6 +79,18 @@ fn containers_at(host: &str, run_id: &str) -> Vec<String> {
     out.split_whitespace().map(str::to_string).collect()
 }
 
+/// Waits until no container of `run_id` is left on the engine at `host`:
+/// a run hands its container to a background remover and exits, so it goes
+/// shortly after (within [`crate::harness::REMOVAL_LIMIT`]).
+fn wait_gone_at(host: &str, run_id: &str) {
+    crate::harness::wait_for(
+        &format!("the containers of run {run_id} on {host} to be removed"),
+        crate::harness::REMOVAL_LIMIT,
+        || containers_at(host, run_id).is_empty().then_some(()),
+        || format!("left: {:?}", containers_at(host, run_id)),
+    );
+}
+
 /// The line of the `--keep` message that is the command to enter the
 /// container, split into words (it has no quoting in these tests).
 fn kept_shell_command(f: &Output) -> Vec<String> {
@@ -205,7 +217,7 @@ fn current_context_lands_on_its_engine_and_docker_context_default_goes_back() {
     );
     let local = containers_of_run(&r.rec().run_id());
     assert_eq!(local.len(), 1, "DOCKER_CONTEXT=default must run on the local engine");
-    assert!(containers_at(&docker2_sock(), &r.rec().run_id()).is_empty());
+    wait_gone_at(&docker2_sock(), &r.rec().run_id());
     sh_ok(Command::new("docker").args(["rm", "-f", &local[0]]));
 
     // DOCKER_CONTEXT wins over currentContext, and doctor says which and why.
@@ -431,7 +443,7 @@ fn podman_run_with_secrets_and_doctor_naming_the_product() {
     r.status(0);
     assert!(r.terminal().contains("secret-ok"), "{}", r.terminal());
     assert!(!r.terminal().contains("s3cret"), "the secret must be redacted: {}", r.terminal());
-    assert!(containers_at(&podman_sock(), &r.rec().run_id()).is_empty(), "container left on podman");
+    wait_gone_at(&podman_sock(), &r.rec().run_id());
     let out = podman_cmd(&repo, config.path(), &["doctor"]).run();
     out.stdout_has("Podman Engine 4.").stdout_lacks("linux/amd64/debian");
 }
@@ -447,7 +459,7 @@ fn podman_ctrl_c_cancels_with_130_and_removes_the_container() {
     run.wait_for_output("started", LIMIT);
     run.signal("INT");
     let r = run.wait();
-    assert!(containers_at(&podman_sock(), &r.rec().run_id()).is_empty(), "container left on podman");
+    wait_gone_at(&podman_sock(), &r.rec().run_id());
     assert_eq!(r.rec().run_status(), "canceled");
     assert_eq!(r.rec().job_status("after"), "skipped");
 }
@@ -468,7 +480,7 @@ fn podman_container_killed_from_outside_is_container_died_exit_3() {
     assert_eq!(died.len(), 1, "{:?}", r.rec().run_log());
     assert_eq!(died[0]["reason"], "killed (exit 137)");
     assert_eq!(r.rec().job_status("after"), "skipped");
-    assert!(containers_at(&podman_sock(), &id).is_empty(), "container left on podman");
+    wait_gone_at(&podman_sock(), &id);
 }
 
 #[test]
@@ -487,7 +499,7 @@ fn podman_out_of_memory_under_memory_flag_is_container_died_oom_exit_3() {
     assert_eq!(died.len(), 1, "{:?}", r.rec().run_log());
     assert_eq!(died[0]["reason"], "oom-killed");
     assert_eq!(r.rec().job_status("after"), "skipped");
-    assert!(containers_at(&podman_sock(), &r.rec().run_id()).is_empty(), "container left on podman");
+    wait_gone_at(&podman_sock(), &r.rec().run_id());
 }
 
 #[test]
