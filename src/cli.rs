@@ -345,7 +345,7 @@ pub struct ListArgs {
 pub struct WatchArgs {
     /// Quiet period after the last change before a run starts, in milliseconds
     /// (a steady stream of changes still starts a run after 2 s, or 10× this if longer).
-    #[arg(long, value_name = "MS", env = "QUIRE_CI_WATCH_DEBOUNCE", default_value_t = 200)]
+    #[arg(long, value_name = "MS", env = "QUIRE_CI_WATCH_DEBOUNCE", default_value_t = 150)]
     pub debounce: u64,
 
     /// Clear the screen before each run.

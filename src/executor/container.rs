@@ -45,12 +45,13 @@ pub(super) struct Lease {
     receives: bool,
 }
 
-/// Set to `archive` to send every snapshot through the engine's archive
-/// endpoint, never the container's stdin (docs/engine.md, "Upload").
+/// Set to `stdin` to send the snapshot into a new container's own stdin
+/// (src/engine/inbox.rs) instead of through the engine's archive endpoint,
+/// the default (docs/engine.md, "Upload": why it is not the default yet).
 pub const UPLOAD_ENV: &str = "QUIRE_CI_UPLOAD";
 
 pub(super) fn receives_on_stdin() -> bool {
-    std::env::var(UPLOAD_ENV).map_or(true, |v| v != "archive")
+    std::env::var(UPLOAD_ENV).is_ok_and(|v| v == "stdin")
 }
 
 /// Why the snapshot did not go in.

@@ -371,7 +371,7 @@ fn split_list(s: &str) -> Vec<String> {
 /// `run`'s part of [`resolve`], for a command whose clap arguments are a
 /// `RunArgs` (the watch keys keep their defaults).
 pub fn resolve_run(repo: Option<&Path>, matches: &ArgMatches, given: &RunArgs) -> Result<Settings, Invalid> {
-    let watch = WatchArgs { debounce: 200, clear: false, run: given.clone() };
+    let watch = WatchArgs { debounce: 150, clear: false, run: given.clone() };
     resolve(repo, matches, &watch)
 }
 
