@@ -74,6 +74,21 @@ fn archive_notice(why: &str) -> EventKind {
     }
 }
 
+/// What a snapshot that did not go in comes to for the run.
+fn not_sent(unsent: Unsent, emitter: &Rc<RefCell<Emitter>>) -> NotReady {
+    match unsent {
+        Unsent::Snapshot(m) => NotReady::Failed(UserError::new("quire_ci::container::setup", m)),
+        Unsent::Engine(e) => {
+            // The engine refusing the archive is not the container dying: it
+            // is running (it just started), and the message says what failed.
+            if let EngineError::ContainerDied { reason, .. } = &e {
+                emitter.borrow_mut().emit(None, EventKind::ContainerDied { reason: reason.clone() });
+            }
+            NotReady::Failed(UserError::from_diagnostic(&e, Some("uploading the snapshot into /work failed")))
+        }
+    }
+}
+
 /// Why the container could not be made ready for the jobs.
 pub(super) enum NotReady {
     /// The run was canceled while the snapshot went in.
@@ -155,11 +170,7 @@ impl Lease {
             .map_err(|e| format!("cannot stream the snapshot: {e}"))
         };
         let first = tar().map_err(failed)?;
-        let inbox = match (&self.warm, self.receives) {
-            (Some(w), _) if w.container.is_some() => w.take_inbox(),
-            (_, true) => self.rt.block_on(self.engine.open_inbox(&self.container)).ok(),
-            (_, false) => None,
-        };
+        let inbox = self.inbox();
         let (start, upload) = (Phase::start(emitter, "start"), Phase::start(emitter, "upload"));
         let (started, uploaded) = self.rt.block_on(async {
             tokio::join!(
@@ -189,18 +200,22 @@ impl Lease {
         }
         match uploaded {
             None => Err(NotReady::Canceled),
-            Some(Err(Unsent::Snapshot(m))) => Err(failed(m)),
-            Some(Err(Unsent::Engine(e))) => {
-                // The engine refusing the archive is not the container dying: it
-                // is running (it just started), and the message says what failed.
-                if let EngineError::ContainerDied { reason, .. } = &e {
-                    emitter.borrow_mut().emit(None, EventKind::ContainerDied { reason: reason.clone() });
-                }
-                Err(NotReady::Failed(UserError::from_diagnostic(&e, Some("uploading the snapshot into /work failed"))))
-            }
+            Some(Err(unsent)) => Err(not_sent(unsent, emitter)),
             Some(Ok(())) => make_links(&self.rt, &self.engine, &self.container, &outside)
                 .and_then(|()| upload_dotgit(&self.rt, &self.engine, req, snapshot, git_ref, run_id, &self.container))
                 .map_err(failed),
+        }
+    }
+
+    /// The container's stdin, when the snapshot is to go in there: the warm
+    /// container's, held since it was made, or a new one's, attached now
+    /// (before its start). If the attach fails, the archive endpoint takes
+    /// the snapshot.
+    fn inbox(&self) -> Option<Inbox> {
+        match (&self.warm, self.receives) {
+            (Some(w), _) if w.container.is_some() => w.take_inbox(),
+            (_, true) => self.rt.block_on(self.engine.open_inbox(&self.container)).ok(),
+            (_, false) => None,
         }
     }
 
