@@ -136,11 +136,17 @@ pub const REMOVAL_LIMIT: Duration = Duration::from_secs(90);
 /// Waits until no container of run `run_id` is left (gone shortly after
 /// the run: see [`REMOVAL_LIMIT`]).
 pub fn wait_no_container_of_run(run_id: &str) {
+    wait_none_left(&format!("the containers of run {run_id}"), || containers_of_run(run_id));
+}
+
+/// Waits until `list` (the containers of some run, on some engine) is
+/// empty, for at most [`REMOVAL_LIMIT`]; `what` names them.
+pub fn wait_none_left(what: &str, list: impl Fn() -> Vec<String>) {
     wait_for(
-        &format!("the containers of run {run_id} to be removed"),
+        &format!("{what} to be removed"),
         REMOVAL_LIMIT,
-        || containers_of_run(run_id).is_empty().then_some(()),
-        || format!("left: {:?}", containers_of_run(run_id)),
+        || list().is_empty().then_some(()),
+        || format!("left: {:?}", list()),
     );
 }
 

@@ -83,12 +83,9 @@ fn containers_at(host: &str, run_id: &str) -> Vec<String> {
 /// a run hands its container to a background remover and exits, so it goes
 /// shortly after (within [`crate::harness::REMOVAL_LIMIT`]).
 fn wait_gone_at(host: &str, run_id: &str) {
-    crate::harness::wait_for(
-        &format!("the containers of run {run_id} on {host} to be removed"),
-        crate::harness::REMOVAL_LIMIT,
-        || containers_at(host, run_id).is_empty().then_some(()),
-        || format!("left: {:?}", containers_at(host, run_id)),
-    );
+    crate::harness::wait_none_left(&format!("the containers of run {run_id} on {host}"), || {
+        containers_at(host, run_id)
+    });
 }
 
 /// The line of the `--keep` message that is the command to enter the
