@@ -67,6 +67,66 @@ const EXEC_FRAMES_IN_FLIGHT: usize = 16;
 /// Frames already waiting are merged into chunks of up to this size.
 const EXEC_COALESCE_BYTES: usize = 256 * 1024;
 
+/// Passes an exec's frames on as they arrive, those already waiting merged
+/// (fewer, larger chunks for the log and the terminal). `recv_many` takes
+/// what is there without waiting for more. Never `try_recv` here: while a
+/// sender on another thread is mid-send it parks this thread on the same
+/// parker `block_on` sleeps on, and so can eat the wake-up `block_on` was
+/// sent — the run then hangs for good, Ctrl-C included.
+async fn relay_frames(
+    rx: &mut tokio::sync::mpsc::Receiver<(Stream, bytes::Bytes)>,
+    on_output: &mut impl FnMut(Stream, &[u8]),
+) {
+    let mut frames = Vec::with_capacity(EXEC_FRAMES_IN_FLIGHT);
+    let mut merged = Merge::default();
+    while rx.recv_many(&mut frames, EXEC_FRAMES_IN_FLIGHT).await > 0 {
+        for (stream, bytes) in frames.drain(..) {
+            merged.push(stream, bytes, on_output);
+        }
+        merged.flush(on_output);
+    }
+}
+
+/// Consecutive frames of one stream, joined into chunks of up to
+/// [`EXEC_COALESCE_BYTES`]. One buffer per exec, reused; a lone frame is
+/// passed on without a copy.
+#[derive(Default)]
+struct Merge {
+    stream: Option<Stream>,
+    first: Option<bytes::Bytes>,
+    joined: Vec<u8>,
+}
+
+impl Merge {
+    fn push(&mut self, stream: Stream, bytes: bytes::Bytes, out: &mut impl FnMut(Stream, &[u8])) {
+        if self.stream != Some(stream) || self.len() >= EXEC_COALESCE_BYTES {
+            self.flush(out);
+        }
+        self.stream = Some(stream);
+        match self.first.take() {
+            None if self.joined.is_empty() => self.first = Some(bytes),
+            None => self.joined.extend_from_slice(&bytes),
+            Some(first) => {
+                self.joined.extend_from_slice(&first);
+                self.joined.extend_from_slice(&bytes);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.first.as_ref().map_or(self.joined.len(), |f| f.len())
+    }
+
+    fn flush(&mut self, out: &mut impl FnMut(Stream, &[u8])) {
+        let Some(stream) = self.stream.take() else { return };
+        match self.first.take() {
+            Some(first) => out(stream, &first),
+            None => out(stream, &self.joined),
+        }
+        self.joined.clear();
+    }
+}
+
 /// A connected, version-negotiated engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -714,35 +774,7 @@ impl Engine {
                         }
                     }
                 });
-                // Frames already waiting on the same stream go out as one
-                // chunk: fewer, larger chunks for the log and the terminal.
-                // One buffer per exec, reused; a lone frame is not copied.
-                let mut chunk: Vec<u8> = Vec::new();
-                let mut next = rx.recv().await;
-                while let Some((stream, first)) = next.take() {
-                    let mut joined = false;
-                    while (if joined { chunk.len() } else { first.len() }) < EXEC_COALESCE_BYTES {
-                        match rx.try_recv() {
-                            Ok((s, more)) if s == stream => {
-                                if !joined {
-                                    chunk.clear();
-                                    chunk.extend_from_slice(&first);
-                                    joined = true;
-                                }
-                                chunk.extend_from_slice(&more);
-                            }
-                            Ok(other) => {
-                                next = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    on_output(stream, if joined { &chunk } else { &first });
-                    if next.is_none() {
-                        next = rx.recv().await;
-                    }
-                }
+                relay_frames(&mut rx, &mut on_output).await;
             }
             Ok(StartExecResults::Detached) => {}
             Err(e) => return Err(self.died_or(container, e, "starting an exec").await),
@@ -1268,6 +1300,90 @@ mod tests {
         is_send(e.create_run_container(r));
         is_send(e.kill(c));
         is_send(e.reap_orphans());
+    }
+
+    /// Consecutive frames of a stream come out joined, in order, never
+    /// across a change of stream, and a lone frame as it was.
+    #[test]
+    fn merged_frames_keep_their_order_and_their_stream() {
+        let frames = [
+            (Stream::Stdout, "a"),
+            (Stream::Stdout, "b"),
+            (Stream::Stderr, "c"),
+            (Stream::Stdout, "d"),
+            (Stream::Stdout, "e"),
+            (Stream::Stdout, "f"),
+        ];
+        let mut out: Vec<(Stream, String)> = Vec::new();
+        let mut keep = |s: Stream, b: &[u8]| out.push((s, String::from_utf8_lossy(b).into_owned()));
+        let mut merged = Merge::default();
+        for (s, b) in frames {
+            merged.push(s, bytes::Bytes::from(b), &mut keep);
+        }
+        merged.flush(&mut keep);
+        merged.flush(&mut keep);
+        let want = [(Stream::Stdout, "ab"), (Stream::Stderr, "c"), (Stream::Stdout, "def")];
+        assert_eq!(out, want.map(|(s, b)| (s, b.to_string())));
+
+        // A chunk grows to EXEC_COALESCE_BYTES, then the next one starts.
+        let frame = bytes::Bytes::from(vec![7u8; 32 * 1024]);
+        let mut sizes = Vec::new();
+        let mut merged = Merge::default();
+        for _ in 0..20 {
+            merged.push(Stream::Stdout, frame.clone(), &mut |_, b: &[u8]| sizes.push(b.len()));
+        }
+        merged.flush(&mut |_, b: &[u8]| sizes.push(b.len()));
+        assert_eq!(sizes, [EXEC_COALESCE_BYTES, EXEC_COALESCE_BYTES, 4 * 32 * 1024]);
+    }
+
+    /// Eight relays at once on a `block_on` thread, fed by senders on the
+    /// runtime's workers, as eight jobs streaming output are: every frame
+    /// arrives and the relays end. With `try_recv` in the relay this hung
+    /// (the thread parked while a sender was mid-send and took the wake-up
+    /// meant for `block_on`), so a hang is the failure this looks for.
+    #[test]
+    fn relays_under_block_on_with_senders_on_other_threads_never_hang() {
+        const RELAYS: usize = 8;
+        const FRAMES: usize = 40_000;
+        // The old relay hung in about half of the rounds.
+        const ROUNDS: usize = 6;
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            for _ in 0..ROUNDS {
+                let got = rt.block_on(async {
+                    let mut relays = futures_util::stream::FuturesUnordered::new();
+                    for _ in 0..RELAYS {
+                        let (tx, mut rx) = tokio::sync::mpsc::channel(EXEC_FRAMES_IN_FLIGHT);
+                        tokio::spawn(async move {
+                            for _ in 0..FRAMES {
+                                if tx.send((Stream::Stdout, bytes::Bytes::from_static(b"x"))).await.is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                        relays.push(async move {
+                            let mut got = 0;
+                            relay_frames(&mut rx, &mut |_, b: &[u8]| got += b.len()).await;
+                            got
+                        });
+                    }
+                    let mut total = 0;
+                    while let Some(n) = relays.next().await {
+                        total += n;
+                    }
+                    total
+                });
+                let _ = done_tx.send(got);
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        for round in 0..ROUNDS {
+            match done_rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                Ok(got) => assert_eq!(got, RELAYS * FRAMES, "round {round}"),
+                Err(_) => panic!("the relays hung in round {round}: a wake-up meant for block_on was lost"),
+            }
+        }
     }
 
     #[test]
