@@ -175,7 +175,7 @@ fn environment(roff: &mut Roff, cmd: &clap::Command, path: &[String]) {
         entry(
             roff,
             vec![bold("QUIRE_CI_UPLOAD")],
-            "Set to stdin to send the snapshot into the new container's own stdin while it starts, instead of through the engine's archive endpoint (faster; opt-in for now, see docs/engine.md, Upload).",
+            "Set to archive to send the snapshot through the engine's archive endpoint instead of into the new container's own stdin while it starts (the default, faster; see docs/engine.md, Upload).",
         );
     }
     if about(path, &["run", "watch", "hook pre-push", "doctor"]) {

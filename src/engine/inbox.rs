@@ -18,8 +18,8 @@
 //! attached before its start too, and its `tar` waits on that stdin for
 //! the next change's snapshot (src/executor/warm.rs).
 //!
-//! Opt-in (`QUIRE_CI_UPLOAD=stdin`): with it, 8 jobs streaming at once
-//! stalled in about 1 of 5 runs, cause not found (docs/engine.md, "Upload").
+//! The default; `QUIRE_CI_UPLOAD=archive` sends every snapshot through the
+//! archive endpoint instead (docs/engine.md, "Upload").
 //!
 //! Owns: the receiving command and the attach. Must not know about: the
 //! snapshot's contents, events.

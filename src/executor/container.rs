@@ -45,13 +45,13 @@ pub(super) struct Lease {
     receives: bool,
 }
 
-/// Set to `stdin` to send the snapshot into a new container's own stdin
-/// (src/engine/inbox.rs) instead of through the engine's archive endpoint,
-/// the default (docs/engine.md, "Upload": why it is not the default yet).
+/// Set to `archive` to send every snapshot through the engine's archive
+/// endpoint instead of into a new container's own stdin, the default
+/// (src/engine/inbox.rs; docs/engine.md, "Upload").
 pub const UPLOAD_ENV: &str = "QUIRE_CI_UPLOAD";
 
 pub(super) fn receives_on_stdin() -> bool {
-    std::env::var(UPLOAD_ENV).is_ok_and(|v| v == "stdin")
+    !std::env::var(UPLOAD_ENV).is_ok_and(|v| v == "archive")
 }
 
 /// Why the snapshot did not go in.
