@@ -193,6 +193,20 @@ utils["hook-opts"] = dispatch
 utils.hook = function(event, ...)
   return dispatch(event, root.options, ...)
 end
+-- `multi-sym?` runs for nearly every symbol compiled and, for a plain name
+-- (the common case), makes two pattern searches to find no `.` or `:`.
+-- One search answers that case the same way (nil); the rest go to Fennel.
+local multi, sym = utils["multi-sym?"], utils.sym
+local sym_mt = type(sym) == "function" and getmetatable(sym("quire-ci")) or nil
+if type(multi) == "function" and sym_mt ~= nil then
+  local find, type, getmetatable, rawget = string.find, type, getmetatable, rawget
+  utils["multi-sym?"] = function(str)
+    local name = str
+    if type(str) == "table" and getmetatable(str) == sym_mt then name = rawget(str, 1) end
+    if type(name) == "string" and not find(name, "[.:]") then return nil end
+    return multi(str)
+  end
+end
 "#;
 
 /// Replaces Fennel's macro searchers (a search of the filesystem through
@@ -575,6 +589,60 @@ mod tests {
     fn run(lua_source: &str) -> Vec<String> {
         let lua = Lua::new();
         lua.load(lua_source).eval::<Vec<String>>().expect("the compiled Lua runs")
+    }
+
+    /// The quick `multi-sym?` (HOOK_DISPATCH) answers as Fennel's does:
+    /// nil for a plain name, as a string or a symbol; the parts for a
+    /// dotted or method name; false for what is not a name at all.
+    #[test]
+    fn the_quick_multi_sym_check_answers_as_fennels_does() {
+        let c = compiler(64 << 20);
+        let said: Vec<String> = c
+            .lua
+            .load(
+                r#"
+                local u = package.loaded["fennel.utils"]
+                local m, sym = u["multi-sym?"], u.sym
+                local function show(v)
+                  if type(v) ~= "table" then return tostring(v) end
+                  local s = table.concat(v, "|")
+                  if v["multi-sym-method-call"] then s = s .. " (method)" end
+                  return s
+                end
+                local out = {}
+                for _, x in ipairs({ "job", sym("job"), "ci.job", sym("ci.job"), sym("s:upper"),
+                                     "a.b.c", ".", "..", "a..b", ".a", "a.", sym("..."), "-", sym("~=") }) do
+                  table.insert(out, show(m(x)))
+                end
+                table.insert(out, show(m(42)))
+                table.insert(out, show(m(nil)))
+                table.insert(out, show(m({ "not", "a", "sym" })))
+                return out
+                "#,
+            )
+            .set_mode(ChunkMode::Text)
+            .eval()
+            .expect("the check runs");
+        let want = [
+            "nil",
+            "nil",
+            "ci|job",
+            "ci|job",
+            "s|upper (method)",
+            "a|b|c",
+            "false",
+            "false",
+            "false",
+            "false",
+            "false",
+            "false",
+            "nil",
+            "nil",
+            "false",
+            "false",
+            "false",
+        ];
+        assert_eq!(said, want);
     }
 
     #[test]
