@@ -50,8 +50,12 @@ pub(super) struct Lease {
 /// (src/engine/inbox.rs; docs/engine.md, "Upload").
 pub const UPLOAD_ENV: &str = "QUIRE_CI_UPLOAD";
 
-pub(super) fn receives_on_stdin() -> bool {
-    !std::env::var(UPLOAD_ENV).is_ok_and(|v| v == "archive")
+/// Whether a new container of `image` is made to take the snapshot on its
+/// stdin: unless `QUIRE_CI_UPLOAD=archive`, when the image runs as root
+/// (src/engine/inbox.rs). Decided here for the run's container and for
+/// watch's ready one alike.
+pub(super) async fn receives_on_stdin(engine: &Engine, image: &str) -> bool {
+    !std::env::var(UPLOAD_ENV).is_ok_and(|v| v == "archive") && engine.runs_as_root(image).await
 }
 
 /// Why the snapshot did not go in.
@@ -119,7 +123,7 @@ impl Lease {
         let (container, receives) = match warm.as_ref().and_then(|w| w.container.clone()) {
             Some(c) => (c, false),
             None => {
-                let receive = receives_on_stdin() && rt.block_on(engine.runs_as_root(image));
+                let receive = rt.block_on(receives_on_stdin(engine, image));
                 let spec = RunContainerSpec { receive, ..spec };
                 let c = rt
                     .block_on(engine.create_stopped_run_container(&spec))

@@ -204,7 +204,7 @@ impl Warm {
 /// through the archive endpoint; its `tar` waits on a stdin nobody writes,
 /// which harms nothing).
 async fn make(engine: &Engine, spec: RunContainerSpec) -> Result<Made, EngineError> {
-    let receive = super::container::receives_on_stdin() && engine.runs_as_root(&spec.image).await;
+    let receive = super::container::receives_on_stdin(engine, &spec.image).await;
     let c = engine.create_stopped_run_container(&RunContainerSpec { receive, ..spec }).await?;
     let inbox = match receive {
         true => engine.open_inbox(&c).await.ok(),
