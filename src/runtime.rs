@@ -118,6 +118,7 @@ pub async fn run_job(
     stop: Stop,
 ) -> JobResult {
     let abort: Rc<RefCell<Option<Abort>>> = Rc::new(RefCell::new(None));
+    let stopped = stop.clone();
     let table = match runtime_table(pipeline, job, inputs, secrets, host, stop, abort.clone()) {
         Ok(t) => t,
         Err(e) => return failed(format!("cannot build the runtime table: {e}"), None),
@@ -131,7 +132,14 @@ pub async fn run_job(
         budget: Some(crate::sandbox::Clock::budget(pipeline.limits.run_fn_budget)),
     };
     let (result, budget) = turn.await;
-    let aborted = abort.borrow_mut().take();
+    let mut aborted = abort.borrow_mut().take();
+    // A run-fn that ended in an error once its job was told to stop was cut
+    // off, whatever the error says: the clock's check can raise "the run was
+    // canceled" in the run-fn's Lua (a loop, or the moment it resumes)
+    // before its `sh` sees the stop itself.
+    if let (None, Err(_), Some(reason)) = (&aborted, &result, stopped.reason()) {
+        aborted = Some(Abort::Canceled(reason));
+    }
     classify(job, result, aborted, budget.tripped())
 }
 

@@ -125,6 +125,30 @@ fn docker_sigint_stops_every_running_exec() {
     assert_eq!(rec.job_status("d"), "skipped");
 }
 
+/// A run-fn busy in Lua (no `sh` to stop) is cut off by Ctrl-C too, and
+/// says so: `canceled`, with the signal, not a failure of its own.
+#[test]
+fn docker_sigint_cuts_off_a_run_fn_busy_in_lua_as_canceled() {
+    let repo = Repo::with_ci(
+        r#"(local ci (require :quire.ci))
+(ci.job :spin [:quire/push] (fn [] (print "spinning") (while true nil) {}))
+(ci.job :after [:spin] (fn [] {}))
+"#,
+    );
+    let run = repo.quire(&["run"]).docker().spawn();
+    let rec = run.record(LIMIT);
+    run.wait_for_event("print", Some("spin"), LIMIT);
+    run.signal("INT");
+    let f = run.wait();
+    f.status(130);
+    f.assert_clean();
+    assert_eq!(rec.run_status(), "canceled");
+    let end = rec.job_end("spin");
+    assert_eq!(end["outcome"], "canceled", "{end}");
+    assert_eq!(end["reason"], "canceled by SIGINT", "{end}");
+    assert_eq!(rec.job_status("after"), "skipped");
+}
+
 #[test]
 fn docker_sigterm_exits_143() {
     let repo = Repo::with_ci(THREE_SLEEPERS);
