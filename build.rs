@@ -68,7 +68,8 @@ fn main() {
 /// The Rust files that decide what a Fennel compile produces: the compile
 /// VM (shims, plugins, options), the server-compat plugin, the allowed
 /// globals, and the compile cache's own format.
-const COMPILE_INPUTS: &[&str] = &["src/fennel.rs", "src/server_compat.rs", "src/sandbox.rs", "src/compile_cache.rs"];
+const COMPILE_INPUTS: &[&str] =
+    &["src/fennel.rs", "src/fennel/reader.rs", "src/server_compat.rs", "src/sandbox.rs", "src/compile_cache.rs"];
 
 /// FNV-1a (64 bits) over fennel.lua and [`COMPILE_INPUTS`]: a compile cache
 /// entry written by a build that compiles differently is then never read,
@@ -139,6 +140,7 @@ const OWN_CHUNKS: &[(&str, &str)] = &[
     ("src/fennel.rs", "POSITIONS_PLUGIN"),
     ("src/fennel.rs", "HOOK_DISPATCH"),
     ("src/fennel.rs", "MACRO_SEARCHER"),
+    ("src/fennel/reader.rs", "READER"),
     ("src/server_compat.rs", "PLUGIN"),
 ];
 

@@ -15,6 +15,8 @@ use mlua::{Function, Lua, LuaOptions, StdLib, Table};
 
 use crate::sandbox::Clock;
 
+mod reader;
+
 /// The Fennel compiler as Luau bytecode, compiled from fennel.lua by build.rs
 /// with the same Luau this binary links. It is our own code, never the
 /// repo's: chunks from the repo are only ever loaded as text.
@@ -40,6 +42,7 @@ pub(crate) const OWN_CHUNKS: &[(&str, &str, &[u8])] = &[
     ("POSITIONS_PLUGIN", POSITIONS_PLUGIN, own_chunk!("POSITIONS_PLUGIN")),
     ("HOOK_DISPATCH", HOOK_DISPATCH, own_chunk!("HOOK_DISPATCH")),
     ("MACRO_SEARCHER", MACRO_SEARCHER, own_chunk!("MACRO_SEARCHER")),
+    ("READER", reader::READER, own_chunk!("READER")),
     ("PLUGIN", crate::server_compat::PLUGIN, SERVER_COMPAT_PLUGIN),
 ];
 
@@ -359,7 +362,17 @@ impl Compiler {
             lua.load(own_chunk!("HOOK_DISPATCH"))
                 .set_name("=quire-ci/hook-dispatch")
                 .set_mode(ChunkMode::Binary)
-                .call::<()>(utils)?;
+                .call::<()>(utils.clone())?;
+            // Fennel's forms read without Fennel's byte-at-a-time parser
+            // (reader.rs), for every text compile-string is given.
+            let parser: Option<Table> =
+                lua.load("return package.loaded['fennel.parser']").set_mode(ChunkMode::Text).eval()?;
+            if let Some(parser) = parser {
+                lua.load(own_chunk!("READER"))
+                    .set_name("=quire-ci/reader")
+                    .set_mode(ChunkMode::Binary)
+                    .call::<()>((parser, utils))?;
+            }
         }
         // Every precompiled macro module was asked for: build.rs read this
         // fennel.lua right (else it still works, compiling them as text).
