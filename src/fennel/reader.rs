@@ -588,6 +588,32 @@ true false nil\n\
         assert!(read > 500 && gave_up > 500, "both kinds were tried: {read} read, {gave_up} given up");
     }
 
+    /// Options and plugins that change what Fennel's parser reads leave
+    /// the text to it.
+    #[test]
+    fn leaves_the_text_to_fennel_when_an_option_or_plugin_changes_the_reading() {
+        let c = compiler();
+        let said: Vec<bool> = c
+            .lua
+            .load(
+                r#"
+                local read = package.loaded["fennel.parser"]["quire-ci-reader"].read
+                local src = "(print 1) ; hi"
+                return {
+                  read(src, "t.fnl", {}) ~= nil,
+                  read(src, "t.fnl", { comments = true }) ~= nil,
+                  read(src, "t.fnl", { whitespace = { [44] = true } }) ~= nil,
+                  read(src, "t.fnl", { plugins = { { name = "p", ["parse-form"] = function() end } } }) ~= nil,
+                  read(src, "t.fnl", { plugins = { { name = "p", call = function() end } } }) ~= nil,
+                }
+                "#,
+            )
+            .set_mode(ChunkMode::Text)
+            .eval()
+            .expect("reads");
+        assert_eq!(said, [true, false, false, false, true]);
+    }
+
     /// The compile, which is what a user sees: the same Lua, the same form
     /// lines, the same errors, with this reader as with Fennel's; and this
     /// reader was the one used.
