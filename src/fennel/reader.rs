@@ -70,9 +70,9 @@ local function give_up() error(GIVE_UP, 0) end
 -- in the top-level form so far, plus one per byte of the string, symbol,
 -- comment or run of whitespace being read. Luau has no tail calls and
 -- stops at 20,000 calls ("stack overflow"), so a 30,000-byte string, or a
--- form of 100,000 tokens, is more than Fennel's parser can read here (and
--- on the forge, which reads with it). Where that count could come near the
--- limit, this reader leaves the text to Fennel's, which decides.
+-- form of 100,000 tokens, is more than Fennel's parser can read here.
+-- Where that count could come near the limit, this reader leaves the text
+-- to Fennel's, which decides: such a text fails as it always has.
 local DEPTH = 8000
 
 -- Every top-level form of `s` (Fennel's string stream has turned a leading
