@@ -445,9 +445,38 @@ impl Snapshot {
     /// A copy without the entries at `paths`, for an upload that leaves them
     /// to another step. The tree id stays: it names the run's input.
     pub fn without_paths(&self, paths: &[String]) -> Snapshot {
-        let mut s = self.clone();
-        s.entries.retain(|e| !paths.iter().any(|p| e.path == p.as_bytes()));
-        s
+        self.subset(|_, e| !paths.iter().any(|p| e.path == p.as_bytes()))
+    }
+
+    /// The snapshot cut into parts of consecutive paths, for unpackers that
+    /// work side by side: at most `most` parts, each of at least `least`
+    /// entries; `None` when that leaves one part, the whole. Each part's
+    /// tar makes the directories its own entries need; the files keep the
+    /// times they have in the whole.
+    pub fn parts(&self, most: usize, least: usize) -> Option<Vec<Snapshot>> {
+        let (len, n) = (self.entries.len(), (self.entries.len() / least.max(1)).min(most));
+        (n > 1).then(|| (0..n).map(|k| self.subset(|i, _| (k * len / n..(k + 1) * len / n).contains(&i))).collect())
+    }
+
+    /// A copy holding the entries `keep` takes (by index and entry), with
+    /// their stamped times. The tree id stays: it names the run's input.
+    fn subset(&self, keep: impl Fn(usize, &Entry) -> bool) -> Snapshot {
+        let kept: Vec<usize> = (0..self.entries.len()).filter(|&i| keep(i, &self.entries[i])).collect();
+        Snapshot {
+            repo: self.repo.clone(),
+            workdir: self.workdir.clone(),
+            origin: self.origin.clone(),
+            entries: kept.iter().map(|&i| self.entries[i].clone()).collect(),
+            tree: self.tree,
+            head_tree: self.head_tree,
+            commit_time: self.commit_time,
+            stamps: self.stamps.as_ref().map(|st| {
+                std::sync::Arc::new(times::Stamps {
+                    files: kept.iter().filter_map(|&i| st.files.get(i).copied()).collect(),
+                    dirs: st.dirs,
+                })
+            }),
+        }
     }
 
     /// Paths that differ between the tree `base` (hex tree or commit id; `None`

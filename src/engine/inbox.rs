@@ -29,11 +29,19 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::query_parameters::AttachContainerOptionsBuilder;
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::{streaming_body, Engine, EngineError, RunContainer};
+
+/// Unpack stdin into /work and say how it went (tar's messages first).
+macro_rules! unpack {
+    () => {
+        "if tar -xf - -C /work 2>&1; then echo quire-ci:received; else echo \"quire-ci:refused $?\"; fi"
+    };
+}
 
 /// The first command of a receiving container (`$0` is `quire-ci`, for
 /// the shell's messages; `$1` the keep-alive):
@@ -41,9 +49,12 @@ use super::{streaming_body, Engine, EngineError, RunContainer};
 /// messages go to stdout too, so that they come before the answer. The trap
 /// comes first so that a stop before the keep-alive is not ignored by
 /// PID 1.
-pub(super) const RECEIVE: &str = "trap 'exit 0' TERM INT; \
-    if tar -xf - -C /work 2>&1; then echo quire-ci:received; else echo \"quire-ci:refused $?\"; fi; \
-    exec sh -c \"$1\"";
+pub(super) const RECEIVE: &str = concat!("trap 'exit 0' TERM INT; ", unpack!(), "; exec sh -c \"$1\"");
+
+/// The command of a further unpacker, an exec in the started container
+/// taking one part of a large snapshot beside the container's own
+/// (src/executor/container.rs): the same unpacking, the same answer.
+const UNPACK: &str = unpack!();
 
 /// How long the container may take to say it unpacked the snapshot once
 /// the last byte is written (the unpacking keeps pace with the writes: a
@@ -90,6 +101,29 @@ impl Engine {
             .await
             .map_err(|e| EngineError::api(format!("attaching to container {}", container.name), e))?;
         Ok(Inbox { output: attached.output, input: attached.input })
+    }
+
+    /// Starts a further unpacker in the started receiving `container` (an
+    /// exec of [`UNPACK`]) and attaches to it: an inbox for one more part
+    /// of the snapshot, unpacked side by side with the others. Says why when
+    /// it could not (the caller sends the snapshot another way).
+    pub async fn open_unpacker(&self, container: &RunContainer) -> Result<Inbox, String> {
+        let options = CreateExecOptions::<&str> {
+            cmd: Some(vec!["sh", "-c", UNPACK, "quire-ci"]),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            ..Default::default()
+        };
+        let exec =
+            self.docker.create_exec(&container.id, options).await.map_err(|e| format!("creating an unpacker: {e}"))?;
+        let start = StartExecOptions { detach: false, tty: false, output_capacity: None };
+        match self.docker.start_exec(&exec.id, Some(start)).await {
+            Ok(StartExecResults::Attached { output, input }) => Ok(Inbox { output, input }),
+            Ok(StartExecResults::Detached) => Err("the engine started the unpacker detached".to_string()),
+            Err(e) => Err(format!("starting an unpacker: {e}")),
+        }
     }
 }
 

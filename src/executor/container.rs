@@ -58,6 +58,17 @@ pub(super) async fn receives_on_stdin(engine: &Engine, image: &str) -> bool {
     !std::env::var(UPLOAD_ENV).is_ok_and(|v| v == "archive") && engine.runs_as_root(image).await
 }
 
+/// The fewest entries a part of the snapshot has when it is shared among
+/// unpackers: a smaller part unpacks in less time than a further exec
+/// takes to start.
+const PART_LEAST: usize = 4096;
+
+/// How many unpackers a large snapshot is shared among: one per core of
+/// this machine (the engine's, for a local engine), at most four.
+fn unpackers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
+}
+
 /// Why the snapshot did not go in.
 enum Unsent {
     /// It could not be read (a fresh tar of it, for the second way in).
@@ -74,6 +85,17 @@ fn archive_notice(why: &str) -> EventKind {
         message: format!(
             "the container could not unpack the snapshot itself ({why}); sent it through the engine's archive endpoint"
         ),
+        help: None,
+    }
+}
+
+/// The `-v` notice (`upload-parts`) when a large snapshot went in through
+/// several unpackers side by side.
+fn parts_notice(unpackers: usize, files: u64) -> EventKind {
+    EventKind::Notice {
+        level: Level::Info,
+        code: "upload-parts".into(),
+        message: format!("the snapshot ({files} files) went in through {unpackers} unpackers side by side"),
         help: None,
     }
 }
@@ -165,27 +187,38 @@ impl Lease {
         // refuses them), so they arrive as git stores them.
         let outside =
             snapshot.links_out_of_tree().map_err(|e| failed(format!("cannot read the snapshot's links: {e}")))?;
-        let tar = || {
-            if outside.is_empty() {
-                snapshot.tar_reader()
-            } else {
-                snapshot.without_paths(&outside.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()).tar_reader()
-            }
-            .map_err(|e| format!("cannot stream the snapshot: {e}"))
-        };
-        let first = tar().map_err(failed)?;
+        let trimmed = (!outside.is_empty())
+            .then(|| snapshot.without_paths(&outside.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()));
+        let whole = trimmed.as_ref().unwrap_or(snapshot);
+        let stream = |s: &Snapshot| s.tar_reader().map_err(|e| format!("cannot stream the snapshot: {e}"));
         let inbox = self.inbox();
+        // A large snapshot shared among unpackers working side by side:
+        // creating files is most of its cost, and it is the kernel's, one
+        // core per unpacker.
+        let parts = match &inbox {
+            Some(_) => whole.parts(unpackers(), PART_LEAST),
+            None => None,
+        };
+        let first = match &parts {
+            Some(parts) => parts.iter().map(stream).collect::<Result<Vec<_>, _>>(),
+            None => stream(whole).map(|t| vec![t]),
+        }
+        .map_err(failed)?;
         let (start, upload) = (Phase::start(emitter, "start"), Phase::start(emitter, "upload"));
+        let (up, mut is_up) = tokio::sync::watch::channel(None);
         let (started, uploaded) = self.rt.block_on(async {
             tokio::join!(
                 async {
                     let r = self.start().await;
                     start.end(emitter);
+                    let _ = up.send(Some(r.is_ok()));
                     r
                 },
                 async {
+                    let started =
+                        async move { matches!(is_up.wait_for(Option::is_some).await.as_deref(), Ok(Some(true))) };
                     let r = tokio::select! {
-                        r = self.send(inbox, first, tar, req.verbose, emitter) => Some(r),
+                        r = self.send(inbox, first, started, || stream(whole), req.verbose, emitter) => Some(r),
                         _ = req.cancel.wait() => None,
                     };
                     upload.end(emitter);
@@ -223,30 +256,71 @@ impl Lease {
         }
     }
 
-    /// Sends the snapshot (`first`, a tar of it) into /work: through the
-    /// container's stdin when `inbox` is open, else — or when the container
-    /// could not take it that way — through the engine's archive endpoint
-    /// (with a fresh tar from `again`). Counted as it goes: `phase upload`
-    /// progress (upload.rs).
+    /// Sends the snapshot (`first`: a tar of it, or of each of its parts)
+    /// into /work: through the container's stdin when `inbox` is open, each
+    /// further part through an unpacker of its own once the container is
+    /// `started`; else — or when the container could not take it that way —
+    /// through the engine's archive endpoint (with a fresh tar of the whole
+    /// from `again`). Counted as it goes: `phase upload` progress
+    /// (upload.rs).
     async fn send<R: std::io::Read + Send + 'static>(
         &self,
         inbox: Option<Inbox>,
-        first: R,
+        first: Vec<R>,
+        started: impl std::future::Future<Output = bool>,
         again: impl Fn() -> Result<R, String>,
         verbose: bool,
         emitter: &Rc<RefCell<Emitter>>,
     ) -> Result<(), Unsent> {
-        let (tar, counts) = super::upload::counted(first);
+        let counts = Arc::new(super::upload::Counts::default());
+        let unpackers = first.len();
+        let mut tars = first.into_iter().map(|t| counts.reader(t));
         let Some(inbox) = inbox else {
-            return counts.during(self.engine.upload(&self.container, tar), emitter).await.map_err(Unsent::Engine);
+            let whole = tars.next().ok_or_else(|| Unsent::Snapshot("no snapshot to send".to_string()))?;
+            return counts.during(self.engine.upload(&self.container, whole), emitter).await.map_err(Unsent::Engine);
         };
-        match counts.during(inbox.deliver(tar), emitter).await.map_err(Unsent::Engine)? {
-            Delivery::Received => return Ok(()),
-            Delivery::Refused(why) if verbose => emitter.borrow_mut().emit(None, archive_notice(&why)),
-            Delivery::Refused(_) => {}
+        let own = tars.next().map(|tar| inbox.deliver(tar));
+        let further = async {
+            let rest: Vec<_> = tars.collect();
+            if rest.is_empty() {
+                return Vec::new();
+            }
+            if !started.await {
+                return vec![Ok(Delivery::Refused("the container did not start".to_string()))];
+            }
+            let deliveries = rest.into_iter().map(|tar| async {
+                match self.engine.open_unpacker(&self.container).await {
+                    Ok(unpacker) => unpacker.deliver(tar).await,
+                    Err(why) => Ok(Delivery::Refused(why)),
+                }
+            });
+            futures_util::future::join_all(deliveries).await
+        };
+        let own = async {
+            match own {
+                Some(delivery) => delivery.await,
+                None => Ok(Delivery::Refused("no snapshot to send".to_string())),
+            }
+        };
+        let (own, further) = counts.during(async { tokio::join!(own, further) }, emitter).await;
+        let mut refused = None;
+        for delivery in std::iter::once(own).chain(further) {
+            if let Delivery::Refused(why) = delivery.map_err(Unsent::Engine)? {
+                refused = refused.or(Some(why));
+            }
         }
-        let (tar, counts) = super::upload::counted(again().map_err(Unsent::Snapshot)?);
-        counts.during(self.engine.upload(&self.container, tar), emitter).await.map_err(Unsent::Engine)
+        let Some(why) = refused else {
+            if verbose && unpackers > 1 {
+                emitter.borrow_mut().emit(None, parts_notice(unpackers, counts.get().1));
+            }
+            return Ok(());
+        };
+        if verbose {
+            emitter.borrow_mut().emit(None, archive_notice(&why));
+        }
+        let counts = Arc::new(super::upload::Counts::default());
+        let whole = counts.reader(again().map_err(Unsent::Snapshot)?);
+        counts.during(self.engine.upload(&self.container, whole), emitter).await.map_err(Unsent::Engine)
     }
 
     /// Starts the container, unless it came started from the warm slot.

@@ -31,6 +31,12 @@ pub(super) struct Counts {
 }
 
 impl Counts {
+    /// `inner` (a tar stream), counted into these counts as it is read;
+    /// several streams may count into one.
+    pub fn reader<R: Read>(self: &Arc<Self>, inner: R) -> Counted<R> {
+        Counted { inner, counts: self.clone(), tar: TarWalk::default() }
+    }
+
     /// (bytes, files) taken so far.
     pub fn get(&self) -> (u64, u64) {
         (self.bytes.load(Ordering::Relaxed), self.files.load(Ordering::Relaxed))
@@ -75,10 +81,10 @@ fn say(events: &Rc<RefCell<Emitter>>, (bytes, files): (u64, u64)) {
 }
 
 /// `inner` (a tar stream), counted as it is read.
-pub(super) fn counted<R: Read>(inner: R) -> (Counted<R>, Arc<Counts>) {
+#[cfg(test)]
+fn counted<R: Read>(inner: R) -> (Counted<R>, Arc<Counts>) {
     let counts = Arc::new(Counts::default());
-    let reader = Counted { inner, counts: counts.clone(), tar: TarWalk::default() };
-    (reader, counts)
+    (counts.reader(inner), counts)
 }
 
 pub(super) struct Counted<R> {

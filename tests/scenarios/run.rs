@@ -309,6 +309,48 @@ fn docker_an_image_without_tar_gets_the_snapshot_through_the_archive_endpoint() 
 }
 
 #[test]
+fn docker_a_large_snapshot_unpacks_side_by_side_into_the_same_work_as_one_stream() {
+    // Past 2 x 4,096 entries the snapshot is cut into parts, one unpacker
+    // each (one per core, at most four): the container's own tar and
+    // execs beside it (src/executor/container.rs). /work must come out as
+    // the engine's archive endpoint makes it from one stream: the same
+    // paths, modes, times and bytes.
+    // Files: name, mode, mtime; directories: name, mode (their times are
+    // the unpacker's own); links: their targets; every file's bytes; and
+    // how many entries there are.
+    let list = "find . -path ./list.sh -prune -o -type f -exec stat -c '%n %a %Y' {} + | sort | md5sum; \
+                find . -type d -exec stat -c '%n %a' {} + | sort | md5sum; \
+                for l in $(find . -type l); do echo \"$l -> $(readlink $l)\"; done; \
+                find . -type f | sort | xargs md5sum | md5sum; find . | wc -l";
+    let repo = Repo::with_ci(&ci("(ci.job :t [:quire/push] (fn [{: sh}] {:list (. (sh \"sh list.sh\") :stdout)}))"))
+        .file("list.sh", list);
+    for i in 0..9000 {
+        let path = repo.path().join(format!("d{:02}/s{}/f{i:05}.txt", i / 500, (i / 50) % 10));
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, format!("file {i}\n").repeat(i % 7)).expect("write");
+    }
+    sh_ok(Command::new("chmod").arg("+x").arg(repo.path().join("d17/s9/f08999.txt")));
+    std::os::unix::fs::symlink("../s0/f00000.txt", repo.path().join("d00/s1/link")).expect("symlink");
+    let repo = repo.committed();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let side_by_side = repo.quire(&["run", "-v"]).docker().run();
+    side_by_side.status(0);
+    let said = format!("went in through {cores} unpackers side by side");
+    assert_eq!(side_by_side.stdout.contains(&said), cores > 1, "{said:?} in\n{}", side_by_side.stdout);
+    assert!(!side_by_side.stdout.contains("archive endpoint"), "{}", side_by_side.stdout);
+    let one = repo.quire(&["run", "-v"]).docker().env("QUIRE_CI_UPLOAD", "archive").run();
+    one.status(0);
+    assert!(!one.stdout.contains("side by side"), "{}", one.stdout);
+    let listing = listing_of(&side_by_side);
+    let entries =
+        sh_ok(Command::new("sh").args(["-c", "find . -path ./.git -prune -o -print | wc -l"]).current_dir(repo.path()));
+    assert!(entries.trim().parse::<u32>().expect("a count") > 9200, "{entries}");
+    assert!(listing.ends_with(&format!("\n{}\n", entries.trim())), "{entries} entries in\n{listing}");
+    assert!(listing.contains("./d00/s1/link -> ../s0/f00000.txt"), "{listing}");
+    assert_eq!(listing, listing_of(&one));
+}
+
+#[test]
 fn docker_an_image_with_a_user_gets_root_owned_files_as_the_engine_writes_them() {
     // The engine's archive endpoint writes as root whatever USER says; a
     // tar run as the image's user could not, so such an image is not sent

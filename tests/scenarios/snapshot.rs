@@ -719,3 +719,51 @@ fn bare_repository_has_no_worktree_to_snapshot() {
     assert_eq!(from_bare.tree_id(), repo.git(&["rev-parse", "HEAD^{tree}"]));
     assert_eq!(from_bare.read_file("README.md").expect("read"), Some(b"hello\n".to_vec()));
 }
+
+/// (path, mtime) of every file and link of a tar.
+fn file_times(snapshot: &Snapshot) -> BTreeMap<String, u64> {
+    let mut bytes = Vec::new();
+    snapshot.write_tar(&mut bytes).expect("write tar");
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let mut out = BTreeMap::new();
+    for entry in archive.entries().expect("tar entries") {
+        let entry = entry.expect("tar entry");
+        if entry.header().entry_type() != tar::EntryType::Directory {
+            let path = entry.path().expect("tar path").to_string_lossy().into_owned();
+            out.insert(path, entry.header().mtime().expect("mtime"));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_part_or_a_trimmed_copy_keeps_each_files_own_stamped_time() {
+    // Stamped times are kept beside the entries by index: a copy with fewer
+    // entries (the links left to `ln -s`, the parts for unpackers side by
+    // side) must carry each file's own time, not its neighbour's.
+    let repo = Repo::new();
+    for (i, name) in ["a", "b/x", "b/y", "c", "d/z", "e"].iter().enumerate() {
+        repo.write(name, &format!("{name}\n"));
+        let stamp = format!("@{}", 1_700_000_000 + i * 1000);
+        harness::sh_ok(Command::new("touch").args(["-d", &stamp]).arg(repo.path().join(name)));
+    }
+    let mut snapshot = Snapshot::of_worktree(repo.path()).expect("snapshot");
+    snapshot.stamp_times(None, std::time::SystemTime::now()).expect("stamp");
+    let whole = file_times(&snapshot);
+    assert_eq!(whole["b/y"], 1_700_002_000, "{whole:?}");
+    let trimmed = file_times(&snapshot.without_paths(&["b/x".to_string()]));
+    assert_eq!(trimmed.len(), whole.len() - 1);
+    let parts = snapshot.parts(3, 2).expect("three parts of two");
+    assert_eq!(parts.len(), 3);
+    let mut joined = BTreeMap::new();
+    for part in &parts {
+        let times = file_times(part);
+        assert_eq!(times.len(), 2, "{times:?}");
+        joined.extend(times);
+    }
+    for (path, time) in trimmed.iter().chain(&joined) {
+        assert_eq!(whole.get(path), Some(time), "{path}");
+    }
+    assert_eq!(joined, whole);
+    assert!(snapshot.parts(3, 4).is_none(), "six entries make one part of at least four");
+}
