@@ -249,6 +249,24 @@ impl Repo {
         self
     }
 
+    /// Writes `n` small files of varied sizes, `dNN/sN/fNNNNN.txt`, 500 to
+    /// a directory and 50 to a subdirectory: a tree large enough to be
+    /// unpacked side by side (src/executor/container.rs).
+    pub fn many_files(self, n: usize) -> Repo {
+        for i in 0..n {
+            let path = self.path.join(format!("d{:02}/s{}/f{i:05}.txt", i / 500, (i / 50) % 10));
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, format!("file {i}\n").repeat(i % 7)).expect("write");
+        }
+        self
+    }
+
+    /// The unpackers a large snapshot is shared among on this machine: one
+    /// per core, at most four.
+    pub fn unpackers() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
+    }
+
     /// Copies `fixtures/NAME/` into the repository root.
     pub fn fixture(self, name: &str) -> Repo {
         let from = repo_root().join("fixtures").join(name);

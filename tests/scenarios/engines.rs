@@ -445,6 +445,31 @@ fn podman_run_with_secrets_and_doctor_naming_the_product() {
     out.stdout_has("Podman Engine 4.").stdout_lacks("linux/amd64/debian");
 }
 
+#[test]
+fn podman_takes_a_large_snapshot_side_by_side_through_execs_on_stdin() {
+    // Past 2 x 4,096 entries the snapshot goes in through the container's
+    // own tar and unpacker execs beside it, each fed on its stdin: Podman's
+    // Docker API must take that too, without falling back to the archive
+    // endpoint.
+    engines();
+    let list = "find . -type f | wc -l; cat d17/s9/f08999.txt | wc -c";
+    let repo = Repo::with_ci(
+        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] {:out (. (sh \"sh list.sh\") :stdout)}))\n",
+    )
+    .file("list.sh", list)
+    .many_files(9000);
+    let config = tempfile::tempdir().expect("temp");
+    let r = podman_cmd(&repo, config.path(), &["run", "-v"]).run();
+    r.status(0);
+    let cores = Repo::unpackers();
+    let said = format!("went in through {cores} unpackers side by side");
+    assert_eq!(r.stdout.contains(&said), cores > 1, "{said:?} in\n{}", r.stdout);
+    assert!(!r.stdout.contains("archive endpoint"), "{}", r.stdout);
+    // 9,000 files, list.sh and ci.fnl; the last file is "file 8999\n" x 4.
+    assert_eq!(r.job_end("t")["outputs"]["out"], "9002\n40\n");
+    wait_gone_at(&podman_sock(), &r.rec().run_id());
+}
+
 const SLEEPER: &str = "(local ci (require :quire.ci))\n(ci.job :slow [:quire/push] (fn [{: sh}] (sh \"echo started; sleep 30\") {}))\n(ci.job :after [:slow] (fn [{: sh}] (sh \"echo after\") {}))\n";
 
 #[test]

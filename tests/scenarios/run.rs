@@ -323,16 +323,12 @@ fn docker_a_large_snapshot_unpacks_side_by_side_into_the_same_work_as_one_stream
                 for l in $(find . -type l); do echo \"$l -> $(readlink $l)\"; done; \
                 find . -type f | sort | xargs md5sum | md5sum; find . | wc -l";
     let repo = Repo::with_ci(&ci("(ci.job :t [:quire/push] (fn [{: sh}] {:list (. (sh \"sh list.sh\") :stdout)}))"))
-        .file("list.sh", list);
-    for i in 0..9000 {
-        let path = repo.path().join(format!("d{:02}/s{}/f{i:05}.txt", i / 500, (i / 50) % 10));
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&path, format!("file {i}\n").repeat(i % 7)).expect("write");
-    }
+        .file("list.sh", list)
+        .many_files(9000);
     sh_ok(Command::new("chmod").arg("+x").arg(repo.path().join("d17/s9/f08999.txt")));
     std::os::unix::fs::symlink("../s0/f00000.txt", repo.path().join("d00/s1/link")).expect("symlink");
     let repo = repo.committed();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let cores = Repo::unpackers();
     let side_by_side = repo.quire(&["run", "-v"]).docker().run();
     side_by_side.status(0);
     let said = format!("went in through {cores} unpackers side by side");
