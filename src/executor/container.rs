@@ -199,11 +199,11 @@ impl Lease {
             Some(_) => whole.parts(unpackers(), PART_LEAST),
             None => None,
         };
-        let first = match &parts {
-            Some(parts) => parts.iter().map(stream).collect::<Result<Vec<_>, _>>(),
-            None => stream(whole).map(|t| vec![t]),
-        }
-        .map_err(failed)?;
+        let (first, rest) = match &parts {
+            Some(parts) => (stream(&parts[0]), parts[1..].iter().map(stream).collect::<Result<Vec<_>, _>>()),
+            None => (stream(whole), Ok(Vec::new())),
+        };
+        let (first, rest) = (first.map_err(failed)?, rest.map_err(failed)?);
         let (start, upload) = (Phase::start(emitter, "start"), Phase::start(emitter, "upload"));
         let (up, mut is_up) = tokio::sync::watch::channel(None);
         let (started, uploaded) = self.rt.block_on(async {
@@ -218,7 +218,7 @@ impl Lease {
                     let started =
                         async move { matches!(is_up.wait_for(Option::is_some).await.as_deref(), Ok(Some(true))) };
                     let r = tokio::select! {
-                        r = self.send(inbox, first, started, || stream(whole), req.verbose, emitter) => Some(r),
+                        r = self.send(inbox, (first, rest), started, || stream(whole), req.verbose, emitter) => Some(r),
                         _ = req.cancel.wait() => None,
                     };
                     upload.end(emitter);
@@ -256,32 +256,30 @@ impl Lease {
         }
     }
 
-    /// Sends the snapshot (`first`: a tar of it, or of each of its parts)
-    /// into /work: through the container's stdin when `inbox` is open, each
-    /// further part through an unpacker of its own once the container is
-    /// `started`; else — or when the container could not take it that way —
-    /// through the engine's archive endpoint (with a fresh tar of the whole
-    /// from `again`). Counted as it goes: `phase upload` progress
-    /// (upload.rs).
+    /// Sends the snapshot (`tars`: a tar of it, or of its first part and
+    /// the rest) into /work: through the container's stdin when `inbox` is
+    /// open, each further part through an unpacker of its own once the
+    /// container is `started`; else — or when the container could not take
+    /// it that way — through the engine's archive endpoint (with a fresh tar
+    /// of the whole from `again`). Counted as it goes: `phase upload`
+    /// progress (upload.rs).
     async fn send<R: std::io::Read + Send + 'static>(
         &self,
         inbox: Option<Inbox>,
-        first: Vec<R>,
+        (first, rest): (R, Vec<R>),
         started: impl std::future::Future<Output = bool>,
         again: impl Fn() -> Result<R, String>,
         verbose: bool,
         emitter: &Rc<RefCell<Emitter>>,
     ) -> Result<(), Unsent> {
         let counts = Arc::new(super::upload::Counts::default());
-        let unpackers = first.len();
-        let mut tars = first.into_iter().map(|t| counts.reader(t));
+        let unpackers = 1 + rest.len();
         let Some(inbox) = inbox else {
-            let whole = tars.next().ok_or_else(|| Unsent::Snapshot("no snapshot to send".to_string()))?;
+            let whole = counts.reader(first);
             return counts.during(self.engine.upload(&self.container, whole), emitter).await.map_err(Unsent::Engine);
         };
-        let own = tars.next().map(|tar| inbox.deliver(tar));
+        let own = inbox.deliver(counts.reader(first));
         let further = async {
-            let rest: Vec<_> = tars.collect();
             if rest.is_empty() {
                 return Vec::new();
             }
@@ -290,17 +288,11 @@ impl Lease {
             }
             let deliveries = rest.into_iter().map(|tar| async {
                 match self.engine.open_unpacker(&self.container).await {
-                    Ok(unpacker) => unpacker.deliver(tar).await,
+                    Ok(unpacker) => unpacker.deliver(counts.reader(tar)).await,
                     Err(why) => Ok(Delivery::Refused(why)),
                 }
             });
             futures_util::future::join_all(deliveries).await
-        };
-        let own = async {
-            match own {
-                Some(delivery) => delivery.await,
-                None => Ok(Delivery::Refused("no snapshot to send".to_string())),
-            }
         };
         let (own, further) = counts.during(async { tokio::join!(own, further) }, emitter).await;
         let mut refused = None;
