@@ -356,18 +356,22 @@ impl Compiler {
         let fennel: Table = lua.load(FENNEL_BYTECODE).set_name("=fennel.lua").set_mode(ChunkMode::Binary).call(())?;
         // Fennel's hook dispatcher, for our one plugin, without the work it
         // does per call for plugins in general (see HOOK_DISPATCH).
-        let utils: Option<Table> =
-            lua.load("return package.loaded['fennel.utils']").set_mode(ChunkMode::Text).eval()?;
-        if let Some(utils) = utils {
+        let loaded: Option<Table> = match lua.globals().get::<Option<Table>>("package")? {
+            Some(package) => package.get("loaded")?,
+            None => None,
+        };
+        let module = |name: &str| match &loaded {
+            Some(loaded) => loaded.get::<Option<Table>>(name),
+            None => Ok(None),
+        };
+        if let Some(utils) = module("fennel.utils")? {
             lua.load(own_chunk!("HOOK_DISPATCH"))
                 .set_name("=quire-ci/hook-dispatch")
                 .set_mode(ChunkMode::Binary)
                 .call::<()>(utils.clone())?;
             // Fennel's forms read without Fennel's byte-at-a-time parser
             // (reader.rs), for every text compile-string is given.
-            let parser: Option<Table> =
-                lua.load("return package.loaded['fennel.parser']").set_mode(ChunkMode::Text).eval()?;
-            if let Some(parser) = parser {
+            if let Some(parser) = module("fennel.parser")? {
                 lua.load(own_chunk!("READER"))
                     .set_name("=quire-ci/reader")
                     .set_mode(ChunkMode::Binary)
