@@ -195,10 +195,7 @@ impl Lease {
         // A large snapshot shared among unpackers working side by side:
         // creating files is most of its cost, and it is the kernel's, one
         // core per unpacker.
-        let parts = match &inbox {
-            Some(_) => whole.parts(unpackers(), PART_LEAST),
-            None => None,
-        };
+        let parts = inbox.as_ref().and_then(|_| whole.parts(unpackers(), PART_LEAST));
         let (first, rest) = match &parts {
             Some(parts) => (stream(&parts[0]), parts[1..].iter().map(stream).collect::<Result<Vec<_>, _>>()),
             None => (stream(whole), Ok(Vec::new())),
@@ -256,13 +253,13 @@ impl Lease {
         }
     }
 
-    /// Sends the snapshot (`tars`: a tar of it, or of its first part and
-    /// the rest) into /work: through the container's stdin when `inbox` is
-    /// open, each further part through an unpacker of its own once the
-    /// container is `started`; else — or when the container could not take
-    /// it that way — through the engine's archive endpoint (with a fresh tar
-    /// of the whole from `again`). Counted as it goes: `phase upload`
-    /// progress (upload.rs).
+    /// Sends the snapshot (`first`: a tar of it, or of its first part, and
+    /// `rest`: of its other parts) into /work: through the container's
+    /// stdin when `inbox` is open, each further part through an unpacker of
+    /// its own once the container is `started`; else — or when the
+    /// container could not take it that way — through the engine's archive
+    /// endpoint (with a fresh tar of the whole from `again`). Counted as it
+    /// goes: `phase upload` progress (upload.rs).
     async fn send<R: std::io::Read + Send + 'static>(
         &self,
         inbox: Option<Inbox>,
