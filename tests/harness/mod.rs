@@ -15,7 +15,9 @@
 //! that test, never the suite), the Docker requirement (fails loudly, never
 //! skips), and the clean-run invariants checked after every run that made a
 //! record: every log line valid against docs/log.schema.json and no
-//! container of that run left behind. Must not know about: quire-ci's
+//! container of that run left behind; and a host of its own ([`Host`]) for
+//! a test whose dead owner's container must outlive the other tests' runs
+//! (each reaps such leftovers). Must not know about: quire-ci's
 //! internals — it sees the binary and the files it writes, as a user would.
 #![allow(dead_code)] // each scenario module uses a different part of it
 
@@ -126,6 +128,67 @@ pub fn sh_ok(cmd: &mut Command) -> String {
 pub fn containers_of_run(run_id: &str) -> Vec<String> {
     let out = sh_ok(Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=quire-ci.run={run_id}")]));
     out.split_whitespace().map(str::to_string).collect()
+}
+
+/// A machine of its own sharing the engine: quire-ci run under it has a
+/// hostname of its own (a UTS namespace, as root), which goes on its
+/// containers' owner labels. The tests run side by side and every run
+/// reaps what dead owners left on the engine, so a container whose owner
+/// has exited may go at any moment, taken by another test's run; one
+/// owned on another host no other test's run touches (it cannot see that
+/// host's processes), while a run under the same `Host` judges it as
+/// its owner's machine does. For tests that need a dead owner's container
+/// to stay until their own next run reaps it.
+pub struct Host(String);
+
+impl Host {
+    pub fn new() -> Host {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Host(format!("quire-test-{}-{n}", std::process::id()))
+    }
+
+    /// The words that run a program under this host (for
+    /// [`Cmd::wrapped_in`]): the program and its arguments follow.
+    pub fn wrapper(&self) -> [&str; 6] {
+        ["unshare", "--uts", "sh", "-c", r#"printf %s "$0" > /proc/sys/kernel/hostname && exec "$@""#, &self.0]
+    }
+
+    /// `cmd` (one made by [`Repo::cmd`]) run under this host.
+    pub fn wrap(&self, cmd: Command) -> Command {
+        wrapped(&self.wrapper(), cmd)
+    }
+
+    /// A shell command line (for a terminal) running `command` under this host.
+    pub fn shell(&self, command: &str) -> String {
+        let w = self.wrapper();
+        format!("{} {} {} {} '{}' {} {command}", w[0], w[1], w[2], w[3], w[4], w[5])
+    }
+}
+
+impl Default for Host {
+    fn default() -> Host {
+        Host::new()
+    }
+}
+
+/// `cmd` run under `wrapper` (e.g. `unshare --pid --fork`): the wrapper's
+/// words, then `cmd`'s program and arguments, in `cmd`'s working directory
+/// and environment.
+pub fn wrapped(wrapper: &[&str], cmd: Command) -> Command {
+    let (program, args) = wrapper.split_first().expect("a wrapper program");
+    let mut u = Command::new(program);
+    u.args(args).arg(cmd.get_program()).args(cmd.get_args());
+    if let Some(d) = cmd.get_current_dir() {
+        u.current_dir(d);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => u.env(k, v),
+            None => u.env_remove(k),
+        };
+    }
+    u
 }
 
 /// How long a run's container may outlive its run: quire-ci hands the

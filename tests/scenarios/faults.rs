@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{self, containers_of_run, sh_ok, Record};
+use crate::harness::{self, containers_of_run, sh_ok, Host, Record};
 
 /// The harness's repository, with the few calls these scenarios make
 /// (they drive processes by hand: signals mid-pull, relays, namespaces).
@@ -391,17 +391,7 @@ fn release(run_id: &str) {
 }
 
 fn in_new_pid_namespace(cmd: Command) -> Command {
-    let mut u = Command::new("unshare");
-    u.args(["--pid", "--fork", "--mount-proc"]).arg(cmd.get_program()).args(cmd.get_args());
-    if let Some(d) = cmd.get_current_dir() {
-        u.current_dir(d);
-    }
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => u.env(k, v),
-            None => u.env_remove(k),
-        };
-    }
+    let mut u = harness::wrapped(&["unshare", "--pid", "--fork", "--mount-proc"], cmd);
     u.stdin(Stdio::null());
     u
 }
@@ -579,14 +569,15 @@ fn docker_sigint_after_the_last_job_passed_is_canceled_not_green() {
 /// Issue 15: the exit code does not wait for the container's removal. The
 /// relay holds the detached remover's `DELETE`: quire-ci has exited, green
 /// and with its record complete, while the container still exists; once
-/// the engine answers, it is gone.
+/// the engine answers, it is gone. Run on a host of its own: no other
+/// test's run reaps the container meanwhile.
 #[test]
 fn docker_exit_does_not_wait_for_the_container_removal() {
     let repo = Repo::new(QUICK);
     let relay = Relay::start(repo.path.parent().unwrap(), Some(DELETE));
     let mut cmd = repo.cmd(&["run"]);
     cmd.env("DOCKER_HOST", relay.docker_host());
-    let f = repo.run_cmd(cmd);
+    let f = repo.run_cmd(Host::new().wrap(cmd));
     f.expect_code(0);
     let id = f.rec().run_id();
     let log = f.run_log();
@@ -604,14 +595,16 @@ fn docker_exit_does_not_wait_for_the_container_removal() {
 
 /// Issue 15: a remover that dies before the engine removed the container
 /// (here: killed while its request is held, the request dropped) leaves a
-/// container whose owner is gone; the next run's reaper removes it.
+/// container whose owner is gone; the next run's reaper removes it. On a
+/// host of its own, so that no other test's run reaps it first.
 #[test]
 fn docker_reaper_removes_a_container_its_remover_left() {
+    let host = Host::new();
     let repo = Repo::new(QUICK);
     let relay = Relay::start(repo.path.parent().unwrap(), Some(DELETE));
     let mut cmd = repo.cmd(&["run"]);
     cmd.env("DOCKER_HOST", relay.docker_host());
-    let f = repo.run_cmd(cmd);
+    let f = repo.run_cmd(host.wrap(cmd));
     f.expect_code(0);
     let id = f.rec().run_id();
     poll("the remover's removal request", || relay.holding().then_some(()));
@@ -626,9 +619,9 @@ fn docker_reaper_removes_a_container_its_remover_left() {
         (!Path::new(&format!("/proc/{remover}/cmdline")).exists() || remover_of(&container).is_none()).then_some(())
     });
     assert_eq!(containers_of_run(&id), vec![container.clone()], "the container went without its remover");
-    // Any next run (on the engine itself) reaps it.
+    // Any next run on that host (on the engine itself) reaps it.
     let next = Repo::new(QUICK);
-    next.run(&["run"]).expect_code(0).assert_clean();
+    next.run_cmd(host.wrap(next.cmd(&["run"]))).expect_code(0).assert_clean();
     harness::wait_no_container_of_run(&id);
 }
 

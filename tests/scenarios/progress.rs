@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::tty::{has_spinner, Tmux};
-use crate::harness::{wait_for, Repo};
+use crate::harness::{wait_for, Host, Repo};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -265,7 +265,10 @@ fn docker_tty_teardown_asks_the_engine_nothing_and_shows_no_row() {
     let repo = repo();
     let hold = Hold::start(repo.scratch(), stop_or_remove);
     let before = repo.run_ids();
-    let tmux = Tmux::quire("teardown", &repo, &format!("DOCKER_HOST={}", hold.docker_host()), "run");
+    // On a host of its own: no other test's run reaps the container while
+    // its removal is held.
+    let run = Host::new().shell(&format!("{} run", crate::harness::bin().display()));
+    let tmux = Tmux::shell("teardown", &repo, &format!("DOCKER_HOST={}", hold.docker_host()), &run);
     let done = tmux.wait_for("__DONE__", LIMIT);
     assert!(done.contains("__DONE__ 0") && done.contains("run succeeded"), "the run failed:\n{done}");
     assert!(!done.contains("stopping the container"), "a teardown row:\n{done}");

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::record::read_jsonl;
-use crate::harness::{containers_of_run, schema, sh_ok, wait_no_container_of_run, Repo, Running};
+use crate::harness::{containers_of_run, schema, sh_ok, wait_no_container_of_run, Cmd, Host, Repo, Running};
 
 /// The tests in this file run one at a time: a `--keep` container's owner
 /// is gone once its run ends, so any other quire-ci started meanwhile reaps
@@ -28,8 +28,9 @@ const SLEEPER: &str = r#"(local ci (require :quire.ci))
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// `quire-ci run` in `repo`, in the background, once its slow command runs.
-fn started(repo: &Repo) -> Running<'_> {
-    let run = repo.quire(&["run"]).docker().spawn();
+/// `quire-ci run` (`cmd`) started, its slow job's command running.
+fn started(cmd: Cmd<'_>) -> Running<'_> {
+    let run = cmd.spawn();
     // The job's output line, not the command's echo (`slow $ echo
     // started…`), which comes before the command runs.
     run.wait_for_output("| started", LIMIT);
@@ -50,7 +51,7 @@ fn assert_all_lines_complete(dir: &std::path::Path) {
 /// SIGINT exits 130 and SIGTERM 143 (128 + the signal), as shells do.
 fn cancel_with(sig: &str, name: &str, code: i32) {
     let repo = Repo::with_ci(SLEEPER);
-    let run = started(&repo);
+    let run = started(repo.quire(&["run"]).docker());
     run.signal(sig);
     // The harness checks the record against the schema and that the run's
     // container is gone.
@@ -78,11 +79,19 @@ fn docker_sigterm_cancels_and_removes_the_container() {
 #[test]
 fn docker_sigkilled_run_leaves_a_container_the_next_run_reaps_but_live_ones_stay() {
     let _serial = serial();
+    // All three runs on a host of their own: no other test's run reaps the
+    // victim's container first, and the next run judges both owners.
+    let host = Host::new();
     // The victim: SIGKILLed mid-command, so nothing can clean up.
     let victim_repo = Repo::with_ci(SLEEPER);
-    let victim = victim_repo.quire(&["run"]).docker().keeps_container().spawn();
+    let victim = victim_repo.quire(&["run"]).docker().wrapped_in(&host.wrapper()).keeps_container().spawn();
     victim.wait_for_output("started", LIMIT);
     let victim_id = victim.record(LIMIT).run_id();
+    // A live run in another repo owns its container the whole time.
+    let live_repo = Repo::with_ci(SLEEPER);
+    let live = started(live_repo.quire(&["run"]).docker().wrapped_in(&host.wrapper()));
+    let live_id = live.record(LIMIT).run_id();
+
     victim.signal("KILL");
     let code = victim.wait().code;
     assert_eq!(code, None, "SIGKILL leaves no exit code");
@@ -90,19 +99,14 @@ fn docker_sigkilled_run_leaves_a_container_the_next_run_reaps_but_live_ones_stay
     // The victim's record: every line that made it is complete.
     assert_all_lines_complete(&victim_repo.runs_dir().join(&victim_id));
 
-    // A live run in another repo owns its container the whole time.
-    let live_repo = Repo::with_ci(SLEEPER);
-    let live = started(&live_repo);
-    let live_id = live.record(LIMIT).run_id();
-
     // Any next run, in any repo, reaps the orphan.
     let next = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [] {}))\n");
-    let r = next.run(&["run"]);
+    let r = next.quire(&["run"]).docker().wrapped_in(&host.wrapper()).run();
     r.status(0).assert_clean();
+    let name = quire_ci::engine::container_name(&victim_id);
+    assert!(r.terminal().lines().any(|l| l.contains("left behind") && l.contains(&name)), "{}", r.terminal());
     // The reaper hands it to a detached remover: gone shortly after.
     wait_no_container_of_run(&victim_id);
-    // Not asserted: that *this* run reported the reaping. Any quire-ci
-    // started meanwhile (a parallel test) may have reaped it first.
     assert_eq!(containers_of_run(&live_id).len(), 1, "a container owned by a live quire-ci was touched");
 
     live.signal("INT");
@@ -114,7 +118,7 @@ fn docker_sigkilled_run_leaves_a_container_the_next_run_reaps_but_live_ones_stay
 fn docker_container_killed_from_outside_is_container_died_exit_3() {
     let _serial = serial();
     let repo = Repo::with_ci(SLEEPER);
-    let run = started(&repo);
+    let run = started(repo.quire(&["run"]).docker());
     let ids = containers_of_run(&run.record(LIMIT).run_id());
     assert_eq!(ids.len(), 1, "{ids:?}");
     sh_ok(Command::new("docker").args(["kill", &ids[0]]));
@@ -222,11 +226,14 @@ impl EngineRelay {
 #[test]
 fn docker_engine_gone_mid_run_is_container_died_exit_3_and_the_next_run_cleans_up() {
     let _serial = serial();
+    // On a host of its own: no other test's run reaps the container first.
+    let host = Host::new();
     let repo = Repo::with_ci(SLEEPER);
     let relay = EngineRelay::start(repo.scratch());
     let run = repo
         .quire(&["run"])
         .docker()
+        .wrapped_in(&host.wrapper())
         .env("DOCKER_HOST", format!("unix://{}", relay.path.display()))
         .keeps_container()
         .spawn();
@@ -249,7 +256,7 @@ fn docker_engine_gone_mid_run_is_container_died_exit_3_and_the_next_run_cleans_u
     assert_eq!(containers_of_run(&id).len(), 1, "the container should still be there");
     // With the engine back (here: asked directly), the next run reaps it.
     let next = Repo::with_ci("(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [] {}))\n");
-    next.run(&["run"]).status(0).assert_clean();
+    next.quire(&["run"]).docker().wrapped_in(&host.wrapper()).run().status(0).assert_clean();
     // The next run's reaper hands it to a remover of its own.
     wait_no_container_of_run(&id);
 }
