@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{self, Repo, Running};
+use crate::harness::{self, Cmd, Host, Repo, Running};
 
 struct Watch {
     dir: PathBuf,
@@ -25,19 +25,31 @@ impl Watch {
 
     /// As [`Watch::start`], with more arguments after `watch`.
     fn start_with(ci_fnl: &str, extra: &[(&str, &str)], env: &[(&str, &str)], args: &[&str]) -> Watch {
+        Watch::launch(ci_fnl, extra, args, |c| c.envs(env))
+    }
+
+    /// As [`Watch::start`], on `host` (see [`Host`]).
+    fn start_on(host: &Host, ci_fnl: &str, extra: &[(&str, &str)]) -> Watch {
+        Watch::launch(ci_fnl, extra, &[], |c| c.wrapped_in(&host.wrapper()))
+    }
+
+    fn launch(
+        ci_fnl: &str,
+        extra: &[(&str, &str)],
+        args: &[&str],
+        shape: impl FnOnce(Cmd<'static>) -> Cmd<'static>,
+    ) -> Watch {
         let mut repo = Repo::new().ci(ci_fnl);
         for (p, body) in extra {
             repo = repo.file(p, body);
         }
         let repo = repo.committed();
         let dir = repo.path().to_path_buf();
-        let run = repo
+        let cmd = repo
             .into_quire(&[&["-v", "watch", "--no-cache"][..], args].concat())
             .docker()
-            .envs(env)
-            .timeout(Duration::from_secs(600))
-            .spawn();
-        Watch { dir, run: Some(run), done: None }
+            .timeout(Duration::from_secs(600));
+        Watch { dir, run: Some(shape(cmd).spawn()), done: None }
     }
 
     fn output(&self) -> String {
@@ -446,7 +458,9 @@ fn docker_watch_image_change_removes_the_container_kept_ready_sigterm_leaves_non
 
 #[test]
 fn docker_watch_killed_leaves_a_container_kept_ready_that_the_next_run_reaps() {
-    let mut w = Watch::start(QUICK, &[("f0", "0\n")], &[]);
+    // On a host of its own: no other test's run reaps the container first.
+    let host = Host::new();
+    let mut w = Watch::start_on(&host, QUICK, &[("f0", "0\n")]);
     let first = w.wait_finished(1, Duration::from_secs(30));
     let warm = w.wait_warm(&[&container_started(&first)]);
     let name = inspect(&warm, "{{.Name}}").unwrap_or_default();
@@ -456,20 +470,16 @@ fn docker_watch_killed_leaves_a_container_kept_ready_that_the_next_run_reaps() {
     assert!(inspect(&warm, "{{.Id}}").is_some(), "the container kept ready is gone already");
 
     // ...until the next quire-ci's reaper, which sees its owner is gone and
-    // says so: this test's run, unless another test's run on the shared
-    // engine got there first. Nothing but a reaper removes a container
-    // whose owner was SIGKILLed, so its going is the proof either way.
+    // says so.
     let repo = w.done.as_ref().expect("watch has exited").repo();
-    let out = repo.quire(&["run"]).docker().status(0).run();
+    let out = repo.quire(&["run"]).docker().wrapped_in(&host.wrapper()).status(0).run();
     let said = format!("removing container {}, left behind", name.trim_start_matches('/'));
     let reaped_here = out.rec().run_log().iter().any(|e| {
         e["kind"] == "notice"
             && e["code"] == "orphan-reaped"
             && e["message"].as_str().is_some_and(|m| m.contains(&said))
     });
-    if !reaped_here {
-        eprintln!("note: another quire-ci reaped {name} before this test's run did");
-    }
+    assert!(reaped_here, "the next run did not reap {name}:\n{}", out.terminal());
     wait_gone(&warm, "the reaper removed the container kept ready");
     w.wait_no_containers();
 }
