@@ -463,6 +463,13 @@ impl Engine {
         })
     }
 
+    /// How many CPUs the engine's machine has (`NCPU` of its `/info`);
+    /// `None` when it does not say or cannot be asked.
+    pub async fn cpus(&self) -> Option<usize> {
+        let info = self.docker.info().await.ok()?;
+        info.ncpu.and_then(|n| usize::try_from(n).ok()).filter(|&n| n > 0)
+    }
+
     // ---- images ---------------------------------------------------------
 
     /// The local image id for `name`, or None when it is not present.

@@ -448,6 +448,11 @@ impl Snapshot {
         self.subset(|_, e| !paths.iter().any(|p| e.path == p.as_bytes()))
     }
 
+    /// How many entries (files, links, submodule dirs) it holds.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
     /// The snapshot cut into parts of consecutive paths, for unpackers that
     /// work side by side: at most `most` parts, each of at least `least`
     /// entries; `None` when that leaves one part, the whole. Each part's

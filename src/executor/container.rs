@@ -64,9 +64,10 @@ pub(super) async fn receives_on_stdin(engine: &Engine, image: &str) -> bool {
 const PART_LEAST: usize = 4096;
 
 /// How many unpackers a large snapshot is shared among: one per core of
-/// this machine (the engine's, for a local engine), at most four.
-fn unpackers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
+/// the engine's machine (`cpus`, as it says; else this machine's, which
+/// is the engine's for a local one), at most four.
+fn unpackers(cpus: Option<usize>) -> usize {
+    cpus.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).min(4)
 }
 
 /// Why the snapshot did not go in.
@@ -195,7 +196,14 @@ impl Lease {
         // A large snapshot shared among unpackers working side by side:
         // creating files is most of its cost, and it is the kernel's, one
         // core per unpacker.
-        let parts = inbox.as_ref().and_then(|_| whole.parts(unpackers(), PART_LEAST));
+        // The engine is asked its cores only for a snapshot large enough
+        // to be cut.
+        let parts = match &inbox {
+            Some(_) if whole.entry_count() >= 2 * PART_LEAST => {
+                whole.parts(unpackers(self.rt.block_on(self.engine.cpus())), PART_LEAST)
+            }
+            _ => None,
+        };
         let (first, rest) = match &parts {
             Some(parts) => (stream(&parts[0]), parts[1..].iter().map(stream).collect::<Result<Vec<_>, _>>()),
             None => (stream(whole), Ok(Vec::new())),

@@ -130,6 +130,18 @@ pub fn containers_of_run(run_id: &str) -> Vec<String> {
     out.split_whitespace().map(str::to_string).collect()
 }
 
+/// The unpackers a large snapshot is shared among on the engine at
+/// `docker_host` (a `-H` value, `None` for the default one): one per core
+/// of the engine's machine, as its `NCPU` says, at most four.
+pub fn unpackers(docker_host: Option<&str>) -> usize {
+    let mut docker = Command::new("docker");
+    if let Some(host) = docker_host {
+        docker.args(["-H", host]);
+    }
+    let ncpu = sh_ok(docker.args(["info", "-f", "{{.NCPU}}"]));
+    ncpu.trim().parse::<usize>().unwrap_or_else(|e| panic!("the engine's NCPU {ncpu:?}: {e}")).min(4)
+}
+
 /// A machine of its own sharing the engine: quire-ci run under it has a
 /// hostname of its own (a UTS namespace, as root), which goes on its
 /// containers' owner labels. The tests run side by side and every run
@@ -322,12 +334,6 @@ impl Repo {
             std::fs::write(&path, format!("file {i}\n").repeat(i % 7)).expect("write");
         }
         self
-    }
-
-    /// The unpackers a large snapshot is shared among on this machine: one
-    /// per core, at most four.
-    pub fn unpackers() -> usize {
-        std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
     }
 
     /// Copies `fixtures/NAME/` into the repository root.

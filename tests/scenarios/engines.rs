@@ -461,13 +461,35 @@ fn podman_takes_a_large_snapshot_side_by_side_through_execs_on_stdin() {
     let config = tempfile::tempdir().expect("temp");
     let r = podman_cmd(&repo, config.path(), &["run", "-v"]).run();
     r.status(0);
-    let cores = Repo::unpackers();
+    let cores = crate::harness::unpackers(Some(&podman_sock()));
     let said = format!("went in through {cores} unpackers side by side");
     assert_eq!(r.stdout.contains(&said), cores > 1, "{said:?} in\n{}", r.stdout);
     assert!(!r.stdout.contains("archive endpoint"), "{}", r.stdout);
     // 9,000 files, list.sh and ci.fnl; the last file is "file 8999\n" x 4.
     assert_eq!(r.job_end("t")["outputs"]["out"], "9002\n40\n");
     wait_gone_at(&podman_sock(), &r.rec().run_id());
+}
+
+#[test]
+fn a_large_snapshot_is_cut_by_the_engines_cores_not_this_machines() {
+    // dockerd2 runs on one core (scripts/test-engines), as a remote engine
+    // may have fewer than this machine: one unpacker there, its own tar
+    // taking the whole snapshot on its stdin.
+    engines();
+    assert_eq!(crate::harness::unpackers(Some(&docker2_sock())), 1, "dockerd2 runs on one core");
+    let list = "find . -type f | wc -l; cat d17/s9/f08999.txt | wc -c";
+    let repo = Repo::with_ci(
+        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] {:out (. (sh \"sh list.sh\") :stdout)}))\n",
+    )
+    .file("list.sh", list)
+    .many_files(9000);
+    let config = tempfile::tempdir().expect("temp");
+    let r = cmd(&repo, config.path(), &["run", "-v"]).env("DOCKER_HOST", docker2_sock()).run();
+    r.status(0);
+    assert!(!r.stdout.contains("side by side"), "{}", r.stdout);
+    assert!(!r.stdout.contains("archive endpoint"), "{}", r.stdout);
+    assert_eq!(r.job_end("t")["outputs"]["out"], "9002\n40\n");
+    wait_gone_at(&docker2_sock(), &r.rec().run_id());
 }
 
 const SLEEPER: &str = "(local ci (require :quire.ci))\n(ci.job :slow [:quire/push] (fn [{: sh}] (sh \"echo started; sleep 30\") {}))\n(ci.job :after [:slow] (fn [{: sh}] (sh \"echo after\") {}))\n";

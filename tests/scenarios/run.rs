@@ -328,7 +328,7 @@ fn docker_a_large_snapshot_unpacks_side_by_side_into_the_same_work_as_one_stream
     sh_ok(Command::new("chmod").arg("+x").arg(repo.path().join("d17/s9/f08999.txt")));
     std::os::unix::fs::symlink("../s0/f00000.txt", repo.path().join("d00/s1/link")).expect("symlink");
     let repo = repo.committed();
-    let cores = Repo::unpackers();
+    let cores = crate::harness::unpackers(None);
     let side_by_side = repo.quire(&["run", "-v"]).docker().run();
     side_by_side.status(0);
     let said = format!("went in through {cores} unpackers side by side");
