@@ -150,7 +150,8 @@ pub fn unpackers(docker_host: Option<&str>) -> usize {
 /// owned on another host no other test's run touches (it cannot see that
 /// host's processes), while a run under the same `Host` judges it as
 /// its owner's machine does. For tests that need a dead owner's container
-/// to stay until their own next run reaps it.
+/// to stay until their own next run reaps it. Bind it for the test's
+/// length: dropped, it removes what its runs left (see its `Drop`).
 pub struct Host(String);
 
 impl Host {
@@ -181,6 +182,19 @@ impl Host {
 impl Default for Host {
     fn default() -> Host {
         Host::new()
+    }
+}
+
+/// No run of any other host reaps this host's containers: whatever a test
+/// that failed half-way left goes when its `Host` does.
+impl Drop for Host {
+    fn drop(&mut self) {
+        let label = format!("label=quire-ci.owner-host={}", self.0);
+        let Ok(out) = Command::new("docker").args(["ps", "-aq", "--filter", &label]).output() else { return };
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker").args(["rm", "-f"]).args(&ids).output();
+        }
     }
 }
 

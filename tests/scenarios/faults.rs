@@ -573,11 +573,12 @@ fn docker_sigint_after_the_last_job_passed_is_canceled_not_green() {
 /// test's run reaps the container meanwhile.
 #[test]
 fn docker_exit_does_not_wait_for_the_container_removal() {
+    let host = Host::new();
     let repo = Repo::new(QUICK);
     let relay = Relay::start(repo.path.parent().unwrap(), Some(DELETE));
     let mut cmd = repo.cmd(&["run"]);
     cmd.env("DOCKER_HOST", relay.docker_host());
-    let f = repo.run_cmd(Host::new().wrap(cmd));
+    let f = repo.run_cmd(host.wrap(cmd));
     f.expect_code(0);
     let id = f.rec().run_id();
     let log = f.run_log();

@@ -267,7 +267,8 @@ fn docker_tty_teardown_asks_the_engine_nothing_and_shows_no_row() {
     let before = repo.run_ids();
     // On a host of its own: no other test's run reaps the container while
     // its removal is held.
-    let run = Host::new().shell(&format!("{} run", crate::harness::bin().display()));
+    let host = Host::new();
+    let run = host.shell(&format!("{} run", crate::harness::bin().display()));
     let tmux = Tmux::shell("teardown", &repo, &format!("DOCKER_HOST={}", hold.docker_host()), &run);
     let done = tmux.wait_for("__DONE__", LIMIT);
     assert!(done.contains("__DONE__ 0") && done.contains("run succeeded"), "the run failed:\n{done}");
