@@ -445,6 +445,21 @@ fn podman_run_with_secrets_and_doctor_naming_the_product() {
     out.stdout_has("Podman Engine 4.").stdout_lacks("linux/amd64/debian");
 }
 
+/// A repository past 2 x 4,096 entries (so cut among unpackers where the
+/// engine has cores for them) whose job lists what arrived in /work.
+fn nine_thousand_files() -> Repo {
+    let list = "find . -type f | wc -l; cat d17/s9/f08999.txt | wc -c";
+    Repo::with_ci(
+        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] {:out (. (sh \"sh list.sh\") :stdout)}))\n",
+    )
+    .file("list.sh", list)
+    .many_files(9000)
+}
+
+/// What [`nine_thousand_files`]' job lists when all arrived: 9,000 files,
+/// list.sh and ci.fnl; the last file is "file 8999\n" x 4.
+const NINE_THOUSAND_LISTED: &str = "9002\n40\n";
+
 #[test]
 fn podman_takes_a_large_snapshot_side_by_side_through_execs_on_stdin() {
     // Past 2 x 4,096 entries the snapshot goes in through the container's
@@ -452,12 +467,7 @@ fn podman_takes_a_large_snapshot_side_by_side_through_execs_on_stdin() {
     // Docker API must take that too, without falling back to the archive
     // endpoint.
     engines();
-    let list = "find . -type f | wc -l; cat d17/s9/f08999.txt | wc -c";
-    let repo = Repo::with_ci(
-        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] {:out (. (sh \"sh list.sh\") :stdout)}))\n",
-    )
-    .file("list.sh", list)
-    .many_files(9000);
+    let repo = nine_thousand_files();
     let config = tempfile::tempdir().expect("temp");
     let r = podman_cmd(&repo, config.path(), &["run", "-v"]).run();
     r.status(0);
@@ -465,8 +475,7 @@ fn podman_takes_a_large_snapshot_side_by_side_through_execs_on_stdin() {
     let said = format!("went in through {cores} unpackers side by side");
     assert_eq!(r.stdout.contains(&said), cores > 1, "{said:?} in\n{}", r.stdout);
     assert!(!r.stdout.contains("archive endpoint"), "{}", r.stdout);
-    // 9,000 files, list.sh and ci.fnl; the last file is "file 8999\n" x 4.
-    assert_eq!(r.job_end("t")["outputs"]["out"], "9002\n40\n");
+    assert_eq!(r.job_end("t")["outputs"]["out"], NINE_THOUSAND_LISTED);
     wait_gone_at(&podman_sock(), &r.rec().run_id());
 }
 
@@ -477,18 +486,13 @@ fn a_large_snapshot_is_cut_by_the_engines_cores_not_this_machines() {
     // taking the whole snapshot on its stdin.
     engines();
     assert_eq!(crate::harness::unpackers(Some(&docker2_sock())), 1, "dockerd2 runs on one core");
-    let list = "find . -type f | wc -l; cat d17/s9/f08999.txt | wc -c";
-    let repo = Repo::with_ci(
-        "(local ci (require :quire.ci))\n(ci.job :t [:quire/push] (fn [{: sh}] {:out (. (sh \"sh list.sh\") :stdout)}))\n",
-    )
-    .file("list.sh", list)
-    .many_files(9000);
+    let repo = nine_thousand_files();
     let config = tempfile::tempdir().expect("temp");
     let r = cmd(&repo, config.path(), &["run", "-v"]).env("DOCKER_HOST", docker2_sock()).run();
     r.status(0);
     assert!(!r.stdout.contains("side by side"), "{}", r.stdout);
     assert!(!r.stdout.contains("archive endpoint"), "{}", r.stdout);
-    assert_eq!(r.job_end("t")["outputs"]["out"], "9002\n40\n");
+    assert_eq!(r.job_end("t")["outputs"]["out"], NINE_THOUSAND_LISTED);
     wait_gone_at(&docker2_sock(), &r.rec().run_id());
 }
 
