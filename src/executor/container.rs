@@ -70,6 +70,10 @@ fn unpackers(cpus: Option<usize>) -> usize {
     cpus.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).min(4)
 }
 
+/// How long the engine's word on its cores is waited for; past it, this
+/// machine's count serves.
+const CPUS_DEADLINE: Duration = Duration::from_secs(2);
+
 /// Why the snapshot did not go in.
 enum Unsent {
     /// It could not be read (a fresh tar of it, for the second way in).
@@ -197,10 +201,14 @@ impl Lease {
         // creating files is most of its cost, and it is the kernel's, one
         // core per unpacker.
         // The engine is asked its cores only for a snapshot large enough
-        // to be cut.
+        // to be cut, and not waited for past CPUS_DEADLINE (a Ctrl-C is
+        // not watched here).
         let parts = match &inbox {
             Some(_) if whole.entry_count() >= 2 * PART_LEAST => {
-                whole.parts(unpackers(self.rt.block_on(self.engine.cpus())), PART_LEAST)
+                let cpus = self
+                    .rt
+                    .block_on(async { tokio::time::timeout(CPUS_DEADLINE, self.engine.cpus()).await.ok().flatten() });
+                whole.parts(unpackers(cpus), PART_LEAST)
             }
             _ => None,
         };
