@@ -199,10 +199,9 @@ impl Lease {
         let inbox = self.inbox();
         // A large snapshot shared among unpackers working side by side:
         // creating files is most of its cost, and it is the kernel's, one
-        // core per unpacker.
-        // The engine is asked its cores only for a snapshot large enough
-        // to be cut, and not waited for past CPUS_DEADLINE (a Ctrl-C is
-        // not watched here).
+        // core per unpacker. The engine is asked its cores only for a
+        // snapshot `parts` would cut (two parts' worth), and not waited for
+        // past CPUS_DEADLINE (a Ctrl-C is not watched here).
         let parts = match &inbox {
             Some(_) if whole.entry_count() >= 2 * PART_LEAST => {
                 let cpus = self
@@ -285,12 +284,11 @@ impl Lease {
         verbose: bool,
         emitter: &Rc<RefCell<Emitter>>,
     ) -> Result<(), Unsent> {
+        let Some(inbox) = inbox else {
+            return self.through_archive(first, emitter).await;
+        };
         let counts = Arc::new(super::upload::Counts::default());
         let unpackers = 1 + rest.len();
-        let Some(inbox) = inbox else {
-            let whole = counts.reader(first);
-            return counts.during(self.engine.upload(&self.container, whole), emitter).await.map_err(Unsent::Engine);
-        };
         let own = inbox.deliver(counts.reader(first));
         let further = async {
             if rest.is_empty() {
@@ -323,8 +321,18 @@ impl Lease {
         if verbose {
             emitter.borrow_mut().emit(None, archive_notice(&why));
         }
+        self.through_archive(again().map_err(Unsent::Snapshot)?, emitter).await
+    }
+
+    /// Sends `tar` (the whole snapshot) through the engine's archive
+    /// endpoint, counted as it goes.
+    async fn through_archive<R: std::io::Read + Send + 'static>(
+        &self,
+        tar: R,
+        emitter: &Rc<RefCell<Emitter>>,
+    ) -> Result<(), Unsent> {
         let counts = Arc::new(super::upload::Counts::default());
-        let whole = counts.reader(again().map_err(Unsent::Snapshot)?);
+        let whole = counts.reader(tar);
         counts.during(self.engine.upload(&self.container, whole), emitter).await.map_err(Unsent::Engine)
     }
 

@@ -80,13 +80,6 @@ fn say(events: &Rc<RefCell<Emitter>>, (bytes, files): (u64, u64)) {
     events.borrow_mut().emit(None, kind);
 }
 
-/// `inner` (a tar stream), counted as it is read.
-#[cfg(test)]
-fn counted<R: Read>(inner: R) -> (Counted<R>, Arc<Counts>) {
-    let counts = Arc::new(Counts::default());
-    (counts.reader(inner), counts)
-}
-
 pub(super) struct Counted<R> {
     inner: R,
     counts: Arc<Counts>,
@@ -204,7 +197,8 @@ mod tests {
     fn counts_bytes_and_files_however_the_stream_is_cut() {
         let (bytes, want_files) = tar();
         for chunk in [1, 7, 511, 512, 513, 4096, bytes.len()] {
-            let (mut reader, counts) = counted(&bytes[..]);
+            let counts = Arc::new(Counts::default());
+            let mut reader = counts.reader(&bytes[..]);
             let mut buf = vec![0; chunk];
             let mut read = 0;
             loop {

@@ -164,8 +164,12 @@ impl Host {
     /// The words that run a program under this host (for
     /// [`Cmd::wrapped_in`]): the program and its arguments follow.
     pub fn wrapper(&self) -> [&str; 6] {
-        ["unshare", "--uts", "sh", "-c", r#"printf %s "$0" > /proc/sys/kernel/hostname && exec "$@""#, &self.0]
+        ["unshare", "--uts", "sh", "-c", Host::NAMED, &self.0]
     }
+
+    /// Run by `sh -c` in the new UTS namespace: names it `$0`, then
+    /// becomes the program (`"$@"`), so its pid is the one spawned.
+    const NAMED: &'static str = r#"printf %s "$0" > /proc/sys/kernel/hostname && exec "$@""#;
 
     /// `cmd` (one made by [`Repo::cmd`]) run under this host.
     pub fn wrap(&self, cmd: Command) -> Command {
@@ -174,8 +178,7 @@ impl Host {
 
     /// A shell command line (for a terminal) running `command` under this host.
     pub fn shell(&self, command: &str) -> String {
-        let w = self.wrapper();
-        format!("{} {} {} {} '{}' {} {command}", w[0], w[1], w[2], w[3], w[4], w[5])
+        format!("unshare --uts sh -c '{}' {} {command}", Host::NAMED, self.0)
     }
 }
 

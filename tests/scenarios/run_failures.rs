@@ -27,8 +27,7 @@ const SLEEPER: &str = r#"(local ci (require :quire.ci))
 /// figure: timings belong to scripts/bench*).
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// `quire-ci run` in `repo`, in the background, once its slow command runs.
-/// `quire-ci run` (`cmd`) started, its slow job's command running.
+/// `quire-ci run` (`cmd`) in the background, once its slow command runs.
 fn started(cmd: Cmd<'_>) -> Running<'_> {
     let run = cmd.spawn();
     // The job's output line, not the command's echo (`slow $ echo
